@@ -1,0 +1,156 @@
+//! Building and running the application: shared state, background tasks, and the shutdown
+//! sequence (readiness off → WebSocket clients told to reconnect → HTTP drained → chat writes
+//! flushed → exit), bounded by the grace period.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::limiter::KeyedLimiter;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::realtime::{self, ChatLimits, Hub};
+use crate::storage::Db;
+
+/// State shared by every handler and task; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub hub: Hub,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub login_by_ip: Arc<KeyedLimiter<IpAddr>>,
+    pub login_by_account: Arc<KeyedLimiter<String>>,
+    pub signup_by_ip: Arc<KeyedLimiter<IpAddr>>,
+    /// True from the shutdown signal on: `/readyz` answers 503.
+    pub draining: Arc<AtomicBool>,
+    /// Cancelled at shutdown; long-lived connections watch it.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket sessions, which axum's graceful shutdown does not see.
+    pub sessions: TaskTracker,
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    writer_rx: tokio::sync::mpsc::Receiver<realtime::writer::Pending>,
+}
+
+impl Application {
+    /// Connects storage, loads settings and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let db = Db::connect(config.database_url.as_deref(), &config.data_dir).await?;
+        let metrics = Arc::new(Metrics::default());
+        let limits = ChatLimits {
+            burst: config.chat_rate_burst,
+            per_s: config.chat_rate_per_s,
+        };
+        let (hub, writer_rx) = Hub::new(db.clone(), limits, config.room_buffer, metrics.clone());
+        crate::http::admin::load_filter(&db, &hub)
+            .await
+            .context("loading blocked terms")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let per_min = config.login_rate_per_min.max(1);
+        let state = AppState {
+            db,
+            hub,
+            metrics,
+            login_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
+            login_by_account: Arc::new(KeyedLimiter::new(
+                per_min.min(5),
+                per_min.min(5) as f64 / 60.0,
+                100_000,
+            )),
+            signup_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
+            config: Arc::new(config),
+            draining: Arc::new(AtomicBool::new(false)),
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            writer_rx,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            writer_rx,
+        } = self;
+        let grace = state.config.shutdown_grace;
+        let background = CancellationToken::new();
+        let writer_stop = CancellationToken::new();
+        let writer = tokio::spawn(realtime::writer::run(
+            state.hub.clone(),
+            writer_rx,
+            writer_stop.clone(),
+        ));
+        let ticker = tokio::spawn(
+            state
+                .hub
+                .clone()
+                .run_viewer_ticker(Duration::from_secs(1), background.clone()),
+        );
+
+        let http_stop = CancellationToken::new();
+        let router = crate::http::router(state.clone());
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(http_stop.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+
+        signal.await;
+        tracing::info!("shutting down: draining connections");
+        state.draining.store(true, Ordering::SeqCst);
+        state.shutdown.cancel();
+        let drained = tokio::time::timeout(grace, async {
+            // Readiness stays off for a moment so load balancers notice before the port closes.
+            let min_drain = tokio::time::sleep(Duration::from_millis(
+                (grace.as_millis() as u64 / 4).min(1000),
+            ));
+            state.sessions.close();
+            state.sessions.wait().await;
+            min_drain.await;
+            http_stop.cancel();
+            let _ = server.await;
+            writer_stop.cancel();
+            let _ = writer.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(?grace, "grace period over; exiting with work unfinished");
+        }
+        background.cancel();
+        let _ = ticker.await;
+        state.db.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

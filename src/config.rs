@@ -1,0 +1,192 @@
+//! Configuration: `moim.toml` (optional) < `MOIM_*` environment < command-line flags.
+//!
+//! Owns parsing and defaults only; every option is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Command line of the `moim` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "moim",
+    version,
+    about = "moim: a self-hosted real-time video community"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (what a bare `moim` does).
+    Serve(ServeArgs),
+}
+
+/// Flags for `moim serve`. Each also reads a `MOIM_*` variable; unset ones fall back to the
+/// config file, then to the defaults in [`Config::default`].
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML). Missing file is fine unless given explicitly.
+    #[arg(long, env = "MOIM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "MOIM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database and blobs.
+    #[arg(long, env = "MOIM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
+    #[arg(long, env = "MOIM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Public base URL (e.g. https://moim.example); `https` turns on Secure cookies.
+    #[arg(long, env = "MOIM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format: `pretty` or `json`.
+    #[arg(long, env = "MOIM_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Grace period for shutdown, in seconds.
+    #[arg(long, env = "MOIM_SHUTDOWN_GRACE_S")]
+    pub shutdown_grace_s: Option<u64>,
+    /// Chat rate limit: burst size per user per room (0 disables the limit).
+    #[arg(long, env = "MOIM_CHAT_RATE_BURST")]
+    pub chat_rate_burst: Option<u32>,
+    /// Chat rate limit: messages per second refilled.
+    #[arg(long, env = "MOIM_CHAT_RATE_PER_S")]
+    pub chat_rate_per_s: Option<f64>,
+    /// Login attempts allowed per IP per minute (burst).
+    #[arg(long, env = "MOIM_LOGIN_RATE_PER_MIN")]
+    pub login_rate_per_min: Option<u32>,
+}
+
+/// Settings from the optional TOML file; same names as the flags, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    log_format: Option<String>,
+    shutdown_grace_s: Option<u64>,
+    chat_rate_burst: Option<u32>,
+    chat_rate_per_s: Option<f64>,
+    login_rate_per_min: Option<u32>,
+    history_limit: Option<usize>,
+    resume_limit: Option<usize>,
+    room_buffer: Option<usize>,
+}
+
+/// Effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub log_json: bool,
+    pub shutdown_grace: Duration,
+    pub chat_rate_burst: u32,
+    pub chat_rate_per_s: f64,
+    pub login_rate_per_min: u32,
+    /// Messages in the welcome frame without `since`.
+    pub history_limit: usize,
+    /// Messages replayed with `since` before `truncated` is set.
+    pub resume_limit: usize,
+    /// Frames a room buffers for slow connections before they must resync.
+    pub room_buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./moim-data"),
+            database_url: None,
+            public_url: None,
+            log_json: false,
+            shutdown_grace: Duration::from_secs(10),
+            chat_rate_burst: 5,
+            chat_rate_per_s: 1.0,
+            login_rate_per_min: 10,
+            history_limit: 100,
+            resume_limit: 1000,
+            room_buffer: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Merges file, environment (already folded into `args` by clap) and flags.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => match std::fs::read_to_string("moim.toml") {
+                Ok(text) => toml::from_str(&text).context("parsing ./moim.toml")?,
+                Err(_) => FileConfig::default(),
+            },
+        };
+        let d = Config::default();
+        let log_format = args.log_format.clone().or(file.log_format);
+        let log_json = match log_format.as_deref() {
+            None | Some("pretty") => false,
+            Some("json") => true,
+            Some(other) => anyhow::bail!("log format must be `pretty` or `json`, not `{other}`"),
+        };
+        let chat_rate_per_s = args
+            .chat_rate_per_s
+            .or(file.chat_rate_per_s)
+            .unwrap_or(d.chat_rate_per_s);
+        anyhow::ensure!(
+            chat_rate_per_s.is_finite() && chat_rate_per_s >= 0.0,
+            "chat_rate_per_s must be a non-negative number"
+        );
+        Ok(Config {
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or(d.data_dir),
+            database_url: args.database_url.clone().or(file.database_url),
+            public_url: args.public_url.clone().or(file.public_url),
+            log_json,
+            shutdown_grace: Duration::from_secs(
+                args.shutdown_grace_s
+                    .or(file.shutdown_grace_s)
+                    .unwrap_or(d.shutdown_grace.as_secs()),
+            ),
+            chat_rate_burst: args
+                .chat_rate_burst
+                .or(file.chat_rate_burst)
+                .unwrap_or(d.chat_rate_burst),
+            chat_rate_per_s,
+            login_rate_per_min: args
+                .login_rate_per_min
+                .or(file.login_rate_per_min)
+                .unwrap_or(d.login_rate_per_min),
+            history_limit: file.history_limit.unwrap_or(d.history_limit).clamp(1, 1000),
+            resume_limit: file.resume_limit.unwrap_or(d.resume_limit).clamp(1, 10_000),
+            room_buffer: file.room_buffer.unwrap_or(d.room_buffer).clamp(16, 65_536),
+        })
+    }
+
+    /// True when cookies must carry `Secure` (served over TLS).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}

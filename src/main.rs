@@ -1,0 +1,43 @@
+//! The `moim` binary: parse flags, set up logging, run the server until SIGTERM or Ctrl-C.
+
+use clap::Parser;
+use moim::app::Application;
+use moim::config::{Cli, Command, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let config = Config::load(&args)?;
+    moim::telemetry::init(config.log_json);
+    let app = Application::build(config).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, "moim is running: open http://{addr}");
+    // A machine-readable line on stdout for scripts and tests that start moim on port 0.
+    println!("moim listening on http://{addr}");
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,144 @@
+//! Prometheus metrics: a handful of atomics and one histogram, rendered as text on `/metrics`.
+//! Hand-rolled because the set is small and the fan-out path must stay a few atomic adds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Upper bounds (seconds) of the fan-out latency buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A cumulative histogram of durations.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 13],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cum = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cum += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+        }
+        cum += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cum}");
+    }
+}
+
+/// Every metric moim exports.
+#[derive(Default)]
+pub struct Metrics {
+    pub connections: AtomicI64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub fanout: Histogram,
+    http: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl Metrics {
+    /// Counts one HTTP response by route template (never the raw path: bounded cardinality).
+    pub fn http_request(&self, route: &str, status: u16) {
+        *self
+            .http
+            .lock()
+            .entry((route.to_string(), status))
+            .or_default() += 1;
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, rooms: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        gauge(
+            &mut out,
+            "moim_ws_connections",
+            "Open room WebSocket connections.",
+            self.connections.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "moim_rooms_active",
+            "Rooms with at least one connection.",
+            rooms as i64,
+        );
+        counter(
+            &mut out,
+            "moim_chat_messages_in_total",
+            "Chat messages stored and broadcast.",
+            self.messages_in.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "moim_chat_messages_out_total",
+            "Broadcast frames written to connections.",
+            self.messages_out.load(Ordering::Relaxed),
+        );
+        self.fanout.render(
+            "moim_chat_fanout_seconds",
+            "Time from broadcast to write, per delivery.",
+            &mut out,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP moim_http_requests_total HTTP responses by route and status.\n\
+             # TYPE moim_http_requests_total counter"
+        );
+        for ((route, status), n) in self.http.lock().iter() {
+            let route = route.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "moim_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_histogram_cumulatively() {
+        let m = Metrics::default();
+        m.fanout.observe(Duration::from_micros(100));
+        m.fanout.observe(Duration::from_millis(20));
+        m.fanout.observe(Duration::from_secs(10));
+        m.http_request("/api/v1/rooms", 200);
+        let text = m.render(3);
+        assert!(text.contains("moim_chat_fanout_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("moim_chat_fanout_seconds_bucket{le=\"0.025\"} 2"));
+        assert!(text.contains("moim_chat_fanout_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("moim_rooms_active 3"));
+        assert!(text.contains("moim_http_requests_total{route=\"/api/v1/rooms\",status=\"200\"} 1"));
+    }
+}

@@ -1,0 +1,405 @@
+//! Real-time rooms: the hub of connected rooms, their fan-out channels, presence (viewer counts),
+//! chat rules (rate limit, slow mode, sanctions, blocked terms) and the group-commit writer.
+//!
+//! A room is loaded into the hub while anyone is connected and dropped when the last one leaves;
+//! the database stays the source of truth. Owns no HTTP routing (see `http::rooms`).
+
+pub mod protocol;
+pub mod session;
+pub mod text;
+pub mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use moim_filter::Filter;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::limiter::Bucket;
+use crate::metrics::Metrics;
+use crate::storage::rooms::{Room, SanctionKind};
+use crate::storage::users::{Role, User};
+use crate::storage::{self, now_ms, Db};
+use protocol::ServerFrame;
+
+/// A frame broadcast to a room: serialised once, shared by every connection.
+#[derive(Clone, Debug)]
+pub struct Broadcast {
+    /// Message seq for `message` frames (used to skip what the welcome already carried); 0 else.
+    pub seq: i64,
+    pub text: Utf8Bytes,
+    pub sent_at: Instant,
+}
+
+/// Something only one connection receives.
+#[derive(Debug)]
+pub enum Direct {
+    Frame(Utf8Bytes),
+    /// Send the frame, then close with this code.
+    Close(Utf8Bytes, u16),
+}
+
+/// Chat limits from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    pub burst: u32,
+    pub per_s: f64,
+}
+
+/// Mutable facts about a loaded room, kept in step with the database by the HTTP handlers.
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
+    pub title: String,
+    pub owner_id: i64,
+    pub slow_mode_s: i64,
+    pub moderators: HashSet<i64>,
+    /// (user, kind) → expiry in unix ms (`None` = permanent).
+    pub sanctions: HashMap<(i64, SanctionKind), Option<i64>>,
+}
+
+impl RoomInfo {
+    /// Owner, appointed moderators and site admins moderate.
+    pub fn can_moderate(&self, user: &User) -> bool {
+        user.role == Role::Admin || user.id == self.owner_id || self.moderators.contains(&user.id)
+    }
+
+    /// Expiry of an active sanction (`Some(None)` = permanent), if one is in force.
+    pub fn sanction(&self, user_id: i64, kind: SanctionKind, now: i64) -> Option<Option<i64>> {
+        match self.sanctions.get(&(user_id, kind)) {
+            Some(None) => Some(None),
+            Some(Some(exp)) if *exp > now => Some(Some(*exp)),
+            _ => None,
+        }
+    }
+}
+
+struct Conn {
+    viewer_key: ViewerKey,
+    user_id: Option<i64>,
+    direct: mpsc::Sender<Direct>,
+    kick: CancellationToken,
+}
+
+/// Who counts as one viewer: a user across all their tabs, or one anonymous connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewerKey {
+    User(i64),
+    Anon(u64),
+}
+
+/// A room loaded in the hub.
+pub struct RoomState {
+    pub id: i64,
+    pub slug: String,
+    pub tx: broadcast::Sender<Broadcast>,
+    pub info: RwLock<RoomInfo>,
+    conns: Mutex<HashMap<u64, Conn>>,
+    viewers_sent: AtomicUsize,
+    /// Per-user rate-limit bucket and time of last message (for slow mode).
+    pacing: Mutex<HashMap<i64, (Bucket, Option<Instant>)>>,
+}
+
+impl RoomState {
+    /// Distinct viewers now connected.
+    pub fn viewers(&self) -> usize {
+        let conns = self.conns.lock();
+        let keys: HashSet<ViewerKey> = conns.values().map(|c| c.viewer_key).collect();
+        keys.len()
+    }
+
+    /// Sends a frame to every connection in the room.
+    pub fn broadcast(&self, seq: i64, text: String) {
+        // No receivers is fine: nobody is listening.
+        let _ = self.tx.send(Broadcast {
+            seq,
+            text: Utf8Bytes::from(text),
+            sent_at: Instant::now(),
+        });
+    }
+
+    /// Applies rate limit and slow mode for a non-moderator; `Err((code, wait))` when refused.
+    pub fn pace(
+        &self,
+        user_id: i64,
+        limits: ChatLimits,
+        slow_mode_s: i64,
+        now: Instant,
+    ) -> Result<(), (&'static str, Duration)> {
+        let mut pacing = self.pacing.lock();
+        let (bucket, last) = pacing
+            .entry(user_id)
+            .or_insert_with(|| (Bucket::full(limits.burst, now), None));
+        if slow_mode_s > 0 {
+            if let Some(last) = last {
+                let next = *last + Duration::from_secs(slow_mode_s as u64);
+                if next > now {
+                    return Err(("slow_mode", next - now));
+                }
+            }
+        }
+        if limits.burst > 0 {
+            bucket
+                .take(limits.burst, limits.per_s, now)
+                .map_err(|wait| ("rate_limited", wait))?;
+        }
+        *last = Some(now);
+        Ok(())
+    }
+
+    /// Closes every connection of `user_id` with a final frame.
+    pub fn kick_user(&self, user_id: i64, frame: &str, code: u16) {
+        let conns = self.conns.lock();
+        for c in conns.values().filter(|c| c.user_id == Some(user_id)) {
+            let sent = c
+                .direct
+                .try_send(Direct::Close(Utf8Bytes::from(frame.to_string()), code));
+            if sent.is_err() {
+                c.kick.cancel();
+            }
+        }
+    }
+
+    /// Closes every connection (room deleted).
+    pub fn kick_all(&self, frame: &str, code: u16) {
+        let conns = self.conns.lock();
+        for c in conns.values() {
+            if c.direct
+                .try_send(Direct::Close(Utf8Bytes::from(frame.to_string()), code))
+                .is_err()
+            {
+                c.kick.cancel();
+            }
+        }
+    }
+}
+
+/// Everything a connection needs to leave its room when it ends (a drop guard).
+pub struct Membership {
+    hub: Hub,
+    pub room: Arc<RoomState>,
+    pub conn_id: u64,
+    pub direct_rx: mpsc::Receiver<Direct>,
+    pub direct_tx: mpsc::Sender<Direct>,
+    pub kick: CancellationToken,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.leave(&self.room, self.conn_id);
+    }
+}
+
+/// The set of loaded rooms plus shared chat machinery; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    db: Db,
+    rooms: Mutex<HashMap<i64, Arc<RoomState>>>,
+    next_conn: AtomicU64,
+    room_buffer: usize,
+    pub limits: ChatLimits,
+    filter: RwLock<Arc<Filter>>,
+    writer: mpsc::Sender<writer::Pending>,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    /// Builds the hub; the returned writer must be driven by [`writer::run`].
+    pub fn new(
+        db: Db,
+        limits: ChatLimits,
+        room_buffer: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Hub, mpsc::Receiver<writer::Pending>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                db,
+                rooms: Mutex::new(HashMap::new()),
+                next_conn: AtomicU64::new(1),
+                room_buffer,
+                limits,
+                filter: RwLock::new(Arc::new(Filter::new::<&str>(&[], &[]))),
+                writer: tx,
+                metrics,
+            }),
+        };
+        (hub, rx)
+    }
+
+    pub fn limits(&self) -> ChatLimits {
+        self.inner.limits
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn filter(&self) -> Arc<Filter> {
+        self.inner.filter.read().clone()
+    }
+
+    pub fn set_filter(&self, f: Filter) {
+        *self.inner.filter.write() = Arc::new(f);
+    }
+
+    pub fn writer(&self) -> &mpsc::Sender<writer::Pending> {
+        &self.inner.writer
+    }
+
+    /// A loaded room, if anyone is in it.
+    pub fn loaded(&self, room_id: i64) -> Option<Arc<RoomState>> {
+        self.inner.rooms.lock().get(&room_id).cloned()
+    }
+
+    /// Distinct viewers of a room (0 when nobody is connected).
+    pub fn viewers(&self, room_id: i64) -> usize {
+        self.loaded(room_id).map_or(0, |r| r.viewers())
+    }
+
+    /// Number of rooms with at least one connection.
+    pub fn loaded_rooms(&self) -> usize {
+        self.inner.rooms.lock().len()
+    }
+
+    /// Reads what the hub caches about a room from the database.
+    pub async fn load_info(&self, room: &Room) -> Result<RoomInfo, storage::DbError> {
+        let pool = &self.inner.db.pool;
+        let moderators = storage::rooms::moderators(pool, room.id).await?;
+        let sanctions = storage::rooms::active_sanctions(pool, room.id, now_ms()).await?;
+        Ok(RoomInfo {
+            title: room.title.clone(),
+            owner_id: room.owner_id,
+            slow_mode_s: room.slow_mode_s,
+            moderators: moderators.into_iter().map(|(id, _)| id).collect(),
+            sanctions: sanctions
+                .into_iter()
+                .map(|s| ((s.user_id, s.kind), s.expires_at))
+                .collect(),
+        })
+    }
+
+    /// Updates the cached facts of a room if it is loaded.
+    pub fn update_info(&self, room_id: i64, f: impl FnOnce(&mut RoomInfo)) {
+        if let Some(room) = self.loaded(room_id) {
+            f(&mut room.info.write());
+        }
+    }
+
+    /// Registers a connection in a room (loading the room if needed).
+    pub fn join(
+        &self,
+        room: &Room,
+        info: RoomInfo,
+        user_id: Option<i64>,
+    ) -> (Membership, broadcast::Receiver<Broadcast>) {
+        let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (direct_tx, direct_rx) = mpsc::channel(64);
+        let kick = CancellationToken::new();
+        let mut rooms = self.inner.rooms.lock();
+        let state = rooms
+            .entry(room.id)
+            .or_insert_with(|| {
+                let (tx, _) = broadcast::channel(self.inner.room_buffer);
+                Arc::new(RoomState {
+                    id: room.id,
+                    slug: room.slug.clone(),
+                    tx,
+                    info: RwLock::new(info),
+                    conns: Mutex::new(HashMap::new()),
+                    viewers_sent: AtomicUsize::new(0),
+                    pacing: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone();
+        let rx = state.tx.subscribe();
+        state.conns.lock().insert(
+            conn_id,
+            Conn {
+                viewer_key: user_id.map_or(ViewerKey::Anon(conn_id), ViewerKey::User),
+                user_id,
+                direct: direct_tx.clone(),
+                kick: kick.clone(),
+            },
+        );
+        drop(rooms);
+        self.inner
+            .metrics
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
+        (
+            Membership {
+                hub: self.clone(),
+                room: state,
+                conn_id,
+                direct_rx,
+                direct_tx,
+                kick,
+            },
+            rx,
+        )
+    }
+
+    fn leave(&self, room: &Arc<RoomState>, conn_id: u64) {
+        let mut rooms = self.inner.rooms.lock();
+        let empty = {
+            let mut conns = room.conns.lock();
+            conns.remove(&conn_id);
+            conns.is_empty()
+        };
+        if empty {
+            rooms.remove(&room.id);
+        }
+        self.inner
+            .metrics
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Removes a deleted room, closing its connections.
+    pub fn close_room(&self, room_id: i64) {
+        if let Some(room) = self.loaded(room_id) {
+            let frame = protocol::error_frame("room_deleted", "this room was deleted", None);
+            room.kick_all(&frame, 4004);
+        }
+    }
+
+    /// Sends coalesced viewer counts (at most once per tick, only when changed) until cancelled.
+    pub async fn run_viewer_ticker(self, every: Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
+            for room in rooms {
+                let count = room.viewers();
+                if room.viewers_sent.swap(count, Ordering::Relaxed) != count {
+                    room.broadcast(0, ServerFrame::Viewers { count }.encode());
+                }
+                // Forget pacing state that no longer limits anyone (keeps memory bounded).
+                let now = Instant::now();
+                let limits = self.inner.limits;
+                let slow = Duration::from_secs(room.info.read().slow_mode_s.max(0) as u64);
+                room.pacing.lock().retain(|_, (bucket, last)| {
+                    let recent = last.is_some_and(|t| now.saturating_duration_since(t) < slow);
+                    recent || !bucket.is_full(limits.burst, limits.per_s, now)
+                });
+            }
+        }
+    }
+}

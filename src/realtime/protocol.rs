@@ -1,0 +1,166 @@
+//! The room WebSocket protocol: JSON text frames tagged by `"type"` (documented in docs/api.md).
+//! Parsing client frames is the only place untrusted WebSocket bytes are interpreted; it is
+//! bounded and fuzzed (`fuzz/fuzz_targets/ws_frame.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::views::{MessageView, RoomView, UserView};
+
+/// Largest client frame accepted, in bytes (a 500-char message is at most ~2 KB of JSON).
+pub const MAX_CLIENT_FRAME: usize = 8 * 1024;
+
+/// A frame from a client.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send {
+        text: String,
+        #[serde(default)]
+        nonce: Option<String>,
+    },
+    Ping,
+}
+
+/// Why a client frame was refused; the connection survives and gets an `error` frame.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ProtocolError {
+    #[error("frame larger than {MAX_CLIENT_FRAME} bytes")]
+    TooLarge,
+    #[error("invalid frame: {0}")]
+    Invalid(String),
+    #[error("binary frames are not supported")]
+    Binary,
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::TooLarge => "too_large",
+            ProtocolError::Invalid(_) | ProtocolError::Binary => "invalid_frame",
+        }
+    }
+}
+
+/// Longest nonce echoed back.
+const MAX_NONCE: usize = 64;
+
+/// Parses one client text frame.
+pub fn parse_client(text: &str) -> Result<ClientFrame, ProtocolError> {
+    if text.len() > MAX_CLIENT_FRAME {
+        return Err(ProtocolError::TooLarge);
+    }
+    let frame: ClientFrame =
+        serde_json::from_str(text).map_err(|e| ProtocolError::Invalid(e.to_string()))?;
+    if let ClientFrame::Send { nonce: Some(n), .. } = &frame {
+        if n.len() > MAX_NONCE {
+            return Err(ProtocolError::Invalid(format!(
+                "nonce longer than {MAX_NONCE} bytes"
+            )));
+        }
+    }
+    Ok(frame)
+}
+
+/// A frame to clients. Broadcast frames are serialised once and shared.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Welcome {
+        room: &'a RoomView,
+        you: Option<&'a UserView>,
+        viewers: usize,
+        history: &'a [MessageView],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
+    },
+    Message(&'a MessageView),
+    Deleted {
+        seq: i64,
+    },
+    Viewers {
+        count: usize,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Reconnect {
+        reason: &'a str,
+    },
+    Pong,
+}
+
+impl ServerFrame<'_> {
+    /// JSON text of the frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server frames contain only serialisable data")
+    }
+}
+
+/// Text of an `error` frame.
+pub fn error_frame(code: &str, message: &str, retry_after_ms: Option<u64>) -> String {
+    ServerFrame::Error {
+        code,
+        message,
+        retry_after_ms,
+    }
+    .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_send_and_ping() {
+        assert_eq!(
+            parse_client(r#"{"type":"send","text":"hi","nonce":"n1"}"#).unwrap(),
+            ClientFrame::Send {
+                text: "hi".into(),
+                nonce: Some("n1".into())
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
+    }
+
+    #[test]
+    fn refuses_bad_frames() {
+        for bad in [
+            "",
+            "null",
+            "[]",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"send"}"#,
+            r#"{"type":"send","text":5}"#,
+            r#"{"text":"no type"}"#,
+            "{\"type\":\"send\",\"text\":\"\\ud800\"}",
+        ] {
+            let err = parse_client(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_frame", "{bad}");
+        }
+        let long = format!(
+            r#"{{"type":"send","text":"{}"}}"#,
+            "a".repeat(MAX_CLIENT_FRAME)
+        );
+        assert_eq!(parse_client(&long).unwrap_err(), ProtocolError::TooLarge);
+        let nonce = format!(
+            r#"{{"type":"send","text":"x","nonce":"{}"}}"#,
+            "n".repeat(65)
+        );
+        assert_eq!(parse_client(&nonce).unwrap_err().code(), "invalid_frame");
+    }
+
+    #[test]
+    fn error_frame_shape() {
+        let v: serde_json::Value =
+            serde_json::from_str(&error_frame("slow_mode", "wait", Some(1500))).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "slow_mode");
+        assert_eq!(v["retry_after_ms"], 1500);
+    }
+}

@@ -1,0 +1,123 @@
+//! Storage: the database (embedded SQLite by default, PostgreSQL by URL).
+//!
+//! One pool of sqlx's `Any` driver and one set of portable SQL (`$N` placeholders, `RETURNING`,
+//! `ON CONFLICT`) serves both backends; each backend keeps its own migrations folder. Functions
+//! here are plain async functions per aggregate with the SQL in view. Blobs arrive with the
+//! library issue.
+
+pub mod messages;
+pub mod rooms;
+pub mod settings;
+pub mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use sqlx::Error as DbError;
+
+/// Which SQL engine backs a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects (creating the SQLite file if needed) and runs migrations.
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let url = match url {
+            Some(u) => u.to_string(),
+            None => {
+                let path = data_dir.join("moim.db");
+                format!("sqlite://{}?mode=rwc", path.display())
+            }
+        };
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("database URL must start with sqlite: or postgres://");
+        };
+        let opts = AnyConnectOptions::from_str(&url)
+            .context("parsing database URL")?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        pool = match backend {
+            // WAL lets readers run beside the one writer; NORMAL sync keeps every commit across a
+            // process crash (kill -9), which is the durability chat promises.
+            Backend::Sqlite => pool.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => pool.max_connections(16),
+        };
+        let pool = pool
+            .connect_with(opts)
+            .await
+            .context("connecting to the database")?;
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await
+            }
+        }
+        .context("running database migrations")
+    }
+}
+
+/// True when `err` is a unique-constraint violation (both backends).
+pub fn is_unique_violation(err: &DbError) -> bool {
+    match err {
+        DbError::Database(e) => {
+            e.is_unique_violation() || e.code().is_some_and(|c| c == "23505" || c == "2067")
+        }
+        _ => false,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 text for a unix-ms timestamp.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

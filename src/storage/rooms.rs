@@ -1,0 +1,238 @@
+//! Rooms, their moderators and sanctions (bans and timeouts).
+
+use sqlx::{AnyPool, Row};
+
+use super::DbError;
+
+/// A stored room.
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub owner_id: i64,
+    pub owner: String,
+    pub slow_mode_s: i64,
+    pub created_at: i64,
+    pub last_activity_at: i64,
+}
+
+const ROOM_COLUMNS: &str = "r.id, r.slug, r.title, r.owner_id, u.username AS owner, \
+     r.slow_mode_s, r.created_at, r.last_activity_at";
+
+fn room_from_row(row: &sqlx::any::AnyRow) -> Result<Room, DbError> {
+    Ok(Room {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        title: row.try_get("title")?,
+        owner_id: row.try_get("owner_id")?,
+        owner: row.try_get("owner")?,
+        slow_mode_s: row.try_get("slow_mode_s")?,
+        created_at: row.try_get("created_at")?,
+        last_activity_at: row.try_get("last_activity_at")?,
+    })
+}
+
+pub async fn create(
+    pool: &AnyPool,
+    slug: &str,
+    title: &str,
+    owner_id: i64,
+    now: i64,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "INSERT INTO rooms (slug, title, owner_id, created_at, last_activity_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(slug)
+    .bind(title)
+    .bind(owner_id)
+    .bind(now)
+    .fetch_one(pool)
+    .await?
+    .try_get("id")
+}
+
+pub async fn get(pool: &AnyPool, slug: &str) -> Result<Option<Room>, DbError> {
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id WHERE r.slug = $1"
+    );
+    let row = sqlx::query(&sql).bind(slug).fetch_optional(pool).await?;
+    row.as_ref().map(room_from_row).transpose()
+}
+
+/// Every room, most recently active first (the caller re-sorts by live viewers).
+pub async fn list(pool: &AnyPool, limit: i64) -> Result<Vec<Room>, DbError> {
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id \
+         ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $1"
+    );
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(pool).await?;
+    rows.iter().map(room_from_row).collect()
+}
+
+pub async fn update(pool: &AnyPool, id: i64, title: &str, slow_mode_s: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE rooms SET title = $1, slow_mode_s = $2 WHERE id = $3")
+        .bind(title)
+        .bind(slow_mode_s)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a room with everything in it.
+pub async fn delete(pool: &AnyPool, id: i64) -> Result<(), DbError> {
+    let mut tx = pool.begin().await?;
+    for sql in [
+        "DELETE FROM messages WHERE room_id = $1",
+        "DELETE FROM room_moderators WHERE room_id = $1",
+        "DELETE FROM room_sanctions WHERE room_id = $1",
+        "DELETE FROM rooms WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+pub async fn add_moderator(
+    pool: &AnyPool,
+    room_id: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO room_moderators (room_id, user_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_moderator(pool: &AnyPool, room_id: i64, user_id: i64) -> Result<bool, DbError> {
+    let res = sqlx::query("DELETE FROM room_moderators WHERE room_id = $1 AND user_id = $2")
+        .bind(room_id)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// (user id, username) of each moderator.
+pub async fn moderators(pool: &AnyPool, room_id: i64) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.username FROM room_moderators m JOIN users u ON u.id = m.user_id \
+         WHERE m.room_id = $1 ORDER BY u.username_key",
+    )
+    .bind(room_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
+        .collect()
+}
+
+/// Whether a sanction keeps a user out of the room or only silences them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SanctionKind {
+    Ban,
+    Timeout,
+}
+
+impl SanctionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SanctionKind::Ban => "ban",
+            SanctionKind::Timeout => "timeout",
+        }
+    }
+}
+
+/// An active ban or timeout.
+#[derive(Debug, Clone)]
+pub struct Sanction {
+    pub user_id: i64,
+    pub username: String,
+    pub kind: SanctionKind,
+    pub expires_at: Option<i64>,
+}
+
+/// Records (or replaces) a sanction.
+pub async fn set_sanction(
+    pool: &AnyPool,
+    room_id: i64,
+    user_id: i64,
+    kind: SanctionKind,
+    expires_at: Option<i64>,
+    by: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO room_sanctions (room_id, user_id, kind, expires_at, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (room_id, user_id, kind) DO UPDATE SET expires_at = excluded.expires_at, \
+         created_by = excluded.created_by, created_at = excluded.created_at",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(expires_at)
+    .bind(by)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn clear_sanction(
+    pool: &AnyPool,
+    room_id: i64,
+    user_id: i64,
+    kind: SanctionKind,
+) -> Result<bool, DbError> {
+    let res =
+        sqlx::query("DELETE FROM room_sanctions WHERE room_id = $1 AND user_id = $2 AND kind = $3")
+            .bind(room_id)
+            .bind(user_id)
+            .bind(kind.as_str())
+            .execute(pool)
+            .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// Sanctions still in force at `now`.
+pub async fn active_sanctions(
+    pool: &AnyPool,
+    room_id: i64,
+    now: i64,
+) -> Result<Vec<Sanction>, DbError> {
+    let rows = sqlx::query(
+        "SELECT s.user_id, u.username, s.kind, s.expires_at FROM room_sanctions s \
+         JOIN users u ON u.id = s.user_id \
+         WHERE s.room_id = $1 AND (s.expires_at IS NULL OR s.expires_at > $2) \
+         ORDER BY s.created_at",
+    )
+    .bind(room_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(Sanction {
+                user_id: r.try_get("user_id")?,
+                username: r.try_get("username")?,
+                kind: if kind == "ban" {
+                    SanctionKind::Ban
+                } else {
+                    SanctionKind::Timeout
+                },
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,198 @@
+//! Accounts, login sessions and API tokens. Secrets are stored only as SHA-256 hashes.
+
+use sqlx::{AnyPool, Row};
+
+use super::DbError;
+
+/// A stored account (without its password hash).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+    fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: Role::parse(&row.try_get::<String, _>("role")?),
+    })
+}
+
+/// Creates an account; the very first account becomes admin (decided inside the insert so two
+/// simultaneous first sign-ups cannot both win).
+pub async fn create(
+    pool: &AnyPool,
+    username: &str,
+    key: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<User, DbError> {
+    let row = sqlx::query(
+        "INSERT INTO users (username, username_key, password_hash, role, created_at) \
+         SELECT $1, $2, $3, CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'member' ELSE 'admin' END, $4 \
+         RETURNING id, username, role",
+    )
+    .bind(username)
+    .bind(key)
+    .bind(password_hash)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    user_from_row(&row)
+}
+
+/// Looks up an account and its password hash by normalised username.
+pub async fn find_with_hash(pool: &AnyPool, key: &str) -> Result<Option<(User, String)>, DbError> {
+    let row =
+        sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username_key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+    row.map(|r| Ok((user_from_row(&r)?, r.try_get("password_hash")?)))
+        .transpose()
+}
+
+pub async fn find_by_key(pool: &AnyPool, key: &str) -> Result<Option<User>, DbError> {
+    let row = sqlx::query("SELECT id, username, role FROM users WHERE username_key = $1")
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// Stores a login session.
+pub async fn create_session(
+    pool: &AnyPool,
+    token_hash: &str,
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_session(pool: &AnyPool, token_hash: &str) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The user a live session belongs to.
+pub async fn user_by_session(
+    pool: &AnyPool,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<User>, DbError> {
+    let row = sqlx::query(
+        "SELECT u.id, u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// The user an API token belongs to.
+pub async fn user_by_token(pool: &AnyPool, token_hash: &str) -> Result<Option<User>, DbError> {
+    let row = sqlx::query(
+        "SELECT u.id, u.username, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// Stores an API token; returns its id.
+pub async fn create_token(
+    pool: &AnyPool,
+    user_id: i64,
+    name: &str,
+    token_hash: &str,
+    now: i64,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(name)
+    .bind(token_hash)
+    .bind(now)
+    .fetch_one(pool)
+    .await?
+    .try_get("id")
+}
+
+/// A token's listing entry (never the secret).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+pub async fn list_tokens(pool: &AnyPool, user_id: i64) -> Result<Vec<TokenInfo>, DbError> {
+    let rows =
+        sqlx::query("SELECT id, name, created_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TokenInfo {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes one of the user's tokens; false when it does not exist or is someone else's.
+pub async fn delete_token(pool: &AnyPool, user_id: i64, id: i64) -> Result<bool, DbError> {
+    let res = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(res.rows_affected() > 0)
+}

@@ -1,0 +1,87 @@
+//! JSON shapes shared by the HTTP API and the WebSocket protocol. IDs leave as strings.
+
+use serde::Serialize;
+
+use crate::storage::messages::Message;
+use crate::storage::rfc3339;
+use crate::storage::rooms::Room;
+use crate::storage::users::User;
+
+/// A user as the API shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub role: &'static str,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            username: u.username.clone(),
+            role: u.role.as_str(),
+        }
+    }
+}
+
+/// Author of a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorView {
+    pub id: String,
+    pub username: String,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub seq: i64,
+    pub user: AuthorView,
+    pub text: String,
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        MessageView {
+            seq: m.seq,
+            user: AuthorView {
+                id: m.user_id.to_string(),
+                username: m.username.clone(),
+            },
+            text: m.text.clone(),
+            at: rfc3339(m.created_at),
+            nonce: None,
+        }
+    }
+}
+
+/// A room.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    pub slug: String,
+    pub title: String,
+    pub owner: String,
+    pub viewers: usize,
+    pub slow_mode_s: i64,
+    pub created_at: String,
+    pub last_activity_at: String,
+    pub live: bool,
+}
+
+impl RoomView {
+    pub fn new(r: &Room, viewers: usize) -> Self {
+        RoomView {
+            slug: r.slug.clone(),
+            title: r.title.clone(),
+            owner: r.owner.clone(),
+            viewers,
+            slow_mode_s: r.slow_mode_s,
+            created_at: rfc3339(r.created_at),
+            last_activity_at: rfc3339(r.last_activity_at),
+            live: false,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Browser tests: the real UI in Debian's Chromium, driven by Playwright (e2e/chat.mjs).
+
+use std::process::Command;
+
+use crate::helpers::{require_all, spawn_app, Backend};
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_reload_and_recover_from_restart() {
+    let chromium = std::env::var("MOIM_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let e2e = format!("{root}/e2e");
+    if !std::path::Path::new(&chromium).exists() || !have("node", "--version") {
+        assert!(
+            !require_all(),
+            "Chromium ({chromium}) and node are required (MOIM_REQUIRE_ALL=1)"
+        );
+        eprintln!("SKIPPED (browser): install chromium and node to run the browser test");
+        return;
+    }
+    if !std::path::Path::new(&format!("{e2e}/node_modules/playwright-core")).exists() {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix", &e2e])
+            .status()
+            .expect("run npm");
+        assert!(st.success(), "npm ci in e2e/ failed");
+    }
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let shots = format!("{root}/target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let ctl = app.data_dir.join("restart.ctl");
+    let script = format!("{e2e}/chat.mjs");
+    let mut child = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("MOIM_URL", &app.base)
+        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_SCREENSHOTS", &shots)
+        .env("MOIM_RESTART_FILE", &ctl)
+        .spawn()
+        .expect("start node");
+    // The script asks for a server restart by creating the control file; we restart on the same
+    // port (the page must reconnect by itself) and write the answer back.
+    let mut restarted = false;
+    let status = loop {
+        tokio::select! {
+            st = child.wait() => break st.unwrap(),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                if !restarted && ctl.exists() {
+                    app.restart_same_port().await;
+                    std::fs::write(&ctl, "restarted").unwrap();
+                    restarted = true;
+                }
+            }
+        }
+    };
+    assert!(
+        status.success(),
+        "browser script failed: {status:?}; screenshots in {shots}"
+    );
+    assert!(restarted, "the script never asked for a restart");
+}

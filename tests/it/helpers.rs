@@ -1,0 +1,480 @@
+//! Test harness: starts the real `moim` binary on a free port with a fresh data dir (and, for
+//! PostgreSQL, a fresh database), and gives typed helpers for HTTP and WebSocket.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue, COOKIE};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Which database a test runs against.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// True when every real component must be present (CI): missing ones fail instead of skipping.
+pub fn require_all() -> bool {
+    std::env::var("MOIM_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+impl Backend {
+    /// PostgreSQL from `MOIM_TEST_POSTGRES_URL` (an admin URL; each test gets its own database).
+    pub async fn postgres() -> Option<Backend> {
+        let Ok(admin) = std::env::var("MOIM_TEST_POSTGRES_URL") else {
+            assert!(
+                !require_all(),
+                "MOIM_TEST_POSTGRES_URL is not set but MOIM_REQUIRE_ALL=1: PostgreSQL is required"
+            );
+            eprintln!("SKIPPED (PostgreSQL): set MOIM_TEST_POSTGRES_URL to run this test against PostgreSQL");
+            return None;
+        };
+        let name = format!("moim_test_{}_{}", std::process::id(), unique());
+        let opts: sqlx::postgres::PgConnectOptions = admin.parse().expect("valid postgres URL");
+        let mut conn = sqlx::ConnectOptions::connect(&opts)
+            .await
+            .expect("connect to PostgreSQL admin database");
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Some(Backend::Postgres(format!("{base}/{name}")))
+    }
+}
+
+fn unique() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+    extra: Vec<String>,
+    listen: String,
+    child: Option<Child>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(backend, &[]).await
+}
+
+/// Starts moim with extra flags (e.g. lower rate limits).
+pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
+    let data_dir = std::env::temp_dir().join(format!(
+        "moim-it-{}-{}-{}",
+        std::process::id(),
+        unique(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let mut app = TestApp {
+        base: String::new(),
+        host: String::new(),
+        data_dir,
+        backend,
+        extra: extra.iter().map(|s| s.to_string()).collect(),
+        listen: "127.0.0.1:0".into(),
+        child: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("server.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moim"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(&self.listen)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env_remove("MOIM_DATABASE_URL")
+            .env("RUST_LOG", "info,moim=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if let Backend::Postgres(url) = &self.backend {
+            cmd.arg("--database-url").arg(url);
+        }
+        let mut child = cmd.spawn().expect("start moim");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            reader.read_line(&mut line).ok();
+            // Keep draining so the server never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+            line
+        });
+        let line = tokio::time::timeout(Duration::from_secs(60), line)
+            .await
+            .expect("moim did not start within 60 s")
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("moim listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        self.host = url.trim_start_matches("http://").to_string();
+        self.base = url;
+        self.child = Some(child);
+    }
+
+    /// Kills the server hard (SIGKILL) — nothing gets a chance to flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Sends SIGTERM; returns the child so the caller can wait for its exit.
+    pub fn sigterm(&mut self) -> Child {
+        let c = self.child.take().expect("server running");
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        c
+    }
+
+    /// Starts the server again on the same data dir and database (new port).
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.start().await;
+    }
+
+    /// Restarts on the same address, so open pages can reconnect to it.
+    pub async fn restart_same_port(&mut self) {
+        self.listen = self.host.clone();
+        self.restart().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// An anonymous HTTP client.
+    pub fn anon(&self) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            cookie: None,
+            bearer: None,
+        }
+    }
+
+    /// Signs up a user and returns their logged-in client.
+    pub async fn signup(&self, name: &str) -> User {
+        let (status, body, cookie) = self
+            .anon()
+            .post_raw(
+                "/api/v1/auth/signup",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(status, 201, "signup {name}: {body}");
+        let cookie = cookie.expect("signup sets a session cookie");
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_string(),
+            client: Client::with_cookie(&self.base, &cookie),
+            cookie,
+        }
+    }
+
+    /// Creates a room owned by `owner`.
+    pub async fn room(&self, owner: &User, slug: &str) {
+        let (st, body) = owner
+            .client
+            .post(
+                "/api/v1/rooms",
+                json!({"slug": slug, "title": format!("Room {slug}")}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+    }
+
+    /// Opens a room WebSocket as `who` (cookie), anonymous when None.
+    pub async fn ws(&self, who: Option<&User>, slug: &str, since: Option<i64>) -> Ws {
+        let q = since.map(|s| format!("?since={s}")).unwrap_or_default();
+        let url = format!("ws://{}/api/v1/rooms/{slug}/ws{q}", self.host);
+        let mut req = url.into_client_request().unwrap();
+        if let Some(u) = who {
+            req.headers_mut()
+                .insert("cookie", u.cookie.parse().unwrap());
+        }
+        req.headers_mut()
+            .insert("origin", format!("http://{}", self.host).parse().unwrap());
+        Ws::connect(req).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A logged-in user.
+pub struct User {
+    pub id: String,
+    pub cookie: String,
+    pub client: Client,
+}
+
+/// HTTP client with optional cookie or bearer token.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    pub cookie: Option<String>,
+    pub bearer: Option<String>,
+}
+
+impl Client {
+    pub fn with_cookie(base: &str, cookie: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            cookie: Some(cookie.to_string()),
+            bearer: None,
+        }
+    }
+
+    pub fn with_bearer(base: &str, token: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            cookie: None,
+            bearer: Some(token.to_string()),
+        }
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(c) = &self.cookie {
+            h.insert(COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        if let Some(t) = &self.bearer {
+            h.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            );
+        }
+        h
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (s, v, _) = self.send_full(method, path, body, &[]).await;
+        (s, v)
+    }
+
+    /// Sends a request with extra headers; returns status, JSON body (Null if none) and session cookie.
+    pub async fn send_full(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value, Option<String>) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .headers(self.headers());
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let cookie = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("moim_session="))
+            .map(|v| v.split(';').next().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json, cookie)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+    pub async fn post_raw(&self, path: &str, body: Value) -> (u16, Value, Option<String>) {
+        self.send_full(reqwest::Method::POST, path, Some(body), &[])
+            .await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// A room WebSocket client.
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn connect(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Ws {
+        let (stream, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(req),
+        )
+        .await
+        .expect("ws connect timed out")
+        .expect("ws connect");
+        Ws { stream }
+    }
+
+    /// Next frame as JSON (any type); panics on close or after 10 s.
+    pub async fn next_any(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("no frame within 10 s")
+                .expect("socket ended")
+                .expect("socket error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON frame"),
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Next frame that is not a coalesced `viewers` update.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let v = self.next_any().await;
+            if v["type"] != "viewers" {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the welcome frame.
+    pub async fn welcome(&mut self) -> Value {
+        let v = self.next().await;
+        assert_eq!(v["type"], "welcome", "{v}");
+        v
+    }
+
+    /// Waits for frames of `ty`, skipping viewers; panics on another type.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        let v = self.next().await;
+        assert_eq!(v["type"], ty, "expected {ty}, got {v}");
+        v
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn say(&mut self, text: &str) {
+        self.send(json!({"type": "send", "text": text})).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.stream
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// Reads until the server closes; returns the frames seen (JSON) and the close frame.
+    pub async fn until_close(&mut self) -> (Vec<Value>, Option<CloseFrame>) {
+        let mut frames = vec![];
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(15), self.stream.next())
+                .await
+                .expect("socket not closed within 15 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    frames.push(serde_json::from_str(t.as_str()).unwrap())
+                }
+                Some(Ok(Message::Close(c))) => return (frames, c),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return (frames, None),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// Polls `f` until it returns Some, for at most `secs` seconds (for state that settles
+/// asynchronously, such as coalesced viewer counts).
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

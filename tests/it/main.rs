@@ -1,0 +1,35 @@
+//! Integration tests: the real server binary over HTTP and WebSocket, against SQLite and
+//! PostgreSQL (each test runs once per backend), plus the browser suite.
+
+mod helpers;
+
+/// Declares each listed `async fn name(backend)` as one test per backend.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(b) = $crate::helpers::Backend::postgres().await {
+                        super::$name(b).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+mod accounts;
+mod browser;
+mod chat;
+mod lifecycle;
+mod moderation;
+mod rooms;
