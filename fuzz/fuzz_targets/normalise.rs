@@ -13,7 +13,16 @@ fn filter() -> &'static Filter {
     FILTER.get_or_init(|| {
         Filter::with_default_allowlist(
             &[
-                "fuck*", "*shit", "ass", "시발", "씨발", "병신", "ㅂㅅ", "ㅅㅂ", "개새끼", "ㅋ",
+                "fuck*",
+                "*shit",
+                "ass",
+                "시발",
+                "씨발",
+                "병신",
+                "ㅂㅅ",
+                "ㅅㅂ",
+                "개새끼",
+                "ㅋ",
             ],
             &["classic"],
         )

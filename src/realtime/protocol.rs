@@ -155,6 +155,24 @@ mod tests {
         assert_eq!(parse_client(&nonce).unwrap_err().code(), "invalid_frame");
     }
 
+    /// Every fuzz seed (and any crash the fuzzer saved there) parses or is refused cleanly.
+    #[test]
+    fn fuzz_corpus_never_panics() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ws_frame");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(s) = std::str::from_utf8(&bytes) {
+                match parse_client(s) {
+                    Ok(_) => {}
+                    Err(e) => assert!(!e.code().is_empty()),
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "corpus has {seen} seeds");
+    }
+
     #[test]
     fn error_frame_shape() {
         let v: serde_json::Value =

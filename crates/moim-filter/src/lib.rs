@@ -14,7 +14,11 @@
 //!   the unspaced "시발놈" is masked). No allow-list entry is needed for 발표.
 //! - Latin word boundaries only look at letters outside Hangul/CJK/kana, so
 //!   "fuck시발" still matches "fuck".
+//! - A Latin match may not start right after a letter or after a
+//!   contraction apostrophe ("let's hit" is not "s hit").
 //! - Terms with a `*` at either end mask the whole surrounding word.
+//! - Latin terms are read through the leet table ("$hit" = "shit"); Korean
+//!   terms drop digits. ㅔ/ㅐ and ㅖ/ㅒ are folded like tense consonants.
 
 #![forbid(unsafe_code)]
 

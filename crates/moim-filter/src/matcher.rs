@@ -8,11 +8,11 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use unicode_normalization::char::is_combining_mark;
 
-use crate::fold::is_jamo_unit;
+use crate::fold::{is_jamo_unit, is_spaceless};
 use crate::normalise::{term_key, CharInfo, Skeleton, Text, ALNUM, ENDS, LATIN, STARTS};
 
 /// How one term constrains a match of its key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Variant {
     counts: Box<[usize]>,
     /// Latin term without a leading `*`: the char before must not be a letter.
@@ -43,7 +43,7 @@ impl TermSet {
             let Some(tk) = term_key(trimmed.trim_matches('*')) else {
                 continue;
             };
-            let spaced = |c: char| !is_jamo_unit(c) && !crate::fold::is_spaceless(c);
+            let spaced = |c: char| !is_spaceless(c);
             let v = Variant {
                 counts: tk.counts.into_boxed_slice(),
                 check_start: !wild_start && spaced(tk.first),
@@ -57,7 +57,10 @@ impl TermSet {
                 variants.push(Vec::new());
                 keys.len() - 1
             });
-            variants[id].push(v);
+            // "시발" and "씨발" fold to the same variant; check it once.
+            if !variants[id].contains(&v) {
+                variants[id].push(v);
+            }
         }
         if keys.is_empty() {
             return TermSet::default();
@@ -185,6 +188,15 @@ impl Edges<'_> {
 pub struct Filter {
     blocked: TermSet,
     allowed: TermSet,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("blocked_keys", &self.blocked.variants.len())
+            .field("allowed_keys", &self.allowed.variants.len())
+            .finish()
+    }
 }
 
 impl Filter {

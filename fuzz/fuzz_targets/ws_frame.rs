@@ -1,0 +1,25 @@
+//! Client WebSocket frames are the untrusted input of every chat connection: any bytes must
+//! either parse or be refused with an error code, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use moim::realtime::protocol::{parse_client, ClientFrame};
+use moim::realtime::text;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    match parse_client(s) {
+        Ok(ClientFrame::Send { text: t, nonce }) => {
+            assert!(nonce.map_or(true, |n| n.len() <= 64));
+            if let Ok(clean) = text::clean(&t) {
+                let n = clean.chars().count();
+                assert!((1..=text::MAX_CHARS).contains(&n));
+                assert!(!clean.chars().any(char::is_control));
+            }
+        }
+        Ok(ClientFrame::Ping) => {}
+        Err(e) => assert!(!e.code().is_empty()),
+    }
+});
