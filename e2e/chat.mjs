@@ -74,8 +74,30 @@ try {
   await expectOnce(b, "안녕하세요 from alice");
   await expectOnce(b, "hello from bob 👋");
 
+  // The owner deletes a message from the chat panel: it disappears for everyone.
+  await say(b, "a message to delete");
+  await expectOnce(a, "a message to delete");
+  const doomed = a.locator("#messages .msg", { hasText: "a message to delete" });
+  await doomed.hover();
+  await doomed.getByRole("button", { name: "Delete" }).click();
+  await lines(b, "a message to delete").waitFor({ state: "detached", timeout: T });
+  await lines(a, "a message to delete").waitFor({ state: "detached", timeout: T });
+
   await a.screenshot({ path: `${shots}/room.png` });
   await b.screenshot({ path: `${shots}/room-phone.png` });
+
+  // The admin sets blocked terms in the admin page; evasions arrive masked.
+  const admin = await (await browser.newContext()).newPage();
+  await admin.context().addCookies(await a.context().cookies());
+  await admin.goto(base + "/admin");
+  await admin.locator("#terms").fill("시발\nfuck*");
+  await admin.locator("#terms-form button[type=submit]").click();
+  await admin.getByText("Saved 2 terms.").waitFor({ timeout: T });
+  await admin.screenshot({ path: `${shots}/admin.png` });
+  await admin.close();
+  await say(b, "아 ㅅㅣㅂㅏㄹ 진짜");
+  await expectOnce(a, "아 ***** 진짜");
+  assert.equal(await lines(a, "ㅅㅣㅂㅏㄹ").count(), 0, "raw term never shown");
 
   // Server restart: both pages notice, reconnect by themselves, and miss nothing.
   writeFileSync(restartFile, "restart");
@@ -102,6 +124,10 @@ try {
   await b.goto(base + "/");
   await b.locator("#room-list a[data-slug='e2e-room']").waitFor({ timeout: T });
   await b.screenshot({ path: `${shots}/home-phone.png` });
+  const anon = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await anon.goto(base + "/");
+  await anon.locator("#auth-form").waitFor({ timeout: T });
+  await anon.screenshot({ path: `${shots}/home-anonymous.png` });
   assert.ok(existsSync(`${shots}/home.png`));
   console.log("browser chat test: 1 passed, 0 failed");
 } catch (e) {

@@ -117,6 +117,8 @@ impl Application {
                 .run_viewer_ticker(Duration::from_secs(1), background.clone()),
         );
 
+        let janitor = tokio::spawn(janitor(state.db.clone(), background.clone()));
+
         let http_stop = CancellationToken::new();
         let router = crate::http::router(state.clone());
         let server = axum::serve(
@@ -149,8 +151,30 @@ impl Application {
         }
         background.cancel();
         let _ = ticker.await;
+        let _ = janitor.await;
         state.db.pool.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Removes expired sessions and sanctions now and then, so the tables do not grow forever.
+async fn janitor(db: crate::storage::Db, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = crate::storage::now_ms();
+        let sessions = crate::storage::users::delete_expired_sessions(&db.pool, now).await;
+        let sanctions = crate::storage::rooms::delete_expired_sanctions(&db.pool, now).await;
+        match (sessions, sanctions) {
+            (Ok(a), Ok(b)) if a + b > 0 => {
+                tracing::debug!(sessions = a, sanctions = b, "expired rows removed")
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cleanup failed"),
+            _ => {}
+        }
     }
 }

@@ -236,3 +236,13 @@ pub async fn active_sanctions(
         })
         .collect()
 }
+
+/// Deletes bans and timeouts that have run out; returns how many.
+pub async fn delete_expired_sanctions(pool: &AnyPool, now: i64) -> Result<u64, DbError> {
+    let res =
+        sqlx::query("DELETE FROM room_sanctions WHERE expires_at IS NOT NULL AND expires_at <= $1")
+            .bind(now)
+            .execute(pool)
+            .await?;
+    Ok(res.rows_affected())
+}

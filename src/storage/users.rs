@@ -196,3 +196,12 @@ pub async fn delete_token(pool: &AnyPool, user_id: i64, id: i64) -> Result<bool,
         .await?;
     Ok(res.rows_affected() > 0)
 }
+
+/// Deletes sessions past their expiry; returns how many.
+pub async fn delete_expired_sessions(pool: &AnyPool, now: i64) -> Result<u64, DbError> {
+    let res = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(res.rows_affected())
+}
