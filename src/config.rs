@@ -64,6 +64,15 @@ pub struct ServeArgs {
     /// Login attempts allowed per IP per minute (burst).
     #[arg(long, env = "MOIM_LOGIN_RATE_PER_MIN")]
     pub login_rate_per_min: Option<u32>,
+    /// Messages in the welcome frame without `since`.
+    #[arg(long, env = "MOIM_HISTORY_LIMIT")]
+    pub history_limit: Option<usize>,
+    /// Messages replayed with `since` before `truncated` is set.
+    #[arg(long, env = "MOIM_RESUME_LIMIT")]
+    pub resume_limit: Option<usize>,
+    /// Frames a room buffers for slow connections before they must resync.
+    #[arg(long, env = "MOIM_ROOM_BUFFER")]
+    pub room_buffer: Option<usize>,
 }
 
 /// Settings from the optional TOML file; same names as the flags, snake_case.
@@ -177,9 +186,21 @@ impl Config {
                 .login_rate_per_min
                 .or(file.login_rate_per_min)
                 .unwrap_or(d.login_rate_per_min),
-            history_limit: file.history_limit.unwrap_or(d.history_limit).clamp(1, 1000),
-            resume_limit: file.resume_limit.unwrap_or(d.resume_limit).clamp(1, 10_000),
-            room_buffer: file.room_buffer.unwrap_or(d.room_buffer).clamp(16, 65_536),
+            history_limit: args
+                .history_limit
+                .or(file.history_limit)
+                .unwrap_or(d.history_limit)
+                .clamp(1, 1000),
+            resume_limit: args
+                .resume_limit
+                .or(file.resume_limit)
+                .unwrap_or(d.resume_limit)
+                .clamp(1, 10_000),
+            room_buffer: args
+                .room_buffer
+                .or(file.room_buffer)
+                .unwrap_or(d.room_buffer)
+                .clamp(16, 65_536),
         })
     }
 

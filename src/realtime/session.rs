@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
@@ -83,7 +83,7 @@ pub async fn run(
     }
     .encode();
     drop(history);
-    if socket.send(Message::Text(welcome.into())).await.is_err() {
+    if !timed(socket.send(Message::Text(welcome.into()))).await {
         return;
     }
 
@@ -95,10 +95,10 @@ pub async fn run(
             _ = member.kick.cancelled() => break End::Kicked,
             direct = member.direct_rx.recv() => match direct {
                 Some(Direct::Frame(f)) => {
-                    if socket.send(Message::Text(f)).await.is_err() { break End::Gone; }
+                    if !timed(socket.send(Message::Text(f))).await { break End::Gone; }
                 }
                 Some(Direct::Close(f, code)) => {
-                    let _ = socket.send(Message::Text(f)).await;
+                    timed(socket.send(Message::Text(f))).await;
                     break End::Close(code);
                 }
                 None => break End::Gone,
@@ -106,13 +106,13 @@ pub async fn run(
             incoming = socket.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
                     if let Some(reply) = handle_frame(&hub, &member, user.as_ref(), t.as_str()) {
-                        if socket.send(Message::Text(reply.into())).await.is_err() { break End::Gone; }
+                        if !timed(socket.send(Message::Text(reply.into()))).await { break End::Gone; }
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let err = protocol::ProtocolError::Binary;
                     let f = error_frame(err.code(), &err.to_string(), None);
-                    if socket.send(Message::Text(f.into())).await.is_err() { break End::Gone; }
+                    if !timed(socket.send(Message::Text(f.into()))).await { break End::Gone; }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::Gone,
                 Some(Ok(_)) => {} // ping/pong frames are answered by the library
@@ -123,19 +123,23 @@ pub async fn run(
                     if b.seq != 0 { last_seq = b.seq; }
                     // Write what is already queued before flushing once: fewer syscalls under load.
                     record(metrics, &b);
-                    if socket.feed(Message::Text(b.text)).await.is_err() { break End::Gone; }
+                    if !timed(socket.feed(Message::Text(b.text))).await { break End::Gone; }
+                    let mut lagged = false;
                     for _ in 0..64 {
                         match rx.try_recv() {
                             Ok(b) => {
                                 if b.seq != 0 && b.seq <= last_seq { continue; }
                                 if b.seq != 0 { last_seq = b.seq; }
                                 record(metrics, &b);
-                                if socket.feed(Message::Text(b.text)).await.is_err() { break; }
+                                if !timed(socket.feed(Message::Text(b.text))).await { break; }
                             }
+                            // Never skip past a gap silently: the client must resync.
+                            Err(TryRecvError::Lagged(_)) => { lagged = true; break; }
                             Err(_) => break,
                         }
                     }
-                    if socket.flush().await.is_err() { break End::Gone; }
+                    if !timed(socket.flush()).await { break End::Gone; }
+                    if lagged { break End::Lagged; }
                 }
                 Err(RecvError::Lagged(_)) => break End::Lagged,
                 Err(RecvError::Closed) => break End::Gone,
@@ -148,7 +152,7 @@ pub async fn run(
         End::Close(code) => close(&mut socket, code, "closed").await,
         End::Lagged => {
             let f = ServerFrame::Reconnect { reason: "lagged" }.encode();
-            let _ = socket.send(Message::Text(f.into())).await;
+            timed(socket.send(Message::Text(f.into()))).await;
             close(
                 &mut socket,
                 CLOSE_LAGGED,
@@ -163,7 +167,7 @@ pub async fn run(
             let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=max));
             tokio::time::sleep(jitter).await;
             let f = ServerFrame::Reconnect { reason: "restart" }.encode();
-            let _ = socket.send(Message::Text(f.into())).await;
+            timed(socket.send(Message::Text(f.into()))).await;
             close(&mut socket, CLOSE_RESTART, "server restarting").await;
         }
     }
@@ -185,19 +189,27 @@ fn record(metrics: &crate::metrics::Metrics, b: &super::Broadcast) {
     }
 }
 
+/// A client that cannot take a frame for this long is dropped: a stuck socket must not pin the
+/// connection (or delay shutdown) forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a socket write with [`WRITE_TIMEOUT`]; true when it succeeded.
+async fn timed<E>(write: impl std::future::Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+}
+
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        })))
-        .await;
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    timed(socket.send(frame)).await;
 }
 
 async fn internal(mut socket: WebSocket, e: sqlx::Error) {
     tracing::error!(error = %e, "loading chat history failed");
     let f = error_frame("internal", "could not load the room; try again", None);
-    let _ = socket.send(Message::Text(f.into())).await;
+    timed(socket.send(Message::Text(f.into()))).await;
     close(&mut socket, 1011, "internal error").await;
 }
 

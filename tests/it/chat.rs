@@ -13,6 +13,7 @@ backend_tests!(
     viewer_counts_deduplicate_users,
     blocked_terms_are_masked,
     bad_frames_keep_the_connection,
+    slow_readers_are_told_to_resync,
 );
 
 async fn messages_reach_every_client_in_order(b: Backend) {
@@ -335,4 +336,54 @@ async fn bad_frames_keep_the_connection(b: Backend) {
     }
     ws.say("still here").await;
     assert_eq!(ws.expect("message").await["text"], "still here");
+}
+
+async fn slow_readers_are_told_to_resync(b: Backend) {
+    // A tiny room buffer and big messages: a reader that stops reading falls behind quickly.
+    let app = spawn_with(b, &["--room-buffer", "64", "--resume-limit", "10000"]).await;
+    let owner = app.signup("firehose").await;
+    app.room(&owner, "lag").await;
+    let mut fast = app.ws(Some(&owner), "lag", None).await;
+    fast.welcome().await;
+    let mut slow = app.ws_small_buffer("lag").await;
+    slow.welcome().await;
+    let big = "😀".repeat(490);
+    let total = 4000;
+    for chunk in 0..total / 32 {
+        for i in 0..32 {
+            fast.say(&format!("{}{big}", chunk * 32 + i)).await;
+        }
+        // The publisher keeps up with its own echoes (in steps smaller than the room buffer);
+        // only `slow` stalls.
+        for _ in 0..32 {
+            fast.expect("message").await;
+        }
+    }
+    let (frames, close) = slow.until_close().await;
+    let seqs: Vec<i64> = frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["seq"].as_i64().unwrap())
+        .collect();
+    let last = frames.last().expect("frames before the close");
+    assert_eq!(last["type"], "reconnect", "{last}");
+    assert_eq!(last["reason"], "lagged");
+    assert_eq!(u16::from(close.expect("close frame").code), 4001);
+    assert!(
+        seqs.len() < total as usize,
+        "the slow reader should have fallen behind"
+    );
+    // What it got is gap-free from 1, and resuming fills in exactly the rest.
+    assert!(seqs.iter().enumerate().all(|(i, s)| *s == i as i64 + 1));
+    let got = seqs.len() as i64;
+    eprintln!("slow reader got {got} of {total} before resync");
+    let mut again = app.ws(None, "lag", Some(got)).await;
+    let w = again.welcome().await;
+    let rest: Vec<i64> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rest, ((got + 1)..=total).collect::<Vec<i64>>());
 }

@@ -238,6 +238,22 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Opens an anonymous room WebSocket whose TCP receive buffer is tiny, so that when it stops
+    /// reading the server's writes to it block almost at once (a slow client).
+    pub async fn ws_small_buffer(&self, slug: &str) -> Ws {
+        let url = format!("ws://{}/api/v1/rooms/{slug}/ws", self.host);
+        let req = url.into_client_request().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(self.host.parse().unwrap()).await.unwrap();
+        let (stream, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("ws handshake");
+        Ws { stream }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.kill9();
@@ -442,7 +458,15 @@ impl Ws {
         loop {
             let msg = tokio::time::timeout(Duration::from_secs(15), self.stream.next())
                 .await
-                .expect("socket not closed within 15 s");
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "socket not closed within 15 s; {} frames, last {:?}",
+                        frames.len(),
+                        frames
+                            .last()
+                            .map(|f: &Value| (f["type"].clone(), f["seq"].clone()))
+                    )
+                });
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     frames.push(serde_json::from_str(t.as_str()).unwrap())
