@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Login attempts allowed per IP per minute (burst).
     #[arg(long, env = "MOIM_LOGIN_RATE_PER_MIN")]
     pub login_rate_per_min: Option<u32>,
+    /// Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
+    #[arg(long, env = "MOIM_TRUST_PROXY")]
+    pub trust_proxy: Option<bool>,
     /// Messages in the welcome frame without `since`.
     #[arg(long, env = "MOIM_HISTORY_LIMIT")]
     pub history_limit: Option<usize>,
@@ -88,6 +91,7 @@ struct FileConfig {
     chat_rate_burst: Option<u32>,
     chat_rate_per_s: Option<f64>,
     login_rate_per_min: Option<u32>,
+    trust_proxy: Option<bool>,
     history_limit: Option<usize>,
     resume_limit: Option<usize>,
     room_buffer: Option<usize>,
@@ -105,6 +109,8 @@ pub struct Config {
     pub chat_rate_burst: u32,
     pub chat_rate_per_s: f64,
     pub login_rate_per_min: u32,
+    /// Read the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_proxy: bool,
     /// Messages in the welcome frame without `since`.
     pub history_limit: usize,
     /// Messages replayed with `since` before `truncated` is set.
@@ -125,6 +131,7 @@ impl Default for Config {
             chat_rate_burst: 5,
             chat_rate_per_s: 1.0,
             login_rate_per_min: 10,
+            trust_proxy: false,
             history_limit: 100,
             resume_limit: 1000,
             room_buffer: 1024,
@@ -186,6 +193,10 @@ impl Config {
                 .login_rate_per_min
                 .or(file.login_rate_per_min)
                 .unwrap_or(d.login_rate_per_min),
+            trust_proxy: args
+                .trust_proxy
+                .or(file.trust_proxy)
+                .unwrap_or(d.trust_proxy),
             history_limit: args
                 .history_limit
                 .or(file.history_limit)

@@ -1,6 +1,6 @@
 //! Sign-up, log-in, log-out, the current user and API tokens.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -55,6 +55,24 @@ async fn start_session(state: &AppState, user: &User, status: StatusCode) -> Api
         .into_response())
 }
 
+/// The client's address: the TCP peer, or behind a trusted proxy the address it appended last
+/// to `X-Forwarded-For` (earlier entries are whatever the client claimed).
+pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if state.config.trust_proxy {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .last();
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
 fn limited(wait: std::time::Duration) -> ApiError {
     ApiError::RateLimited {
         retry_after_s: wait.as_secs_f64().ceil() as u64,
@@ -64,11 +82,13 @@ fn limited(wait: std::time::Duration) -> ApiError {
 pub async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
     let (username, key) = auth::normalise_username(&body.username)?;
     auth::check_password(&body.password)?;
-    state.signup_by_ip.check(&peer.ip()).map_err(limited)?;
+    let ip = client_ip(&state, &headers, peer);
+    state.signup_by_ip.check(&ip).map_err(limited)?;
     let hash = auth::hash_password(body.password).await?;
     let user = match users::create(&state.db.pool, &username, &key, &hash, now_ms()).await {
         Ok(u) => u,
@@ -87,9 +107,11 @@ pub async fn signup(
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    state.login_by_ip.check(&peer.ip()).map_err(limited)?;
+    let ip = client_ip(&state, &headers, peer);
+    state.login_by_ip.check(&ip).map_err(limited)?;
     let bad = || {
         ApiError::Other(
             StatusCode::UNAUTHORIZED,

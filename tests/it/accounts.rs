@@ -10,6 +10,7 @@ backend_tests!(
     username_and_password_rules,
     login_failures_look_the_same,
     login_is_rate_limited,
+    per_ip_limits_follow_a_trusted_proxy,
     api_tokens,
     cross_site_requests_are_refused,
     malformed_requests_get_json_errors,
@@ -126,6 +127,31 @@ async fn login_is_rate_limited(b: Backend) {
         statuses.push(st);
     }
     assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+}
+
+async fn per_ip_limits_follow_a_trusted_proxy(b: Backend) {
+    let app = spawn_with(b, &["--login-rate-per-min", "2", "--trust-proxy", "true"]).await;
+    let anon = app.anon();
+    let attempt = |ip: &'static str, user: &'static str| {
+        let anon = anon.clone();
+        async move {
+            let body = Some(json!({"username": user, "password": "wrong password"}));
+            let (st, _, _) = anon
+                .send_full(
+                    reqwest::Method::POST,
+                    "/api/v1/auth/login",
+                    body,
+                    &[("x-forwarded-for", &format!("203.0.113.9, {ip}"))],
+                )
+                .await;
+            st
+        }
+    };
+    assert_eq!(attempt("10.0.0.1", "u1").await, 401);
+    assert_eq!(attempt("10.0.0.1", "u2").await, 401);
+    assert_eq!(attempt("10.0.0.1", "u3").await, 429);
+    // Another client behind the same proxy has its own budget.
+    assert_eq!(attempt("10.0.0.2", "u4").await, 401);
 }
 
 async fn api_tokens(b: Backend) {
