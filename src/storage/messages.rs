@@ -84,21 +84,7 @@ pub async fn page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Message>, DbError> {
-    let rows = sqlx::query(
-        "SELECT seq, user_id, username, text, created_at FROM messages \
-         WHERE room_id = $1 AND deleted = 0 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-    )
-    .bind(room_id)
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    let mut out = rows
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    out.reverse();
-    Ok(out)
+    newest_between(pool, room_id, 0, before.unwrap_or(i64::MAX), limit).await
 }
 
 /// The newest `limit` visible messages with seq above `since`, oldest first.
@@ -108,12 +94,25 @@ pub async fn after_latest(
     since: i64,
     limit: i64,
 ) -> Result<Vec<Message>, DbError> {
+    newest_between(pool, room_id, since, i64::MAX, limit).await
+}
+
+/// The newest `limit` visible messages with `after < seq < before`, oldest first.
+async fn newest_between(
+    pool: &AnyPool,
+    room_id: i64,
+    after: i64,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Message>, DbError> {
     let rows = sqlx::query(
         "SELECT seq, user_id, username, text, created_at FROM messages \
-         WHERE room_id = $1 AND deleted = 0 AND seq > $2 ORDER BY seq DESC LIMIT $3",
+         WHERE room_id = $1 AND deleted = 0 AND seq > $2 AND seq < $3 \
+         ORDER BY seq DESC LIMIT $4",
     )
     .bind(room_id)
-    .bind(since)
+    .bind(after)
+    .bind(before)
     .bind(limit)
     .fetch_all(pool)
     .await?;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_with, Backend};
+use crate::helpers::{ints, spawn_app, spawn_with, strs, Backend};
 
 backend_tests!(
     messages_reach_every_client_in_order,
@@ -109,12 +109,7 @@ async fn resume_with_since_has_no_gaps_or_duplicates(b: Backend) {
     }
     let mut back = app.ws(None, "resume", Some(last)).await;
     let w = back.welcome().await;
-    let texts: Vec<&str> = w["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<String> = strs(&w["history"], "text");
     assert_eq!(
         texts,
         [
@@ -124,12 +119,7 @@ async fn resume_with_since_has_no_gaps_or_duplicates(b: Backend) {
             "while away 4"
         ]
     );
-    let seqs: Vec<i64> = w["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let seqs: Vec<i64> = ints(&w["history"], "seq");
     assert_eq!(seqs, [4, 5, 6, 7]);
     // Live messages continue right after, without repeating.
     writer.say("after").await;
@@ -379,11 +369,6 @@ async fn slow_readers_are_told_to_resync(b: Backend) {
     eprintln!("slow reader got {got} of {total} before resync");
     let mut again = app.ws(None, "lag", Some(got)).await;
     let w = again.welcome().await;
-    let rest: Vec<i64> = w["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let rest: Vec<i64> = ints(&w["history"], "seq");
     assert_eq!(rest, ((got + 1)..=total).collect::<Vec<i64>>());
 }

@@ -502,3 +502,21 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The integer `field` of every element of a JSON array (e.g. the seqs of `body["messages"]`).
+pub fn ints(list: &Value, field: &str) -> Vec<i64> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|m| m[field].as_i64().expect("an integer field"))
+        .collect()
+}
+
+/// The string `field` of every element of a JSON array.
+pub fn strs(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|m| m[field].as_str().expect("a string field").to_string())
+        .collect()
+}

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_app, Backend};
+use crate::helpers::{eventually, spawn_app, strs, Backend};
 
 backend_tests!(
     non_moderators_are_refused,
@@ -137,12 +137,7 @@ async fn moderators_delete_messages_for_everyone(b: Backend) {
         404
     );
     let (_, body) = app.anon().get("/api/v1/rooms/del/messages").await;
-    let texts: Vec<&str> = body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<String> = strs(&body["messages"], "text");
     assert_eq!(texts, ["nice thing"]);
     let mut late = app.ws(None, "del", None).await;
     assert_eq!(late.welcome().await["history"].as_array().unwrap().len(), 1);

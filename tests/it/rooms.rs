@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_app, Backend};
+use crate::helpers::{eventually, ints, spawn_app, strs, Backend};
 
 backend_tests!(
     create_and_read_rooms,
@@ -128,12 +128,7 @@ async fn rooms_list_by_viewers_then_activity(b: Backend) {
     a.welcome().await;
     c.welcome().await;
     let (_, body) = app.anon().get("/api/v1/rooms").await;
-    let slugs: Vec<&str> = body["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["slug"].as_str().unwrap())
-        .collect();
+    let slugs: Vec<String> = strs(&body["rooms"], "slug");
     assert_eq!(slugs, ["busy", "newest", "quiet"]);
     assert_eq!(body["rooms"][0]["viewers"], 2);
     // A message makes "quiet" the most recently active of the empty rooms.
@@ -144,12 +139,7 @@ async fn rooms_list_by_viewers_then_activity(b: Backend) {
     q.close().await;
     eventually(10, || async {
         let (_, body) = app.anon().get("/api/v1/rooms").await;
-        let slugs: Vec<String> = body["rooms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["slug"].as_str().unwrap().to_string())
-            .collect();
+        let slugs: Vec<String> = strs(&body["rooms"], "slug");
         (slugs == ["busy", "quiet", "newest"]).then_some(())
     })
     .await;
@@ -169,23 +159,13 @@ async fn message_paging(b: Backend) {
         ws.expect("message").await;
     }
     let (_, body) = app.anon().get("/api/v1/rooms/paged/messages?limit=5").await;
-    let seqs: Vec<i64> = body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let seqs: Vec<i64> = ints(&body["messages"], "seq");
     assert_eq!(seqs, [8, 9, 10, 11, 12]);
     let (_, body) = app
         .anon()
         .get("/api/v1/rooms/paged/messages?before=8&limit=5")
         .await;
-    let texts: Vec<&str> = body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<String> = strs(&body["messages"], "text");
     assert_eq!(texts, ["m3", "m4", "m5", "m6", "m7"]);
     let (st, body) = app
         .anon()
