@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,9 +119,16 @@ impl Application {
         );
 
         let janitor = tokio::spawn(janitor(state.db.clone(), background.clone()));
+        let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(background.clone()));
 
         let http_stop = CancellationToken::new();
         let router = crate::http::router(state.clone());
+        // Chat frames are small and latency matters: no Nagle delay on any connection.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -152,6 +160,7 @@ impl Application {
         background.cancel();
         let _ = ticker.await;
         let _ = janitor.await;
+        let _ = checkpoints.await;
         state.db.pool.close().await;
         tracing::info!("stopped");
         Ok(())

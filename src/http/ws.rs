@@ -52,7 +52,8 @@ pub async fn room_ws(
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .read_buffer_size(4096)
-        .write_buffer_size(0);
+        // A threshold, not an allocation: frames fed in one batch go out in one write.
+        .write_buffer_size(16 * 1024);
     Ok(upgrade
         .on_upgrade(move |mut socket| async move {
             let _token = token;

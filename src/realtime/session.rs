@@ -88,11 +88,16 @@ pub async fn run(
     }
 
     let metrics = hub.metrics();
+    // Made once: re-creating these each turn would lock the tokens' waiter lists per delivery.
+    let kick = member.kick.clone();
+    let stopping = shutdown.cancelled();
+    let kicked = kick.cancelled();
+    tokio::pin!(stopping, kicked);
     let end = loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break End::Shutdown,
-            _ = member.kick.cancelled() => break End::Kicked,
+            _ = &mut stopping => break End::Shutdown,
+            _ = &mut kicked => break End::Kicked,
             direct = member.direct_rx.recv() => match direct {
                 Some(Direct::Frame(f)) => {
                     if !timed(socket.send(Message::Text(f))).await { break End::Gone; }

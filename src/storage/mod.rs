@@ -66,6 +66,9 @@ impl Db {
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // Checkpoints happen in the background (`checkpoint_loop`); this is only a
+                    // safety net, so the chat writer's commits do not pay for them.
+                    conn.execute("PRAGMA wal_autocheckpoint = 20000").await?;
                     Ok(())
                 })
             }),
@@ -90,6 +93,30 @@ impl Db {
             }
         }
         .context("running database migrations")
+    }
+}
+
+impl Db {
+    /// SQLite only: moves the WAL into the database file every second, off the writer's path
+    /// (a checkpoint syncs files and would otherwise stall whichever commit triggered it).
+    pub async fn checkpoint_loop(self, stop: tokio_util::sync::CancellationToken) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
     }
 }
 
