@@ -99,6 +99,7 @@ async fn resume_with_since_has_no_gaps_or_duplicates(b: Backend) {
     let mut last = 0;
     for _ in 0..3 {
         last = reader.expect("message").await["seq"].as_i64().unwrap();
+        writer.expect("message").await;
     }
     reader.close().await;
     for i in 1..=4 {
