@@ -134,7 +134,7 @@ impl Default for Config {
             trust_proxy: false,
             history_limit: 100,
             resume_limit: 1000,
-            room_buffer: 1024,
+            room_buffer: 256,
         }
     }
 }

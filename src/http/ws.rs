@@ -51,7 +51,7 @@ pub async fn room_ws(
     let upgrade = upgrade
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .read_buffer_size(4096)
+        .read_buffer_size(2048)
         // A threshold, not an allocation: frames fed in one batch go out in one write.
         .write_buffer_size(16 * 1024);
     Ok(upgrade

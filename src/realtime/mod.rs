@@ -235,6 +235,11 @@ impl Hub {
         (hub, rx)
     }
 
+    /// Frames each room's broadcast channel holds.
+    pub fn room_buffer(&self) -> usize {
+        self.inner.room_buffer
+    }
+
     pub fn limits(&self) -> ChatLimits {
         self.inner.limits
     }

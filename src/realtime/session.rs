@@ -198,9 +198,17 @@ fn record(metrics: &crate::metrics::Metrics, b: &super::Broadcast) {
 /// connection (or delay shutdown) forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs a socket write with [`WRITE_TIMEOUT`]; true when it succeeded.
+/// Runs a socket write with [`WRITE_TIMEOUT`]; true when it succeeded. Most writes complete at
+/// once, so the timer is only set up for one that has to wait.
 async fn timed<E>(write: impl std::future::Future<Output = Result<(), E>>) -> bool {
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+    let mut write = std::pin::pin!(write);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(r) => r.is_ok(),
+        std::task::Poll::Pending => {
+            matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+        }
+    }
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {

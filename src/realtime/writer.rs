@@ -2,9 +2,9 @@
 //! batches (one transaction per batch: group commit), and only then broadcasts them. A message a
 //! client has seen is therefore already committed, so it survives a crash of the server.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
@@ -16,7 +16,8 @@ use crate::storage::messages::{self, NewMessage};
 use crate::storage::{now_ms, rfc3339};
 use crate::views::{AuthorView, MessageView};
 
-/// Most messages stored in one transaction.
+/// Most messages stored in one transaction. The real limit is also at most half a room's
+/// broadcast buffer, so one commit's burst cannot push a healthy reader into lag.
 const MAX_BATCH: usize = 512;
 
 /// A message accepted by a connection, waiting to be stored and broadcast.
@@ -30,22 +31,40 @@ pub struct Pending {
     pub reply: mpsc::Sender<Direct>,
 }
 
+/// After a commit, messages arriving within this window wait for its end so they share the next
+/// commit. Idle rooms pay nothing; busy servers commit at most every couple of milliseconds.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// Runs until `stop`, then stores whatever is still queued (so shutdown flushes everything).
 pub async fn run(hub: Hub, mut rx: mpsc::Receiver<Pending>, stop: CancellationToken) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let max = hub.room_buffer().div_ceil(2).clamp(8, MAX_BATCH);
+    let mut batch = Vec::with_capacity(max);
+    let mut last_commit: Option<Instant> = None;
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { break },
+            n = rx.recv_many(&mut batch, max) => if n == 0 { break },
             _ = stop.cancelled() => {
                 rx.close();
-                while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                while rx.recv_many(&mut batch, max).await > 0 {
                     write_batch(&hub, &mut batch).await;
                     batch.clear();
                 }
                 break;
             }
         }
+        if let Some(until) = last_commit.map(|t| t + LINGER) {
+            if Instant::now() < until && batch.len() < max {
+                tokio::time::sleep_until(until.into()).await;
+                while batch.len() < max {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
         write_batch(&hub, &mut batch).await;
+        last_commit = Some(Instant::now());
         batch.clear();
     }
     tracing::debug!("chat writer drained");
@@ -53,7 +72,18 @@ pub async fn run(hub: Hub, mut rx: mpsc::Receiver<Pending>, stop: CancellationTo
 
 async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
     let now = now_ms();
-    match store(hub, batch, now).await {
+    let rows: Vec<NewMessage> = batch
+        .iter()
+        .map(|p| NewMessage {
+            room_id: p.room.id,
+            user_id: p.user_id,
+            username: &p.username,
+            text: &p.text,
+        })
+        .collect();
+    let stored = messages::store_batch(&hub.db().pool, &rows, now).await;
+    drop(rows);
+    match stored {
         Ok(seqs) => {
             for (p, seq) in batch.iter_mut().zip(seqs) {
                 let Some(seq) = seq else {
@@ -86,48 +116,4 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
 fn fail(p: &Pending, code: &str, message: &str) {
     let frame = Utf8Bytes::from(error_frame(code, message, None));
     let _ = p.reply.try_send(Direct::Frame(frame));
-}
-
-/// Stores a batch in one transaction; returns each message's seq (`None` if its room is gone).
-async fn store(hub: &Hub, batch: &[Pending], now: i64) -> Result<Vec<Option<i64>>, sqlx::Error> {
-    let mut per_room: BTreeMap<i64, i64> = BTreeMap::new();
-    for p in batch {
-        *per_room.entry(p.room.id).or_default() += 1;
-    }
-    let mut tx = hub.db().pool.begin().await?;
-    // First seq for each room, then hand them out in arrival order.
-    let mut next: BTreeMap<i64, Option<i64>> = BTreeMap::new();
-    for (room_id, count) in &per_room {
-        let first = messages::reserve_seqs(&mut tx, *room_id, *count, now).await?;
-        next.insert(*room_id, first);
-    }
-    let mut seqs = Vec::with_capacity(batch.len());
-    for p in batch {
-        let slot = next
-            .get_mut(&p.room.id)
-            .expect("every room of the batch was reserved");
-        let seq = match slot {
-            Some(s) => {
-                let seq = *s;
-                *s += 1;
-                messages::insert(
-                    &mut tx,
-                    p.room.id,
-                    seq,
-                    &NewMessage {
-                        user_id: p.user_id,
-                        username: &p.username,
-                        text: &p.text,
-                        created_at: now,
-                    },
-                )
-                .await?;
-                Some(seq)
-            }
-            None => None,
-        };
-        seqs.push(seq);
-    }
-    tx.commit().await?;
-    Ok(seqs)
 }

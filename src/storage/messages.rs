@@ -2,7 +2,7 @@
 //! `rooms.last_seq` inside the same transaction that stores the messages, so any number of
 //! writers (and later nodes) agree on them.
 
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{AnyPool, Row};
 
 use super::DbError;
 
@@ -18,53 +18,107 @@ pub struct Message {
 
 /// A message about to be stored.
 pub struct NewMessage<'a> {
+    pub room_id: i64,
     pub user_id: i64,
     pub username: &'a str,
     pub text: &'a str,
-    pub created_at: i64,
 }
 
-/// Reserves `count` sequence numbers in a room; returns the first, or `None` if the room is gone.
-pub async fn reserve_seqs(
-    tx: &mut Transaction<'static, Any>,
-    room_id: i64,
-    count: i64,
+/// Stores a batch of messages in one transaction and returns each one's seq, or `None` for a
+/// message whose room no longer exists. Two statements whatever the batch size: one UPDATE
+/// reserves seqs for every room (`rooms.last_seq`), one INSERT stores every row.
+pub async fn store_batch(
+    pool: &AnyPool,
+    batch: &[NewMessage<'_>],
     now: i64,
-) -> Result<Option<i64>, DbError> {
-    let row = sqlx::query(
-        "UPDATE rooms SET last_seq = last_seq + $1, last_activity_at = $2 WHERE id = $3 \
-         RETURNING last_seq",
-    )
-    .bind(count)
-    .bind(now)
-    .bind(room_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get::<i64, _>("last_seq")? - count + 1),
-        None => None,
-    })
-}
-
-pub async fn insert(
-    tx: &mut Transaction<'static, Any>,
-    room_id: i64,
-    seq: i64,
-    m: &NewMessage<'_>,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO messages (room_id, seq, user_id, username, text, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(room_id)
-    .bind(seq)
-    .bind(m.user_id)
-    .bind(m.username)
-    .bind(m.text)
-    .bind(m.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+) -> Result<Vec<Option<i64>>, DbError> {
+    // Count per room, in first-seen order.
+    let mut rooms: Vec<(i64, i64)> = Vec::new();
+    for m in batch {
+        match rooms.iter_mut().find(|(id, _)| *id == m.room_id) {
+            Some((_, n)) => *n += 1,
+            None => rooms.push((m.room_id, 1)),
+        }
+    }
+    let mut tx = pool.begin().await?;
+    let mut sql = String::from("UPDATE rooms SET last_seq = last_seq + CASE id");
+    for i in 0..rooms.len() {
+        sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
+    }
+    sql.push_str(&format!(
+        " END, last_activity_at = ${} WHERE id IN (",
+        2 * rooms.len() + 1
+    ));
+    for i in 0..rooms.len() {
+        sql.push_str(if i == 0 { "$" } else { ", $" });
+        sql.push_str(&(2 * i + 1).to_string());
+    }
+    sql.push_str(") RETURNING id, last_seq");
+    let mut q = sqlx::query(&sql);
+    for (id, n) in &rooms {
+        q = q.bind(*id).bind(*n);
+    }
+    let rows = q.bind(now).fetch_all(&mut *tx).await?;
+    // Next free seq per room still present.
+    let mut next: Vec<(i64, i64)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        let last: i64 = r.try_get("last_seq")?;
+        let n = rooms
+            .iter()
+            .find(|(rid, _)| *rid == id)
+            .map_or(0, |(_, n)| *n);
+        next.push((id, last - n + 1));
+    }
+    let seqs: Vec<Option<i64>> = batch
+        .iter()
+        .map(|m| {
+            next.iter_mut()
+                .find(|(id, _)| *id == m.room_id)
+                .map(|(_, s)| {
+                    *s += 1;
+                    *s - 1
+                })
+        })
+        .collect();
+    let stored: Vec<(&NewMessage, i64)> = batch
+        .iter()
+        .zip(&seqs)
+        .filter_map(|(m, s)| s.map(|s| (m, s)))
+        .collect();
+    if !stored.is_empty() {
+        let mut sql = String::from(
+            "INSERT INTO messages (room_id, seq, user_id, username, text, created_at) VALUES ",
+        );
+        for i in 0..stored.len() {
+            let b = 6 * i;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for (m, seq) in &stored {
+            q = q
+                .bind(m.room_id)
+                .bind(*seq)
+                .bind(m.user_id)
+                .bind(m.username)
+                .bind(m.text)
+                .bind(now);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(seqs)
 }
 
 fn message_from_row(r: &sqlx::any::AnyRow) -> Result<Message, DbError> {
@@ -134,4 +188,41 @@ pub async fn mark_deleted(pool: &AnyPool, room_id: i64, seq: i64) -> Result<bool
     .execute(pool)
     .await?;
     Ok(res.rows_affected() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{rooms, users, Db};
+
+    #[tokio::test]
+    async fn batches_hand_out_seqs_per_room_and_skip_missing_rooms() {
+        let dir = std::env::temp_dir().join(format!("moim-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(None, &dir).await.unwrap();
+        let u = users::create(&db.pool, "u", "u", "x", 0).await.unwrap();
+        let a = rooms::create(&db.pool, "aaa", "A", u.id, 0).await.unwrap();
+        let b = rooms::create(&db.pool, "bbb", "B", u.id, 0).await.unwrap();
+        let msg = |room_id, text| NewMessage {
+            room_id,
+            user_id: u.id,
+            username: "u",
+            text,
+        };
+        let batch = [msg(a, "a1"), msg(b, "b1"), msg(a, "a2"), msg(999, "lost")];
+        let seqs = store_batch(&db.pool, &batch, 5).await.unwrap();
+        assert_eq!(seqs, [Some(1), Some(1), Some(2), None]);
+        let seqs = store_batch(&db.pool, &[msg(a, "a3")], 6).await.unwrap();
+        assert_eq!(seqs, [Some(3)]);
+        let texts: Vec<String> = page(&db.pool, a, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["a1", "a2", "a3"]);
+        assert_eq!(after_latest(&db.pool, b, 0, 10).await.unwrap().len(), 1);
+        db.pool.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
