@@ -140,6 +140,7 @@ impl Application {
         tracing::info!("shutting down: draining connections");
         state.draining.store(true, Ordering::SeqCst);
         state.shutdown.cancel();
+        state.hub.restart_all();
         let drained = tokio::time::timeout(grace, async {
             // Readiness stays off for a moment so load balancers notice before the port closes.
             let min_drain = tokio::time::sleep(Duration::from_millis(

@@ -10,11 +10,12 @@ pub mod text;
 pub mod writer;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use moim_filter::Filter;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc};
@@ -42,6 +43,43 @@ pub enum Direct {
     Frame(Utf8Bytes),
     /// Send the frame, then close with this code.
     Close(Utf8Bytes, u16),
+}
+
+/// A per-connection flag the hub raises to end a session: cheap to poll on every turn of the
+/// session loop (one atomic load and a waker registration, no lock shared between sessions).
+#[derive(Default)]
+pub struct Signal {
+    state: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    pub const NONE: u8 = 0;
+    /// The server is shutting down: tell the client to reconnect.
+    pub const RESTART: u8 = 1;
+    /// The connection must end now (its queue overflowed while being kicked).
+    pub const KICK: u8 = 2;
+
+    /// Raises the signal; the first raise wins.
+    pub fn raise(&self, what: u8) {
+        let _ = self
+            .state
+            .compare_exchange(Self::NONE, what, Ordering::AcqRel, Ordering::Acquire);
+        self.waker.wake();
+    }
+
+    /// Ready with the raised value once raised.
+    pub fn poll_raised(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<u8> {
+        let v = self.state.load(Ordering::Acquire);
+        if v != Self::NONE {
+            return std::task::Poll::Ready(v);
+        }
+        self.waker.register(cx.waker());
+        match self.state.load(Ordering::Acquire) {
+            Self::NONE => std::task::Poll::Pending,
+            v => std::task::Poll::Ready(v),
+        }
+    }
 }
 
 /// Chat limits from configuration.
@@ -82,7 +120,7 @@ struct Conn {
     viewer_key: ViewerKey,
     user_id: Option<i64>,
     direct: mpsc::Sender<Direct>,
-    kick: CancellationToken,
+    signal: Arc<Signal>,
 }
 
 /// Who counts as one viewer: a user across all their tabs, or one anonymous connection.
@@ -159,7 +197,7 @@ impl RoomState {
                 .direct
                 .try_send(Direct::Close(Utf8Bytes::from(frame.to_string()), code));
             if sent.is_err() {
-                c.kick.cancel();
+                c.signal.raise(Signal::KICK);
             }
         }
     }
@@ -172,7 +210,7 @@ impl RoomState {
                 .try_send(Direct::Close(Utf8Bytes::from(frame.to_string()), code))
                 .is_err()
             {
-                c.kick.cancel();
+                c.signal.raise(Signal::KICK);
             }
         }
     }
@@ -185,7 +223,7 @@ pub struct Membership {
     pub conn_id: u64,
     pub direct_rx: mpsc::Receiver<Direct>,
     pub direct_tx: mpsc::Sender<Direct>,
-    pub kick: CancellationToken,
+    pub signal: Arc<Signal>,
 }
 
 impl Drop for Membership {
@@ -312,7 +350,7 @@ impl Hub {
     ) -> (Membership, broadcast::Receiver<Broadcast>) {
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (direct_tx, direct_rx) = mpsc::channel(64);
-        let kick = CancellationToken::new();
+        let signal = Arc::new(Signal::default());
         let mut rooms = self.inner.rooms.lock();
         let state = rooms
             .entry(room.id)
@@ -336,7 +374,7 @@ impl Hub {
                 viewer_key: user_id.map_or(ViewerKey::Anon(conn_id), ViewerKey::User),
                 user_id,
                 direct: direct_tx.clone(),
-                kick: kick.clone(),
+                signal: signal.clone(),
             },
         );
         drop(rooms);
@@ -351,7 +389,7 @@ impl Hub {
                 conn_id,
                 direct_rx,
                 direct_tx,
-                kick,
+                signal,
             },
             rx,
         )
@@ -371,6 +409,16 @@ impl Hub {
             .metrics
             .connections
             .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Tells every connected session that the server is restarting.
+    pub fn restart_all(&self) {
+        let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
+        for room in rooms {
+            for c in room.conns.lock().values() {
+                c.signal.raise(Signal::RESTART);
+            }
+        }
     }
 
     /// Removes a deleted room, closing its connections.
@@ -406,5 +454,28 @@ impl Hub {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn signal_wakes_a_waiting_session_and_keeps_the_first_value() {
+        let s = Arc::new(Signal::default());
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { std::future::poll_fn(|cx| s.poll_raised(cx)).await })
+        };
+        tokio::task::yield_now().await;
+        s.raise(Signal::RESTART);
+        s.raise(Signal::KICK);
+        assert_eq!(waiter.await.unwrap(), Signal::RESTART);
+        // Already raised: ready at once.
+        assert_eq!(
+            std::future::poll_fn(|cx| s.poll_raised(cx)).await,
+            Signal::RESTART
+        );
     }
 }

@@ -88,16 +88,17 @@ pub async fn run(
     }
 
     let metrics = hub.metrics();
-    // Made once: re-creating these each turn would lock the tokens' waiter lists per delivery.
-    let kick = member.kick.clone();
-    let stopping = shutdown.cancelled();
-    let kicked = kick.cancelled();
-    tokio::pin!(stopping, kicked);
+    let signal = member.signal.clone();
+    // A shutdown that began while this session was joining has already signalled the others.
+    if shutdown.is_cancelled() {
+        signal.raise(super::Signal::RESTART);
+    }
     let end = loop {
         tokio::select! {
             biased;
-            _ = &mut stopping => break End::Shutdown,
-            _ = &mut kicked => break End::Kicked,
+            raised = std::future::poll_fn(|cx| signal.poll_raised(cx)) => {
+                break if raised == super::Signal::RESTART { End::Shutdown } else { End::Kicked };
+            }
             direct = member.direct_rx.recv() => match direct {
                 Some(Direct::Frame(f)) => {
                     if !timed(socket.send(Message::Text(f))).await { break End::Gone; }
