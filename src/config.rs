@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Login attempts allowed per IP per minute (burst).
     #[arg(long, env = "MOIM_LOGIN_RATE_PER_MIN")]
     pub login_rate_per_min: Option<u32>,
+    /// Threads running connections (default: one per CPU core).
+    #[arg(long, env = "MOIM_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
     #[arg(long, env = "MOIM_TRUST_PROXY")]
     pub trust_proxy: Option<bool>,
@@ -92,6 +95,7 @@ struct FileConfig {
     chat_rate_per_s: Option<f64>,
     login_rate_per_min: Option<u32>,
     trust_proxy: Option<bool>,
+    worker_threads: Option<usize>,
     history_limit: Option<usize>,
     resume_limit: Option<usize>,
     room_buffer: Option<usize>,
@@ -111,6 +115,8 @@ pub struct Config {
     pub login_rate_per_min: u32,
     /// Read the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_proxy: bool,
+    /// Async worker threads; `None` = one per core.
+    pub worker_threads: Option<usize>,
     /// Messages in the welcome frame without `since`.
     pub history_limit: usize,
     /// Messages replayed with `since` before `truncated` is set.
@@ -132,6 +138,7 @@ impl Default for Config {
             chat_rate_per_s: 1.0,
             login_rate_per_min: 10,
             trust_proxy: false,
+            worker_threads: None,
             history_limit: 100,
             resume_limit: 1000,
             room_buffer: 256,
@@ -197,6 +204,10 @@ impl Config {
                 .trust_proxy
                 .or(file.trust_proxy)
                 .unwrap_or(d.trust_proxy),
+            worker_threads: args
+                .worker_threads
+                .or(file.worker_threads)
+                .map(|n| n.clamp(1, 1024)),
             history_limit: args
                 .history_limit
                 .or(file.history_limit)

@@ -4,8 +4,7 @@ use clap::Parser;
 use moim::app::Application;
 use moim::config::{Cli, Command, Config};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
@@ -13,6 +12,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = Config::load(&args)?;
     moim::telemetry::init(config.log_json);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n);
+    }
+    runtime.enable_all().build()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, "moim is running: open http://{addr}");

@@ -309,7 +309,8 @@ async fn blocked_terms_are_masked(b: Backend) {
 }
 
 async fn bad_frames_keep_the_connection(b: Backend) {
-    let app = spawn_with(b, &[]).await;
+    // Also runs the server on a single worker thread, a supported configuration.
+    let app = spawn_with(b, &["--worker-threads", "1"]).await;
     let u = app.signup("fuzzy").await;
     app.room(&u, "frames").await;
     let mut ws = app.ws(Some(&u), "frames", None).await;
