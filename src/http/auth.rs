@@ -151,6 +151,9 @@ pub async fn me(CurrentUser(user): CurrentUser) -> Json<serde_json::Value> {
     Json(json!({"user": UserView::from(&user)}))
 }
 
+/// API tokens a user may hold at once.
+const MAX_TOKENS: usize = 50;
+
 #[derive(Deserialize)]
 pub struct NewToken {
     name: String,
@@ -166,6 +169,12 @@ pub async fn create_token(
         return Err(ApiError::invalid(
             "invalid_name",
             "token name must be 1 to 64 characters",
+        ));
+    }
+    if users::list_tokens(&state.db.pool, user.id).await?.len() >= MAX_TOKENS {
+        return Err(ApiError::Conflict(
+            "too_many_tokens",
+            format!("at most {MAX_TOKENS} tokens; revoke one first"),
         ));
     }
     let token = format!("{TOKEN_PREFIX}{}", auth::random_secret());

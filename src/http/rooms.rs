@@ -23,6 +23,8 @@ use crate::views::{MessageView, RoomView};
 const MAX_SANCTION_S: i64 = 14 * 24 * 3600;
 /// Longest slow-mode interval: 1 hour.
 const MAX_SLOW_MODE_S: i64 = 3600;
+/// Rooms a member may own (admins are not limited).
+const MAX_ROOMS_PER_MEMBER: i64 = 50;
 
 pub async fn load_room(state: &AppState, slug: &str) -> ApiResult<Room> {
     rooms::get(&state.db.pool, slug)
@@ -84,6 +86,14 @@ pub async fn create_room(
 ) -> ApiResult<Response> {
     validate_slug(&body.slug)?;
     let title = validate_title(&body.title)?;
+    if user.role != Role::Admin
+        && rooms::count_owned(&state.db.pool, user.id).await? >= MAX_ROOMS_PER_MEMBER
+    {
+        return Err(ApiError::Conflict(
+            "too_many_rooms",
+            format!("you already own {MAX_ROOMS_PER_MEMBER} rooms; delete one first"),
+        ));
+    }
     match rooms::create(&state.db.pool, &body.slug, &title, user.id, now_ms()).await {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {

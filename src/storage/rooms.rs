@@ -246,3 +246,12 @@ pub async fn delete_expired_sanctions(pool: &AnyPool, now: i64) -> Result<u64, D
             .await?;
     Ok(res.rows_affected())
 }
+
+/// How many rooms a user owns.
+pub async fn count_owned(pool: &AnyPool, owner_id: i64) -> Result<i64, DbError> {
+    sqlx::query("SELECT COUNT(*) AS n FROM rooms WHERE owner_id = $1")
+        .bind(owner_id)
+        .fetch_one(pool)
+        .await?
+        .try_get("n")
+}

@@ -185,6 +185,19 @@ async fn api_tokens(b: Backend) {
     let m = ws.expect("message").await;
     assert_eq!(m["user"]["username"], "carol");
 
+    // A user's tokens are capped.
+    for i in 1..50 {
+        let (st, _) = carol
+            .client
+            .post("/api/v1/me/tokens", json!({"name": format!("t{i}")}))
+            .await;
+        assert_eq!(st, 201);
+    }
+    let (st, body) = carol
+        .client
+        .post("/api/v1/me/tokens", json!({"name": "one too many"}))
+        .await;
+    assert_eq!((st, body["error"].as_str()), (409, Some("too_many_tokens")));
     let (_, list) = carol.client.get("/api/v1/me/tokens").await;
     assert_eq!(list["tokens"][0]["name"], "bot");
     assert!(

@@ -70,6 +70,24 @@ async fn create_and_read_rooms(b: Backend) {
     assert_eq!(body["permissions"]["manage"], true);
     let (st, body) = app.anon().get("/api/v1/rooms/nope").await;
     assert_eq!((st, body["error"].as_str()), (404, Some("not_found")));
+
+    // Members own at most 50 rooms (alice is the admin, so a member tries).
+    let bob = app.signup("bob").await;
+    for i in 0..50 {
+        let (st, _) = bob
+            .client
+            .post(
+                "/api/v1/rooms",
+                json!({"slug": format!("bob-{i}"), "title": "t"}),
+            )
+            .await;
+        assert_eq!(st, 201);
+    }
+    let (st, body) = bob
+        .client
+        .post("/api/v1/rooms", json!({"slug": "bob-50", "title": "t"}))
+        .await;
+    assert_eq!((st, body["error"].as_str()), (409, Some("too_many_rooms")));
 }
 
 async fn room_permissions(b: Backend) {
