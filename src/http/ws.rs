@@ -69,19 +69,24 @@ pub async fn room_ws(
                 return;
             }
             let cfg = &state.config;
+            let settings = session::Settings {
+                grace: cfg.shutdown_grace,
+                history_limit: cfg.history_limit,
+                resume_limit: cfg.resume_limit,
+                coalesce: cfg.chat_coalesce,
+            };
+            let opened = Opened {
+                room,
+                info,
+                user,
+                since: q.since,
+            };
             session::run(
                 state.hub.clone(),
                 socket,
-                Opened {
-                    room,
-                    info,
-                    user,
-                    since: q.since,
-                },
+                opened,
                 state.shutdown.clone(),
-                cfg.shutdown_grace,
-                cfg.history_limit,
-                cfg.resume_limit,
+                settings,
             )
             .await;
         })

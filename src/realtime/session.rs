@@ -33,15 +33,30 @@ pub struct Opened {
 }
 
 /// Runs a connection to its end.
+/// Per-server settings every session uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub grace: Duration,
+    pub history_limit: usize,
+    pub resume_limit: usize,
+    /// A connection that flushed less than this long ago holds further broadcast frames until
+    /// this long has passed, so a busy room costs one write per interval, not one per message.
+    pub coalesce: Duration,
+}
+
 pub async fn run(
     hub: Hub,
     mut socket: WebSocket,
     opened: Opened,
     shutdown: CancellationToken,
-    grace: Duration,
-    history_limit: usize,
-    resume_limit: usize,
+    settings: Settings,
 ) {
+    let Settings {
+        grace,
+        history_limit,
+        resume_limit,
+        coalesce,
+    } = settings;
     let Opened {
         room,
         info,
@@ -93,9 +108,21 @@ pub async fn run(
     if shutdown.is_cancelled() {
         signal.raise(super::Signal::RESTART);
     }
+    // Write coalescing: frames fed but not yet flushed wait for `flush_at`.
+    let mut last_flush = Instant::now()
+        .checked_sub(coalesce)
+        .unwrap_or_else(Instant::now);
+    let mut unflushed = false;
+    let flush_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(flush_timer);
     let end = loop {
         tokio::select! {
             biased;
+            _ = &mut flush_timer, if unflushed => {
+                if !timed(socket.flush()).await { break End::Gone; }
+                unflushed = false;
+                last_flush = Instant::now();
+            }
             raised = std::future::poll_fn(|cx| signal.poll_raised(cx)) => {
                 break if raised == super::Signal::RESTART { End::Shutdown } else { End::Kicked };
             }
@@ -144,8 +171,17 @@ pub async fn run(
                             Err(_) => break,
                         }
                     }
-                    if !timed(socket.flush()).await { break End::Gone; }
                     if lagged { break End::Lagged; }
+                    let now = Instant::now();
+                    let flush_at = last_flush + coalesce;
+                    if now >= flush_at {
+                        if !timed(socket.flush()).await { break End::Gone; }
+                        unflushed = false;
+                        last_flush = now;
+                    } else if !unflushed {
+                        unflushed = true;
+                        flush_timer.as_mut().reset(flush_at.into());
+                    }
                 }
                 Err(RecvError::Lagged(_)) => break End::Lagged,
                 Err(RecvError::Closed) => break End::Gone,
