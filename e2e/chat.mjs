@@ -68,6 +68,14 @@ try {
   await expectOnce(a, "hello from bob 👋");
   await a.locator("#viewers[data-count='2']").waitFor({ timeout: T });
 
+  // The owner turns on slow mode from the moderation panel; the other page shows it at once.
+  await a.locator("#room-settings summary").click();
+  await a.locator("#slow-mode").selectOption("10");
+  await b.locator("#slow-note").filter({ hasText: "10 s" }).waitFor({ timeout: T });
+  await a.locator("#slow-mode").selectOption("0");
+  await b.locator("#slow-note").waitFor({ state: "hidden", timeout: T });
+  await a.locator("#room-settings summary").click();
+
   // Reload: history comes back, once.
   await b.reload();
   await b.locator("#chat-status.online").waitFor({ timeout: T });

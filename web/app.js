@@ -206,6 +206,7 @@ class Chat {
         this.attempt = 0;
         this.ui.setStatus("online", "live chat");
         this.ui.setViewers(f.viewers);
+        this.ui.setRoom(f.room);
         this.ui.setYou(f.you);
         if (f.truncated) this.ui.system("Some older messages were skipped while you were away.");
         for (const m of f.history) this.add(m);
@@ -214,6 +215,7 @@ class Chat {
       case "message": this.add(f); break;
       case "deleted": this.ui.remove(f.seq); break;
       case "viewers": this.ui.setViewers(f.count); break;
+      case "room": this.ui.setRoom(f.room); break;
       case "error":
         this.ui.system(f.message, true);
         if (f.code === "banned" || f.code === "room_deleted") this.stopped = true;
@@ -247,6 +249,7 @@ function chatUI(slug, perms) {
   const status = el("span", { class: "status", id: "chat-status", text: "connecting…" });
   const viewers = el("span", { id: "viewers", "data-count": "0", text: "0 watching" });
   const footer = el("div", {});
+  const slowNote = el("p", { class: "slow-note", id: "slow-note", hidden: true });
   const byseq = new Map();
   const nearBottom = () => messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
   const pushLine = (node) => {
@@ -266,6 +269,13 @@ function chatUI(slug, perms) {
     chat: null,
     setStatus(kind, text) { status.className = `status ${kind}`; status.textContent = text; },
     setViewers(n) { viewers.dataset.count = String(n); viewers.textContent = `${n} watching`; },
+    setRoom(room) {
+      const title = document.getElementById("room-title");
+      if (title) title.textContent = room.title;
+      setTitle(room.title);
+      slowNote.hidden = !(room.slow_mode_s > 0);
+      slowNote.textContent = room.slow_mode_s > 0 ? `Slow mode: one message every ${room.slow_mode_s} s` : "";
+    },
     setYou(you) {
       if (you) {
         const input = el("input", { id: "chat-input", maxlength: 500, placeholder: "Say something…", autocomplete: "off", "aria-label": "message" });
@@ -305,7 +315,7 @@ function chatUI(slug, perms) {
     system(text, bad = false) { pushLine(el("div", { class: bad ? "msg system bad" : "msg system", text })); },
   };
   const panel = el("aside", { class: "chat", "aria-label": "chat" },
-    el("div", { class: "chat-head" }, status, viewers), messages, footer);
+    el("div", { class: "chat-head" }, status, viewers), messages, slowNote, footer);
   return { ui, panel };
 }
 

@@ -177,7 +177,11 @@ pub async fn update_room(
         i.slow_mode_s = slow;
     });
     let room = load_room(&state, &slug).await?;
-    Ok(Json(json!({"room": view(&state, &room)})))
+    let room_view = view(&state, &room);
+    if let Some(r) = state.hub.loaded(room.id) {
+        r.broadcast(0, ServerFrame::Room { room: &room_view }.encode());
+    }
+    Ok(Json(json!({"room": room_view})))
 }
 
 pub async fn delete_room(

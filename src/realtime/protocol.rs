@@ -77,6 +77,10 @@ pub enum ServerFrame<'a> {
     Deleted {
         seq: i64,
     },
+    /// The room's settings changed (title, slow mode).
+    Room {
+        room: &'a RoomView,
+    },
     Viewers {
         count: usize,
     },

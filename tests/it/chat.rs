@@ -225,6 +225,9 @@ async fn rate_limit_and_slow_mode(b: Backend) {
         .patch("/api/v1/rooms/limits", json!({"slow_mode_s": 60}))
         .await;
     assert_eq!(st, 200);
+    // Everyone in the room hears about the change.
+    let r = ow.expect("room").await;
+    assert_eq!(r["room"]["slow_mode_s"], 60);
     let v = app.signup("visitor").await;
     let mut vw = app.ws(Some(&v), "limits", None).await;
     vw.welcome().await;
