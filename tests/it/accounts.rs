@@ -152,6 +152,10 @@ async fn per_ip_limits_follow_a_trusted_proxy(b: Backend) {
     assert_eq!(attempt("10.0.0.1", "u3").await, 429);
     // Another client behind the same proxy has its own budget.
     assert_eq!(attempt("10.0.0.2", "u4").await, 401);
+    // One account attacked from many addresses is limited too.
+    assert_eq!(attempt("10.0.1.1", "target").await, 401);
+    assert_eq!(attempt("10.0.1.2", "target").await, 401);
+    assert_eq!(attempt("10.0.1.3", "target").await, 429);
 }
 
 async fn api_tokens(b: Backend) {
