@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -123,18 +122,11 @@ impl Application {
 
         let http_stop = CancellationToken::new();
         let router = crate::http::router(state.clone());
-        // Chat frames are small and latency matters: no Nagle delay on any connection.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let server = axum::serve(
+        let server = tokio::spawn(crate::http::serve::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(http_stop.clone().cancelled_owned());
-        let server = tokio::spawn(async move { server.await });
+            router,
+            http_stop.clone(),
+        ));
 
         signal.await;
         tracing::info!("shutting down: draining connections");

@@ -64,9 +64,6 @@ pub struct ServeArgs {
     /// Login attempts allowed per IP per minute (burst).
     #[arg(long, env = "MOIM_LOGIN_RATE_PER_MIN")]
     pub login_rate_per_min: Option<u32>,
-    /// Milliseconds a busy connection may hold chat frames to send them in one write (0 = never).
-    #[arg(long, env = "MOIM_CHAT_COALESCE_MS")]
-    pub chat_coalesce_ms: Option<u64>,
     /// Threads running connections (default: one per CPU core).
     #[arg(long, env = "MOIM_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -79,7 +76,7 @@ pub struct ServeArgs {
     /// Messages replayed with `since` before `truncated` is set.
     #[arg(long, env = "MOIM_RESUME_LIMIT")]
     pub resume_limit: Option<usize>,
-    /// Frames a room buffers for slow connections before they must resync.
+    /// Frames a connection may have waiting for a slow socket before it must resync.
     #[arg(long, env = "MOIM_ROOM_BUFFER")]
     pub room_buffer: Option<usize>,
 }
@@ -99,7 +96,6 @@ struct FileConfig {
     login_rate_per_min: Option<u32>,
     trust_proxy: Option<bool>,
     worker_threads: Option<usize>,
-    chat_coalesce_ms: Option<u64>,
     history_limit: Option<usize>,
     resume_limit: Option<usize>,
     room_buffer: Option<usize>,
@@ -121,13 +117,11 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Async worker threads; `None` = one per core.
     pub worker_threads: Option<usize>,
-    /// How long a busy connection may hold broadcast frames to batch them into one write.
-    pub chat_coalesce: Duration,
     /// Messages in the welcome frame without `since`.
     pub history_limit: usize,
     /// Messages replayed with `since` before `truncated` is set.
     pub resume_limit: usize,
-    /// Frames a room buffers for slow connections before they must resync.
+    /// Frames a connection may have waiting for a slow socket before it must resync.
     pub room_buffer: usize,
 }
 
@@ -145,7 +139,6 @@ impl Default for Config {
             login_rate_per_min: 10,
             trust_proxy: false,
             worker_threads: None,
-            chat_coalesce: Duration::ZERO,
             history_limit: 100,
             resume_limit: 1000,
             room_buffer: 256,
@@ -215,10 +208,6 @@ impl Config {
                 .worker_threads
                 .or(file.worker_threads)
                 .map(|n| n.clamp(1, 1024)),
-            chat_coalesce: args
-                .chat_coalesce_ms
-                .or(file.chat_coalesce_ms)
-                .map_or(d.chat_coalesce, |ms| Duration::from_millis(ms.min(1000))),
             history_limit: args
                 .history_limit
                 .or(file.history_limit)

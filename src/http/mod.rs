@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod rooms;
+pub mod serve;
 pub mod ws;
 
 use std::sync::atomic::Ordering;

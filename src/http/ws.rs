@@ -1,17 +1,23 @@
-//! The room WebSocket endpoint: checks origin and room, then hands the socket to
-//! `realtime::session`.
+//! The room WebSocket endpoint: checks origin and room, performs the RFC 6455 handshake itself
+//! (so the session owns the raw socket for direct fan-out writes, see `realtime::conn`), then
+//! hands the connection to `realtime::session`.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::rooms::{load_room, room_info};
 use super::same_origin;
 use crate::app::AppState;
 use crate::auth::MaybeUser;
+use crate::realtime::conn::{wire_close, wire_text, ConnIo, SharedIo};
 use crate::realtime::protocol::{error_frame, MAX_CLIENT_FRAME};
 use crate::realtime::session::{self, Opened, CLOSE_BANNED};
 use crate::storage::now_ms;
@@ -22,13 +28,42 @@ pub struct WsQuery {
     since: Option<i64>,
 }
 
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The `Sec-WebSocket-Accept` value for a valid upgrade request.
+fn accept_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let bad = |m: &str| ApiError::invalid("websocket_required", m.to_string());
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return Err(bad("this endpoint speaks WebSocket only"));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(bad("Sec-WebSocket-Version must be 13"));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| bad("Sec-WebSocket-Key is missing"))?;
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
 pub async fn room_ws(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     headers: HeaderMap,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(q): ApiQuery<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    mut req: Request,
 ) -> ApiResult<Response> {
     // Browsers always send Origin on WebSocket handshakes; a foreign one would ride the cookie.
     if !same_origin(&headers) {
@@ -38,6 +73,7 @@ pub async fn room_ws(
             "cross-site WebSocket refused".into(),
         ));
     }
+    let accept = accept_key(&headers)?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("server is restarting".into()));
     }
@@ -47,48 +83,67 @@ pub async fn room_ws(
     let banned = user
         .as_ref()
         .is_some_and(|u| info.sanction(u.id, SanctionKind::Ban, now_ms()).is_some());
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let token = state.sessions.token();
-    let upgrade = upgrade
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .read_buffer_size(2048)
-        // A threshold, not an allocation: frames fed in one batch go out in one write.
-        .write_buffer_size(16 * 1024);
-    Ok(upgrade
-        .on_upgrade(move |mut socket| async move {
-            let _token = token;
-            if banned {
-                let f = error_frame("banned", "you are banned from this room", None);
-                let _ = socket.send(Message::Text(f.into())).await;
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: CLOSE_BANNED,
-                        reason: Utf8Bytes::from_static("banned"),
-                    })))
-                    .await;
-                return;
-            }
-            let cfg = &state.config;
-            let settings = session::Settings {
-                grace: cfg.shutdown_grace,
-                history_limit: cfg.history_limit,
-                resume_limit: cfg.resume_limit,
-                coalesce: cfg.chat_coalesce,
-            };
-            let opened = Opened {
-                room,
-                info,
-                user,
-                since: q.since,
-            };
-            session::run(
-                state.hub.clone(),
-                socket,
-                opened,
-                state.shutdown.clone(),
-                settings,
-            )
-            .await;
-        })
+    tokio::spawn(async move {
+        let _token = token;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        };
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return tracing::error!("WebSocket upgrade on an unexpected transport");
+        };
+        let cfg = &state.config;
+        let io = ConnIo::new(parts.io.into_inner(), cfg.room_buffer);
+        let shared = SharedIo {
+            io: io.clone(),
+            pre: parts.read_buf,
+        };
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(2048)
+            .max_message_size(Some(MAX_CLIENT_FRAME))
+            .max_frame_size(Some(MAX_CLIENT_FRAME));
+        let ws = WebSocketStream::from_raw_socket(shared, Role::Server, Some(ws_config)).await;
+        if banned {
+            let f = error_frame("banned", "you are banned from this room", None);
+            io.unpause(wire_text(&f), i64::MAX);
+            io.finish(false, &[wire_close(CLOSE_BANNED, "banned")]);
+            let drain = std::future::poll_fn(|cx| io.poll_drain(cx));
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+            return;
+        }
+        let settings = session::Settings {
+            grace: cfg.shutdown_grace,
+            history_limit: cfg.history_limit,
+            resume_limit: cfg.resume_limit,
+        };
+        let opened = Opened {
+            room,
+            info,
+            user,
+            since: q.since,
+        };
+        session::run(
+            state.hub.clone(),
+            io,
+            ws,
+            opened,
+            state.shutdown.clone(),
+            settings,
+        )
+        .await;
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("websocket")),
+            (
+                header::SEC_WEBSOCKET_ACCEPT,
+                HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+            ),
+        ],
+    )
         .into_response())
 }

@@ -4,6 +4,7 @@
 //! A room is loaded into the hub while anyone is connected and dropped when the last one leaves;
 //! the database stays the source of truth. Owns no HTTP routing (see `http::rooms`).
 
+pub mod conn;
 pub mod protocol;
 pub mod session;
 pub mod text;
@@ -18,7 +19,7 @@ use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use moim_filter::Filter;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::limiter::Bucket;
@@ -27,15 +28,6 @@ use crate::storage::rooms::{Room, SanctionKind};
 use crate::storage::users::{Role, User};
 use crate::storage::{self, now_ms, Db};
 use protocol::ServerFrame;
-
-/// A frame broadcast to a room: serialised once, shared by every connection.
-#[derive(Clone, Debug)]
-pub struct Broadcast {
-    /// Message seq for `message` frames (used to skip what the welcome already carried); 0 else.
-    pub seq: i64,
-    pub text: Utf8Bytes,
-    pub sent_at: Instant,
-}
 
 /// Something only one connection receives.
 #[derive(Debug)]
@@ -117,6 +109,7 @@ impl RoomInfo {
 }
 
 struct Conn {
+    io: Arc<conn::ConnIo>,
     viewer_key: ViewerKey,
     user_id: Option<i64>,
     direct: mpsc::Sender<Direct>,
@@ -134,10 +127,10 @@ pub enum ViewerKey {
 pub struct RoomState {
     pub id: i64,
     pub slug: String,
-    pub tx: broadcast::Sender<Broadcast>,
     pub info: RwLock<RoomInfo>,
     conns: Mutex<HashMap<u64, Conn>>,
     viewers_sent: AtomicUsize,
+    metrics: Arc<Metrics>,
     /// Per-user rate-limit bucket and time of last message (for slow mode).
     pacing: Mutex<HashMap<i64, (Bucket, Option<Instant>)>>,
 }
@@ -150,14 +143,18 @@ impl RoomState {
         keys.len()
     }
 
-    /// Sends a frame to every connection in the room.
+    /// Sends a frame to every connection in the room: framed once, written straight to each
+    /// socket that can take it (see `conn`). `seq` tags message frames (0 for others).
     pub fn broadcast(&self, seq: i64, text: String) {
-        // No receivers is fine: nobody is listening.
-        let _ = self.tx.send(Broadcast {
-            seq,
-            text: Utf8Bytes::from(text),
-            sent_at: Instant::now(),
-        });
+        let wire = conn::wire_text(&text);
+        let started = Instant::now();
+        let conns = self.conns.lock();
+        for c in conns.values() {
+            if c.io.send(seq, wire.clone()) == conn::Sent::Ok && seq != 0 {
+                self.metrics.messages_out.fetch_add(1, Ordering::Relaxed);
+                self.metrics.fanout.observe(started.elapsed());
+            }
+        }
     }
 
     /// Applies rate limit and slow mode for a non-moderator; `Err((code, wait))` when refused.
@@ -273,7 +270,7 @@ impl Hub {
         (hub, rx)
     }
 
-    /// Frames each room's broadcast channel holds.
+    /// Frames a connection may have queued before it must resync.
     pub fn room_buffer(&self) -> usize {
         self.inner.room_buffer
     }
@@ -341,13 +338,15 @@ impl Hub {
         }
     }
 
-    /// Registers a connection in a room (loading the room if needed).
+    /// Registers a connection in a room (loading the room if needed). From here on the room's
+    /// broadcasts reach `io`, held back until the session unpauses it after its welcome.
     pub fn join(
         &self,
         room: &Room,
         info: RoomInfo,
         user_id: Option<i64>,
-    ) -> (Membership, broadcast::Receiver<Broadcast>) {
+        io: Arc<conn::ConnIo>,
+    ) -> Membership {
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (direct_tx, direct_rx) = mpsc::channel(64);
         let signal = Arc::new(Signal::default());
@@ -355,22 +354,21 @@ impl Hub {
         let state = rooms
             .entry(room.id)
             .or_insert_with(|| {
-                let (tx, _) = broadcast::channel(self.inner.room_buffer);
                 Arc::new(RoomState {
                     id: room.id,
                     slug: room.slug.clone(),
-                    tx,
                     info: RwLock::new(info),
                     conns: Mutex::new(HashMap::new()),
                     viewers_sent: AtomicUsize::new(0),
+                    metrics: self.inner.metrics.clone(),
                     pacing: Mutex::new(HashMap::new()),
                 })
             })
             .clone();
-        let rx = state.tx.subscribe();
         state.conns.lock().insert(
             conn_id,
             Conn {
+                io,
                 viewer_key: user_id.map_or(ViewerKey::Anon(conn_id), ViewerKey::User),
                 user_id,
                 direct: direct_tx.clone(),
@@ -382,17 +380,14 @@ impl Hub {
             .metrics
             .connections
             .fetch_add(1, Ordering::Relaxed);
-        (
-            Membership {
-                hub: self.clone(),
-                room: state,
-                conn_id,
-                direct_rx,
-                direct_tx,
-                signal,
-            },
-            rx,
-        )
+        Membership {
+            hub: self.clone(),
+            room: state,
+            conn_id,
+            direct_rx,
+            direct_tx,
+            signal,
+        }
     }
 
     fn leave(&self, room: &Arc<RoomState>, conn_id: u64) {

@@ -1,15 +1,17 @@
 //! One WebSocket connection in a room: welcome (history or resume), then a loop that relays the
 //! room's broadcasts, answers the client's frames, and ends on kick, lag, close or shutdown.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::Utf8Bytes;
+use futures_util::StreamExt;
 use rand::Rng;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::conn::{wire_close, wire_text, ConnIo, Sent, SharedIo, Work};
 use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
 use super::writer::Pending;
 use super::{text, Direct, Hub, Membership, RoomInfo};
@@ -32,21 +34,22 @@ pub struct Opened {
     pub since: Option<i64>,
 }
 
-/// Runs a connection to its end.
 /// Per-server settings every session uses.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub grace: Duration,
     pub history_limit: usize,
     pub resume_limit: usize,
-    /// A connection that flushed less than this long ago holds further broadcast frames until
-    /// this long has passed, so a busy room costs one write per interval, not one per message.
-    pub coalesce: Duration,
 }
 
+/// The client side of the socket as tungstenite reads it.
+pub type ClientStream = WebSocketStream<SharedIo>;
+
+/// Runs a connection to its end.
 pub async fn run(
     hub: Hub,
-    mut socket: WebSocket,
+    io: Arc<ConnIo>,
+    mut ws: ClientStream,
     opened: Opened,
     shutdown: CancellationToken,
     settings: Settings,
@@ -55,7 +58,6 @@ pub async fn run(
         grace,
         history_limit,
         resume_limit,
-        coalesce,
     } = settings;
     let Opened {
         room,
@@ -63,29 +65,38 @@ pub async fn run(
         user,
         since,
     } = opened;
-    let (mut member, mut rx) = hub.join(&room, info, user.as_ref().map(|u| u.id));
+    // Joined before reading history: broadcasts from now on wait in the paused queue, and the
+    // ones the history already holds are dropped by seq when the welcome goes out.
+    let mut member = hub.join(&room, info, user.as_ref().map(|u| u.id), io.clone());
 
-    // History is read after subscribing, so nothing falls between; duplicates are skipped by seq.
     let pool = &hub.db().pool;
-    let (history, truncated) = match since {
+    let loaded = match since {
         Some(since) => {
             let limit = resume_limit as i64;
-            let mut rows = match messages::after_latest(pool, room.id, since, limit + 1).await {
-                Ok(r) => r,
-                Err(e) => return internal(socket, e).await,
-            };
-            let truncated = rows.len() as i64 > limit;
-            if truncated {
-                rows.remove(0);
-            }
-            (rows, truncated)
+            messages::after_latest(pool, room.id, since, limit + 1)
+                .await
+                .map(|mut rows| {
+                    let truncated = rows.len() as i64 > limit;
+                    if truncated {
+                        rows.remove(0);
+                    }
+                    (rows, truncated)
+                })
         }
-        None => match messages::page(pool, room.id, None, history_limit as i64).await {
-            Ok(r) => (r, false),
-            Err(e) => return internal(socket, e).await,
-        },
+        None => messages::page(pool, room.id, None, history_limit as i64)
+            .await
+            .map(|rows| (rows, false)),
     };
-    let mut last_seq = history.last().map_or(since.unwrap_or(0), |m| m.seq);
+    let (history, truncated) = match loaded {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "loading chat history failed");
+            let f = error_frame("internal", "could not load the room; try again", None);
+            io.unpause(wire_text(&f), i64::MAX);
+            return finish(&io, false, &[wire_close(1011, "internal error")]).await;
+        }
+    };
+    let covered = history.last().map_or(since.unwrap_or(0), |m| m.seq);
     let history: Vec<MessageView> = history.iter().map(MessageView::from).collect();
     let you = user.as_ref().map(UserView::from);
     let room_view = RoomView::new(&room, member.room.viewers());
@@ -98,119 +109,72 @@ pub async fn run(
     }
     .encode();
     drop(history);
-    if !timed(socket.send(Message::Text(welcome.into()))).await {
-        return;
-    }
+    io.unpause(wire_text(&welcome), covered);
+    drop(welcome);
 
-    let metrics = hub.metrics();
     let signal = member.signal.clone();
     // A shutdown that began while this session was joining has already signalled the others.
     if shutdown.is_cancelled() {
         signal.raise(super::Signal::RESTART);
     }
-    // Write coalescing: frames fed but not yet flushed wait for `flush_at`.
-    let mut last_flush = Instant::now()
-        .checked_sub(coalesce)
-        .unwrap_or_else(Instant::now);
-    let mut unflushed = false;
-    let flush_timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(flush_timer);
     let end = loop {
         tokio::select! {
             biased;
-            _ = &mut flush_timer, if unflushed => {
-                if !timed(socket.flush()).await { break End::Gone; }
-                unflushed = false;
-                last_flush = Instant::now();
-            }
             raised = std::future::poll_fn(|cx| signal.poll_raised(cx)) => {
                 break if raised == super::Signal::RESTART { End::Shutdown } else { End::Kicked };
             }
+            work = std::future::poll_fn(|cx| io.poll_work(cx)) => match work {
+                Work::Lagged => break End::Lagged,
+                Work::Gone => break End::Gone,
+            },
             direct = member.direct_rx.recv() => match direct {
                 Some(Direct::Frame(f)) => {
-                    if !timed(socket.send(Message::Text(f))).await { break End::Gone; }
+                    if io.send(0, wire_text(f.as_str())) != Sent::Ok { break End::Gone; }
                 }
-                Some(Direct::Close(f, code)) => {
-                    timed(socket.send(Message::Text(f))).await;
-                    break End::Close(code);
-                }
+                Some(Direct::Close(f, code)) => break End::Close(f, code),
                 None => break End::Gone,
             },
-            incoming = socket.next() => match incoming {
+            incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
                     if let Some(reply) = handle_frame(&hub, &member, user.as_ref(), t.as_str()) {
-                        if !timed(socket.send(Message::Text(reply.into()))).await { break End::Gone; }
+                        io.send(0, wire_text(&reply));
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let err = protocol::ProtocolError::Binary;
-                    let f = error_frame(err.code(), &err.to_string(), None);
-                    if !timed(socket.send(Message::Text(f.into()))).await { break End::Gone; }
+                    io.send(0, wire_text(&error_frame(err.code(), &err.to_string(), None)));
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::Gone,
-                Some(Ok(_)) => {} // ping/pong frames are answered by the library
-            },
-            b = rx.recv() => match b {
-                Ok(b) => {
-                    if b.seq != 0 && b.seq <= last_seq { continue; }
-                    if b.seq != 0 { last_seq = b.seq; }
-                    // Write what is already queued before flushing once: fewer syscalls under load.
-                    record(metrics, &b);
-                    if !timed(socket.feed(Message::Text(b.text))).await { break End::Gone; }
-                    let mut lagged = false;
-                    for _ in 0..64 {
-                        match rx.try_recv() {
-                            Ok(b) => {
-                                if b.seq != 0 && b.seq <= last_seq { continue; }
-                                if b.seq != 0 { last_seq = b.seq; }
-                                record(metrics, &b);
-                                if !timed(socket.feed(Message::Text(b.text))).await { break; }
-                            }
-                            // Never skip past a gap silently: the client must resync.
-                            Err(TryRecvError::Lagged(_)) => { lagged = true; break; }
-                            Err(_) => break,
-                        }
-                    }
-                    if lagged { break End::Lagged; }
-                    let now = Instant::now();
-                    let flush_at = last_flush + coalesce;
-                    if now >= flush_at {
-                        if !timed(socket.flush()).await { break End::Gone; }
-                        unflushed = false;
-                        last_flush = now;
-                    } else if !unflushed {
-                        unflushed = true;
-                        flush_timer.as_mut().reset(flush_at.into());
-                    }
-                }
-                Err(RecvError::Lagged(_)) => break End::Lagged,
-                Err(RecvError::Closed) => break End::Gone,
+                Some(Ok(_)) => {} // pings are answered by tungstenite through the same queue
             },
         }
     };
 
     match end {
         End::Gone | End::Kicked => {}
-        End::Close(code) => close(&mut socket, code, "closed").await,
+        End::Close(f, code) => {
+            finish(
+                &io,
+                false,
+                &[wire_text(f.as_str()), wire_close(code, "closed")],
+            )
+            .await
+        }
         End::Lagged => {
             let f = ServerFrame::Reconnect { reason: "lagged" }.encode();
-            timed(socket.send(Message::Text(f.into()))).await;
-            close(
-                &mut socket,
-                CLOSE_LAGGED,
-                "fell behind; reconnect with since",
-            )
-            .await;
+            let close = wire_close(CLOSE_LAGGED, "fell behind; reconnect with since");
+            finish(&io, true, &[wire_text(&f), close]).await;
         }
         End::Shutdown => {
-            // Spread reconnects so a restart is not met by every client at the same instant.
+            // Leave the room first: nothing more is queued behind the goodbye.
             drop(member);
+            // Spread reconnects so a restart is not met by every client at the same instant.
             let max = grace.as_millis().clamp(1, 2000) as u64 / 2;
             let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=max));
             tokio::time::sleep(jitter).await;
             let f = ServerFrame::Reconnect { reason: "restart" }.encode();
-            timed(socket.send(Message::Text(f.into()))).await;
-            close(&mut socket, CLOSE_RESTART, "server restarting").await;
+            let close = wire_close(CLOSE_RESTART, "server restarting");
+            finish(&io, false, &[wire_text(&f), close]).await;
         }
     }
 }
@@ -218,49 +182,18 @@ pub async fn run(
 enum End {
     Gone,
     Kicked,
-    Close(u16),
+    Close(Utf8Bytes, u16),
     Lagged,
     Shutdown,
 }
 
-/// Counts a chat message delivery (other frames are not deliveries).
-fn record(metrics: &crate::metrics::Metrics, b: &super::Broadcast) {
-    if b.seq != 0 {
-        metrics.messages_out.fetch_add(1, Ordering::Relaxed);
-        metrics.fanout.observe(b.sent_at.elapsed());
-    }
-}
-
-/// A client that cannot take a frame for this long is dropped: a stuck socket must not pin the
-/// connection (or delay shutdown) forever.
+/// A client that cannot take its last frames for this long is dropped without them.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs a socket write with [`WRITE_TIMEOUT`]; true when it succeeded. Most writes complete at
-/// once, so the timer is only set up for one that has to wait.
-async fn timed<E>(write: impl std::future::Future<Output = Result<(), E>>) -> bool {
-    let mut write = std::pin::pin!(write);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(r) => r.is_ok(),
-        std::task::Poll::Pending => {
-            matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
-        }
-    }
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }));
-    timed(socket.send(frame)).await;
-}
-
-async fn internal(mut socket: WebSocket, e: sqlx::Error) {
-    tracing::error!(error = %e, "loading chat history failed");
-    let f = error_frame("internal", "could not load the room; try again", None);
-    timed(socket.send(Message::Text(f.into()))).await;
-    close(&mut socket, 1011, "internal error").await;
+/// Sends the final frames and waits (bounded) until they are written.
+async fn finish(io: &ConnIo, drop_queued: bool, frames: &[bytes::Bytes]) {
+    io.finish(drop_queued, frames);
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, std::future::poll_fn(|cx| io.poll_drain(cx))).await;
 }
 
 /// Handles one client frame; returns a frame for this client only, if any.

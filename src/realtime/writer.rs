@@ -16,8 +16,8 @@ use crate::storage::messages::{self, NewMessage};
 use crate::storage::{now_ms, rfc3339};
 use crate::views::{AuthorView, MessageView};
 
-/// Most messages stored in one transaction. The real limit is also at most half a room's
-/// broadcast buffer, so one commit's burst cannot push a healthy reader into lag.
+/// Most messages stored in one transaction. The real limit is also at most half a connection's
+/// queue (`room_buffer`), so one commit's burst cannot push a healthy reader into lag.
 const MAX_BATCH: usize = 512;
 
 /// A message accepted by a connection, waiting to be stored and broadcast.

@@ -307,6 +307,11 @@ async fn malformed_requests_get_json_errors(b: Backend) {
     assert_eq!((st, v["error"].as_str()), (404, Some("not_found")));
     let (st, v) = app.anon().get("/api/v1/rooms/x/messages?limit=abc").await;
     assert_eq!((st, v["error"].as_str()), (400, Some("invalid_query")));
+    // A plain GET on the WebSocket endpoint is refused clearly.
+    let u = app.signup("plain").await;
+    app.room(&u, "plain").await;
+    let (st, v) = app.anon().get("/api/v1/rooms/plain/ws").await;
+    assert_eq!((st, v["error"].as_str()), (400, Some("websocket_required")));
     // The server is still fine.
     assert_eq!(app.anon().get("/healthz").await.0, 200);
 }

@@ -14,7 +14,6 @@ backend_tests!(
     blocked_terms_are_masked,
     bad_frames_keep_the_connection,
     slow_readers_are_told_to_resync,
-    coalesced_writes_deliver_everything_in_order,
 );
 
 async fn messages_reach_every_client_in_order(b: Backend) {
@@ -377,30 +376,4 @@ async fn slow_readers_are_told_to_resync(b: Backend) {
     let w = again.welcome().await;
     let rest: Vec<i64> = ints(&w["history"], "seq");
     assert_eq!(rest, ((got + 1)..=total).collect::<Vec<i64>>());
-}
-
-async fn coalesced_writes_deliver_everything_in_order(b: Backend) {
-    let app = spawn_with(b, &["--chat-coalesce-ms", "50"]).await;
-    let u = app.signup("batcher").await;
-    app.room(&u, "batched").await;
-    let mut w = app.ws(Some(&u), "batched", None).await;
-    let mut r = app.ws(None, "batched", None).await;
-    w.welcome().await;
-    r.welcome().await;
-    for i in 0..30 {
-        w.say(&format!("b{i}")).await;
-    }
-    let mut got = vec![];
-    for _ in 0..30 {
-        got.push(
-            r.expect("message").await["text"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    assert_eq!(got, (0..30).map(|i| format!("b{i}")).collect::<Vec<_>>());
-    // A lone message after a quiet moment is not held back for long.
-    w.say("single").await;
-    assert_eq!(r.expect("message").await["text"], "single");
 }
