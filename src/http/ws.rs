@@ -96,9 +96,11 @@ pub async fn room_ws(
         };
         let cfg = &state.config;
         let io = ConnIo::new(parts.io.into_inner(), cfg.room_buffer);
+        // Copied: hyper's leftover buffer is a view into its (much larger) read buffer, which
+        // would otherwise stay allocated for the life of the connection.
         let shared = SharedIo {
             io: io.clone(),
-            pre: parts.read_buf,
+            pre: bytes::Bytes::copy_from_slice(&parts.read_buf),
         };
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(2048)
@@ -109,9 +111,7 @@ pub async fn room_ws(
             let f = error_frame("banned", "you are banned from this room", None);
             io.unpause(wire_text(&f), i64::MAX);
             io.finish(false, &[wire_close(CLOSE_BANNED, "banned")]);
-            let drain = std::future::poll_fn(|cx| io.poll_drain(cx));
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
-            return;
+            return session::drain_final(&io).await;
         }
         let settings = session::Settings {
             grace: cfg.shutdown_grace,

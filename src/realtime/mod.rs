@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use moim_filter::Filter;
 use parking_lot::{Mutex, RwLock};
@@ -28,14 +27,6 @@ use crate::storage::rooms::{Room, SanctionKind};
 use crate::storage::users::{Role, User};
 use crate::storage::{self, now_ms, Db};
 use protocol::ServerFrame;
-
-/// Something only one connection receives.
-#[derive(Debug)]
-pub enum Direct {
-    Frame(Utf8Bytes),
-    /// Send the frame, then close with this code.
-    Close(Utf8Bytes, u16),
-}
 
 /// A per-connection flag the hub raises to end a session: cheap to poll on every turn of the
 /// session loop (one atomic load and a waker registration, no lock shared between sessions).
@@ -112,7 +103,6 @@ struct Conn {
     io: Arc<conn::ConnIo>,
     viewer_key: ViewerKey,
     user_id: Option<i64>,
-    direct: mpsc::Sender<Direct>,
     signal: Arc<Signal>,
 }
 
@@ -188,27 +178,20 @@ impl RoomState {
 
     /// Closes every connection of `user_id` with a final frame.
     pub fn kick_user(&self, user_id: i64, frame: &str, code: u16) {
-        let conns = self.conns.lock();
-        for c in conns.values().filter(|c| c.user_id == Some(user_id)) {
-            let sent = c
-                .direct
-                .try_send(Direct::Close(Utf8Bytes::from(frame.to_string()), code));
-            if sent.is_err() {
-                c.signal.raise(Signal::KICK);
-            }
-        }
+        self.kick(|c| c.user_id == Some(user_id), frame, code);
     }
 
     /// Closes every connection (room deleted).
     pub fn kick_all(&self, frame: &str, code: u16) {
+        self.kick(|_| true, frame, code);
+    }
+
+    fn kick(&self, which: impl Fn(&Conn) -> bool, frame: &str, code: u16) {
+        let last = [conn::wire_text(frame), conn::wire_close(code, "closed")];
         let conns = self.conns.lock();
-        for c in conns.values() {
-            if c.direct
-                .try_send(Direct::Close(Utf8Bytes::from(frame.to_string()), code))
-                .is_err()
-            {
-                c.signal.raise(Signal::KICK);
-            }
+        for c in conns.values().filter(|c| which(c)) {
+            c.io.finish(false, &last);
+            c.signal.raise(Signal::KICK);
         }
     }
 }
@@ -218,8 +201,6 @@ pub struct Membership {
     hub: Hub,
     pub room: Arc<RoomState>,
     pub conn_id: u64,
-    pub direct_rx: mpsc::Receiver<Direct>,
-    pub direct_tx: mpsc::Sender<Direct>,
     pub signal: Arc<Signal>,
 }
 
@@ -348,7 +329,6 @@ impl Hub {
         io: Arc<conn::ConnIo>,
     ) -> Membership {
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (direct_tx, direct_rx) = mpsc::channel(64);
         let signal = Arc::new(Signal::default());
         let mut rooms = self.inner.rooms.lock();
         let state = rooms
@@ -371,7 +351,6 @@ impl Hub {
                 io,
                 viewer_key: user_id.map_or(ViewerKey::Anon(conn_id), ViewerKey::User),
                 user_id,
-                direct: direct_tx.clone(),
                 signal: signal.clone(),
             },
         );
@@ -384,8 +363,6 @@ impl Hub {
             hub: self.clone(),
             room: state,
             conn_id,
-            direct_rx,
-            direct_tx,
             signal,
         }
     }

@@ -4,17 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use rand::Rng;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{wire_close, wire_text, ConnIo, Sent, SharedIo, Work};
+use super::conn::{wire_close, wire_text, ConnIo, SharedIo, Work};
 use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
 use super::writer::Pending;
-use super::{text, Direct, Hub, Membership, RoomInfo};
+use super::{text, Hub, Membership, RoomInfo};
 use crate::storage::messages;
 use crate::storage::now_ms;
 use crate::storage::rooms::{Room, SanctionKind};
@@ -67,7 +66,7 @@ pub async fn run(
     } = opened;
     // Joined before reading history: broadcasts from now on wait in the paused queue, and the
     // ones the history already holds are dropped by seq when the welcome goes out.
-    let mut member = hub.join(&room, info, user.as_ref().map(|u| u.id), io.clone());
+    let member = hub.join(&room, info, user.as_ref().map(|u| u.id), io.clone());
 
     let pool = &hub.db().pool;
     let loaded = match since {
@@ -127,16 +126,9 @@ pub async fn run(
                 Work::Lagged => break End::Lagged,
                 Work::Gone => break End::Gone,
             },
-            direct = member.direct_rx.recv() => match direct {
-                Some(Direct::Frame(f)) => {
-                    if io.send(0, wire_text(f.as_str())) != Sent::Ok { break End::Gone; }
-                }
-                Some(Direct::Close(f, code)) => break End::Close(f, code),
-                None => break End::Gone,
-            },
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
-                    if let Some(reply) = handle_frame(&hub, &member, user.as_ref(), t.as_str()) {
+                    if let Some(reply) = handle_frame(&hub, &member, &io, user.as_ref(), t.as_str()) {
                         io.send(0, wire_text(&reply));
                     }
                 }
@@ -151,15 +143,8 @@ pub async fn run(
     };
 
     match end {
-        End::Gone | End::Kicked => {}
-        End::Close(f, code) => {
-            finish(
-                &io,
-                false,
-                &[wire_text(f.as_str()), wire_close(code, "closed")],
-            )
-            .await
-        }
+        // Whatever is still queued (a kick's last frames, say) gets its bounded chance.
+        End::Gone | End::Kicked => drain_final(&io).await,
         End::Lagged => {
             let f = ServerFrame::Reconnect { reason: "lagged" }.encode();
             let close = wire_close(CLOSE_LAGGED, "fell behind; reconnect with since");
@@ -182,7 +167,6 @@ pub async fn run(
 enum End {
     Gone,
     Kicked,
-    Close(Utf8Bytes, u16),
     Lagged,
     Shutdown,
 }
@@ -193,11 +177,23 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sends the final frames and waits (bounded) until they are written.
 async fn finish(io: &ConnIo, drop_queued: bool, frames: &[bytes::Bytes]) {
     io.finish(drop_queued, frames);
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, std::future::poll_fn(|cx| io.poll_drain(cx))).await;
+    drain_final(io).await;
+}
+
+/// Writes what is queued, for at most [`WRITE_TIMEOUT`].
+pub async fn drain_final(io: &ConnIo) {
+    let drain = std::future::poll_fn(|cx| io.poll_drain(cx));
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, drain).await;
 }
 
 /// Handles one client frame; returns a frame for this client only, if any.
-fn handle_frame(hub: &Hub, member: &Membership, user: Option<&User>, raw: &str) -> Option<String> {
+fn handle_frame(
+    hub: &Hub,
+    member: &Membership,
+    io: &Arc<ConnIo>,
+    user: Option<&User>,
+    raw: &str,
+) -> Option<String> {
     let frame = match protocol::parse_client(raw) {
         Ok(f) => f,
         Err(e) => return Some(error_frame(e.code(), &e.to_string(), None)),
@@ -250,7 +246,7 @@ fn handle_frame(hub: &Hub, member: &Membership, user: Option<&User>, raw: &str) 
                 username: user.username.clone(),
                 text,
                 nonce,
-                reply: member.direct_tx.clone(),
+                reply: io.clone(),
             };
             match hub.writer().try_send(pending) {
                 Ok(()) => None,

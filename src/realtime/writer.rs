@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::conn::{wire_text, ConnIo};
 use super::protocol::{error_frame, ServerFrame};
-use super::{Direct, Hub, RoomState};
+use super::{Hub, RoomState};
 use crate::storage::messages::{self, NewMessage};
 use crate::storage::{now_ms, rfc3339};
 use crate::views::{AuthorView, MessageView};
@@ -27,8 +27,8 @@ pub struct Pending {
     pub username: String,
     pub text: String,
     pub nonce: Option<String>,
-    /// Where to report a failure to store.
-    pub reply: mpsc::Sender<Direct>,
+    /// The sender's connection, to report a failure to store.
+    pub reply: Arc<ConnIo>,
 }
 
 /// After a commit, messages arriving within this window wait for its end so they share the next
@@ -114,6 +114,6 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
 }
 
 fn fail(p: &Pending, code: &str, message: &str) {
-    let frame = Utf8Bytes::from(error_frame(code, message, None));
-    let _ = p.reply.try_send(Direct::Frame(frame));
+    p.reply
+        .send(0, wire_text(&error_frame(code, message, None)));
 }
