@@ -1,4 +1,4 @@
-//! Real-time rooms: the hub of connected rooms, their fan-out channels, presence (viewer counts),
+//! Real-time rooms: the hub of connected rooms, their fan-out (`conn`), presence (viewer counts),
 //! chat rules (rate limit, slow mode, sanctions, blocked terms) and the group-commit writer.
 //!
 //! A room is loaded into the hub while anyone is connected and dropped when the last one leaves;

@@ -1,5 +1,6 @@
-//! One WebSocket connection in a room: welcome (history or resume), then a loop that relays the
-//! room's broadcasts, answers the client's frames, and ends on kick, lag, close or shutdown.
+//! One WebSocket connection in a room: welcome (history or resume), then a loop that drains what
+//! the room's fan-out could not write at once, answers the client's frames, and ends on kick,
+//! lag, close or shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
