@@ -179,7 +179,8 @@ pub async fn update_room(
     let room = load_room(&state, &slug).await?;
     let room_view = view(&state, &room);
     if let Some(r) = state.hub.loaded(room.id) {
-        r.broadcast(0, ServerFrame::Room { room: &room_view }.encode());
+        r.broadcast(0, ServerFrame::Room { room: &room_view }.encode())
+            .await;
     }
     Ok(Json(json!({"room": room_view})))
 }
@@ -240,7 +241,7 @@ pub async fn delete_message(
         return Err(ApiError::not_found("message"));
     }
     if let Some(r) = state.hub.loaded(room.id) {
-        r.broadcast(0, ServerFrame::Deleted { seq }.encode());
+        r.broadcast(0, ServerFrame::Deleted { seq }.encode()).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -69,6 +69,8 @@ struct Outbound {
     head_started: bool,
     /// Holding frames until the welcome is written.
     paused: bool,
+    /// Highest message seq the welcome carried: later copies of those are not sent again.
+    covered: i64,
     lagged: bool,
     closed: bool,
 }
@@ -104,6 +106,9 @@ impl ConnIo {
         }
         if out.lagged {
             return Sent::Lagged;
+        }
+        if seq != 0 && seq <= out.covered {
+            return Sent::Ok;
         }
         if out.queue.is_empty() && !out.paused {
             match self.stream.try_write(&frame) {
@@ -142,6 +147,7 @@ impl ConnIo {
         let mut out = self.out.lock();
         out.queue.retain(|(seq, _)| *seq == 0 || *seq > covered);
         out.queue.push_front((0, first));
+        out.covered = covered;
         out.paused = false;
         drop(out);
         self.task.wake();
@@ -313,6 +319,8 @@ mod tests {
         drain(&io).await;
         let want = [wire_text("W"), wire_text("m2"), wire_text("v")].concat();
         assert_eq!(read_exact(&mut client, want.len()).await, want);
+        // A late copy of a message the welcome covered is not sent again.
+        assert_eq!(io.send(1, wire_text("m1")), Sent::Ok);
         // Unpaused and empty: the next frame goes straight to the socket.
         assert_eq!(io.send(3, wire_text("m3")), Sent::Ok);
         assert_eq!(read_exact(&mut client, 4).await, wire_text("m3").to_vec());

@@ -106,6 +106,24 @@ struct Conn {
     signal: Arc<Signal>,
 }
 
+/// Frames a room may have waiting for its fan-out task.
+const FANOUT_QUEUE: usize = 1024;
+
+/// A frame on its way to a room's connections.
+struct Outgoing {
+    seq: i64,
+    wire: bytes::Bytes,
+    at: Instant,
+}
+
+/// A room's fan-out task: delivers frames in order until the room is dropped.
+async fn fanout_loop(room: std::sync::Weak<RoomState>, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        let Some(room) = room.upgrade() else { break };
+        room.deliver(&out);
+    }
+}
+
 /// Who counts as one viewer: a user across all their tabs, or one anonymous connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewerKey {
@@ -121,6 +139,7 @@ pub struct RoomState {
     conns: Mutex<HashMap<u64, Conn>>,
     viewers_sent: AtomicUsize,
     metrics: Arc<Metrics>,
+    fanout: mpsc::Sender<Outgoing>,
     /// Per-user rate-limit bucket and time of last message (for slow mode).
     pacing: Mutex<HashMap<i64, (Bucket, Option<Instant>)>>,
 }
@@ -133,16 +152,26 @@ impl RoomState {
         keys.len()
     }
 
-    /// Sends a frame to every connection in the room: framed once, written straight to each
-    /// socket that can take it (see `conn`). `seq` tags message frames (0 for others).
-    pub fn broadcast(&self, seq: i64, text: String) {
-        let wire = conn::wire_text(&text);
-        let started = Instant::now();
+    /// Sends a frame to every connection in the room, in order with the room's other frames.
+    /// It is framed once here and handed to the room's fan-out task, so a huge room does not hold
+    /// up the caller (the chat writer serves every room). Waits only if that task is far behind.
+    pub async fn broadcast(&self, seq: i64, text: String) {
+        let out = Outgoing {
+            seq,
+            wire: conn::wire_text(&text),
+            at: Instant::now(),
+        };
+        // The task lives as long as this room; a closed channel cannot happen while `self` does.
+        let _ = self.fanout.send(out).await;
+    }
+
+    /// Writes one frame to every connection (see `conn`).
+    fn deliver(&self, out: &Outgoing) {
         let conns = self.conns.lock();
         for c in conns.values() {
-            if c.io.send(seq, wire.clone()) == conn::Sent::Ok && seq != 0 {
+            if c.io.send(out.seq, out.wire.clone()) == conn::Sent::Ok && out.seq != 0 {
                 self.metrics.messages_out.fetch_add(1, Ordering::Relaxed);
-                self.metrics.fanout.observe(started.elapsed());
+                self.metrics.fanout.observe(out.at.elapsed());
             }
         }
     }
@@ -334,14 +363,19 @@ impl Hub {
         let state = rooms
             .entry(room.id)
             .or_insert_with(|| {
-                Arc::new(RoomState {
-                    id: room.id,
-                    slug: room.slug.clone(),
-                    info: RwLock::new(info),
-                    conns: Mutex::new(HashMap::new()),
-                    viewers_sent: AtomicUsize::new(0),
-                    metrics: self.inner.metrics.clone(),
-                    pacing: Mutex::new(HashMap::new()),
+                Arc::new_cyclic(|weak| {
+                    let (fanout, rx) = mpsc::channel(FANOUT_QUEUE);
+                    tokio::spawn(fanout_loop(weak.clone(), rx));
+                    RoomState {
+                        id: room.id,
+                        slug: room.slug.clone(),
+                        info: RwLock::new(info),
+                        conns: Mutex::new(HashMap::new()),
+                        viewers_sent: AtomicUsize::new(0),
+                        metrics: self.inner.metrics.clone(),
+                        fanout,
+                        pacing: Mutex::new(HashMap::new()),
+                    }
                 })
             })
             .clone();
@@ -414,7 +448,8 @@ impl Hub {
             for room in rooms {
                 let count = room.viewers();
                 if room.viewers_sent.swap(count, Ordering::Relaxed) != count {
-                    room.broadcast(0, ServerFrame::Viewers { count }.encode());
+                    room.broadcast(0, ServerFrame::Viewers { count }.encode())
+                        .await;
                 }
                 // Forget pacing state that no longer limits anyone (keeps memory bounded).
                 let now = Instant::now();

@@ -100,7 +100,12 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
                     at: rfc3339(now),
                     nonce: p.nonce.take(),
                 };
-                p.room.broadcast(seq, ServerFrame::Message(&view).encode());
+                // The room as loaded now, not as it was when the message was sent: if everyone left
+                // and someone rejoined meanwhile, the newcomer must get it too.
+                if let Some(room) = hub.loaded(p.room.id) {
+                    room.broadcast(seq, ServerFrame::Message(&view).encode())
+                        .await;
+                }
                 hub.metrics().messages_in.fetch_add(1, Ordering::Relaxed);
             }
         }
