@@ -209,24 +209,25 @@ async fn health_and_metrics(b: Backend) {
     ws.welcome().await;
     ws.say("one").await;
     ws.expect("message").await;
-    let text = http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for needle in [
+    let needles = [
         "moim_ws_connections 1",
         "moim_rooms_active 1",
         "moim_chat_messages_in_total 1",
         "moim_chat_messages_out_total 1",
         "moim_chat_fanout_seconds_count 1",
         "moim_http_requests_total{route=\"/api/v1/rooms\",status=\"201\"} 1",
-    ] {
-        assert!(text.contains(needle), "missing {needle} in\n{text}");
-    }
+    ];
+    // Counters are bumped right after the write the client saw, so allow them a moment.
+    let http2 = http.clone();
+    let url = app.url("/metrics");
+    eventually(10, || {
+        let (http, url) = (http2.clone(), url.clone());
+        async move {
+            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+            needles.iter().all(|n| text.contains(n)).then_some(())
+        }
+    })
+    .await;
     // The home page and assets are served.
     let home = http.get(app.url("/")).send().await.unwrap();
     assert_eq!(home.status(), 200);
