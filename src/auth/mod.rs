@@ -136,16 +136,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// How a request proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    Cookie,
-    Token,
-}
-
 /// The caller, if they are logged in (cookie or bearer token).
 #[derive(Debug, Clone)]
-pub struct MaybeUser(pub Option<(User, Via)>);
+pub struct MaybeUser(pub Option<User>);
 
 /// The caller, who must be logged in (401 `login_required` otherwise).
 #[derive(Debug, Clone)]
@@ -156,13 +149,13 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<MaybeUser,
     if let Some(token) = bearer(headers) {
         let user = users::user_by_token(&state.db.pool, &secret_hash(token)).await?;
         return match user {
-            Some(u) => Ok(MaybeUser(Some((u, Via::Token)))),
+            Some(u) => Ok(MaybeUser(Some(u))),
             None => Err(ApiError::Unauthorized),
         };
     }
     if let Some(cookie) = session_cookie(headers) {
         let user = users::user_by_session(&state.db.pool, &secret_hash(cookie), now_ms()).await?;
-        return Ok(MaybeUser(user.map(|u| (u, Via::Cookie))));
+        return Ok(MaybeUser(user));
     }
     Ok(MaybeUser(None))
 }
@@ -183,7 +176,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match MaybeUser::from_request_parts(parts, state).await?.0 {
-            Some((u, _)) => Ok(CurrentUser(u)),
+            Some(u) => Ok(CurrentUser(u)),
             None => Err(ApiError::Unauthorized),
         }
     }

@@ -131,7 +131,7 @@ pub async fn get_room(
 ) -> ApiResult<Json<serde_json::Value>> {
     let room = load_room(&state, &slug).await?;
     let (moderate, manage) = match &user {
-        Some((u, _)) => (
+        Some(u) => (
             room_info(&state, &room).await?.can_moderate(u),
             is_manager(&room, u),
         ),

@@ -79,7 +79,6 @@ pub async fn room_ws(
     }
     let room = load_room(&state, &slug).await?;
     let info = room_info(&state, &room).await?;
-    let user = user.map(|(u, _)| u);
     let banned = user
         .as_ref()
         .is_some_and(|u| info.sanction(u.id, SanctionKind::Ban, now_ms()).is_some());

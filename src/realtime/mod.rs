@@ -134,7 +134,6 @@ pub enum ViewerKey {
 /// A room loaded in the hub.
 pub struct RoomState {
     pub id: i64,
-    pub slug: String,
     pub info: RwLock<RoomInfo>,
     conns: Mutex<HashMap<u64, Conn>>,
     viewers_sent: AtomicUsize,
@@ -368,7 +367,6 @@ impl Hub {
                     tokio::spawn(fanout_loop(weak.clone(), rx));
                     RoomState {
                         id: room.id,
-                        slug: room.slug.clone(),
                         info: RwLock::new(info),
                         conns: Mutex::new(HashMap::new()),
                         viewers_sent: AtomicUsize::new(0),

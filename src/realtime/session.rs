@@ -242,7 +242,7 @@ fn handle_frame(
             }
             let text = hub.filter().mask(&text).into_owned();
             let pending = Pending {
-                room: room.clone(),
+                room_id: room.id,
                 user_id: user.id,
                 username: user.username.clone(),
                 text,

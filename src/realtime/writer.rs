@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::{wire_text, ConnIo};
 use super::protocol::{error_frame, ServerFrame};
-use super::{Hub, RoomState};
+use super::Hub;
 use crate::storage::messages::{self, NewMessage};
 use crate::storage::{now_ms, rfc3339};
 use crate::views::{AuthorView, MessageView};
@@ -22,7 +22,7 @@ const MAX_BATCH: usize = 512;
 
 /// A message accepted by a connection, waiting to be stored and broadcast.
 pub struct Pending {
-    pub room: Arc<RoomState>,
+    pub room_id: i64,
     pub user_id: i64,
     pub username: String,
     pub text: String,
@@ -75,7 +75,7 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
     let rows: Vec<NewMessage> = batch
         .iter()
         .map(|p| NewMessage {
-            room_id: p.room.id,
+            room_id: p.room_id,
             user_id: p.user_id,
             username: &p.username,
             text: &p.text,
@@ -102,7 +102,7 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
                 };
                 // The room as loaded now, not as it was when the message was sent: if everyone left
                 // and someone rejoined meanwhile, the newcomer must get it too.
-                if let Some(room) = hub.loaded(p.room.id) {
+                if let Some(room) = hub.loaded(p.room_id) {
                     room.broadcast(seq, ServerFrame::Message(&view).encode())
                         .await;
                 }
