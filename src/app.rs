@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::realtime::{self, ChatLimits, Hub};
 use crate::storage::Db;
@@ -35,11 +36,16 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks WebSocket sessions, which axum's graceful shutdown does not see.
     pub sessions: TaskTracker,
+    /// Broadcasts running now.
+    pub live: Live,
+    /// The RTMP port actually bound (shown in ingest URLs).
+    pub rtmp_port: u16,
 }
 
 /// A built, bound, not yet running server.
 pub struct Application {
     listener: TcpListener,
+    rtmp: TcpListener,
     state: AppState,
     writer_rx: tokio::sync::mpsc::Receiver<realtime::writer::Pending>,
 }
@@ -62,6 +68,18 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let rtmp = TcpListener::bind(config.rtmp_listen)
+            .await
+            .with_context(|| format!("binding RTMP {}", config.rtmp_listen))?;
+        let rtmp_port = rtmp.local_addr()?.port();
+        let failed = crate::storage::videos::fail_unfinished(&db.pool, crate::storage::now_ms())
+            .await
+            .context("marking interrupted recordings")?;
+        if failed > 0 {
+            tracing::warn!(videos = failed, "recordings interrupted by a crash were marked failed");
+        }
+        let config = Arc::new(config);
+        let live = Live::new(db.clone(), hub.clone(), config.clone());
         let per_min = config.login_rate_per_min.max(1);
         let state = AppState {
             db,
@@ -74,13 +92,16 @@ impl Application {
                 100_000,
             )),
             signup_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
-            config: Arc::new(config),
+            config,
+            live,
+            rtmp_port,
             draining: Arc::new(AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
         };
         Ok(Application {
             listener,
+            rtmp,
             state,
             writer_rx,
         })
@@ -92,6 +113,13 @@ impl Application {
             .expect("a bound TCP listener has an address")
     }
 
+    /// Where encoders publish.
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
     /// Serves until `signal` resolves, then shuts down gracefully.
     pub async fn run_until(
         self,
@@ -99,6 +127,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            rtmp,
             state,
             writer_rx,
         } = self;
@@ -128,6 +157,8 @@ impl Application {
             http_stop.clone(),
         ));
 
+        let ingest = tokio::spawn(crate::live::ingest::run_listener(state.live.clone(), rtmp));
+
         signal.await;
         tracing::info!("shutting down: draining connections");
         state.draining.store(true, Ordering::SeqCst);
@@ -139,6 +170,9 @@ impl Application {
                 (grace.as_millis() as u64 / 4).min(1000),
             ));
             state.sessions.close();
+            // Broadcasts end cleanly (ENDLIST, recordings finished) while the database is up.
+            state.live.shutdown().await;
+            let _ = ingest.await;
             state.sessions.wait().await;
             min_drain.await;
             http_stop.cancel();

@@ -79,6 +79,30 @@ pub struct ServeArgs {
     /// Frames a connection may have waiting for a slow socket before it must resync.
     #[arg(long, env = "MOIM_ROOM_BUFFER")]
     pub room_buffer: Option<usize>,
+    /// RTMP ingest address (OBS publishes to rtmp://HOST:PORT/live/{stream key}).
+    #[arg(long, env = "MOIM_RTMP_LISTEN")]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// Host (and port) put in the RTMP URL shown to streamers; default: the HTTP host.
+    #[arg(long, env = "MOIM_RTMP_PUBLIC_HOST")]
+    pub rtmp_public_host: Option<String>,
+    /// Broadcasts running at once.
+    #[arg(long, env = "MOIM_MAX_BROADCASTS")]
+    pub max_broadcasts: Option<usize>,
+    /// Highest ingest bitrate, kbit/s, averaged over 5 s; a faster publisher is disconnected.
+    #[arg(long, env = "MOIM_MAX_INGEST_KBPS")]
+    pub max_ingest_kbps: Option<u64>,
+    /// Seconds a publisher may be gone and come back to the same broadcast.
+    #[arg(long, env = "MOIM_RECONNECT_GRACE_S")]
+    pub reconnect_grace_s: Option<u64>,
+    /// Seconds without data after which a publisher is considered gone.
+    #[arg(long, env = "MOIM_INGEST_TIMEOUT_S")]
+    pub ingest_timeout_s: Option<u64>,
+    /// LL-HLS part duration upper bound, milliseconds.
+    #[arg(long, env = "MOIM_HLS_PART_MS")]
+    pub hls_part_ms: Option<u32>,
+    /// Minimum HLS segment duration, milliseconds (segments end at the next keyframe).
+    #[arg(long, env = "MOIM_HLS_SEGMENT_MS")]
+    pub hls_segment_ms: Option<u32>,
 }
 
 /// Settings from the optional TOML file; same names as the flags, snake_case.
@@ -99,6 +123,14 @@ struct FileConfig {
     history_limit: Option<usize>,
     resume_limit: Option<usize>,
     room_buffer: Option<usize>,
+    rtmp_listen: Option<SocketAddr>,
+    rtmp_public_host: Option<String>,
+    max_broadcasts: Option<usize>,
+    max_ingest_kbps: Option<u64>,
+    reconnect_grace_s: Option<u64>,
+    ingest_timeout_s: Option<u64>,
+    hls_part_ms: Option<u32>,
+    hls_segment_ms: Option<u32>,
 }
 
 /// Effective configuration.
@@ -123,6 +155,14 @@ pub struct Config {
     pub resume_limit: usize,
     /// Frames a connection may have waiting for a slow socket before it must resync.
     pub room_buffer: usize,
+    pub rtmp_listen: SocketAddr,
+    pub rtmp_public_host: Option<String>,
+    pub max_broadcasts: usize,
+    pub max_ingest_kbps: u64,
+    pub reconnect_grace: Duration,
+    pub ingest_timeout: Duration,
+    pub hls_part_ms: u32,
+    pub hls_segment_ms: u32,
 }
 
 impl Default for Config {
@@ -142,6 +182,14 @@ impl Default for Config {
             history_limit: 100,
             resume_limit: 1000,
             room_buffer: 256,
+            rtmp_listen: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            rtmp_public_host: None,
+            max_broadcasts: 20,
+            max_ingest_kbps: 20_000,
+            reconnect_grace: Duration::from_secs(10),
+            ingest_timeout: Duration::from_secs(10),
+            hls_part_ms: 334,
+            hls_segment_ms: 1000,
         }
     }
 }
@@ -223,6 +271,43 @@ impl Config {
                 .or(file.room_buffer)
                 .unwrap_or(d.room_buffer)
                 .clamp(16, 65_536),
+            rtmp_listen: args
+                .rtmp_listen
+                .or(file.rtmp_listen)
+                .unwrap_or(d.rtmp_listen),
+            rtmp_public_host: args.rtmp_public_host.clone().or(file.rtmp_public_host),
+            max_broadcasts: args
+                .max_broadcasts
+                .or(file.max_broadcasts)
+                .unwrap_or(d.max_broadcasts)
+                .clamp(1, 10_000),
+            max_ingest_kbps: args
+                .max_ingest_kbps
+                .or(file.max_ingest_kbps)
+                .unwrap_or(d.max_ingest_kbps)
+                .clamp(100, 1_000_000),
+            reconnect_grace: Duration::from_secs(
+                args.reconnect_grace_s
+                    .or(file.reconnect_grace_s)
+                    .unwrap_or(d.reconnect_grace.as_secs())
+                    .min(600),
+            ),
+            ingest_timeout: Duration::from_secs(
+                args.ingest_timeout_s
+                    .or(file.ingest_timeout_s)
+                    .unwrap_or(d.ingest_timeout.as_secs())
+                    .clamp(1, 600),
+            ),
+            hls_part_ms: args
+                .hls_part_ms
+                .or(file.hls_part_ms)
+                .unwrap_or(d.hls_part_ms)
+                .clamp(100, 2000),
+            hls_segment_ms: args
+                .hls_segment_ms
+                .or(file.hls_segment_ms)
+                .unwrap_or(d.hls_segment_ms)
+                .clamp(500, 10_000),
         })
     }
 

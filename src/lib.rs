@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod realtime;
 pub mod storage;

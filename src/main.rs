@@ -22,9 +22,11 @@ fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let addr = app.local_addr();
-    tracing::info!(%addr, "moim is running: open http://{addr}");
+    let rtmp = app.rtmp_addr();
+    tracing::info!(%addr, %rtmp, "moim is running: open http://{addr}");
     // A machine-readable line on stdout for scripts and tests that start moim on port 0.
     println!("moim listening on http://{addr}");
+    println!("moim rtmp on rtmp://{rtmp}/live");
     app.run_until(shutdown_signal()).await
 }
 

@@ -69,10 +69,15 @@ pub struct RoomView {
     pub created_at: String,
     pub last_activity_at: String,
     pub live: bool,
+    /// Multivariant playlist while live.
+    pub hls_url: Option<String>,
+    pub live_since: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub record_broadcasts: bool,
 }
 
 impl RoomView {
-    pub fn new(r: &Room, viewers: usize) -> Self {
+    pub fn new(r: &Room, viewers: usize, live: Option<&crate::live::Status>) -> Self {
         RoomView {
             slug: r.slug.clone(),
             title: r.title.clone(),
@@ -81,7 +86,11 @@ impl RoomView {
             slow_mode_s: r.slow_mode_s,
             created_at: rfc3339(r.created_at),
             last_activity_at: rfc3339(r.last_activity_at),
-            live: false,
+            live: live.is_some(),
+            hls_url: live.map(|l| l.hls_url.clone()),
+            live_since: live.map(|l| rfc3339(l.since_ms)),
+            thumbnail_url: live.and_then(|l| l.thumbnail_url.clone()),
+            record_broadcasts: r.record_broadcasts,
         }
     }
 }

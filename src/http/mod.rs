@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod live;
 pub mod rooms;
 pub mod serve;
 pub mod ws;
@@ -66,6 +67,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/rooms/{slug}/ws", get(ws::room_ws))
         .route(
+            "/rooms/{slug}/stream-key",
+            get(live::get_stream_key).post(live::rotate_stream_key),
+        )
+        .route("/videos", get(live::list_videos))
+        .route("/videos/{id}", get(live::get_video))
+        .route(
             "/admin/blocked-terms",
             get(admin::get_blocked_terms).put(admin::put_blocked_terms),
         )
@@ -81,6 +88,10 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{slug}", get(page))
         .route("/admin", get(page))
         .route("/assets/{file}", get(asset))
+        .route("/live/{slug}/index.m3u8", get(live::live_index))
+        .route("/live/{slug}/thumbnail.jpg", get(live::live_thumbnail))
+        .route("/live/{slug}/{bid}/{rendition}/{file}", get(live::live_file))
+        .route("/videos/{id}/{file}", get(live::video_file))
         .fallback(page_not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -45,7 +45,11 @@ fn is_manager(room: &Room, user: &User) -> bool {
 }
 
 fn view(state: &AppState, room: &Room) -> RoomView {
-    RoomView::new(room, state.hub.viewers(room.id))
+    RoomView::new(
+        room,
+        state.hub.viewers(room.id),
+        state.live.status(&room.slug).as_ref(),
+    )
 }
 
 fn validate_slug(slug: &str) -> ApiResult<()> {
@@ -118,8 +122,13 @@ pub async fn list_rooms(State(state): State<AppState>) -> ApiResult<Json<serde_j
         .iter()
         .map(|r| (view(&state, r), r.last_activity_at))
         .collect();
-    // Most viewers first, then most recent activity (the database already ordered by that).
-    views.sort_by(|a, b| b.0.viewers.cmp(&a.0.viewers).then(b.1.cmp(&a.1)));
+    // Live rooms first, then most viewers, then most recent activity.
+    views.sort_by(|a, b| {
+        b.0.live
+            .cmp(&a.0.live)
+            .then(b.0.viewers.cmp(&a.0.viewers))
+            .then(b.1.cmp(&a.1))
+    });
     let rooms: Vec<RoomView> = views.into_iter().map(|(v, _)| v).collect();
     Ok(Json(json!({"rooms": rooms})))
 }
@@ -148,6 +157,7 @@ pub async fn get_room(
 pub struct RoomPatch {
     title: Option<String>,
     slow_mode_s: Option<i64>,
+    record_broadcasts: Option<bool>,
 }
 
 pub async fn update_room(
@@ -171,7 +181,8 @@ pub async fn update_room(
             format!("slow_mode_s must be 0 to {MAX_SLOW_MODE_S}"),
         ));
     }
-    rooms::update(&state.db.pool, room.id, &title, slow).await?;
+    let record = patch.record_broadcasts.unwrap_or(room.record_broadcasts);
+    rooms::update(&state.db.pool, room.id, &title, slow, record).await?;
     state.hub.update_info(room.id, |i| {
         i.title = title.clone();
         i.slow_mode_s = slow;
@@ -196,6 +207,7 @@ pub async fn delete_room(
     }
     rooms::delete(&state.db.pool, room.id).await?;
     state.hub.close_room(room.id);
+    state.live.end_room(&room.slug).await;
     tracing::info!(room = %room.slug, by = %user.username, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }

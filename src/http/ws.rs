@@ -116,6 +116,7 @@ pub async fn room_ws(
             grace: cfg.shutdown_grace,
             history_limit: cfg.history_limit,
             resume_limit: cfg.resume_limit,
+            live: state.live.clone(),
         };
         let opened = Opened {
             room,

@@ -84,6 +84,12 @@ pub enum ServerFrame<'a> {
     Viewers {
         count: usize,
     },
+    /// A broadcast started or ended in the room.
+    Live {
+        state: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hls_url: Option<&'a str>,
+    },
     Error {
         code: &'a str,
         message: &'a str,

@@ -35,11 +35,14 @@ pub struct Opened {
 }
 
 /// Per-server settings every session uses.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Settings {
     pub grace: Duration,
     pub history_limit: usize,
     pub resume_limit: usize,
+    /// Asked after joining, so a broadcast that starts meanwhile is either in the welcome or
+    /// arrives as a `live` frame.
+    pub live: crate::live::Live,
 }
 
 /// The client side of the socket as tungstenite reads it.
@@ -58,6 +61,7 @@ pub async fn run(
         grace,
         history_limit,
         resume_limit,
+        live,
     } = settings;
     let Opened {
         room,
@@ -99,7 +103,11 @@ pub async fn run(
     let covered = history.last().map_or(since.unwrap_or(0), |m| m.seq);
     let history: Vec<MessageView> = history.iter().map(MessageView::from).collect();
     let you = user.as_ref().map(UserView::from);
-    let room_view = RoomView::new(&room, member.room.viewers());
+    let room_view = RoomView::new(
+        &room,
+        member.room.viewers(),
+        live.status(&room.slug).as_ref(),
+    );
     let welcome = ServerFrame::Welcome {
         room: &room_view,
         you: you.as_ref(),

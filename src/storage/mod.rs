@@ -5,10 +5,12 @@
 //! here are plain async functions per aggregate with the SQL in view. Blobs arrive with the
 //! library issue.
 
+pub mod live;
 pub mod messages;
 pub mod rooms;
 pub mod settings;
 pub mod users;
+pub mod videos;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -13,12 +13,14 @@ pub struct Room {
     pub owner_id: i64,
     pub owner: String,
     pub slow_mode_s: i64,
+    /// Broadcasts are kept as videos in the owner's library.
+    pub record_broadcasts: bool,
     pub created_at: i64,
     pub last_activity_at: i64,
 }
 
 const ROOM_COLUMNS: &str = "r.id, r.slug, r.title, r.owner_id, u.username AS owner, \
-     r.slow_mode_s, r.created_at, r.last_activity_at";
+     r.slow_mode_s, r.record_broadcasts, r.created_at, r.last_activity_at";
 
 fn room_from_row(row: &sqlx::any::AnyRow) -> Result<Room, DbError> {
     Ok(Room {
@@ -28,6 +30,7 @@ fn room_from_row(row: &sqlx::any::AnyRow) -> Result<Room, DbError> {
         owner_id: row.try_get("owner_id")?,
         owner: row.try_get("owner")?,
         slow_mode_s: row.try_get("slow_mode_s")?,
+        record_broadcasts: row.try_get::<i64, _>("record_broadcasts")? != 0,
         created_at: row.try_get("created_at")?,
         last_activity_at: row.try_get("last_activity_at")?,
     })
@@ -71,11 +74,20 @@ pub async fn list(pool: &AnyPool, limit: i64) -> Result<Vec<Room>, DbError> {
     rows.iter().map(room_from_row).collect()
 }
 
-pub async fn update(pool: &AnyPool, id: i64, title: &str, slow_mode_s: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE rooms SET title = $1, slow_mode_s = $2 WHERE id = $3")
-        .bind(title)
-        .bind(slow_mode_s)
-        .bind(id)
+pub async fn update(
+    pool: &AnyPool,
+    id: i64,
+    title: &str,
+    slow_mode_s: i64,
+    record_broadcasts: bool,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE rooms SET title = $1, slow_mode_s = $2, record_broadcasts = $3 WHERE id = $4",
+    )
+    .bind(title)
+    .bind(slow_mode_s)
+    .bind(i64::from(record_broadcasts))
+    .bind(id)
         .execute(pool)
         .await?;
     Ok(())
@@ -88,6 +100,8 @@ pub async fn delete(pool: &AnyPool, id: i64) -> Result<(), DbError> {
         "DELETE FROM messages WHERE room_id = $1",
         "DELETE FROM room_moderators WHERE room_id = $1",
         "DELETE FROM room_sanctions WHERE room_id = $1",
+        "DELETE FROM stream_keys WHERE room_id = $1",
+        "UPDATE videos SET room_id = NULL WHERE room_id = $1",
         "DELETE FROM rooms WHERE id = $1",
     ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;

@@ -62,6 +62,8 @@ pub struct TestApp {
     pub host: String,
     pub data_dir: PathBuf,
     pub backend: Backend,
+    /// Ingest base URL, `rtmp://127.0.0.1:PORT/live`.
+    pub rtmp: String,
     extra: Vec<String>,
     listen: String,
     child: Option<Child>,
@@ -88,6 +90,7 @@ pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
         host: String::new(),
         data_dir,
         backend,
+        rtmp: String::new(),
         extra: extra.iter().map(|s| s.to_string()).collect(),
         listen: "127.0.0.1:0".into(),
         child: None,
@@ -107,6 +110,8 @@ impl TestApp {
         cmd.arg("serve")
             .arg("--listen")
             .arg(&self.listen)
+            .arg("--rtmp-listen")
+            .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra)
@@ -124,14 +129,21 @@ impl TestApp {
             let mut reader = std::io::BufReader::new(stdout);
             let mut line = String::new();
             reader.read_line(&mut line).ok();
+            let mut rtmp = String::new();
+            reader.read_line(&mut rtmp).ok();
             // Keep draining so the server never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            line
+            (line, rtmp)
         });
-        let line = tokio::time::timeout(Duration::from_secs(60), line)
+        let (line, rtmp) = tokio::time::timeout(Duration::from_secs(60), line)
             .await
             .expect("moim did not start within 60 s")
             .unwrap();
+        self.rtmp = rtmp
+            .trim()
+            .strip_prefix("moim rtmp on ")
+            .unwrap_or_else(|| panic!("unexpected second line {rtmp:?}"))
+            .to_string();
         let url = line
             .trim()
             .strip_prefix("moim listening on ")

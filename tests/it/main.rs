@@ -31,5 +31,6 @@ mod accounts;
 mod browser;
 mod chat;
 mod lifecycle;
+mod live;
 mod moderation;
 mod rooms;

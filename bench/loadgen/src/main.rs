@@ -549,6 +549,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
     });
     tokio::time::sleep_until(start.into()).await;
     let cpu0 = server::cpu_us(pid).unwrap_or(0);
+    let sys0 = server::cpu_split_us(pid).map_or(0, |c| c.1);
     let self_cpu0 = server::cpu_us(server::self_pid()).unwrap_or(0);
     let machine0 = server::machine_busy_us().unwrap_or(0);
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
@@ -572,6 +573,9 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
     }
     let busy = t0.elapsed().as_secs_f64();
     let cpu_total = server::cpu_us(pid).unwrap_or(0).saturating_sub(cpu0);
+    let cpu_sys = server::cpu_split_us(pid)
+        .map_or(0, |c| c.1)
+        .saturating_sub(sys0);
     let self_cpu = server::cpu_us(server::self_pid())
         .unwrap_or(0)
         .saturating_sub(self_cpu0);
@@ -626,6 +630,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
         mean_us: lat.mean(),
         samples: lat.count(),
         cpu_us: cpu_total,
+        cpu_sys_us: cpu_sys,
         cpu_window_us: cpu_window,
         busy_s: busy,
         window_s: window,

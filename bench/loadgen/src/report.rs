@@ -37,6 +37,8 @@ pub struct RunResult {
     pub samples: u64,
     /// Server CPU from the start of the measured window to the end of the drain.
     pub cpu_us: u64,
+    /// The part of `cpu_us` spent in the kernel (system time).
+    pub cpu_sys_us: u64,
     /// Server CPU within the measured window only.
     pub cpu_window_us: u64,
     pub busy_s: f64,
@@ -80,6 +82,7 @@ impl RunResult {
             mean_us: f64::NAN,
             samples: 0,
             cpu_us: 0,
+            cpu_sys_us: 0,
             cpu_window_us: 0,
             busy_s: 0.0,
             window_s: 0.0,
@@ -194,6 +197,9 @@ const ROWS: &[Row] = &[
     }),
     ("server CPU-µs per delivery", |r| {
         num(r.cpu_us_per_delivery, 3)
+    }),
+    ("server CPU in the kernel (%)", |r| {
+        num(100.0 * r.cpu_sys_us as f64 / r.cpu_us.max(1) as f64, 0)
     }),
     ("server CPU (% of a core)", |r| {
         num(r.cpu_us as f64 / 1e4 / r.busy_s, 0)
@@ -429,6 +435,7 @@ pub fn json(meta: &Value, scens: &[Scenario], results: &[RunResult]) -> Value {
                 },
                 "server_cpu_us": r.cpu_us,
                 "server_cpu_us_window_only": r.cpu_window_us,
+                "server_cpu_sys_us": r.cpu_sys_us,
                 "measured_s": finite(r.busy_s),
                 "window_s": finite(r.window_s),
                 "server_cpu_us_per_delivery": finite(r.cpu_us_per_delivery),

@@ -202,6 +202,11 @@ impl Drop for Server {
 
 /// User + system CPU time of a process (all its threads), in microseconds.
 pub fn cpu_us(pid: u32) -> Option<u64> {
+    cpu_split_us(pid).map(|(user, sys)| user + sys)
+}
+
+/// User and system (kernel) CPU time of a process (all its threads), in microseconds.
+pub fn cpu_split_us(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name start at field 3 (state).
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -210,7 +215,7 @@ pub fn cpu_us(pid: u32) -> Option<u64> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some((utime + stime) * 1_000_000 / hz)
+    Some((utime * 1_000_000 / hz, stime * 1_000_000 / hz))
 }
 
 /// A `/proc/PID/status` field in kB (VmRSS, VmHWM, …).

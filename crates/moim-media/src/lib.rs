@@ -1,0 +1,21 @@
+//! moim's live media core, free of I/O.
+//!
+//! Every type here is driven by bytes in and bytes (or events) out; the server's tokio tasks own
+//! the sockets and the clock. That keeps the parsers of untrusted bytes fuzzable and the
+//! segmenter testable in simulated time.
+//!
+//! - [`amf0`]: AMF0 values (RTMP command and data messages).
+//! - [`rtmp`]: the server side of RTMP: handshake, chunk stream, publish session.
+//! - [`flv`], [`avc`], [`aac`]: FLV audio/video tag bodies and their codec configuration.
+//! - [`fmp4`]: CMAF / fragmented MP4 boxes (init segment, `moof` + `mdat` fragments).
+//! - [`segmenter`]: cuts samples into LL-HLS parts and keyframe-aligned segments.
+//! - [`playlist`]: LL-HLS media and multivariant playlists.
+
+pub mod aac;
+pub mod amf0;
+pub mod avc;
+pub mod flv;
+pub mod fmp4;
+pub mod playlist;
+pub mod rtmp;
+pub mod segmenter;

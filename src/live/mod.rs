@@ -1,0 +1,423 @@
+//! Live broadcasting: the broadcasts running now, their publishers and their recordings.
+//!
+//! A broadcast belongs to a room and lives while its publisher is connected, plus a grace period
+//! in which the same stream key may come back and continue it (viewers see a discontinuity, not
+//! a new broadcast). Media flows: RTMP connection (`ingest`) → the broadcast's `Segmenter`
+//! (moim-media, in memory: the live window) → HTTP (`http::live` reads the window and blocks on
+//! `changed` for LL-HLS) and → the recorder (`recorder`, on disk, as a video).
+//!
+//! Owns no HTTP routing and no RTMP parsing; those are `http::live` and `moim_media::rtmp`.
+
+pub mod ingest;
+pub mod recorder;
+pub mod thumbnail;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moim_media::segmenter::{self, Segmenter};
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::realtime::protocol::ServerFrame;
+use crate::realtime::Hub;
+use crate::storage::{self, now_ms, Db};
+
+/// How long an ended broadcast's playlist (with `EXT-X-ENDLIST`) stays readable.
+const ENDED_LINGER: Duration = Duration::from_secs(30);
+/// How often a live thumbnail is refreshed.
+const THUMBNAIL_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether a publisher is attached to a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publisher {
+    /// Connection id of the publisher.
+    Connected(u64),
+    /// Gone since then; may come back within the grace period.
+    Away(Instant),
+    Ended,
+}
+
+/// One broadcast: a room's live window, its publisher and its recording.
+pub struct Broadcast {
+    /// Random id in segment URLs, so a new broadcast never reuses cached URLs.
+    pub id: String,
+    pub slug: String,
+    pub room_id: i64,
+    pub started_at: i64,
+    pub seg: Mutex<Segmenter>,
+    /// Bumped whenever a part or segment appears or the broadcast ends: blocked playlist and
+    /// part requests wait on it.
+    pub changed: watch::Sender<u64>,
+    publisher: Mutex<Publisher>,
+    /// Cancelled to disconnect the publisher (key rotated, room deleted, shutdown).
+    pub kick: CancellationToken,
+    recorder: Option<mpsc::Sender<recorder::Op>>,
+    /// Latest thumbnail, and when one was last asked of ffmpeg.
+    thumbnail: Mutex<(Option<Bytes>, Option<Instant>)>,
+}
+
+impl Broadcast {
+    /// Wakes everyone waiting for a change.
+    pub fn notify(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// The broadcast has ended (the playlist has `EXT-X-ENDLIST`).
+    pub fn ended(&self) -> bool {
+        *self.publisher.lock() == Publisher::Ended
+    }
+
+    /// URL of its multivariant playlist.
+    pub fn hls_url(&self) -> String {
+        hls_url(&self.slug)
+    }
+
+    /// The latest thumbnail, if ffmpeg made one.
+    pub fn thumbnail(&self) -> Option<Bytes> {
+        self.thumbnail.lock().0.clone()
+    }
+
+    /// Makes a new thumbnail from a just-finished segment, at most every `THUMBNAIL_EVERY`, in
+    /// the background.
+    fn refresh_thumbnail(self: &Arc<Self>, tasks: &TaskTracker, epoch: u32, segment: &Bytes) {
+        {
+            let mut t = self.thumbnail.lock();
+            if t.1.is_some_and(|at| at.elapsed() < THUMBNAIL_EVERY) {
+                return;
+            }
+            t.1 = Some(Instant::now());
+        }
+        let Some(init) = self.seg.lock().init(epoch) else {
+            return;
+        };
+        let mut mp4 = Vec::with_capacity(init.len() + segment.len());
+        mp4.extend_from_slice(&init);
+        mp4.extend_from_slice(segment);
+        let me = self.clone();
+        tasks.spawn(async move {
+            if let Some(jpeg) = thumbnail::jpeg(mp4).await {
+                me.thumbnail.lock().0 = Some(Bytes::from(jpeg));
+            }
+        });
+    }
+
+    /// Hands segmenter output to the recorder (in order; waits if the disk is behind) and
+    /// refreshes the thumbnail now and then.
+    pub async fn record(self: &Arc<Self>, tasks: &TaskTracker, events: Vec<segmenter::Event>) {
+        if let Some(segmenter::Event::Segment {
+            init_epoch, data, ..
+        }) = events
+            .iter()
+            .rev()
+            .find(|e| matches!(e, segmenter::Event::Segment { .. }))
+        {
+            self.refresh_thumbnail(tasks, *init_epoch, data);
+        }
+        let Some(tx) = &self.recorder else { return };
+        for ev in events {
+            let op = match ev {
+                segmenter::Event::Init { epoch } => match self.seg.lock().init(epoch) {
+                    Some(data) => recorder::Op::Init { epoch, data },
+                    None => continue,
+                },
+                segmenter::Event::Segment {
+                    msn,
+                    duration_ms,
+                    init_epoch,
+                    discontinuity,
+                    data,
+                } => recorder::Op::Segment {
+                    msn,
+                    duration_ms,
+                    init_epoch,
+                    discontinuity,
+                    data,
+                },
+                segmenter::Event::Part { .. } => continue,
+            };
+            if tx.send(op).await.is_err() {
+                return; // the recorder failed and said so in the log
+            }
+        }
+    }
+}
+
+/// URL of a room's live multivariant playlist.
+pub fn hls_url(slug: &str) -> String {
+    format!("/live/{slug}/index.m3u8")
+}
+
+/// What room views show about a live room.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub hls_url: String,
+    pub since_ms: i64,
+    pub thumbnail_url: Option<String>,
+}
+
+/// Why a publish was refused (logged; the encoder just sees the connection close).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown stream key")]
+    UnknownKey,
+    #[error("the room already has a publisher")]
+    AlreadyLive,
+    #[error("too many broadcasts at once (limit {0})")]
+    TooMany(usize),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("database: {0}")]
+    Db(#[from] storage::DbError),
+}
+
+/// The broadcasts running now; cheap to clone.
+#[derive(Clone)]
+pub struct Live {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    hub: Hub,
+    config: Arc<Config>,
+    broadcasts: Mutex<HashMap<String, Arc<Broadcast>>>,
+    /// Ingest connections, grace timers and recorders: waited for at shutdown.
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Live {
+    pub fn new(db: Db, hub: Hub, config: Arc<Config>) -> Live {
+        Live {
+            inner: Arc::new(Inner {
+                db,
+                hub,
+                config,
+                broadcasts: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.inner.stop
+    }
+
+    /// The room's broadcast, running or just ended.
+    pub fn get(&self, slug: &str) -> Option<Arc<Broadcast>> {
+        self.inner.broadcasts.lock().get(slug).cloned()
+    }
+
+    /// Live status for room views: only while the broadcast runs.
+    pub fn status(&self, slug: &str) -> Option<Status> {
+        let b = self.get(slug)?;
+        if b.ended() {
+            return None;
+        }
+        let has_thumbnail = b.thumbnail.lock().0.is_some();
+        Some(Status {
+            hls_url: b.hls_url(),
+            since_ms: b.started_at,
+            thumbnail_url: has_thumbnail.then(|| format!("/live/{slug}/thumbnail.jpg")),
+        })
+    }
+
+    /// Broadcasts running now.
+    pub fn running(&self) -> usize {
+        self.inner
+            .broadcasts
+            .lock()
+            .values()
+            .filter(|b| !b.ended())
+            .count()
+    }
+
+    /// A publisher presented `key`: attach it to the room's broadcast, continuing one in its
+    /// grace period or starting a new one.
+    pub async fn begin(&self, key: &str, conn_id: u64) -> Result<Arc<Broadcast>, Refusal> {
+        if self.inner.stop.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        let pool = &self.inner.db.pool;
+        let slug = storage::live::room_for_key(pool, key)
+            .await?
+            .ok_or(Refusal::UnknownKey)?;
+        let room = storage::rooms::get(pool, &slug)
+            .await?
+            .ok_or(Refusal::UnknownKey)?;
+        {
+            let map = self.inner.broadcasts.lock();
+            if let Some(b) = map.get(&slug) {
+                let mut p = b.publisher.lock();
+                match *p {
+                    Publisher::Connected(_) => return Err(Refusal::AlreadyLive),
+                    Publisher::Away(_) => {
+                        *p = Publisher::Connected(conn_id);
+                        tracing::info!(room = %slug, broadcast = %b.id, "publisher is back");
+                        return Ok(b.clone());
+                    }
+                    Publisher::Ended => {} // replaced below
+                }
+            }
+            if map.values().filter(|b| !b.ended()).count() >= self.inner.config.max_broadcasts {
+                return Err(Refusal::TooMany(self.inner.config.max_broadcasts));
+            }
+        }
+        let recorder = if room.record_broadcasts {
+            match recorder::start(self, &room).await {
+                Ok(tx) => Some(tx),
+                Err(e) => {
+                    tracing::warn!(room = %slug, error = %e, "cannot record this broadcast");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let cfg = &self.inner.config;
+        let b = Arc::new(Broadcast {
+            id: format!("{:08x}", rand::thread_rng().gen::<u32>()),
+            slug: slug.clone(),
+            room_id: room.id,
+            started_at: now_ms(),
+            seg: Mutex::new(Segmenter::new(segmenter::Config {
+                part_target_ms: cfg.hls_part_ms,
+                segment_target_ms: cfg.hls_segment_ms,
+                ..segmenter::Config::default()
+            })),
+            changed: watch::channel(0).0,
+            publisher: Mutex::new(Publisher::Connected(conn_id)),
+            kick: CancellationToken::new(),
+            recorder,
+            thumbnail: Mutex::new((None, None)),
+        });
+        {
+            let mut map = self.inner.broadcasts.lock();
+            // Two publishers racing for one room: the first in the map wins.
+            if let Some(other) = map.get(&slug) {
+                if !other.ended() {
+                    return Err(Refusal::AlreadyLive);
+                }
+            }
+            map.insert(slug.clone(), b.clone());
+        }
+        tracing::info!(room = %slug, broadcast = %b.id, "broadcast started");
+        self.tell_room(&b, "started").await;
+        Ok(b)
+    }
+
+    /// The publisher's connection ended: keep the broadcast for the grace period, then end it
+    /// unless the publisher came back.
+    pub fn detach(&self, b: &Arc<Broadcast>, conn_id: u64) {
+        {
+            let mut p = b.publisher.lock();
+            if *p != Publisher::Connected(conn_id) {
+                return;
+            }
+            *p = Publisher::Away(Instant::now());
+        }
+        b.seg.lock().break_stream();
+        b.notify();
+        let grace = self.inner.config.reconnect_grace;
+        let live = self.clone();
+        let b = b.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = live.inner.stop.cancelled() => {}
+                _ = b.kick.cancelled() => {}
+            }
+            let still_away = matches!(*b.publisher.lock(), Publisher::Away(_));
+            if still_away {
+                live.end(&b).await;
+            }
+        });
+    }
+
+    /// Ends a broadcast now: closes the playlist, finishes the recording, tells the room.
+    pub async fn end(&self, b: &Arc<Broadcast>) {
+        {
+            let mut p = b.publisher.lock();
+            if *p == Publisher::Ended {
+                return;
+            }
+            *p = Publisher::Ended;
+        }
+        b.kick.cancel();
+        let events: Vec<_> = {
+            let mut seg = b.seg.lock();
+            seg.finish();
+            std::iter::from_fn(|| seg.poll_event()).collect()
+        };
+        b.notify();
+        b.record(&self.inner.tasks, events).await;
+        if let Some(tx) = &b.recorder {
+            let _ = tx.send(recorder::Op::Finish).await;
+        }
+        tracing::info!(room = %b.slug, broadcast = %b.id, "broadcast ended");
+        self.tell_room(b, "ended").await;
+        // Keep the ended playlist around briefly so players see EXT-X-ENDLIST.
+        let live = self.clone();
+        let b = b.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(ENDED_LINGER) => {}
+                _ = live.inner.stop.cancelled() => {}
+            }
+            let mut map = live.inner.broadcasts.lock();
+            if map.get(&b.slug).is_some_and(|x| Arc::ptr_eq(x, &b)) {
+                map.remove(&b.slug);
+            }
+        });
+    }
+
+    /// Ends the room's broadcast, if any (key rotated, room deleted).
+    pub async fn end_room(&self, slug: &str) {
+        if let Some(b) = self.get(slug) {
+            self.end(&b).await;
+        }
+    }
+
+    /// Shutdown: refuse new publishers, end every broadcast cleanly, wait for recorders.
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        let all: Vec<_> = self.inner.broadcasts.lock().values().cloned().collect();
+        for b in all {
+            self.end(&b).await;
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    async fn tell_room(&self, b: &Broadcast, state: &str) {
+        let Some(room) = self.inner.hub.loaded(b.room_id) else {
+            return;
+        };
+        let url = b.hls_url();
+        let frame = ServerFrame::Live {
+            state,
+            hls_url: (state == "started").then_some(url.as_str()),
+        };
+        room.broadcast(0, frame.encode()).await;
+    }
+}

@@ -1,0 +1,118 @@
+//! Videos: for now the recordings of live broadcasts (the library adds uploads).
+
+use sqlx::{AnyPool, Row};
+
+use super::DbError;
+
+/// A stored video.
+#[derive(Debug, Clone)]
+pub struct Video {
+    pub id: i64,
+    /// The id in URLs: random, so videos cannot be enumerated.
+    pub public_id: String,
+    pub owner_id: i64,
+    pub room_id: Option<i64>,
+    pub title: String,
+    pub source: String,
+    pub status: String,
+    pub duration_ms: i64,
+    pub has_thumbnail: bool,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, public_id, owner_id, room_id, title, source, status, duration_ms, \
+     has_thumbnail, created_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Video, DbError> {
+    Ok(Video {
+        id: row.try_get("id")?,
+        public_id: row.try_get("public_id")?,
+        owner_id: row.try_get("owner_id")?,
+        room_id: row.try_get("room_id")?,
+        title: row.try_get("title")?,
+        source: row.try_get("source")?,
+        status: row.try_get("status")?,
+        duration_ms: row.try_get("duration_ms")?,
+        has_thumbnail: row.try_get::<i64, _>("has_thumbnail")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A new video in `processing` state.
+pub async fn create(
+    pool: &AnyPool,
+    public_id: &str,
+    owner_id: i64,
+    room_id: Option<i64>,
+    title: &str,
+    source: &str,
+    now: i64,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "INSERT INTO videos (public_id, owner_id, room_id, title, source, status, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, 'processing', $6, $6) RETURNING id",
+    )
+    .bind(public_id)
+    .bind(owner_id)
+    .bind(room_id)
+    .bind(title)
+    .bind(source)
+    .bind(now)
+    .fetch_one(pool)
+    .await?
+    .try_get("id")
+}
+
+/// Records the outcome of processing.
+pub async fn finish(
+    pool: &AnyPool,
+    id: i64,
+    status: &str,
+    duration_ms: i64,
+    has_thumbnail: bool,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE videos SET status = $1, duration_ms = $2, has_thumbnail = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(status)
+    .bind(duration_ms)
+    .bind(i64::from(has_thumbnail))
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &AnyPool, public_id: &str) -> Result<Option<Video>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM videos WHERE public_id = $1");
+    let row = sqlx::query(&sql).bind(public_id).fetch_optional(pool).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A member's videos, newest first.
+pub async fn list_owned(pool: &AnyPool, owner_id: i64, limit: i64) -> Result<Vec<Video>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM videos WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(owner_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Videos left `processing` by a crash: the recorder that owned them is gone.
+pub async fn fail_unfinished(pool: &AnyPool, now: i64) -> Result<u64, DbError> {
+    let r = sqlx::query(
+        "UPDATE videos SET status = 'failed', updated_at = $1 WHERE status = 'processing' \
+         AND source = 'live'",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
