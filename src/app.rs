@@ -76,7 +76,10 @@ impl Application {
             .await
             .context("marking interrupted recordings")?;
         if failed > 0 {
-            tracing::warn!(videos = failed, "recordings interrupted by a crash were marked failed");
+            tracing::warn!(
+                videos = failed,
+                "recordings interrupted by a crash were marked failed"
+            );
         }
         let config = Arc::new(config);
         let live = Live::new(db.clone(), hub.clone(), config.clone());

@@ -1,52 +1,12 @@
-// moim web UI: home (rooms, sign-up / log-in), room (player area + live chat), admin.
+// moim web UI: home (rooms, sign-up / log-in), room (live player + chat), videos, admin.
 // User text is only ever inserted with textContent, never as HTML.
+
+import { el, api, fmtTime, setTitle } from "./dom.js";
+import { LivePlayer, playVideo, fmtDuration } from "./player.js";
 
 const main = document.getElementById("main");
 const account = document.getElementById("account");
 let me = null;
-
-// ---------- helpers ----------
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-async function api(method, path, body) {
-  const opts = { method, headers: {}, credentials: "same-origin" };
-  if (body !== undefined) {
-    opts.headers["content-type"] = "application/json";
-    opts.body = JSON.stringify(body);
-  }
-  const res = await fetch("/api/v1" + path, opts);
-  let data = null;
-  if (res.status !== 204) {
-    try { data = await res.json(); } catch { data = null; }
-  }
-  if (!res.ok) {
-    const err = new Error((data && data.message) || `request failed (${res.status})`);
-    err.code = data && data.error;
-    err.status = res.status;
-    throw err;
-  }
-  return data;
-}
-
-function fmtTime(iso) {
-  const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
-function setTitle(t) { document.title = t ? `${t} · moim` : "moim"; }
 
 // ---------- account bar ----------
 function renderAccount() {
@@ -54,6 +14,7 @@ function renderAccount() {
   if (me) {
     account.append(el("span", {},
       el("span", { class: "muted", "data-testid": "whoami", text: me.username }),
+      el("a", { href: "/videos", text: " My videos" }),
       me.role === "admin" ? el("a", { href: "/admin", text: " Admin" }) : null),
     el("button", { class: "ghost", onclick: logout, text: "Log out" }));
   } else {
@@ -135,6 +96,8 @@ function createRoomCard() {
 function roomCard(r) {
   return el("li", {},
     el("a", { class: "room-card", href: `/r/${encodeURIComponent(r.slug)}`, "data-slug": r.slug },
+      r.live ? el("div", { class: "thumb" },
+        r.thumbnail_url ? el("img", { src: r.thumbnail_url, alt: "", loading: "lazy" }) : el("span", { text: "LIVE" })) : null,
       el("div", { class: "title", text: r.title }),
       el("div", { class: "meta" },
         r.live ? el("span", { class: "badge live", text: "LIVE" }) : el("span", { class: "badge off", text: "offline" }),
@@ -162,6 +125,7 @@ async function renderHome() {
 
 // ---------- room ----------
 let activeChat = null;
+let activePlayer = null;
 
 class Chat {
   constructor(slug, ui, perms) {
@@ -207,6 +171,7 @@ class Chat {
         this.ui.setStatus("online", "live chat");
         this.ui.setViewers(f.viewers);
         this.ui.setRoom(f.room);
+        this.ui.setLive(f.room.live ? { state: "started", hls_url: f.room.hls_url, since: f.room.live_since } : { state: "offline" });
         this.ui.setYou(f.you);
         if (f.truncated) this.ui.system("Some older messages were skipped while you were away.");
         for (const m of f.history) this.add(m);
@@ -216,6 +181,7 @@ class Chat {
       case "deleted": this.ui.remove(f.seq); break;
       case "viewers": this.ui.setViewers(f.count); break;
       case "room": this.ui.setRoom(f.room); break;
+      case "live": this.ui.setLive(f); break;
       case "error":
         this.ui.system(f.message, true);
         if (f.code === "banned" || f.code === "room_deleted") this.stopped = true;
@@ -269,6 +235,7 @@ function chatUI(slug, perms) {
     chat: null,
     setStatus(kind, text) { status.className = `status ${kind}`; status.textContent = text; },
     setViewers(n) { viewers.dataset.count = String(n); viewers.textContent = `${n} watching`; },
+    setLive() {},
     setRoom(room) {
       const title = document.getElementById("room-title");
       if (title) title.textContent = room.title;
@@ -380,16 +347,116 @@ async function renderRoom(slug) {
   const { room, permissions } = data;
   setTitle(room.title);
   const { ui, panel } = chatUI(room.slug, permissions);
+  const badge = el("span", { class: "badge off", id: "live-badge", text: "offline" });
+  const playerBox = el("div", { class: "player", id: "player" });
+  const player = new LivePlayer(playerBox, { showLatency: permissions.manage });
+  let wasLive = false;
+  ui.setLive = (f) => {
+    const live = f.state === "started";
+    badge.className = live ? "badge live" : "badge off";
+    badge.textContent = live ? "LIVE" : "offline";
+    if (live) player.start(f.hls_url, f.since || new Date().toISOString());
+    else if (f.state === "ended" || wasLive) player.ended();
+    else player.offline();
+    wasLive = live;
+  };
+  player.offline();
   const stage = el("section", { class: "stage" },
     el("div", { class: "room-head" },
       el("h1", { id: "room-title", text: room.title }),
-      room.live ? el("span", { class: "badge live", text: "LIVE" }) : el("span", { class: "badge off", text: "offline" }),
+      badge,
       el("span", { class: "muted", text: `by ${room.owner}` })),
-    el("div", { class: "player", id: "player" }, el("span", { text: "The stream is offline." })),
+    playerBox,
+    permissions.manage ? streamingPanel(room.slug, room) : null,
     permissions.moderate ? settingsPanel(room.slug, room, permissions) : null);
   main.replaceChildren(el("div", { class: "room" }, stage, panel));
   ui.chat = new Chat(room.slug, ui, permissions);
   activeChat = ui.chat;
+  activePlayer = player;
+}
+
+// The room owner's streaming settings: where to point OBS, the key, recording.
+function streamingPanel(slug, room) {
+  const error = el("p", { class: "error", role: "alert" });
+  const server = el("input", { id: "rtmp-url", readonly: true, "aria-label": "server URL" });
+  const key = el("input", { id: "stream-key", type: "password", readonly: true, "aria-label": "stream key" });
+  const show = (d) => { server.value = d.rtmp_url; key.value = d.stream_key; };
+  const reveal = el("button", { class: "ghost", type: "button", text: "Show", onclick: () => {
+    key.type = key.type === "password" ? "text" : "password";
+    reveal.textContent = key.type === "password" ? "Show" : "Hide";
+  } });
+  const copy = (input, label) => el("button", { class: "ghost", type: "button", text: label, onclick: async (ev) => {
+    try { await navigator.clipboard.writeText(input.value); ev.target.textContent = "Copied"; }
+    catch { input.type = "text"; input.select(); }
+  } });
+  const rotate = el("button", { class: "danger", type: "button", id: "rotate-key", text: "New key", onclick: async () => {
+    if (!confirm("Make a new stream key? The current one stops working and a running broadcast ends.")) return;
+    try { show(await api("POST", `/rooms/${slug}/stream-key`)); error.textContent = ""; }
+    catch (e) { error.textContent = e.message; }
+  } });
+  const record = el("input", { type: "checkbox", id: "record", checked: room.record_broadcasts });
+  record.addEventListener("change", async () => {
+    try { await api("PATCH", `/rooms/${slug}`, { record_broadcasts: record.checked }); error.textContent = ""; }
+    catch (e) { error.textContent = e.message; record.checked = !record.checked; }
+  });
+  const box = el("details", { class: "settings", id: "streaming" },
+    el("summary", { text: "Go live" }),
+    el("p", { class: "muted", text: "In OBS: Settings → Stream → Service: Custom. Paste the server and the stream key, then Start Streaming. Keep the key secret." }),
+    el("div", { class: "row" }, el("label", { for: "rtmp-url", text: "Server" }), server, copy(server, "Copy")),
+    el("div", { class: "row" }, el("label", { for: "stream-key", text: "Stream key" }), key, reveal, copy(key, "Copy"), rotate),
+    el("div", { class: "row" }, record, el("label", { for: "record", text: "Keep a recording of each broadcast in my videos" })),
+    error);
+  box.addEventListener("toggle", async () => {
+    if (!box.open || key.value) return;
+    try { show(await api("GET", `/rooms/${slug}/stream-key`)); } catch (e) { error.textContent = e.message; }
+  });
+  return box;
+}
+
+// ---------- videos ----------
+function videoCard(v) {
+  return el("li", {},
+    el("a", { class: "room-card", href: `/v/${encodeURIComponent(v.id)}`, "data-video": v.id },
+      el("div", { class: "thumb" }, v.thumbnail_url ? el("img", { src: v.thumbnail_url, alt: "", loading: "lazy" }) : el("span", { text: v.status })),
+      el("div", { class: "title", text: v.title }),
+      el("div", { class: "meta" },
+        el("span", { class: `badge ${v.status === "ready" ? "off" : "live"}`, text: v.status }),
+        el("span", { text: fmtDuration(v.duration_s) }),
+        el("span", { text: new Date(v.created_at).toLocaleString() }))));
+}
+
+async function renderVideos() {
+  setTitle("My videos");
+  if (!me) {
+    main.replaceChildren(el("h1", { text: "My videos" }), el("p", {}, el("a", { href: "/#login", text: "Log in" }), " to see your videos."));
+    return;
+  }
+  const list = el("ul", { class: "rooms", id: "video-list" });
+  main.replaceChildren(el("h1", { text: "My videos" }), list);
+  try {
+    const { videos } = await api("GET", "/videos");
+    if (videos.length === 0) list.append(el("li", { class: "muted", text: "No videos yet. Recordings of your broadcasts appear here." }));
+    for (const v of videos) list.append(videoCard(v));
+  } catch (e) { list.append(el("li", { class: "error", text: e.message })); }
+}
+
+async function renderVideo(id) {
+  let v;
+  try { ({ video: v } = await api("GET", `/videos/${encodeURIComponent(id)}`)); }
+  catch {
+    setTitle("not found");
+    main.replaceChildren(el("h1", { text: "Video not found" }), el("p", {}, el("a", { href: "/", text: "Back to all rooms" })));
+    return;
+  }
+  setTitle(v.title);
+  const box = el("div", { class: "player", id: "player" });
+  main.replaceChildren(el("section", { class: "stage video-page" },
+    el("h1", { text: v.title }), box,
+    el("p", { class: "muted", text: `${fmtDuration(v.duration_s)} · ${new Date(v.created_at).toLocaleString()}` })));
+  if (v.status !== "ready") { box.replaceChildren(el("div", { class: "player-card", text: `This video is ${v.status}.` })); return; }
+  activePlayer = { teardown: () => {} };
+  const session = await playVideo(box, v.hls_url);
+  if (session) activePlayer = { teardown: () => session.destroy() };
 }
 
 // ---------- admin ----------
@@ -430,9 +497,13 @@ function navigate(path) {
 
 async function route() {
   if (activeChat) { activeChat.close(); activeChat = null; }
+  if (activePlayer) { activePlayer.teardown(); activePlayer = null; }
   const path = location.pathname;
   const m = path.match(/^\/r\/([a-z0-9-]+)\/?$/);
   if (m) return renderRoom(m[1]);
+  const v = path.match(/^\/v\/([A-Za-z0-9]+)\/?$/);
+  if (v) return renderVideo(v[1]);
+  if (path === "/videos") return renderVideos();
   if (path === "/admin") return renderAdmin();
   if (path === "/") return renderHome();
   setTitle("not found");

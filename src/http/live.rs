@@ -54,7 +54,10 @@ fn parse_file(name: &str) -> Option<File> {
     fn num(s: &str) -> Option<&str> {
         (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
     }
-    if let Some(rest) = name.strip_prefix("init").and_then(|r| r.strip_suffix(".mp4")) {
+    if let Some(rest) = name
+        .strip_prefix("init")
+        .and_then(|r| r.strip_suffix(".mp4"))
+    {
         return num(rest)?.parse().ok().map(File::Init);
     }
     if let Some(rest) = name.strip_prefix('s').and_then(|r| r.strip_suffix(".m4s")) {
@@ -111,7 +114,9 @@ pub async fn live_index(
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
     if !wait_for(&b, FIRST_MEDIA_WAIT, |s| s.has_media() || s.ended()).await {
-        return Err(ApiError::Unavailable("the broadcast has not sent media yet".into()));
+        return Err(ApiError::Unavailable(
+            "the broadcast has not sent media yet".into(),
+        ));
     }
     let (codecs, resolution) = {
         let seg = b.seg.lock();
@@ -392,7 +397,9 @@ pub async fn video_file(
     match tokio::fs::read(&path).await {
         Ok(data) => Ok(media(Bytes::from(data), content_type, cache)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found("file")),
-        Err(e) => Err(ApiError::Internal(anyhow::Error::new(e).context("reading a video file"))),
+        Err(e) => Err(ApiError::Internal(
+            anyhow::Error::new(e).context("reading a video file"),
+        )),
     }
 }
 
@@ -418,8 +425,18 @@ mod tests {
         assert_eq!(parse_file("s12.m4s"), Some(File::Segment(12)));
         assert_eq!(parse_file("p12.3.m4s"), Some(File::Part(12, 3)));
         for bad in [
-            "", "s.m4s", "s-1.m4s", "p1.m4s", "p1..m4s", "p1.2.3.m4s", "init.mp4", "../x",
-            "s1.m4s/", "s99999999999999999999.m4s", "s+1.m4s", "index.m3u",
+            "",
+            "s.m4s",
+            "s-1.m4s",
+            "p1.m4s",
+            "p1..m4s",
+            "p1.2.3.m4s",
+            "init.mp4",
+            "../x",
+            "s1.m4s/",
+            "s99999999999999999999.m4s",
+            "s+1.m4s",
+            "index.m3u",
         ] {
             assert_eq!(parse_file(bad), None, "{bad}");
         }

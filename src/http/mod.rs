@@ -87,10 +87,15 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/r/{slug}", get(page))
         .route("/admin", get(page))
+        .route("/videos", get(page))
+        .route("/v/{id}", get(page))
         .route("/assets/{file}", get(asset))
         .route("/live/{slug}/index.m3u8", get(live::live_index))
         .route("/live/{slug}/thumbnail.jpg", get(live::live_thumbnail))
-        .route("/live/{slug}/{bid}/{rendition}/{file}", get(live::live_file))
+        .route(
+            "/live/{slug}/{bid}/{rendition}/{file}",
+            get(live::live_file),
+        )
         .route("/videos/{id}/{file}", get(live::video_file))
         .fallback(page_not_found)
         .layer(middleware::from_fn_with_state(
@@ -171,6 +176,10 @@ async fn check_origin(req: Request, next: Next) -> Response {
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
+const DOM_JS: &str = include_str!("../../web/dom.js");
+const PLAYER_JS: &str = include_str!("../../web/player.js");
+/// hls.js, vendored (see web/vendor/README.md).
+const HLS_JS: &str = include_str!("../../web/vendor/hls.light.min.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 fn html(status: StatusCode) -> Response {
@@ -214,6 +223,9 @@ async fn page_not_found(uri: Uri) -> Response {
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, ctype) = match file.as_str() {
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "dom.js" => (DOM_JS, "text/javascript; charset=utf-8"),
+        "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
+        "hls.light.min.js" => (HLS_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };

@@ -42,6 +42,15 @@ pub fn new_public_id() -> String {
         .collect()
 }
 
+/// `2026-11-22 21:51 UTC`: readable in a title.
+fn when(ms: i64) -> String {
+    let full = storage::rfc3339(ms);
+    match (full.get(..10), full.get(11..16)) {
+        (Some(date), Some(hm)) => format!("{date} {hm} UTC"),
+        _ => full,
+    }
+}
+
 /// Where a video's files live.
 pub fn video_dir(data_dir: &Path, public_id: &str) -> PathBuf {
     data_dir.join("videos").join(public_id)
@@ -54,7 +63,7 @@ pub async fn start(live: &Live, room: &Room) -> anyhow::Result<mpsc::Sender<Op>>
     tokio::fs::create_dir_all(&dir)
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
-    let title = format!("{} — {}", room.title, storage::rfc3339(now_ms()));
+    let title = format!("{} — {}", room.title, when(now_ms()));
     let id = videos::create(
         &live.db().pool,
         &public_id,
@@ -128,12 +137,24 @@ async fn run(db: storage::Db, id: i64, dir: PathBuf, mut rx: mpsc::Receiver<Op>)
         }
     };
     let thumb = status == "ready" && make_thumbnail(&dir, &segments).await;
-    if let Err(e) =
-        videos::finish(&db.pool, id, status, duration_ms.round() as i64, thumb, now_ms()).await
+    if let Err(e) = videos::finish(
+        &db.pool,
+        id,
+        status,
+        duration_ms.round() as i64,
+        thumb,
+        now_ms(),
+    )
+    .await
     {
         tracing::warn!(video = id, error = %e, "cannot mark the recording finished");
     }
-    tracing::info!(video = id, status, duration_s = duration_ms / 1000.0, "recording finished");
+    tracing::info!(
+        video = id,
+        status,
+        duration_s = duration_ms / 1000.0,
+        "recording finished"
+    );
 }
 
 async fn write_playlist(dir: &Path, segments: &[Written]) -> std::io::Result<()> {
@@ -181,7 +202,9 @@ async fn make_thumbnail(dir: &Path, segments: &[Written]) -> bool {
         Err(_) => return false,
     }
     match super::thumbnail::jpeg(input).await {
-        Some(jpeg) => tokio::fs::write(dir.join("thumbnail.jpg"), jpeg).await.is_ok(),
+        Some(jpeg) => tokio::fs::write(dir.join("thumbnail.jpg"), jpeg)
+            .await
+            .is_ok(),
         None => false,
     }
 }

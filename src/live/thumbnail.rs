@@ -17,7 +17,15 @@ const MAX_JPEG: usize = 2 << 20;
 pub async fn jpeg(mp4: Vec<u8>) -> Option<Vec<u8>> {
     let mut child = Command::new("ffmpeg")
         .args(["-v", "error", "-f", "mp4", "-i", "pipe:0", "-frames:v", "1"])
-        .args(["-vf", "scale=320:-2", "-f", "image2", "-c:v", "mjpeg", "pipe:1"])
+        .args([
+            "-vf",
+            "scale=320:-2",
+            "-f",
+            "image2",
+            "-c:v",
+            "mjpeg",
+            "pipe:1",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -34,7 +42,10 @@ pub async fn jpeg(mp4: Vec<u8>) -> Option<Vec<u8>> {
         };
         let mut out = Vec::new();
         let read = async {
-            let _ = (&mut stdout).take(MAX_JPEG as u64 + 1).read_to_end(&mut out).await;
+            let _ = (&mut stdout)
+                .take(MAX_JPEG as u64 + 1)
+                .read_to_end(&mut out)
+                .await;
         };
         tokio::join!(feed, read);
         let status = child.wait().await.ok()?;

@@ -88,8 +88,8 @@ pub async fn update(
     .bind(slow_mode_s)
     .bind(i64::from(record_broadcasts))
     .bind(id)
-        .execute(pool)
-        .await?;
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -88,7 +88,10 @@ pub async fn finish(
 
 pub async fn get(pool: &AnyPool, public_id: &str) -> Result<Option<Video>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM videos WHERE public_id = $1");
-    let row = sqlx::query(&sql).bind(public_id).fetch_optional(pool).await?;
+    let row = sqlx::query(&sql)
+        .bind(public_id)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 

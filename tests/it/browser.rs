@@ -1,4 +1,4 @@
-//! Browser tests: the real UI in Debian's Chromium, driven by Playwright (e2e/chat.mjs).
+//! Browser tests: the real UI in Debian's Chromium, driven by Playwright (e2e/*.mjs).
 
 use std::process::Command;
 
@@ -11,19 +11,24 @@ fn have(cmd: &str, arg: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_browsers_chat_reload_and_recover_from_restart() {
+/// Chromium's path and the e2e folder with its packages installed, or None (skipped; a failure
+/// under `MOIM_REQUIRE_ALL=1`).
+fn browser_setup(needs_ffmpeg: bool) -> Option<(String, String)> {
     let chromium = std::env::var("MOIM_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let root = env!("CARGO_MANIFEST_DIR");
     let e2e = format!("{root}/e2e");
-    if !std::path::Path::new(&chromium).exists() || !have("node", "--version") {
+    let ffmpeg_ok = !needs_ffmpeg || have("ffmpeg", "-version");
+    if !std::path::Path::new(&chromium).exists() || !have("node", "--version") || !ffmpeg_ok {
         assert!(
             !require_all(),
-            "Chromium ({chromium}) and node are required (MOIM_REQUIRE_ALL=1)"
+            "Chromium ({chromium}), node and ffmpeg are required (MOIM_REQUIRE_ALL=1)"
         );
-        eprintln!("SKIPPED (browser): install chromium and node to run the browser test");
-        return;
+        eprintln!("SKIPPED (browser): install chromium, node and ffmpeg to run the browser tests");
+        return None;
     }
+    // One npm ci at a time: browser tests run in parallel.
+    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = NPM.lock().unwrap_or_else(|e| e.into_inner());
     if !std::path::Path::new(&format!("{e2e}/node_modules/playwright-core")).exists() {
         let st = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix", &e2e])
@@ -31,9 +36,44 @@ async fn two_browsers_chat_reload_and_recover_from_restart() {
             .expect("run npm");
         assert!(st.success(), "npm ci in e2e/ failed");
     }
-    let mut app = spawn_app(Backend::Sqlite).await;
-    let shots = format!("{root}/target/screenshots");
+    Some((chromium, e2e))
+}
+
+fn screenshots_dir() -> String {
+    let shots = format!("{}/target/screenshots", env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_stream_plays_in_chromium() {
+    let Some((chromium, e2e)) = browser_setup(true) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let shots = screenshots_dir();
+    let status = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/live.mjs"))
+        .env("MOIM_URL", &app.base)
+        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_SCREENSHOTS", &shots)
+        .status()
+        .await
+        .expect("start node");
+    assert!(
+        status.success(),
+        "live browser script failed: {status:?}; screenshots in {shots}; server log in {}",
+        app.data_dir.join("server.log").display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_reload_and_recover_from_restart() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let shots = screenshots_dir();
     let ctl = app.data_dir.join("restart.ctl");
     let script = format!("{e2e}/chat.mjs");
     let mut child = tokio::process::Command::new("node")

@@ -27,7 +27,10 @@ fn have_ffmpeg() -> bool {
             .is_ok_and(|s| s.success())
     });
     if !ok {
-        assert!(!require_all(), "ffmpeg/ffprobe missing but MOIM_REQUIRE_ALL=1");
+        assert!(
+            !require_all(),
+            "ffmpeg/ffprobe missing but MOIM_REQUIRE_ALL=1"
+        );
         eprintln!("SKIPPED (live): install ffmpeg to run the live broadcasting tests");
     }
     ok
@@ -41,8 +44,17 @@ fn publish(url: &str, seconds: u32) -> Child {
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
+        ])
         .args(["-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -73,7 +85,10 @@ async fn stream_key(app: &TestApp, owner: &User, slug: &str) -> (String, String)
     assert_eq!(st, 200, "{body}");
     let key = body["stream_key"].as_str().unwrap().to_string();
     let rtmp_url = body["rtmp_url"].as_str().unwrap().to_string();
-    assert_eq!(rtmp_url, app.rtmp, "the URL shown to streamers is where moim listens");
+    assert_eq!(
+        rtmp_url, app.rtmp,
+        "the URL shown to streamers is where moim listens"
+    );
     let url = format!("{rtmp_url}/{key}");
     (key, url)
 }
@@ -100,7 +115,10 @@ async fn media_playlist(app: &TestApp, slug: &str) -> String {
         .lines()
         .find(|l| l.starts_with("#EXT-X-STREAM-INF:"))
         .expect("a variant");
-    assert!(inf.contains("CODECS=\"avc1.") && inf.contains(",mp4a.40.2\""), "{inf}");
+    assert!(
+        inf.contains("CODECS=\"avc1.") && inf.contains(",mp4a.40.2\""),
+        "{inf}"
+    );
     assert!(inf.contains("RESOLUTION=320x240"), "{inf}");
     let uri = text
         .lines()
@@ -111,7 +129,9 @@ async fn media_playlist(app: &TestApp, slug: &str) -> String {
 
 /// Tag values of a playlist, e.g. `attr(&text, "#EXT-X-TARGETDURATION:")`.
 fn attr<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
-    text.lines().filter_map(|l| l.strip_prefix(prefix)).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .collect()
 }
 
 fn dir_of(path: &str) -> &str {
@@ -121,11 +141,22 @@ fn dir_of(path: &str) -> &str {
 /// Runs ffprobe on a file and returns its streams as JSON.
 fn ffprobe(path: &std::path::Path) -> Value {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -135,7 +166,11 @@ fn decode_errors(input: &str) -> String {
         .args(["-v", "error", "-i", input, "-f", "null", "-"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -167,14 +202,21 @@ async fn broadcast_end_to_end(backend: Backend) {
     // Only the owner sees or rotates the key.
     let (st, _) = other.client.get("/api/v1/rooms/stage/stream-key").await;
     assert_eq!(st, 403);
-    let (st, _) = other.client.post("/api/v1/rooms/stage/stream-key", Value::Null).await;
+    let (st, _) = other
+        .client
+        .post("/api/v1/rooms/stage/stream-key", Value::Null)
+        .await;
     assert_eq!(st, 403);
     let (st, _) = app.anon().get("/api/v1/rooms/stage/stream-key").await;
     assert_eq!(st, 401);
     let (key, url) = stream_key(&app, &owner, "stage").await;
     assert!(key.len() >= 32);
     let (_, again) = owner.client.get("/api/v1/rooms/stage/stream-key").await;
-    assert_eq!(again["stream_key"], key.as_str(), "the key is stable until rotated");
+    assert_eq!(
+        again["stream_key"],
+        key.as_str(),
+        "the key is stable until rotated"
+    );
 
     let mut ws = app.ws(None, "stage", None).await;
     let welcome = ws.welcome().await;
@@ -209,7 +251,10 @@ async fn broadcast_end_to_end(backend: Backend) {
     assert_eq!(attr(&text, "#EXT-X-MAP:URI="), ["\"init0.mp4\""]);
     assert_eq!(attr(&text, "#EXT-X-PRELOAD-HINT:").len(), 1, "{text}");
     let parts = attr(&text, "#EXT-X-PART:");
-    assert!(parts.iter().any(|p| p.contains("INDEPENDENT=YES")), "{text}");
+    assert!(
+        parts.iter().any(|p| p.contains("INDEPENDENT=YES")),
+        "{text}"
+    );
     for p in &parts {
         let d: f64 = p
             .strip_prefix("DURATION=")
@@ -217,11 +262,17 @@ async fn broadcast_end_to_end(backend: Backend) {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(d > 0.0 && d <= 0.334, "part of {d} s exceeds PART-TARGET: {text}");
+        assert!(
+            d > 0.0 && d <= 0.334,
+            "part of {d} s exceeds PART-TARGET: {text}"
+        );
     }
     for d in attr(&text, "#EXTINF:") {
         let d: f64 = d.trim_end_matches(',').parse().unwrap();
-        assert!((0.9..=1.1).contains(&d), "segment of {d} s with 1 s GOPs: {text}");
+        assert!(
+            (0.9..=1.1).contains(&d),
+            "segment of {d} s with 1 s GOPs: {text}"
+        );
     }
     assert!(!text.contains("#EXT-X-ENDLIST"));
 
@@ -236,7 +287,11 @@ async fn broadcast_end_to_end(backend: Backend) {
     let (st, blocked, _) =
         get_text(&app, &format!("{playlist}?_HLS_msn={msn}&_HLS_part={idx}")).await;
     assert_eq!(st, 200, "{blocked}");
-    assert!(blocked.contains(&format!("URI=\"p{msn}.{idx}.m4s\"")) || blocked.contains(&format!("s{msn}.m4s")), "{blocked}");
+    assert!(
+        blocked.contains(&format!("URI=\"p{msn}.{idx}.m4s\""))
+            || blocked.contains(&format!("s{msn}.m4s")),
+        "{blocked}"
+    );
     let (st, body, _) = get_text(&app, &format!("{playlist}?_HLS_msn={}", msn + 10)).await;
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("hls_msn_too_far"));
@@ -251,7 +306,10 @@ async fn broadcast_end_to_end(backend: Backend) {
     assert_eq!(&part[4..8], b"moof", "a part is a CMAF chunk");
 
     // Init + a whole segment decode as H.264 320×240 and AAC.
-    let seg_uri = text.lines().filter(|l| l.starts_with('s')).next_back().unwrap();
+    let seg_uri = text
+        .lines()
+        .rfind(|l| l.starts_with('s'))
+        .unwrap();
     let (st, init) = get_bytes(&app, &format!("{base}/init0.mp4")).await;
     assert_eq!(st, 200);
     let (st, seg) = get_bytes(&app, &format!("{base}/{seg_uri}")).await;
@@ -263,7 +321,10 @@ async fn broadcast_end_to_end(backend: Backend) {
     let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
     let audio = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
     assert_eq!(video["codec_name"], "h264");
-    assert_eq!((video["width"].as_i64(), video["height"].as_i64()), (Some(320), Some(240)));
+    assert_eq!(
+        (video["width"].as_i64(), video["height"].as_i64()),
+        (Some(320), Some(240))
+    );
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["sample_rate"], "48000");
     assert_eq!(decode_errors(file.to_str().unwrap()), "");
@@ -302,25 +363,50 @@ async fn broadcast_end_to_end(backend: Backend) {
     })
     .await;
     let (_, theirs) = other.client.get("/api/v1/videos").await;
-    assert_eq!(theirs["videos"].as_array().unwrap().len(), 0, "only the owner's own videos");
+    assert_eq!(
+        theirs["videos"].as_array().unwrap().len(),
+        0,
+        "only the owner's own videos"
+    );
     let dur = video["duration_s"].as_f64().unwrap();
-    assert!((6.0..=10.0).contains(&dur), "recording of {dur} s for an 8 s broadcast");
+    assert!(
+        (6.0..=10.0).contains(&dur),
+        "recording of {dur} s for an 8 s broadcast"
+    );
     let id = video["id"].as_str().unwrap();
     let (st, one) = app.anon().get(&format!("/api/v1/videos/{id}")).await;
     assert_eq!(st, 200);
     assert_eq!(one["video"]["hls_url"], format!("/videos/{id}/index.m3u8"));
     let (st, vod, _) = get_text(&app, &format!("/videos/{id}/index.m3u8")).await;
     assert_eq!(st, 200);
-    assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD") && vod.ends_with("#EXT-X-ENDLIST\n"), "{vod}");
-    assert_eq!(decode_errors(&app.url(&format!("/videos/{id}/index.m3u8"))), "");
+    assert!(
+        vod.contains("#EXT-X-PLAYLIST-TYPE:VOD") && vod.ends_with("#EXT-X-ENDLIST\n"),
+        "{vod}"
+    );
+    assert_eq!(
+        decode_errors(&app.url(&format!("/videos/{id}/index.m3u8"))),
+        ""
+    );
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(app.url(&format!("/videos/{id}/index.m3u8")))
         .output()
         .unwrap();
     let probed: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    assert!((probed - dur).abs() < 1.0, "ffprobe says {probed} s, the API {dur} s");
-    let thumb = video["thumbnail_url"].as_str().expect("ffmpeg made a thumbnail");
+    assert!(
+        (probed - dur).abs() < 1.0,
+        "ffprobe says {probed} s, the API {dur} s"
+    );
+    let thumb = video["thumbnail_url"]
+        .as_str()
+        .expect("ffmpeg made a thumbnail");
     let (st, jpeg) = get_bytes(&app, thumb).await;
     assert_eq!(st, 200);
     assert_eq!(&jpeg[..3], &[0xff, 0xd8, 0xff], "a JPEG");
@@ -343,7 +429,10 @@ async fn refused_publishers(backend: Backend) {
     assert_eq!(live_state(&app, "stage").await["live"], false);
 
     // Garbage on the RTMP port closes that connection only.
-    let addr = app.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live");
+    let addr = app
+        .rtmp
+        .trim_start_matches("rtmp://")
+        .trim_end_matches("/live");
     let mut junk = tokio::net::TcpStream::connect(addr).await.unwrap();
     junk.write_all(&[0x06; 4000]).await.unwrap();
     let mut buf = [0u8; 64];
@@ -355,22 +444,37 @@ async fn refused_publishers(backend: Backend) {
 
     // One publisher at a time per room.
     let mut first = publish(&url, 12);
-    eventually(15, || async { (live_state(&app, "stage").await["live"] == true).then_some(()) }).await;
+    eventually(15, || async {
+        (live_state(&app, "stage").await["live"] == true).then_some(())
+    })
+    .await;
     let mut second = publish(&url, 5);
-    assert!(!wait_exit(&mut second, 20).await.success(), "a second publisher is refused");
-    assert!(first.try_wait().unwrap().is_none(), "the first publisher goes on");
+    assert!(
+        !wait_exit(&mut second, 20).await.success(),
+        "a second publisher is refused"
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first publisher goes on"
+    );
     assert_eq!(live_state(&app, "stage").await["live"], true);
 
     // Rotating the key ends the broadcast and retires the old key.
     let mut ws = app.ws(None, "stage", None).await;
     ws.welcome().await;
-    let (st, body) = owner.client.post("/api/v1/rooms/stage/stream-key", Value::Null).await;
+    let (st, body) = owner
+        .client
+        .post("/api/v1/rooms/stage/stream-key", Value::Null)
+        .await;
     assert_eq!(st, 201, "{body}");
     assert_ne!(body["stream_key"], key.as_str());
     expect_live_frame(&mut ws, "ended").await;
     wait_exit(&mut first, 20).await;
     let mut old = publish(&url, 5);
-    assert!(!wait_exit(&mut old, 20).await.success(), "the old key no longer works");
+    assert!(
+        !wait_exit(&mut old, 20).await.success(),
+        "the old key no longer works"
+    );
     assert_eq!(live_state(&app, "stage").await["live"], false);
 }
 
@@ -397,12 +501,17 @@ async fn publisher_reconnects_within_grace(backend: Backend) {
     first.kill().unwrap();
     first.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(live_state(&app, "stage").await["live"], true, "still live in the grace period");
+    assert_eq!(
+        live_state(&app, "stage").await["live"],
+        true,
+        "still live in the grace period"
+    );
     let mut second = publish(&url, 4);
     // Same broadcast (same playlist URL), with a discontinuity and a second init segment.
     let text = eventually(15, || async {
         let (st, text, _) = get_text(&app, &playlist).await;
-        (st == 200 && text.contains("init1.mp4") && attr(&text, "#EXTINF:").len() >= 4).then_some(text)
+        (st == 200 && text.contains("init1.mp4") && attr(&text, "#EXTINF:").len() >= 4)
+            .then_some(text)
     })
     .await;
     assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
@@ -416,7 +525,11 @@ async fn stalled_publisher_ends_after_grace(backend: Backend) {
     if !have_ffmpeg() {
         return;
     }
-    let app = spawn_with(backend, &["--reconnect-grace-s", "1", "--ingest-timeout-s", "2"]).await;
+    let app = spawn_with(
+        backend,
+        &["--reconnect-grace-s", "1", "--ingest-timeout-s", "2"],
+    )
+    .await;
     let owner = app.signup("streamer").await;
     app.room(&owner, "stage").await;
     let (_, url) = stream_key(&app, &owner, "stage").await;
@@ -426,7 +539,11 @@ async fn stalled_publisher_ends_after_grace(backend: Backend) {
     expect_live_frame(&mut ws, "started").await;
     // Freeze the encoder: its TCP connection stays open but no data flows.
     let pid = ffmpeg.id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
     let t = Instant::now();
     expect_live_frame(&mut ws, "ended").await;
     assert!(t.elapsed() < Duration::from_secs(20));
