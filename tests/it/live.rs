@@ -306,10 +306,7 @@ async fn broadcast_end_to_end(backend: Backend) {
     assert_eq!(&part[4..8], b"moof", "a part is a CMAF chunk");
 
     // Init + a whole segment decode as H.264 320×240 and AAC.
-    let seg_uri = text
-        .lines()
-        .rfind(|l| l.starts_with('s'))
-        .unwrap();
+    let seg_uri = text.lines().rfind(|l| l.starts_with('s')).unwrap();
     let (st, init) = get_bytes(&app, &format!("{base}/init0.mp4")).await;
     assert_eq!(st, 200);
     let (st, seg) = get_bytes(&app, &format!("{base}/{seg_uri}")).await;
