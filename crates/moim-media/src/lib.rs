@@ -19,3 +19,6 @@ pub mod fmp4;
 pub mod playlist;
 pub mod rtmp;
 pub mod segmenter;
+
+#[cfg(test)]
+mod corpus_tests;

@@ -22,6 +22,14 @@ use crate::avc::AvcConfig;
 use crate::fmp4::{self, Sample, VIDEO_TIMESCALE};
 use crate::playlist::{MediaPlaylist, PartRef, SegmentRef};
 
+/// Samples of one track in a part, whatever the timestamps say (memory bound).
+const MAX_PART_SAMPLES: usize = 300;
+/// Bytes in a part, whatever the timestamps say.
+const MAX_PART_BYTES: usize = 8 << 20;
+/// Parts in a segment: past a quarter of this a keyframe ends the segment even if timestamps
+/// say it is short; at this many it ends regardless.
+const MAX_PARTS: usize = 240;
+
 /// Tuning for one broadcast's segmenter.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -295,12 +303,16 @@ impl Segmenter {
             self.part.wall_ms = Some(wall_ms);
         }
         self.part.audio.push(sample);
+        if self.video_cfg.is_some() && self.part_too_big() {
+            // Video stopped but audio goes on: do not let the part grow without end.
+            self.close_part(true);
+        }
         if self.video_cfg.is_none() {
             // Audio-only: audio decides the cuts; every part is independent.
             self.part.independent = true;
             self.part.ticks += frame;
             let part_ticks = u64::from(self.cfg.part_target_ms) * rate / 1000;
-            if self.part.ticks + frame > part_ticks {
+            if self.part.ticks + frame > part_ticks || self.part_too_big() {
                 let seg_ms = self.open_duration_ms() + ticks_ms(self.part.ticks, rate);
                 self.close_part(false);
                 // Audio can be cut anywhere: end the segment at the part nearest the target.
@@ -517,7 +529,14 @@ impl Segmenter {
     /// Place one video frame whose duration is now known.
     fn add_video(&mut self, frame: PendingVideo, duration: u32) {
         let ms = |t: u64| ticks_ms(t, u64::from(VIDEO_TIMESCALE));
-        if frame.keyframe {
+        let parts = self.open.as_ref().map_or(0, |s| s.parts.len());
+        // A segment ends at a keyframe once long enough; without usable timestamps, once it has
+        // many parts; without keyframes at all, at a hard cap (then it starts mid-GOP).
+        if (frame.keyframe && parts >= MAX_PARTS / 4) || parts >= MAX_PARTS {
+            self.close_part(false);
+            self.close_segment();
+            self.open_segment(frame.wall_ms);
+        } else if frame.keyframe {
             let seg_ms = self.open_duration_ms() + ms(self.part.ticks);
             if seg_ms >= f64::from(self.cfg.segment_target_ms) {
                 self.close_part(false);
@@ -540,11 +559,26 @@ impl Segmenter {
             keyframe: frame.keyframe,
             data: frame.data,
         });
-        // Close now if the next frame (assumed as long as this one) would not fit.
+        // Close now if the next frame (assumed as long as this one) would not fit, or if
+        // timestamps that barely move have let the part grow too big.
         let part_ticks = u64::from(self.cfg.part_target_ms) * 90;
-        if self.part.ticks + u64::from(duration) > part_ticks {
+        if self.part.ticks + u64::from(duration) > part_ticks || self.part_too_big() {
             self.close_part(false);
         }
+    }
+
+    /// Whether the open part holds more than any sane part would.
+    fn part_too_big(&self) -> bool {
+        let bytes: usize = self
+            .part
+            .video
+            .iter()
+            .chain(&self.part.audio)
+            .map(|s| s.data.len())
+            .sum();
+        self.part.video.len() >= MAX_PART_SAMPLES
+            || self.part.audio.len() >= MAX_PART_SAMPLES
+            || bytes >= MAX_PART_BYTES
     }
 
     fn flush_pending_video(&mut self) {
@@ -896,5 +930,41 @@ mod tests {
         let events = feed(&mut seg, 2000, 2, 30, false);
         assert!(events.contains(&Event::Init { epoch: 1 }));
         assert_eq!(seg.codecs(), "avc1.42c00d,mp4a.40.2");
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    #[test]
+    fn frozen_timestamps_cannot_grow_memory() {
+        let mut seg = Segmenter::new(Config::default());
+        seg.set_video_config(
+            AvcConfig::parse(&Bytes::from_static(&[
+                0x01, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0x00, 0x18, 0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01,
+                0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0,
+                0xf1, 0x42, 0xa4, 0x80, 0x01, 0x00, 0x05, 0x68, 0xcb, 0x83, 0xcb, 0x20,
+            ]))
+            .expect("fixture"),
+        );
+        // 200,000 frames all stamped 1000 ms, a keyframe every 30.
+        for i in 0..200_000u32 {
+            seg.push_video(
+                1000,
+                0,
+                i % 30 == 0,
+                Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                0,
+            );
+            while seg.poll_event().is_some() {}
+        }
+        assert!(seg.part.video.len() < MAX_PART_SAMPLES);
+        assert!(seg
+            .open
+            .as_ref()
+            .is_some_and(|s| s.parts.len() <= MAX_PARTS));
+        assert!(seg.window.len() <= Config::default().window_segments);
+        assert!(seg.has_media());
     }
 }
