@@ -82,7 +82,7 @@ impl Application {
             );
         }
         let config = Arc::new(config);
-        let live = Live::new(db.clone(), hub.clone(), config.clone());
+        let live = Live::new(db.clone(), hub.clone(), config.clone(), metrics.clone());
         let per_min = config.login_rate_per_min.max(1);
         let state = AppState {
             db,
@@ -161,6 +161,7 @@ impl Application {
         ));
 
         let ingest = tokio::spawn(crate::live::ingest::run_listener(state.live.clone(), rtmp));
+        let live_viewers = tokio::spawn(state.live.clone().run_viewer_ticker());
 
         signal.await;
         tracing::info!("shutting down: draining connections");
@@ -176,6 +177,7 @@ impl Application {
             // Broadcasts end cleanly (ENDLIST, recordings finished) while the database is up.
             state.live.shutdown().await;
             let _ = ingest.await;
+            let _ = live_viewers.await;
             state.sessions.wait().await;
             min_drain.await;
             http_stop.cancel();

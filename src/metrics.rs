@@ -53,6 +53,10 @@ pub struct Metrics {
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub fanout: Histogram,
+    /// Bytes read from RTMP publishers.
+    pub ingest_bytes: AtomicU64,
+    /// LL-HLS parts produced.
+    pub hls_parts: AtomicU64,
     http: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
@@ -67,7 +71,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    pub fn render(&self, rooms: usize) -> String {
+    pub fn render(&self, rooms: usize, broadcasts: usize) -> String {
         let mut out = String::with_capacity(4096);
         let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -102,6 +106,24 @@ impl Metrics {
             "Broadcast frames written to connections.",
             self.messages_out.load(Ordering::Relaxed),
         );
+        gauge(
+            &mut out,
+            "moim_live_broadcasts",
+            "Broadcasts running now.",
+            broadcasts as i64,
+        );
+        counter(
+            &mut out,
+            "moim_ingest_bytes_total",
+            "Bytes received from RTMP publishers.",
+            self.ingest_bytes.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "moim_hls_parts_total",
+            "LL-HLS parts cut from live broadcasts.",
+            self.hls_parts.load(Ordering::Relaxed),
+        );
         self.fanout.render(
             "moim_chat_fanout_seconds",
             "Time from broadcast to write, per delivery.",
@@ -134,7 +156,8 @@ mod tests {
         m.fanout.observe(Duration::from_millis(20));
         m.fanout.observe(Duration::from_secs(10));
         m.http_request("/api/v1/rooms", 200);
-        let text = m.render(3);
+        let text = m.render(3, 1);
+        assert!(text.contains("moim_live_broadcasts 1"));
         assert!(text.contains("moim_chat_fanout_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("moim_chat_fanout_seconds_bucket{le=\"0.025\"} 2"));
         assert!(text.contains("moim_chat_fanout_seconds_bucket{le=\"+Inf\"} 3"));

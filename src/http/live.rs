@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,12 +20,13 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::auth::client_ip;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::rooms::load_room;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::live::recorder::video_dir;
-use crate::live::Broadcast;
+use crate::live::{client_hash, Broadcast};
 use crate::storage::users::Role;
 use crate::storage::{live as keys, now_ms, rfc3339, videos};
 
@@ -153,6 +156,8 @@ pub async fn live_file(
     State(state): State<AppState>,
     ApiPath((slug, bid, rendition, file)): ApiPath<(String, String, String, String)>,
     ApiQuery(q): ApiQuery<HlsQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
     if b.id != bid || rendition != "src" {
@@ -161,6 +166,7 @@ pub async fn live_file(
     let file = parse_file(&file).ok_or_else(|| ApiError::not_found("file"))?;
     match file {
         File::Playlist => {
+            b.saw_hls_client(client_hash(client_ip(&state, &headers, peer), &headers));
             if let Some(msn) = q.msn {
                 let next = b.seg.lock().next_msn();
                 // The spec's limit: more than two segments ahead is a client error.

@@ -117,7 +117,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.hub.loaded_rooms()),
+        state
+            .metrics
+            .render(state.hub.loaded_rooms(), state.live.running()),
     )
         .into_response()
 }

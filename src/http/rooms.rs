@@ -45,11 +45,12 @@ fn is_manager(room: &Room, user: &User) -> bool {
 }
 
 fn view(state: &AppState, room: &Room) -> RoomView {
-    RoomView::new(
-        room,
-        state.hub.viewers(room.id),
-        state.live.status(&room.slug).as_ref(),
-    )
+    // A loaded room's count already includes stream-only viewers (set every second).
+    let viewers = match state.hub.loaded(room.id) {
+        Some(r) => r.viewers(),
+        None => state.live.hls_only_viewers(&room.slug, room.id),
+    };
+    RoomView::new(room, viewers, state.live.status(&room.slug).as_ref())
 }
 
 fn validate_slug(slug: &str) -> ApiResult<()> {

@@ -2,6 +2,7 @@
 //! (so the session owns the raw socket for direct fan-out writes, see `realtime::conn`), then
 //! hands the connection to `realtime::session`.
 
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -63,6 +64,7 @@ pub async fn room_ws(
     headers: HeaderMap,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(q): ApiQuery<WsQuery>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     mut req: Request,
 ) -> ApiResult<Response> {
     // Browsers always send Origin on WebSocket handshakes; a foreign one would ride the cookie.
@@ -82,6 +84,7 @@ pub async fn room_ws(
     let banned = user
         .as_ref()
         .is_some_and(|u| info.sanction(u.id, SanctionKind::Ban, now_ms()).is_some());
+    let client = crate::live::client_hash(super::auth::client_ip(&state, &headers, peer), &headers);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let token = state.sessions.token();
     tokio::spawn(async move {
@@ -123,6 +126,7 @@ pub async fn room_ws(
             info,
             user,
             since: q.since,
+            client,
         };
         session::run(
             state.hub.clone(),

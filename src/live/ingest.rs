@@ -112,6 +112,10 @@ impl Conn {
                 return Err("did not publish in time".into());
             }
             window_bytes += n as u64;
+            self.live
+                .metrics()
+                .ingest_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
             if window_start.elapsed() >= BITRATE_WINDOW {
                 if window_bytes > max_bytes_per_window {
                     return Err(format!(
@@ -244,6 +248,13 @@ async fn publish(live: &Live, b: &Arc<Broadcast>, events: Vec<moim_media::segmen
     if events.is_empty() {
         return;
     }
+    let parts = events
+        .iter()
+        .filter(|e| matches!(e, moim_media::segmenter::Event::Part { .. }))
+        .count();
+    live.metrics()
+        .hls_parts
+        .fetch_add(parts as u64, Ordering::Relaxed);
     b.notify();
     b.record(live.tasks(), events).await;
 }

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::realtime::protocol::ServerFrame;
 use crate::realtime::Hub;
 use crate::storage::{self, now_ms, Db};
@@ -59,6 +60,8 @@ pub struct Broadcast {
     /// Cancelled to disconnect the publisher (key rotated, room deleted, shutdown).
     pub kick: CancellationToken,
     recorder: Option<mpsc::Sender<recorder::Op>>,
+    /// HLS clients by hash, with when they last fetched a playlist.
+    hls_clients: Mutex<HashMap<u64, Instant>>,
     /// Latest thumbnail, and when one was last asked of ffmpeg.
     thumbnail: Mutex<(Option<Bytes>, Option<Instant>)>,
 }
@@ -77,6 +80,27 @@ impl Broadcast {
     /// URL of its multivariant playlist.
     pub fn hls_url(&self) -> String {
         hls_url(&self.slug)
+    }
+
+    /// Notes that an HLS client fetched a playlist.
+    pub fn saw_hls_client(&self, client: u64) {
+        let now = Instant::now();
+        let mut seen = self.hls_clients.lock();
+        if seen.len() >= MAX_HLS_CLIENTS && !seen.contains_key(&client) {
+            seen.retain(|_, t| now.duration_since(*t) < HLS_VIEWER_WINDOW);
+            if seen.len() >= MAX_HLS_CLIENTS {
+                return;
+            }
+        }
+        seen.insert(client, now);
+    }
+
+    /// HLS clients seen recently that are not among `connected` (WebSocket clients of the room).
+    pub fn hls_only_viewers(&self, connected: &std::collections::HashSet<u64>) -> usize {
+        let now = Instant::now();
+        let mut seen = self.hls_clients.lock();
+        seen.retain(|_, t| now.duration_since(*t) < HLS_VIEWER_WINDOW);
+        seen.keys().filter(|c| !connected.contains(c)).count()
     }
 
     /// The latest thumbnail, if ffmpeg made one.
@@ -149,6 +173,26 @@ impl Broadcast {
     }
 }
 
+/// How recently an HLS client must have fetched a playlist to count as watching.
+const HLS_VIEWER_WINDOW: Duration = Duration::from_secs(15);
+/// Most HLS clients remembered per broadcast (memory bound; beyond it new ones are not counted).
+const MAX_HLS_CLIENTS: usize = 100_000;
+
+/// A keyed hash of a client's address and user agent: the same browser's WebSocket and HLS
+/// requests hash alike, so a viewer is counted once; the key is random per process, so the hash
+/// says nothing about the address.
+pub fn client_hash(ip: std::net::IpAddr, headers: &axum::http::HeaderMap) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEY.get_or_init(Default::default).build_hasher();
+    h.write(ip.to_string().as_bytes());
+    if let Some(ua) = headers.get(axum::http::header::USER_AGENT) {
+        h.write(ua.as_bytes());
+    }
+    h.finish()
+}
+
 /// URL of a room's live multivariant playlist.
 pub fn hls_url(slug: &str) -> String {
     format!("/live/{slug}/index.m3u8")
@@ -184,6 +228,7 @@ pub struct Live {
 }
 
 struct Inner {
+    metrics: Arc<Metrics>,
     db: Db,
     hub: Hub,
     config: Arc<Config>,
@@ -194,9 +239,10 @@ struct Inner {
 }
 
 impl Live {
-    pub fn new(db: Db, hub: Hub, config: Arc<Config>) -> Live {
+    pub fn new(db: Db, hub: Hub, config: Arc<Config>, metrics: Arc<Metrics>) -> Live {
         Live {
             inner: Arc::new(Inner {
+                metrics,
                 db,
                 hub,
                 config,
@@ -209,6 +255,10 @@ impl Live {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     pub fn db(&self) -> &Db {
@@ -310,6 +360,7 @@ impl Live {
             kick: CancellationToken::new(),
             recorder,
             thumbnail: Mutex::new((None, None)),
+            hls_clients: Mutex::new(HashMap::new()),
         });
         {
             let mut map = self.inner.broadcasts.lock();
@@ -395,6 +446,35 @@ impl Live {
     pub async fn end_room(&self, slug: &str) {
         if let Some(b) = self.get(slug) {
             self.end(&b).await;
+        }
+    }
+
+    /// Every second, tells each live room how many watch only over HLS (viewer counts).
+    pub async fn run_viewer_ticker(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let all: Vec<_> = self.inner.broadcasts.lock().values().cloned().collect();
+            for b in all {
+                let n = if b.ended() {
+                    0
+                } else {
+                    b.hls_only_viewers(&self.inner.hub.clients(b.room_id))
+                };
+                self.inner.hub.set_extra_viewers(b.room_id, n);
+            }
+        }
+    }
+
+    /// Viewers of a room watching only over HLS (for rooms nobody is connected to).
+    pub fn hls_only_viewers(&self, slug: &str, room_id: i64) -> usize {
+        match self.get(slug) {
+            Some(b) if !b.ended() => b.hls_only_viewers(&self.inner.hub.clients(room_id)),
+            _ => 0,
         }
     }
 

@@ -102,6 +102,9 @@ impl RoomInfo {
 struct Conn {
     io: Arc<conn::ConnIo>,
     viewer_key: ViewerKey,
+    /// Keyed hash of the client's address and user agent, to recognise the same viewer's HLS
+    /// requests (see `live`).
+    client: u64,
     user_id: Option<i64>,
     signal: Arc<Signal>,
 }
@@ -137,6 +140,8 @@ pub struct RoomState {
     pub info: RwLock<RoomInfo>,
     conns: Mutex<HashMap<u64, Conn>>,
     viewers_sent: AtomicUsize,
+    /// Viewers watching the stream without a WebSocket here (set by `live` every second).
+    extra_viewers: AtomicUsize,
     metrics: Arc<Metrics>,
     fanout: mpsc::Sender<Outgoing>,
     /// Per-user rate-limit bucket and time of last message (for slow mode).
@@ -144,11 +149,16 @@ pub struct RoomState {
 }
 
 impl RoomState {
-    /// Distinct viewers now connected.
+    /// Distinct viewers: connected here, plus those only watching the stream.
     pub fn viewers(&self) -> usize {
         let conns = self.conns.lock();
         let keys: HashSet<ViewerKey> = conns.values().map(|c| c.viewer_key).collect();
-        keys.len()
+        keys.len() + self.extra_viewers.load(Ordering::Relaxed)
+    }
+
+    /// Client hashes of the connections.
+    pub fn clients(&self) -> HashSet<u64> {
+        self.conns.lock().values().map(|c| c.client).collect()
     }
 
     /// Sends a frame to every connection in the room, in order with the room's other frames.
@@ -354,6 +364,7 @@ impl Hub {
         room: &Room,
         info: RoomInfo,
         user_id: Option<i64>,
+        client: u64,
         io: Arc<conn::ConnIo>,
     ) -> Membership {
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -370,6 +381,7 @@ impl Hub {
                         info: RwLock::new(info),
                         conns: Mutex::new(HashMap::new()),
                         viewers_sent: AtomicUsize::new(0),
+                        extra_viewers: AtomicUsize::new(0),
                         metrics: self.inner.metrics.clone(),
                         fanout,
                         pacing: Mutex::new(HashMap::new()),
@@ -382,6 +394,7 @@ impl Hub {
             Conn {
                 io,
                 viewer_key: user_id.map_or(ViewerKey::Anon(conn_id), ViewerKey::User),
+                client,
                 user_id,
                 signal: signal.clone(),
             },
@@ -413,6 +426,20 @@ impl Hub {
             .metrics
             .connections
             .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Client hashes connected to a room (empty when it is not loaded).
+    pub fn clients(&self, room_id: i64) -> HashSet<u64> {
+        self.loaded(room_id)
+            .map(|r| r.clients())
+            .unwrap_or_default()
+    }
+
+    /// Records how many watch a loaded room's stream without being connected to it.
+    pub fn set_extra_viewers(&self, room_id: i64, n: usize) {
+        if let Some(r) = self.loaded(room_id) {
+            r.extra_viewers.store(n, Ordering::Relaxed);
+        }
     }
 
     /// Tells every connected session that the server is restarting.

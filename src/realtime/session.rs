@@ -32,6 +32,8 @@ pub struct Opened {
     pub info: RoomInfo,
     pub user: Option<User>,
     pub since: Option<i64>,
+    /// See `crate::live::client_hash`.
+    pub client: u64,
 }
 
 /// Per-server settings every session uses.
@@ -68,10 +70,11 @@ pub async fn run(
         info,
         user,
         since,
+        client,
     } = opened;
     // Joined before reading history: broadcasts from now on wait in the paused queue, and the
     // ones the history already holds are dropped by seq when the welcome goes out.
-    let member = hub.join(&room, info, user.as_ref().map(|u| u.id), io.clone());
+    let member = hub.join(&room, info, user.as_ref().map(|u| u.id), client, io.clone());
 
     let pool = &hub.db().pool;
     let loaded = match since {

@@ -337,6 +337,38 @@ async fn broadcast_end_to_end(backend: Backend) {
     std::fs::write(&file, [init, p].concat()).unwrap();
     assert_eq!(decode_errors(file.to_str().unwrap()), "");
 
+    // Viewers: the WebSocket viewer fetching HLS counts once; a player that only fetches HLS
+    // (another client) counts too.
+    assert_eq!(live_state(&app, "stage").await["viewers"], 1);
+    let hls_only = reqwest::Client::builder()
+        .user_agent("hls-only-player/1.0")
+        .build()
+        .unwrap();
+    let st = hls_only
+        .get(app.url(&playlist))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 200);
+    eventually(5, || async {
+        (live_state(&app, "stage").await["viewers"] == 2).then_some(())
+    })
+    .await;
+
+    // Metrics see the broadcast.
+    let (_, metrics, _) = get_text(&app, "/metrics").await;
+    assert!(metrics.contains("\nmoim_live_broadcasts 1\n"), "{metrics}");
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(counter("moim_ingest_bytes_total") > 10_000);
+    assert!(counter("moim_hls_parts_total") >= 6);
+
     // Unknown files and other broadcasts' URLs are 404 with a JSON error.
     let (st, body) = app.anon().get("/live/stage/deadbeef/src/index.m3u8").await;
     assert_eq!(st, 404, "{body}");
