@@ -97,6 +97,15 @@ try {
   console.log(`glass-to-glass (upper bound): ${glass.toFixed(2)} s`);
   assert.ok(Number.isFinite(glass) && glass > 0, `latency ${glass}`);
 
+  // The transcoder's 240p rung shows up in the quality picker; picking it switches the picture.
+  await viewer.locator("#quality").waitFor({ state: "visible", timeout: T });
+  const names = await viewer.locator("#quality option").allTextContents();
+  assert.deepEqual(names, ["Auto", "source", "240p"], `qualities: ${names}`);
+  await viewer.locator("#quality").selectOption({ label: "240p" });
+  await viewer.waitForFunction(() => document.getElementById("video").videoHeight === 240, null, { timeout: T });
+  await playsFor(viewer, 1);
+  await viewer.locator("#quality").selectOption({ label: "Auto" });
+
   // The owner sees the stream too, with the latency readout.
   await owner.locator("#live-badge", { hasText: "LIVE" }).waitFor({ timeout: T });
   await playsFor(owner, 1);

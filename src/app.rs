@@ -82,7 +82,13 @@ impl Application {
             );
         }
         let config = Arc::new(config);
-        let live = Live::new(db.clone(), hub.clone(), config.clone(), metrics.clone());
+        let live = Live::new(
+            db.clone(),
+            hub.clone(),
+            config.clone(),
+            metrics.clone(),
+            rtmp.local_addr()?,
+        );
         let per_min = config.login_rate_per_min.max(1);
         let state = AppState {
             db,

@@ -103,6 +103,12 @@ pub struct ServeArgs {
     /// Minimum HLS segment duration, milliseconds (segments end at the next keyframe).
     #[arg(long, env = "MOIM_HLS_SEGMENT_MS")]
     pub hls_segment_ms: Option<u32>,
+    /// Make lower renditions with ffmpeg (adaptive bitrate); off = pass the source through.
+    #[arg(long, env = "MOIM_TRANSCODE")]
+    pub transcode: Option<bool>,
+    /// The ladder: `HEIGHT:KBPS,…`; steps at or above the source's height are skipped.
+    #[arg(long, env = "MOIM_TRANSCODE_LADDER")]
+    pub transcode_ladder: Option<String>,
 }
 
 /// Settings from the optional TOML file; same names as the flags, snake_case.
@@ -131,6 +137,8 @@ struct FileConfig {
     ingest_timeout_s: Option<u64>,
     hls_part_ms: Option<u32>,
     hls_segment_ms: Option<u32>,
+    transcode: Option<bool>,
+    transcode_ladder: Option<String>,
 }
 
 /// Effective configuration.
@@ -163,7 +171,12 @@ pub struct Config {
     pub ingest_timeout: Duration,
     pub hls_part_ms: u32,
     pub hls_segment_ms: u32,
+    pub transcode: bool,
+    pub transcode_ladder: Vec<crate::live::transcode::Step>,
 }
+
+/// Default transcoding ladder: height:kbit/s.
+pub const DEFAULT_LADDER: &str = "720:2800,480:1400,360:800";
 
 impl Default for Config {
     fn default() -> Self {
@@ -190,6 +203,9 @@ impl Default for Config {
             ingest_timeout: Duration::from_secs(10),
             hls_part_ms: 334,
             hls_segment_ms: 1000,
+            transcode: false,
+            transcode_ladder: crate::live::transcode::parse_ladder(DEFAULT_LADDER)
+                .expect("the default ladder parses"),
         }
     }
 }
@@ -224,7 +240,14 @@ impl Config {
             chat_rate_per_s.is_finite() && chat_rate_per_s >= 0.0,
             "chat_rate_per_s must be a non-negative number"
         );
+        let transcode_ladder = match args.transcode_ladder.clone().or(file.transcode_ladder) {
+            Some(text) => crate::live::transcode::parse_ladder(&text)
+                .map_err(|e| anyhow::anyhow!("transcode_ladder: {e}"))?,
+            None => d.transcode_ladder.clone(),
+        };
         Ok(Config {
+            transcode: args.transcode.or(file.transcode).unwrap_or(d.transcode),
+            transcode_ladder,
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             data_dir: args
                 .data_dir

@@ -89,7 +89,10 @@ export class LivePlayer {
         onLevels: (hls) => {
           if (hls.levels.length < 2) return;
           quality.replaceChildren(el("option", { value: "-1", text: "Auto" }),
-            ...hls.levels.map((l, i) => el("option", { value: String(i), text: l.name || `${l.height}p` })));
+            // Highest first, as quality menus usually are (hls.js orders levels by bitrate).
+            ...hls.levels.map((l, i) => ({ l, i }))
+              .sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate))
+              .map(({ l, i }) => el("option", { value: String(i), text: l.name || `${l.height}p` })));
           quality.hidden = false;
           quality.onchange = () => { hls.currentLevel = Number(quality.value); };
         },

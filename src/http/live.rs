@@ -16,6 +16,7 @@ use axum::Json;
 use bytes::Bytes;
 use moim_media::playlist::{self, Variant};
 use moim_media::segmenter::Segmenter;
+use parking_lot::Mutex;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -36,6 +37,8 @@ const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const BLOCK_LIMIT: Duration = Duration::from_secs(6);
 /// How long a multivariant request waits for a just-started broadcast's first part.
 const FIRST_MEDIA_WAIT: Duration = Duration::from_secs(5);
+/// How long a multivariant request waits for the transcoder's rungs to have media.
+const RUNG_WAIT: Duration = Duration::from_secs(3);
 
 /// A file name in a broadcast's or recording's directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,47 +98,96 @@ fn broadcast(state: &AppState, slug: &str) -> ApiResult<Arc<Broadcast>> {
         .ok_or_else(|| ApiError::NotFound("this room is not live".into()))
 }
 
-/// Waits until `ready` holds for the broadcast's window, or the limit passes. True if it holds.
-async fn wait_for(b: &Broadcast, limit: Duration, ready: impl Fn(&Segmenter) -> bool) -> bool {
+/// Waits until `ready` holds for a rendition's window, or the limit passes. True if it holds.
+async fn wait_for(
+    b: &Broadcast,
+    seg: &Mutex<Segmenter>,
+    limit: Duration,
+    ready: impl Fn(&Segmenter) -> bool,
+) -> bool {
     let mut rx = b.changed.subscribe();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        if ready(&b.seg.lock()) {
+        if ready(&seg.lock()) {
             return true;
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => continue,
-            _ => return ready(&b.seg.lock()),
+            _ => return ready(&seg.lock()),
         }
     }
 }
 
-/// `GET /live/{slug}/index.m3u8`: the multivariant playlist (one rendition: the source).
+/// `GET /live/{slug}/index.m3u8`: the multivariant playlist: the source, and the transcoder's
+/// rungs that have media.
 pub async fn live_index(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
-    if !wait_for(&b, FIRST_MEDIA_WAIT, |s| s.has_media() || s.ended()).await {
+    if !wait_for(&b, &b.seg, FIRST_MEDIA_WAIT, |s| s.has_media() || s.ended()).await {
         return Err(ApiError::Unavailable(
             "the broadcast has not sent media yet".into(),
         ));
     }
-    let (codecs, resolution) = {
-        let seg = b.seg.lock();
-        (seg.codecs(), seg.resolution())
+    // A just-started transcoder's rungs lag the source by a moment; players read this playlist
+    // once, so give them a chance to be in it.
+    let rungs: Vec<_> = b.rungs.lock().clone();
+    for r in rungs {
+        let failed = || r.failed.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + RUNG_WAIT;
+        let mut rx = b.changed.subscribe();
+        while !failed() && !r.seg.lock().has_media() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    struct Row {
+        uri: String,
+        name: String,
+        codecs: String,
+        resolution: Option<(u32, u32)>,
+        bandwidth: u64,
+    }
+    let row = |name: &str, seg: &Segmenter, nominal_bps: u64| Row {
+        uri: format!("{}/{name}/index.m3u8", b.id),
+        name: name.to_string(),
+        codecs: seg.codecs(),
+        resolution: seg.resolution(),
+        // Measured over the window; until a segment completes, the nominal rate (or a guess).
+        bandwidth: match seg.bitrate_bps() {
+            0 => nominal_bps,
+            measured => measured,
+        },
     };
-    let uri = format!("{}/src/index.m3u8", b.id);
-    let text = playlist::multivariant(&[Variant {
-        uri: &uri,
-        // Unknown until measured; players only use it to choose among renditions.
-        bandwidth: 2_500_000,
-        average_bandwidth: None,
-        codecs: &codecs,
-        resolution,
-        frame_rate: None,
-        name: "source",
-    }]);
+    let mut rows = vec![row("source", &b.seg.lock(), 2_500_000)];
+    rows[0].uri = format!("{}/src/index.m3u8", b.id);
+    for r in b.rungs.lock().iter() {
+        if r.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        let seg = r.seg.lock();
+        if seg.has_media() {
+            rows.push(row(&r.name, &seg, u64::from(r.step.kbps) * 1000 + 96_000));
+        }
+    }
+    let variants: Vec<Variant<'_>> = rows
+        .iter()
+        .map(|r| Variant {
+            uri: &r.uri,
+            bandwidth: r.bandwidth,
+            average_bandwidth: None,
+            codecs: &r.codecs,
+            resolution: r.resolution,
+            frame_rate: None,
+            name: &r.name,
+        })
+        .collect();
+    let text = playlist::multivariant(&variants);
     Ok(media(Bytes::from(text), PLAYLIST, "no-cache"))
 }
 
@@ -160,15 +212,18 @@ pub async fn live_file(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
-    if b.id != bid || rendition != "src" {
+    if b.id != bid {
         return Err(ApiError::NotFound("no such broadcast".into()));
     }
+    let seg = b
+        .rendition(&rendition)
+        .ok_or_else(|| ApiError::NotFound("no such rendition".into()))?;
     let file = parse_file(&file).ok_or_else(|| ApiError::not_found("file"))?;
     match file {
         File::Playlist => {
             b.saw_hls_client(client_hash(client_ip(&state, &headers, peer), &headers));
             if let Some(msn) = q.msn {
-                let next = b.seg.lock().next_msn();
+                let next = seg.lock().next_msn();
                 // The spec's limit: more than two segments ahead is a client error.
                 if msn > next + 2 {
                     return Err(ApiError::invalid(
@@ -176,7 +231,7 @@ pub async fn live_file(
                         "_HLS_msn is more than two segments ahead of the playlist",
                     ));
                 }
-                if !wait_for(&b, BLOCK_LIMIT, |s| s.has(msn, q.part)).await {
+                if !wait_for(&b, &seg, BLOCK_LIMIT, |s| s.has(msn, q.part)).await {
                     return Err(ApiError::Unavailable(
                         "the playlist did not reach that part in time".into(),
                     ));
@@ -187,21 +242,21 @@ pub async fn live_file(
                     "_HLS_part needs _HLS_msn",
                 ));
             }
-            let text = b.seg.lock().playlist(true);
+            let text = seg.lock().playlist(true);
             Ok(media(Bytes::from(text), PLAYLIST, "no-cache"))
         }
         File::Init(epoch) => {
-            let data = b.seg.lock().init(epoch);
+            let data = seg.lock().init(epoch);
             data.map(|d| media(d, "video/mp4", "public, max-age=3600"))
                 .ok_or_else(|| ApiError::not_found("init segment"))
         }
         File::Segment(msn) => {
             // A plain-HLS player asks only for listed segments; tolerate a request a moment early.
-            let in_reach = msn <= b.seg.lock().next_msn();
+            let in_reach = msn <= seg.lock().next_msn();
             if in_reach {
-                wait_for(&b, BLOCK_LIMIT, |s| s.has(msn, None)).await;
+                wait_for(&b, &seg, BLOCK_LIMIT, |s| s.has(msn, None)).await;
             }
-            let data = b.seg.lock().segment(msn);
+            let data = seg.lock().segment(msn);
             data.map(|d| media(d, "video/iso.segment", "public, max-age=60"))
                 .ok_or_else(|| ApiError::not_found("segment"))
         }
@@ -209,16 +264,16 @@ pub async fn live_file(
             // The preload hint names the next part before it exists: hold the request until it
             // does (that is what makes LL-HLS low latency), but only for that next part.
             let hinted = {
-                let seg = b.seg.lock();
+                let seg = seg.lock();
                 match seg.last_part() {
                     Some((m, i)) => (msn == m && idx == i + 1) || (msn == m + 1 && idx == 0),
                     None => msn == seg.next_msn() && idx == 0,
                 }
             };
             if hinted {
-                wait_for(&b, BLOCK_LIMIT, |s| s.has(msn, Some(idx))).await;
+                wait_for(&b, &seg, BLOCK_LIMIT, |s| s.has(msn, Some(idx))).await;
             }
-            let data = b.seg.lock().part(msn, idx);
+            let data = seg.lock().part(msn, idx);
             data.map(|d| media(d, "video/iso.segment", "public, max-age=60"))
                 .ok_or_else(|| ApiError::not_found("part"))
         }

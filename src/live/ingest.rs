@@ -14,10 +14,12 @@ use moim_media::aac::AacConfig;
 use moim_media::avc::AvcConfig;
 use moim_media::flv::{self, AudioTag, FlvError, VideoTag};
 use moim_media::rtmp::{Event, ServerSession, SessionConfig};
+use moim_media::segmenter::Segmenter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::transcode::{Rung, INTERNAL_PREFIX};
 use super::{Broadcast, Live};
 use crate::storage::now_ms;
 
@@ -31,7 +33,11 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// Accepts encoder connections until `live` stops.
 pub async fn run_listener(live: Live, listener: TcpListener) {
     // Connections that have not (yet) published count too: bound them all.
-    let slots = Arc::new(Semaphore::new(live.config().max_broadcasts * 2 + 8));
+    // The transcoder's rung connections count too.
+    let per_broadcast = 2 + live.config().transcode_ladder.len();
+    let slots = Arc::new(Semaphore::new(
+        live.config().max_broadcasts * per_broadcast + 8,
+    ));
     let stop = live.stopping().clone();
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,6 +65,9 @@ pub async fn run_listener(live: Live, listener: TcpListener) {
                 id: conn_id,
                 peer,
                 broadcast: None,
+                rung: None,
+                flv_headers: Vec::new(),
+                transcoder_tried: false,
             };
             match conn.run(stream).await {
                 Ok(()) => tracing::info!(%peer, conn = conn_id, "rtmp connection closed"),
@@ -79,6 +88,12 @@ struct Conn {
     id: u64,
     peer: SocketAddr,
     broadcast: Option<Arc<Broadcast>>,
+    /// Set when this connection is the transcoder publishing one rung.
+    rung: Option<Arc<Rung>>,
+    /// FLV stream header and latest sequence headers, replayed to a transcoder that starts.
+    flv_headers: Vec<Bytes>,
+    /// The transcoder was started (or tried) for this publisher.
+    transcoder_tried: bool,
 }
 
 impl Conn {
@@ -162,6 +177,17 @@ impl Conn {
                     session.reject_publish("already publishing");
                     return Err("second publish on one connection".into());
                 }
+                if stream_key.starts_with(INTERNAL_PREFIX) {
+                    let Some((b, rung)) = self.live.rung_for_key(&stream_key) else {
+                        session.reject_publish("unknown stream key");
+                        return Err("publish refused: unknown internal key".into());
+                    };
+                    session.accept_publish();
+                    tracing::debug!(room = %b.slug, rung = %rung.name, "transcoder publishing");
+                    self.broadcast = Some(b);
+                    self.rung = Some(rung);
+                    return Ok(());
+                }
                 // The key is a secret: it never appears in logs.
                 match self.live.begin(&stream_key, self.id).await {
                     Ok(b) => {
@@ -180,6 +206,9 @@ impl Conn {
             Event::Video { timestamp, data } => self.on_video(timestamp, data).await,
             Event::Audio { timestamp, data } => self.on_audio(timestamp, data).await,
             Event::Unpublish => {
+                if self.rung.is_some() {
+                    return Ok(()); // the transcoder stopping ends nothing
+                }
                 if let Some(b) = self.broadcast.take() {
                     // A deliberate stop ends the broadcast at once, without the grace period.
                     self.live.end(&b).await;
@@ -194,8 +223,12 @@ impl Conn {
             return Ok(());
         };
         let tag = flv::parse_video(&data).map_err(refuse_codec)?;
+        let target = self.target(&b);
+        if self.rung.is_none() {
+            self.feed_transcoder(&b, flv::TAG_VIDEO, ts, &data, &tag);
+        }
         let events = {
-            let mut seg = b.seg.lock();
+            let mut seg = target.lock();
             match tag {
                 VideoTag::AvcSequenceHeader(rec) => {
                     let cfg = AvcConfig::parse(&rec).map_err(|e| format!("bad AVC config: {e}"))?;
@@ -210,7 +243,7 @@ impl Conn {
             }
             drain(&mut seg)
         };
-        publish(&self.live, &b, events).await;
+        self.publish(&b, events).await;
         Ok(())
     }
 
@@ -219,8 +252,17 @@ impl Conn {
             return Ok(());
         };
         let tag = flv::parse_audio(&data).map_err(refuse_codec)?;
+        let target = self.target(&b);
+        if self.rung.is_none() {
+            if matches!(tag, AudioTag::AacSequenceHeader(_)) {
+                self.keep_header(flv::TAG_AUDIO, ts, &data);
+            } else if self.transcoder_tried {
+                self.live
+                    .feed_transcoder(&b, || flv_tag(flv::TAG_AUDIO, ts, &data));
+            }
+        }
         let events = {
-            let mut seg = b.seg.lock();
+            let mut seg = target.lock();
             match tag {
                 AudioTag::AacSequenceHeader(asc) => {
                     let cfg = AacConfig::parse(&asc).map_err(|e| format!("bad AAC config: {e}"))?;
@@ -230,9 +272,87 @@ impl Conn {
             }
             drain(&mut seg)
         };
-        publish(&self.live, &b, events).await;
+        self.publish(&b, events).await;
         Ok(())
     }
+
+    /// The segmenter this connection feeds: the source's, or its rung's.
+    fn target(&self, b: &Broadcast) -> Arc<parking_lot::Mutex<Segmenter>> {
+        match &self.rung {
+            Some(r) => r.seg.clone(),
+            None => b.seg.clone(),
+        }
+    }
+
+    fn keep_header(&mut self, tag_type: u8, ts: u64, body: &Bytes) {
+        if self.flv_headers.is_empty() {
+            self.flv_headers
+                .push(Bytes::copy_from_slice(&flv::stream_header(true, true)));
+        }
+        let tag = flv_tag(tag_type, ts, body);
+        // One header per type: a newer one replaces the older.
+        self.flv_headers.retain(|h| h.first() != Some(&tag_type));
+        self.flv_headers.push(tag);
+    }
+
+    /// Source video on its way to the transcoder: headers are kept, the first keyframe (with the
+    /// resolution known) starts it, later frames are fed to it.
+    fn feed_transcoder(
+        &mut self,
+        b: &Arc<Broadcast>,
+        tag_type: u8,
+        ts: u64,
+        body: &Bytes,
+        tag: &VideoTag,
+    ) {
+        if !self.live.config().transcode {
+            return;
+        }
+        match tag {
+            VideoTag::AvcSequenceHeader(_) => self.keep_header(tag_type, ts, body),
+            VideoTag::AvcNalus { keyframe, .. } if !self.transcoder_tried => {
+                let Some((_, height)) = b.seg.lock().resolution() else {
+                    return;
+                };
+                if !*keyframe {
+                    return;
+                }
+                self.transcoder_tried = true;
+                let mut first = self.flv_headers.clone();
+                first.push(flv_tag(tag_type, ts, body));
+                self.live.start_transcoder(b, height, first);
+            }
+            _ if self.transcoder_tried => {
+                self.live.feed_transcoder(b, || flv_tag(tag_type, ts, body));
+            }
+            _ => {}
+        }
+    }
+
+    /// Wakes blocked HLS requests; hands the source's finished segments to the recorder.
+    async fn publish(&self, b: &Arc<Broadcast>, events: Vec<moim_media::segmenter::Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let parts = events
+            .iter()
+            .filter(|e| matches!(e, moim_media::segmenter::Event::Part { .. }))
+            .count();
+        self.live
+            .metrics()
+            .hls_parts
+            .fetch_add(parts as u64, Ordering::Relaxed);
+        b.notify();
+        if self.rung.is_none() {
+            b.record(self.live.tasks(), events).await;
+        }
+    }
+}
+
+fn flv_tag(tag_type: u8, ts: u64, body: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(body.len() + 15);
+    flv::write_tag(&mut out, tag_type, ts, body);
+    Bytes::from(out)
 }
 
 fn refuse_codec(e: FlvError) -> String {
@@ -241,20 +361,4 @@ fn refuse_codec(e: FlvError) -> String {
 
 fn drain(seg: &mut moim_media::segmenter::Segmenter) -> Vec<moim_media::segmenter::Event> {
     std::iter::from_fn(|| seg.poll_event()).collect()
-}
-
-/// Wakes blocked HLS requests and hands finished segments to the recorder.
-async fn publish(live: &Live, b: &Arc<Broadcast>, events: Vec<moim_media::segmenter::Event>) {
-    if events.is_empty() {
-        return;
-    }
-    let parts = events
-        .iter()
-        .filter(|e| matches!(e, moim_media::segmenter::Event::Part { .. }))
-        .count();
-    live.metrics()
-        .hls_parts
-        .fetch_add(parts as u64, Ordering::Relaxed);
-    b.notify();
-    b.record(live.tasks(), events).await;
 }

@@ -11,6 +11,7 @@
 pub mod ingest;
 pub mod recorder;
 pub mod thumbnail;
+pub mod transcode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +53,12 @@ pub struct Broadcast {
     pub slug: String,
     pub room_id: i64,
     pub started_at: i64,
-    pub seg: Mutex<Segmenter>,
+    /// The source rendition's live window.
+    pub seg: Arc<Mutex<Segmenter>>,
+    seg_cfg: segmenter::Config,
+    /// Lower renditions, once the transcoder has started (kept across publisher reconnects).
+    pub rungs: Mutex<Vec<Arc<transcode::Rung>>>,
+    transcoder: Mutex<Option<transcode::Handle>>,
     /// Bumped whenever a part or segment appears or the broadcast ends: blocked playlist and
     /// part requests wait on it.
     pub changed: watch::Sender<u64>,
@@ -75,6 +81,18 @@ impl Broadcast {
     /// The broadcast has ended (the playlist has `EXT-X-ENDLIST`).
     pub fn ended(&self) -> bool {
         *self.publisher.lock() == Publisher::Ended
+    }
+
+    /// The live window of a rendition: `src` or a rung's name; failed rungs are gone.
+    pub fn rendition(&self, name: &str) -> Option<Arc<Mutex<Segmenter>>> {
+        if name == "src" {
+            return Some(self.seg.clone());
+        }
+        self.rungs
+            .lock()
+            .iter()
+            .find(|r| r.name == name && !r.failed.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|r| r.seg.clone())
     }
 
     /// URL of its multivariant playlist.
@@ -221,6 +239,9 @@ pub enum Refusal {
     Db(#[from] storage::DbError),
 }
 
+/// What a transcoder's internal stream key publishes to.
+type InternalKey = (std::sync::Weak<Broadcast>, Arc<transcode::Rung>);
+
 /// The broadcasts running now; cheap to clone.
 #[derive(Clone)]
 pub struct Live {
@@ -229,6 +250,10 @@ pub struct Live {
 
 struct Inner {
     metrics: Arc<Metrics>,
+    /// Where the transcoder publishes its rungs back to us.
+    rtmp_addr: std::net::SocketAddr,
+    /// Internal keys of transcoder rungs.
+    internal: Mutex<HashMap<String, InternalKey>>,
     db: Db,
     hub: Hub,
     config: Arc<Config>,
@@ -239,10 +264,23 @@ struct Inner {
 }
 
 impl Live {
-    pub fn new(db: Db, hub: Hub, config: Arc<Config>, metrics: Arc<Metrics>) -> Live {
+    pub fn new(
+        db: Db,
+        hub: Hub,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        rtmp_addr: std::net::SocketAddr,
+    ) -> Live {
+        // The transcoder connects to us; an unspecified listen address means loopback.
+        let mut rtmp_addr = rtmp_addr;
+        if rtmp_addr.ip().is_unspecified() {
+            rtmp_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         Live {
             inner: Arc::new(Inner {
                 metrics,
+                rtmp_addr,
+                internal: Mutex::new(HashMap::new()),
                 db,
                 hub,
                 config,
@@ -345,16 +383,20 @@ impl Live {
             None
         };
         let cfg = &self.inner.config;
+        let seg_cfg = segmenter::Config {
+            part_target_ms: cfg.hls_part_ms,
+            segment_target_ms: cfg.hls_segment_ms,
+            ..segmenter::Config::default()
+        };
         let b = Arc::new(Broadcast {
             id: format!("{:08x}", rand::thread_rng().gen::<u32>()),
             slug: slug.clone(),
             room_id: room.id,
             started_at: now_ms(),
-            seg: Mutex::new(Segmenter::new(segmenter::Config {
-                part_target_ms: cfg.hls_part_ms,
-                segment_target_ms: cfg.hls_segment_ms,
-                ..segmenter::Config::default()
-            })),
+            seg: Arc::new(Mutex::new(Segmenter::new(seg_cfg.clone()))),
+            seg_cfg,
+            rungs: Mutex::new(Vec::new()),
+            transcoder: Mutex::new(None),
             changed: watch::channel(0).0,
             publisher: Mutex::new(Publisher::Connected(conn_id)),
             kick: CancellationToken::new(),
@@ -387,6 +429,7 @@ impl Live {
             }
             *p = Publisher::Away(Instant::now());
         }
+        self.stop_transcoder(b);
         b.seg.lock().break_stream();
         b.notify();
         let grace = self.inner.config.reconnect_grace;
@@ -415,6 +458,15 @@ impl Live {
             *p = Publisher::Ended;
         }
         b.kick.cancel();
+        self.stop_transcoder(b);
+        {
+            let rungs = b.rungs.lock();
+            let mut internal = self.inner.internal.lock();
+            for r in rungs.iter() {
+                r.seg.lock().finish();
+                internal.remove(&r.key);
+            }
+        }
         let events: Vec<_> = {
             let mut seg = b.seg.lock();
             seg.finish();
@@ -440,6 +492,60 @@ impl Live {
                 map.remove(&b.slug);
             }
         });
+    }
+
+    /// The broadcast and rung an internal (transcoder) key publishes to.
+    pub fn rung_for_key(&self, key: &str) -> Option<(Arc<Broadcast>, Arc<transcode::Rung>)> {
+        let internal = self.inner.internal.lock();
+        let (b, rung) = internal.get(key)?;
+        let b = b.upgrade()?;
+        (!b.ended()).then(|| (b, rung.clone()))
+    }
+
+    /// Starts the transcoder for a source of `source_height`, unless transcoding is off or it
+    /// runs already. `first`: FLV stream header and sequence header tags.
+    pub fn start_transcoder(&self, b: &Arc<Broadcast>, source_height: u32, first: Vec<Bytes>) {
+        let cfg = &self.inner.config;
+        if !cfg.transcode || b.transcoder.lock().is_some() || b.ended() {
+            return;
+        }
+        let rungs = transcode::rungs_for(b, cfg, source_height, &b.seg_cfg);
+        if rungs.is_empty() {
+            return; // the source is already the lowest rung
+        }
+        {
+            let mut internal = self.inner.internal.lock();
+            for r in &rungs {
+                internal.insert(r.key.clone(), (Arc::downgrade(b), r.clone()));
+            }
+        }
+        let handle = transcode::start(b, &rungs, self.inner.rtmp_addr, first, &self.inner.tasks);
+        if handle.is_some() {
+            tracing::info!(room = %b.slug, rungs = rungs.len(), "transcoding");
+        }
+        *b.transcoder.lock() = handle;
+    }
+
+    /// Hands one source FLV tag to the transcoder, if it runs; stops it if it cannot keep up.
+    pub fn feed_transcoder(&self, b: &Broadcast, tag: impl FnOnce() -> Bytes) {
+        let mut t = b.transcoder.lock();
+        if let Some(h) = t.as_ref() {
+            match h.feed(tag()) {
+                Ok(()) => {}
+                Err(transcode::Stopped::Exited) => *t = None,
+                Err(transcode::Stopped::Behind) => {
+                    tracing::warn!(room = %b.slug, "transcoder fell behind; stopping it");
+                    h.stop();
+                    *t = None;
+                }
+            }
+        }
+    }
+
+    fn stop_transcoder(&self, b: &Broadcast) {
+        if let Some(h) = b.transcoder.lock().take() {
+            h.stop();
+        }
     }
 
     /// Ends the room's broadcast, if any (key rotated, room deleted).

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{require_all, spawn_app, Backend};
+use crate::helpers::{require_all, spawn_app, spawn_with, Backend};
 
 fn have(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
@@ -50,7 +50,12 @@ async fn live_stream_plays_in_chromium() {
     let Some((chromium, e2e)) = browser_setup(true) else {
         return;
     };
-    let app = spawn_app(Backend::Sqlite).await;
+    // With a one-step ladder, so the quality picker has something to pick.
+    let app = spawn_with(
+        Backend::Sqlite,
+        &["--transcode", "true", "--transcode-ladder", "240:400"],
+    )
+    .await;
     let shots = screenshots_dir();
     let status = tokio::process::Command::new("node")
         .arg(format!("{e2e}/live.mjs"))

@@ -65,6 +65,7 @@ pub struct TestApp {
     /// Ingest base URL, `rtmp://127.0.0.1:PORT/live`.
     pub rtmp: String,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     listen: String,
     child: Option<Child>,
 }
@@ -75,6 +76,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts moim with extra flags (e.g. lower rate limits).
 pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
+    spawn_with_env(backend, extra, &[]).await
+}
+
+/// Starts moim with extra flags and environment variables.
+pub async fn spawn_with_env(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
     let data_dir = std::env::temp_dir().join(format!(
         "moim-it-{}-{}-{}",
         std::process::id(),
@@ -92,6 +98,10 @@ pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
         backend,
         rtmp: String::new(),
         extra: extra.iter().map(|s| s.to_string()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         listen: "127.0.0.1:0".into(),
         child: None,
     };
@@ -117,6 +127,7 @@ impl TestApp {
             .args(&self.extra)
             .env_remove("MOIM_DATABASE_URL")
             .env("RUST_LOG", "info,moim=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
         if let Backend::Postgres(url) = &self.backend {

@@ -5,7 +5,8 @@
 //! (OBS, ffmpeg, hardware encoders) can send and every browser can play through HLS. Anything
 //! else is refused with an error that names what was sent, so the publisher learns why.
 //!
-//! Parsing is zero-copy: payloads are slices of the input [`Bytes`].
+//! Parsing is zero-copy: payloads are slices of the input [`Bytes`]. [`write_tag`] goes the other
+//! way, wrapping bodies back into an FLV stream for the transcoder.
 
 use bytes::Bytes;
 
@@ -149,6 +150,32 @@ pub fn parse_audio(body: &Bytes) -> Result<AudioTag, FlvError> {
 fn si24(b0: u8, b1: u8, b2: u8) -> i32 {
     // Put the 24 bits at the top of an i32 and shift back arithmetically.
     i32::from_be_bytes([b0, b1, b2, 0]) >> 8
+}
+
+/// FLV tag type of an audio tag.
+pub const TAG_AUDIO: u8 = 8;
+/// FLV tag type of a video tag.
+pub const TAG_VIDEO: u8 = 9;
+
+/// The 13 bytes that open an FLV stream (header plus the first, zero, previous-tag size), for
+/// handing RTMP media to a tool that reads FLV (the transcoder).
+pub fn stream_header(audio: bool, video: bool) -> [u8; 13] {
+    let flags = (u8::from(audio) << 2) | u8::from(video);
+    [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+}
+
+/// One FLV tag around an RTMP message body, followed by its previous-tag size. Timestamps are
+/// milliseconds; FLV keeps 32 bits of them.
+pub fn write_tag(out: &mut Vec<u8>, tag_type: u8, timestamp_ms: u64, body: &[u8]) {
+    let size = body.len().min(0xFF_FFFF) as u32;
+    let ts = timestamp_ms as u32;
+    out.push(tag_type);
+    out.extend_from_slice(&size.to_be_bytes()[1..]);
+    out.extend_from_slice(&ts.to_be_bytes()[1..]);
+    out.push((ts >> 24) as u8);
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&body[..size as usize]);
+    out.extend_from_slice(&(11 + size).to_be_bytes());
 }
 
 #[cfg(test)]
@@ -305,6 +332,17 @@ mod tests {
         assert_eq!(
             parse_audio(&b(&[0xaf])),
             Err(FlvError::Truncated { needed: 2, got: 1 })
+        );
+    }
+
+    #[test]
+    fn writes_flv_tags() {
+        assert_eq!(&stream_header(true, true)[..5], b"FLV\x01\x05");
+        let mut out = Vec::new();
+        write_tag(&mut out, TAG_VIDEO, 0x01_2345_6789, &[0xaa, 0xbb]);
+        assert_eq!(
+            out,
+            [9, 0, 0, 2, 0x45, 0x67, 0x89, 0x23, 0, 0, 0, 0xaa, 0xbb, 0, 0, 0, 13]
         );
     }
 }

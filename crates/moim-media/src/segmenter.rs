@@ -422,6 +422,18 @@ impl Segmenter {
         self.open.as_ref().map_or(self.next_msn, |s| s.msn)
     }
 
+    /// Average bits per second over the complete segments in the window (0 before the first).
+    pub fn bitrate_bps(&self) -> u64 {
+        let (bytes, secs) = self.window.iter().fold((0usize, 0.0f64), |(b, d), s| {
+            (b + s.data.as_ref().map_or(0, |x| x.len()), d + s.duration)
+        });
+        if secs <= 0.0 {
+            0
+        } else {
+            (bytes as f64 * 8.0 / secs) as u64
+        }
+    }
+
     /// Whether there is anything to play yet.
     pub fn has_media(&self) -> bool {
         !self.window.is_empty() || self.open.as_ref().is_some_and(|s| !s.parts.is_empty())
@@ -782,6 +794,22 @@ mod tests {
             seg.open.as_ref().map_or(0, |s| s.parts.len())
         );
         assert!(text.contains(&hint), "{text}");
+    }
+
+    #[test]
+    fn bitrate_is_bytes_over_time() {
+        let mut seg = Segmenter::new(Config::default());
+        assert_eq!(seg.bitrate_bps(), 0);
+        seg.set_video_config(video_cfg());
+        feed(&mut seg, 0, 3, 30, false);
+        let bytes: usize = seg
+            .window
+            .iter()
+            .map(|s| s.data.as_ref().unwrap().len())
+            .sum();
+        let secs: f64 = seg.window.iter().map(|s| s.duration).sum();
+        assert_eq!(seg.bitrate_bps(), (bytes as f64 * 8.0 / secs) as u64);
+        assert!(seg.bitrate_bps() > 0);
     }
 
     #[test]
