@@ -125,6 +125,11 @@ pub async fn live_index(
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
+    // An ended broadcast's media playlists stay readable for the players already on them; a new
+    // viewer of an ended broadcast is told the room is not live.
+    if b.ended() {
+        return Err(ApiError::NotFound("this room is not live".into()));
+    }
     if !wait_for(&b, &b.seg, FIRST_MEDIA_WAIT, |s| s.has_media() || s.ended()).await {
         return Err(ApiError::Unavailable(
             "the broadcast has not sent media yet".into(),

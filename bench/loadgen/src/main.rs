@@ -4,6 +4,7 @@
 
 mod client;
 mod hist;
+mod live;
 mod report;
 mod server;
 
@@ -32,8 +33,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the scenarios against every server and print the comparison.
+    /// Run the chat scenarios against every server and print the comparison.
     All(Opts),
+    /// Live streaming: moim against nginx-rtmp (latency, ingest cost, delivery).
+    Live(live::LiveOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -223,7 +226,24 @@ fn scenarios(o: &Opts) -> anyhow::Result<Vec<Scenario>> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Cmd::All(opts) = cli.cmd;
+    let opts = match cli.cmd {
+        Cmd::All(opts) => opts,
+        Cmd::Live(lo) => {
+            server::raise_nofile();
+            let root = {
+                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                std::fs::canonicalize(&built).unwrap_or(built)
+            };
+            let bin = match &lo.moim_bin {
+                Some(b) => b.clone(),
+                None => build_moim(&root)?,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(live::run(lo, bin, root));
+        }
+    };
     let nofile = server::raise_nofile();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -248,6 +268,11 @@ fn moim_binary(o: &Opts, root: &Path) -> anyhow::Result<PathBuf> {
         }
         return Ok(b.clone());
     }
+    build_moim(root)
+}
+
+/// `cargo build --release -p moim` (a no-op when up to date) and the binary's path.
+fn build_moim(root: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("building moim: cargo build --release -p moim");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
