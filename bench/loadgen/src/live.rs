@@ -519,8 +519,8 @@ async fn availability(
     (hist, oldest, first_pdt)
 }
 
-/// Chromium + hls.js: median seconds behind the playlist's live edge, and behind the encoder's
-/// clock (encoder start + currentTime).
+/// Chromium + hls.js: median seconds behind the playlist's live edge (and the script's other
+/// figure, which is only meaningful when playback starts at the stream's start).
 async fn behind_edge(
     root: &Path,
     url: &str,
@@ -656,8 +656,15 @@ async fn delivery(srv: &Srv, playlist: &str, viewers: usize, secs: u64) -> Arc<L
     stats
 }
 
-/// Back-to-back non-blocking requests from `clients` for `secs`: playlist, then newest media.
-async fn capacity(srv: &Srv, playlist: &str, clients: usize, secs: u64) -> Arc<LoadStats> {
+/// Back-to-back non-blocking requests from `clients` for `secs`: playlist, then (with `media`)
+/// the newest part or segment.
+async fn capacity(
+    srv: &Srv,
+    playlist: &str,
+    clients: usize,
+    secs: u64,
+    media: bool,
+) -> Arc<LoadStats> {
     let stats = Arc::new(LoadStats::default());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
@@ -688,6 +695,12 @@ async fn capacity(srv: &Srv, playlist: &str, clients: usize, secs: u64) -> Arc<L
                     .unwrap()
                     .record(t.elapsed().as_micros() as u64);
                 stats.requests.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .bytes
+                    .fetch_add(text.len() as u64, Ordering::Relaxed);
+                if !media {
+                    continue;
+                }
                 let Some((uri, _)) = entries(&text, moim).pop() else {
                     continue;
                 };
@@ -784,7 +797,7 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
     let mut latency_rows: Vec<Vec<String>> = vec![vec![]; 5];
     let mut startup_ms: Option<i64> = None;
     let mut ingest_rows: HashMap<usize, (Vec<String>, Vec<String>)> = HashMap::new();
-    let mut delivery_rows: Vec<Vec<String>> = vec![vec![]; 7];
+    let mut delivery_rows: Vec<Vec<String>> = vec![vec![]; 10];
     for which in ["moim", "nginx-rtmp"] {
         let dir = work.join(which);
         std::fs::create_dir_all(&dir)?;
@@ -837,7 +850,7 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
                 "availability_ms": {"p50": avail.quantile(0.5) as f64 / 1000.0, "p95": avail.quantile(0.95) as f64 / 1000.0, "samples": avail.count()},
                 "availability_oldest_frame_ms": {"p50": avail_oldest.quantile(0.5) as f64 / 1000.0},
                 "player_behind_edge_ms": browser.map(|b| b.0 * 1000.0),
-                "glass_to_glass_ms": browser.map(|b| b.1 * 1000.0),
+                "glass_to_glass_estimate_ms": browser.map(|b| b.0 * 1000.0 + avail.quantile(0.5) as f64 / 1000.0 - startup_ms.unwrap_or(0) as f64),
             });
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
@@ -888,7 +901,8 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
                 "== {which}: capacity, {} clients back to back",
                 o.capacity_clients
             );
-            let c = capacity(&srv, &pl, o.capacity_clients, 10).await;
+            let c = capacity(&srv, &pl, o.capacity_clients, 10, true).await;
+            let cp = capacity(&srv, &pl, o.capacity_clients, 10, false).await;
             kill(publisher);
             let nb = d.nonblocking.lock().unwrap();
             let cb = c.nonblocking.lock().unwrap();
@@ -911,7 +925,10 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
                 "blocking_ms": {"p50": d.blocking.lock().unwrap().quantile(0.5) as f64 / 1000.0},
                 "errors": d.errors.load(Ordering::Relaxed), "server_cpu_pct": 100.0 * cpu / secs,
             });
+            sj["capacity_playlist_only"] =
+                json!({"requests_per_s": cp.requests.load(Ordering::Relaxed) as f64 / 10.0});
             sj["capacity"] = json!({
+            "mbit_per_s": c.bytes.load(Ordering::Relaxed) as f64 * 8.0 / 10.0 / 1e6,
                 "clients": o.capacity_clients, "requests_per_s": crps,
                 "ms": {"p50": cb.quantile(0.5) as f64 / 1000.0, "p99": cb.quantile(0.99) as f64 / 1000.0},
                 "errors": c.errors.load(Ordering::Relaxed),
@@ -929,7 +946,7 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
         "capture → available, newest frame p95 (ms)",
         "capture → available, oldest frame p50 (ms)",
         "player behind live edge, Chromium (ms)",
-        "glass-to-glass, encoder clock (ms)",
+        "glass-to-glass estimate (ms)",
     ];
     for (l, v) in labels.iter().zip(latency_rows) {
         row(l, v);
@@ -948,8 +965,11 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
         "delivery: non-blocking p99 (ms)",
         "delivery: errors",
         "delivery: server CPU (% of a core)",
-        "capacity: requests/s",
+        "capacity: requests/s (playlist + media)",
         "capacity: p50 / p99 (ms)",
+        "capacity: Mbit/s",
+        "capacity: requests/s (playlist only)",
+        "capacity: playlist p50 / p99 (ms)",
     ];
     for (l, v) in dl.iter().zip(delivery_rows) {
         row(l, v);
