@@ -32,5 +32,6 @@ mod browser;
 mod chat;
 mod lifecycle;
 mod live;
+mod live_abr;
 mod moderation;
 mod rooms;

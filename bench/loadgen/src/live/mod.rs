@@ -13,18 +13,21 @@
 //!    requests.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
 
 use crate::hist::Histogram;
-use crate::server::{cpu_ns, status_kb};
+
+mod load;
+mod servers;
+
+use load::{capacity, delivery};
+use servers::{start_moim, start_nginx, Srv};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct LiveOpts {
@@ -52,253 +55,6 @@ pub struct LiveOpts {
     /// Where to write the JSON results.
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-const NGINX_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
-/// A server under test.
-struct Srv {
-    name: &'static str,
-    child: Child,
-    /// Processes whose CPU and memory count (nginx: master and workers).
-    pids: Vec<u32>,
-    http: String,
-    rtmp: String,
-    /// Stream name → playlist path on `http`.
-    keys: Vec<String>,
-    playlist: Box<dyn Fn(&str) -> String + Send + Sync>,
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Srv {
-    fn cpu_us(&self) -> u64 {
-        self.pids.iter().filter_map(|p| cpu_ns(*p)).sum::<u64>() / 1000
-    }
-    fn rss_kb(&self) -> u64 {
-        self.pids
-            .iter()
-            .filter_map(|p| status_kb(*p, "VmRSS"))
-            .sum()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-async fn start_moim(bin: &Path, dir: &Path, streams: usize) -> anyhow::Result<Srv> {
-    let data = dir.join("moim");
-    std::fs::create_dir_all(&data)?;
-    let log = std::fs::File::create(dir.join("moim.log"))?;
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rtmp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--max-broadcasts", "50", "--shutdown-grace-s", "3"])
-        .args(["--login-rate-per-min", "1000"])
-        .env("RUST_LOG", "warn")
-        .env_remove("MOIM_CONFIG")
-        .current_dir(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .context("starting moim")?;
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
-    let (mut l1, mut l2) = (String::new(), String::new());
-    out.read_line(&mut l1)?;
-    out.read_line(&mut l2)?;
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let http = l1
-        .trim()
-        .strip_prefix("moim listening on ")
-        .context("moim's first line")?
-        .to_string();
-    let rtmp = l2
-        .trim()
-        .strip_prefix("moim rtmp on ")
-        .context("moim's second line")?
-        .trim_end_matches("/live")
-        .to_string();
-    // An owner, rooms and their keys.
-    let client = reqwest::Client::builder().cookie_store(true).build()?;
-    let r = client
-        .post(format!("{http}/api/v1/auth/signup"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("moim signup: {}", r.status());
-    }
-    let mut keys = Vec::new();
-    for i in 0..streams {
-        let slug = format!("live-{i}");
-        client
-            .post(format!("{http}/api/v1/rooms"))
-            .json(&json!({"slug": slug, "title": slug}))
-            .send()
-            .await?
-            .error_for_status()?;
-        // Passthrough, recording off: the same work nginx does (nginx records nothing either).
-        client
-            .patch(format!("{http}/api/v1/rooms/{slug}"))
-            .json(&json!({"record_broadcasts": false}))
-            .send()
-            .await?
-            .error_for_status()?;
-        let k: serde_json::Value = client
-            .get(format!("{http}/api/v1/rooms/{slug}/stream-key"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        keys.push(k["stream_key"].as_str().context("stream key")?.to_string());
-    }
-    let pid = child.id();
-    Ok(Srv {
-        name: "moim",
-        child,
-        pids: vec![pid],
-        http: http.clone(),
-        rtmp,
-        keys,
-        playlist: Box::new(|stream: &str| stream.to_string()),
-    })
-}
-
-async fn start_nginx(dir: &Path, streams: usize) -> anyhow::Result<Srv> {
-    if !Path::new(NGINX_MODULE).exists() {
-        bail!("nginx's RTMP module is missing: apt-get install nginx-light libnginx-mod-rtmp");
-    }
-    let root = dir.join("nginx");
-    let hls = root.join("hls");
-    std::fs::create_dir_all(root.join("logs"))?;
-    std::fs::create_dir_all(&hls)?;
-    let (http_port, rtmp_port) = (free_port(), free_port());
-    let conf = format!(
-        r#"load_module {NGINX_MODULE};
-daemon off;
-master_process on;
-worker_processes auto;
-error_log {root}/logs/error.log warn;
-pid {root}/nginx.pid;
-events {{ worker_connections 4096; }}
-rtmp {{
-  server {{
-    listen 127.0.0.1:{rtmp_port};
-    chunk_size 4096;
-    application live {{
-      live on;
-      record off;
-      hls on;
-      hls_path {hls};
-      hls_fragment 2s;
-      hls_playlist_length 12s;
-    }}
-  }}
-}}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  client_body_temp_path {root}/tmp;
-  types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
-  server {{
-    listen 127.0.0.1:{http_port};
-    location /hls/ {{
-      alias {hls}/;
-      add_header Cache-Control no-cache;
-      add_header Access-Control-Allow-Origin *;
-    }}
-  }}
-}}
-"#,
-        root = root.display(),
-        hls = hls.display(),
-    );
-    let conf_path = root.join("nginx.conf");
-    std::fs::write(&conf_path, conf)?;
-    let log = std::fs::File::create(dir.join("nginx.log"))?;
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&root)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .context("starting nginx")?;
-    // Wait for the worker, then collect master + workers.
-    let master = child.id();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut pids = vec![master];
-    while Instant::now() < deadline {
-        let kids = children_of(master);
-        if !kids.is_empty() && std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
-            pids.extend(kids);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if pids.len() < 2 {
-        bail!(
-            "nginx did not start; see {}",
-            dir.join("nginx.log").display()
-        );
-    }
-    let keys = (0..streams).map(|i| format!("s{i}")).collect();
-    Ok(Srv {
-        name: "nginx-rtmp",
-        child,
-        pids,
-        http: format!("http://127.0.0.1:{http_port}"),
-        rtmp: format!("rtmp://127.0.0.1:{rtmp_port}"),
-        keys,
-        playlist: Box::new(|stream: &str| format!("/hls/{stream}.m3u8")),
-    })
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = &s[s.rfind(')')? + 2..];
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
 }
 
 /// A live-encoding publisher: test pattern and tone, encoded in real time, 1 s keyframes.
@@ -546,189 +302,6 @@ async fn behind_edge(
     Some((v["edge_s"].as_f64()?, v["clock_s"].as_f64()?))
 }
 
-#[derive(Default)]
-struct LoadStats {
-    requests: AtomicU64,
-    bytes: AtomicU64,
-    errors: AtomicU64,
-    nonblocking: Mutex<Histogram>,
-    blocking: Mutex<Histogram>,
-}
-
-/// `viewers` players following the stream for `secs`: moim's LL-HLS loop or nginx's polling.
-async fn delivery(srv: &Srv, playlist: &str, viewers: usize, secs: u64) -> Arc<LoadStats> {
-    let stats = Arc::new(LoadStats::default());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(viewers)
-        .build()
-        .expect("http client");
-    let end = Instant::now() + Duration::from_secs(secs);
-    let moim = srv.name == "moim";
-    let base = srv.http.clone();
-    let playlist = playlist.to_string();
-    let dir = playlist[..playlist.rfind('/').unwrap_or(0)].to_string();
-    let mut tasks = Vec::new();
-    for i in 0..viewers {
-        let (http, stats, base, playlist, dir) = (
-            http.clone(),
-            stats.clone(),
-            base.clone(),
-            playlist.clone(),
-            dir.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            // Spread the start over a second, as real viewers do not arrive in lockstep.
-            tokio::time::sleep(Duration::from_millis((i as u64 * 1000) / viewers as u64)).await;
-            let mut next: Option<(u64, u64)> = None;
-            let mut fetched: HashMap<String, ()> = HashMap::new();
-            while Instant::now() < end {
-                let url = match next {
-                    Some((m, p)) => format!("{base}{playlist}?_HLS_msn={m}&_HLS_part={p}"),
-                    None => format!("{base}{playlist}"),
-                };
-                let t = Instant::now();
-                let text = match http.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
-                    _ => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
-                let took = t.elapsed().as_micros() as u64;
-                stats.requests.fetch_add(1, Ordering::Relaxed);
-                if next.is_some() {
-                    stats.blocking.lock().unwrap().record(took);
-                } else {
-                    stats.nonblocking.lock().unwrap().record(took);
-                }
-                // Fetch what is new (only the newest entry on the first pass, like a player
-                // joining at the live edge).
-                let list = entries(&text, moim);
-                let fresh: Vec<String> = if fetched.is_empty() {
-                    list.last().map(|(u, _)| u.clone()).into_iter().collect()
-                } else {
-                    list.into_iter()
-                        .map(|(u, _)| u)
-                        .filter(|u| !fetched.contains_key(u))
-                        .collect()
-                };
-                for uri in fresh {
-                    let t = Instant::now();
-                    match http.get(format!("{base}{dir}/{uri}")).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            let n = r.bytes().await.map(|b| b.len()).unwrap_or(0);
-                            stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                            stats.requests.fetch_add(1, Ordering::Relaxed);
-                            stats
-                                .nonblocking
-                                .lock()
-                                .unwrap()
-                                .record(t.elapsed().as_micros() as u64);
-                        }
-                        _ => {
-                            stats.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    fetched.insert(uri, ());
-                }
-                if fetched.len() > 64 {
-                    fetched.clear(); // only "new since last time" matters
-                    fetched.insert(String::new(), ());
-                }
-                if moim {
-                    next = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p"))
-                        .and_then(|r| r.split(".m4s").next())
-                        .and_then(|r| r.split_once('.'))
-                        .and_then(|(m, p)| Some((m.parse().ok()?, p.parse().ok()?)));
-                } else {
-                    // hls.js reloads a live playlist about once per target duration; 1 s here.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    stats
-}
-
-/// Back-to-back non-blocking requests from `clients` for `secs`: playlist, then (with `media`)
-/// the newest part or segment.
-async fn capacity(
-    srv: &Srv,
-    playlist: &str,
-    clients: usize,
-    secs: u64,
-    media: bool,
-) -> Arc<LoadStats> {
-    let stats = Arc::new(LoadStats::default());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .expect("http client");
-    let end = Instant::now() + Duration::from_secs(secs);
-    let moim = srv.name == "moim";
-    let dir = playlist[..playlist.rfind('/').unwrap_or(0)].to_string();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (http, stats) = (http.clone(), stats.clone());
-        let (pl, base, dir) = (
-            format!("{}{playlist}", srv.http),
-            srv.http.clone(),
-            dir.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < end {
-                let t = Instant::now();
-                let Ok(r) = http.get(&pl).send().await else {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                let text = r.text().await.unwrap_or_default();
-                stats
-                    .nonblocking
-                    .lock()
-                    .unwrap()
-                    .record(t.elapsed().as_micros() as u64);
-                stats.requests.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .bytes
-                    .fetch_add(text.len() as u64, Ordering::Relaxed);
-                if !media {
-                    continue;
-                }
-                let Some((uri, _)) = entries(&text, moim).pop() else {
-                    continue;
-                };
-                let t = Instant::now();
-                match http.get(format!("{base}{dir}/{uri}")).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let n = r.bytes().await.map(|b| b.len()).unwrap_or(0);
-                        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        stats.requests.fetch_add(1, Ordering::Relaxed);
-                        stats
-                            .nonblocking
-                            .lock()
-                            .unwrap()
-                            .record(t.elapsed().as_micros() as u64);
-                    }
-                    _ => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    stats
-}
-
 /// The media playlist a player would pick (moim: the source rendition from the multivariant).
 async fn media_playlist(srv: &Srv, stream: &str) -> anyhow::Result<String> {
     let path = (srv.playlist)(stream);
@@ -845,7 +418,12 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
             latency_rows[1].push(ms(avail.quantile(0.95)));
             latency_rows[2].push(ms(avail_oldest.quantile(0.5)));
             latency_rows[3].push(browser.map_or("-".into(), |b| format!("{:.0}", b.0 * 1000.0)));
-            latency_rows[4].push(browser.map_or("-".into(), |b| format!("{:.0}", b.1 * 1000.0)));
+            // Glass-to-glass: how far the player is behind the edge, plus how old the edge's
+            // newest frame was when it became available, minus the encoder's start-up in that.
+            let g2g = browser.map(|b| {
+                b.0 * 1000.0 + avail.quantile(0.5) as f64 / 1000.0 - startup_ms.unwrap_or(0) as f64
+            });
+            latency_rows[4].push(g2g.map_or("-".into(), |g| format!("{g:.0}")));
             sj = json!({
                 "availability_ms": {"p50": avail.quantile(0.5) as f64 / 1000.0, "p95": avail.quantile(0.95) as f64 / 1000.0, "samples": avail.count()},
                 "availability_oldest_frame_ms": {"p50": avail_oldest.quantile(0.5) as f64 / 1000.0},
@@ -919,6 +497,20 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
                 ms(cb.quantile(0.5)),
                 ms(cb.quantile(0.99))
             ));
+            delivery_rows[7].push(format!(
+                "{:.0}",
+                c.bytes.load(Ordering::Relaxed) as f64 * 8.0 / 10.0 / 1e6
+            ));
+            {
+                let pb = cp.nonblocking.lock().unwrap();
+                let prps = cp.requests.load(Ordering::Relaxed) as f64 / 10.0;
+                delivery_rows[8].push(format!("{prps:.0}"));
+                delivery_rows[9].push(format!(
+                    "{} / {}",
+                    ms(pb.quantile(0.5)),
+                    ms(pb.quantile(0.99))
+                ));
+            }
             sj["delivery"] = json!({
                 "viewers": o.viewers, "requests_per_s": rps, "mbit_per_s": d.bytes.load(Ordering::Relaxed) as f64 * 8.0 / secs / 1e6,
                 "nonblocking_ms": {"p50": nb.quantile(0.5) as f64 / 1000.0, "p99": nb.quantile(0.99) as f64 / 1000.0},
