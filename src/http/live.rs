@@ -247,8 +247,7 @@ pub async fn live_file(
                     "_HLS_part needs _HLS_msn",
                 ));
             }
-            let text = seg.lock().playlist(true);
-            Ok(media(Bytes::from(text), PLAYLIST, "no-cache"))
+            Ok(media(b.playlist(&rendition, &seg), PLAYLIST, "no-cache"))
         }
         File::Init(epoch) => {
             let data = seg.lock().init(epoch);

@@ -66,6 +66,8 @@ pub struct Broadcast {
     /// Cancelled to disconnect the publisher (key rotated, room deleted, shutdown).
     pub kick: CancellationToken,
     recorder: Option<mpsc::Sender<recorder::Op>>,
+    /// Rendered media playlists by rendition, with the `changed` version they show.
+    playlists: Mutex<HashMap<String, (u64, Bytes)>>,
     /// HLS clients by hash, with when they last fetched a playlist.
     hls_clients: Mutex<HashMap<u64, Instant>>,
     /// Latest thumbnail, and when one was last asked of ffmpeg.
@@ -93,6 +95,24 @@ impl Broadcast {
             .iter()
             .find(|r| r.name == name && !r.failed.load(std::sync::atomic::Ordering::Relaxed))
             .map(|r| r.seg.clone())
+    }
+
+    /// A rendition's LL-HLS media playlist, rendered once per change and shared: when a part
+    /// lands, every blocked player asks for the same text at the same moment.
+    pub fn playlist(&self, rendition: &str, seg: &Mutex<Segmenter>) -> Bytes {
+        // Read the version before rendering: a change in between makes the cached text newer
+        // than its label, never older, so nobody is served a stale playlist.
+        let version = *self.changed.borrow();
+        if let Some((v, text)) = self.playlists.lock().get(rendition) {
+            if *v == version {
+                return text.clone();
+            }
+        }
+        let text = Bytes::from(seg.lock().playlist(true));
+        self.playlists
+            .lock()
+            .insert(rendition.to_string(), (version, text.clone()));
+        text
     }
 
     /// URL of its multivariant playlist.
@@ -403,6 +423,7 @@ impl Live {
             recorder,
             thumbnail: Mutex::new((None, None)),
             hls_clients: Mutex::new(HashMap::new()),
+            playlists: Mutex::new(HashMap::new()),
         });
         {
             let mut map = self.inner.broadcasts.lock();
