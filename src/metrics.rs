@@ -57,17 +57,19 @@ pub struct Metrics {
     pub ingest_bytes: AtomicU64,
     /// LL-HLS parts produced.
     pub hls_parts: AtomicU64,
-    http: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Route template → status → count. Two levels so a hit needs no allocation.
+    http: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
 }
 
 impl Metrics {
     /// Counts one HTTP response by route template (never the raw path: bounded cardinality).
     pub fn http_request(&self, route: &str, status: u16) {
-        *self
-            .http
-            .lock()
-            .entry((route.to_string(), status))
-            .or_default() += 1;
+        let mut http = self.http.lock();
+        let by_status = match http.get_mut(route) {
+            Some(m) => m,
+            None => http.entry(route.to_string()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
     }
 
     /// Prometheus text exposition.
@@ -134,12 +136,14 @@ impl Metrics {
             "# HELP moim_http_requests_total HTTP responses by route and status.\n\
              # TYPE moim_http_requests_total counter"
         );
-        for ((route, status), n) in self.http.lock().iter() {
+        for (route, by_status) in self.http.lock().iter() {
             let route = route.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "moim_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+            for (status, n) in by_status {
+                let _ = writeln!(
+                    out,
+                    "moim_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
         out
     }

@@ -130,13 +130,11 @@ async fn api_not_found() -> ApiError {
 
 /// Counts responses by route template and status.
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    // `MatchedPath` is a shared string: cloning it allocates nothing.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = next.run(req).await;
-    state.metrics.http_request(&route, resp.status().as_u16());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    state.metrics.http_request(route, resp.status().as_u16());
     resp
 }
 

@@ -224,7 +224,7 @@ pub fn client_hash(ip: std::net::IpAddr, headers: &axum::http::HeaderMap) -> u64
     static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
     let mut h = KEY.get_or_init(Default::default).build_hasher();
-    h.write(ip.to_string().as_bytes());
+    std::hash::Hash::hash(&ip, &mut h);
     if let Some(ua) = headers.get(axum::http::header::USER_AGENT) {
         h.write(ua.as_bytes());
     }

@@ -460,7 +460,7 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
             tokio::time::sleep(Duration::from_secs(12)).await;
         }
 
-        if step("delivery") {
+        if step("delivery") || step("capacity-only") {
             eprintln!("== {which}: delivery, {} viewers", o.viewers);
             let publisher = replayer(&clip, &format!("{}/live/{}", srv.rtmp, srv.keys[1]))?;
             let stream = if which == "moim" {
@@ -472,7 +472,11 @@ pub async fn run(o: LiveOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
             tokio::time::sleep(Duration::from_secs(5)).await;
             let cpu0 = srv.cpu_us();
             let t0 = Instant::now();
-            let d = delivery(&srv, &pl, o.viewers, o.duration).await;
+            let d = if step("capacity-only") {
+                std::sync::Arc::new(load::LoadStats::default())
+            } else {
+                delivery(&srv, &pl, o.viewers, o.duration).await
+            };
             let secs = t0.elapsed().as_secs_f64();
             let cpu = srv.cpu_us().saturating_sub(cpu0) as f64 / 1e6;
             eprintln!(
