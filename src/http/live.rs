@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -213,8 +213,9 @@ pub async fn live_file(
     State(state): State<AppState>,
     ApiPath((slug, bid, rendition, file)): ApiPath<(String, String, String, String)>,
     ApiQuery(q): ApiQuery<HlsQuery>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    // The request itself rather than a `HeaderMap` extractor, which would copy every header of
+    // every part request; only playlist requests look at two of them.
+    req: Request,
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
     if b.id != bid {
@@ -226,7 +227,10 @@ pub async fn live_file(
     let file = parse_file(&file).ok_or_else(|| ApiError::not_found("file"))?;
     match file {
         File::Playlist => {
-            b.saw_hls_client(client_hash(client_ip(&state, &headers, peer), &headers));
+            if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+                let headers = req.headers();
+                b.saw_hls_client(client_hash(client_ip(&state, headers, *peer), headers));
+            }
             if let Some(msn) = q.msn {
                 let next = seg.lock().next_msn();
                 // The spec's limit: more than two segments ahead is a client error.
