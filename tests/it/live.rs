@@ -16,6 +16,7 @@ backend_tests!(
     stalled_publisher_ends_after_grace,
     limits_refuse_extra_broadcasts_and_fast_publishers,
     shutdown_ends_broadcasts_and_keeps_the_recording,
+    librtmp_publisher_like_obs,
 );
 
 /// True if ffmpeg and ffprobe are installed; in CI (`MOIM_REQUIRE_ALL=1`) their absence fails.
@@ -124,7 +125,6 @@ pub(crate) async fn media_playlist(app: &TestApp, slug: &str) -> String {
         inf.contains("CODECS=\"avc1.") && inf.contains(",mp4a.40.2\""),
         "{inf}"
     );
-    assert!(inf.contains("RESOLUTION=320x240"), "{inf}");
     let uri = text
         .lines()
         .find(|l| !l.starts_with('#') && !l.is_empty())
@@ -240,6 +240,8 @@ async fn broadcast_end_to_end(backend: Backend) {
     assert_eq!(list["rooms"][0]["slug"], "stage", "live rooms come first");
 
     let playlist = media_playlist(&app, "stage").await;
+    let (_, index, _) = get_text(&app, "/live/stage/index.m3u8").await;
+    assert!(index.contains("RESOLUTION=320x240"), "{index}");
     let base = dir_of(&playlist).to_string();
     // Wait for two whole segments.
     let text = eventually(15, || async {
@@ -696,4 +698,108 @@ async fn shutdown_ends_broadcasts_and_keeps_the_recording(backend: Backend) {
     assert!(video["duration_s"].as_f64().unwrap() >= 3.0);
     let vod = app.url(video["hls_url"].as_str().unwrap());
     assert_eq!(decode_errors(&vod), "");
+}
+
+/// Builds the librtmp test publisher (tests/clients/librtmp_publish.c) into `dir`, or None when
+/// librtmp's headers or a C compiler are missing (a failure under `MOIM_REQUIRE_ALL=1`).
+fn librtmp_publisher(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/librtmp_publish.c"
+    );
+    let bin = dir.join("librtmp_publish");
+    let built = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&bin)
+        .arg(src)
+        .arg("-lrtmp")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !built {
+        assert!(
+            !require_all(),
+            "librtmp (Debian librtmp-dev) and cc are required (MOIM_REQUIRE_ALL=1)"
+        );
+        eprintln!("SKIPPED (librtmp): install librtmp-dev to run the librtmp publisher test");
+        return None;
+    }
+    Some(bin)
+}
+
+async fn librtmp_publisher_like_obs(backend: Backend) {
+    if !have_ffmpeg() {
+        return;
+    }
+    let app = spawn_with(backend, &[]).await;
+    let Some(publisher) = librtmp_publisher(&app.data_dir) else {
+        return;
+    };
+    let clip = app.data_dir.join("clip.flv");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "4"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (_, url) = stream_key(&app, &owner, "stage").await;
+    let mut ws = app.ws(None, "stage", None).await;
+    ws.welcome().await;
+
+    let mut child = Command::new(&publisher)
+        .arg(&url)
+        .arg(&clip)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    expect_live_frame(&mut ws, "started").await;
+    let playlist = media_playlist(&app, "stage").await;
+    let text = eventually(15, || async {
+        let (_, text, _) = get_text(&app, &playlist).await;
+        (attr(&text, "#EXTINF:").len() >= 2).then_some(text)
+    })
+    .await;
+    let base = dir_of(&playlist).to_string();
+    let (_, init) = get_bytes(&app, &format!("{base}/init0.mp4")).await;
+    let seg_uri = text.lines().rfind(|l| l.starts_with('s')).unwrap();
+    let (_, seg) = get_bytes(&app, &format!("{base}/{seg_uri}")).await;
+    let file = app.data_dir.join("librtmp.mp4");
+    std::fs::write(&file, [init, seg].concat()).unwrap();
+    assert_eq!(decode_errors(file.to_str().unwrap()), "");
+    // librtmp closes with deleteStream: the broadcast ends at once and is recorded.
+    assert!(
+        wait_exit(&mut child, 30).await.success(),
+        "librtmp sent every tag"
+    );
+    expect_live_frame(&mut ws, "ended").await;
+    let video = eventually(30, || async {
+        let (_, body) = owner.client.get("/api/v1/videos").await;
+        let v = body["videos"][0].clone();
+        (v["status"] == "ready").then_some(v)
+    })
+    .await;
+    let dur = video["duration_s"].as_f64().unwrap();
+    assert!((3.0..=5.0).contains(&dur), "{dur} s recorded of a 4 s clip");
+
+    // And a wrong key is refused for librtmp too.
+    let bad = Command::new(&publisher)
+        .arg(format!("{}/live_wrong", app.rtmp))
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
 }
