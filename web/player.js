@@ -103,7 +103,7 @@ export class LivePlayer {
       return;
     }
     video.play().catch(() => {});
-    this.timer = setInterval(() => {
+    const tick = () => {
       uptime.textContent = fmtDuration((Date.now() - since) / 1000);
       const hls = this.session && this.session.hls;
       // Behind real time: wall clock minus the program date time of the frame on screen
@@ -113,7 +113,9 @@ export class LivePlayer {
         latency.textContent = `latency ${behind.toFixed(1)} s`;
         latency.dataset.seconds = behind.toFixed(3);
       }
-    }, 500);
+    };
+    tick();
+    this.timer = setInterval(tick, 500);
   }
 
   retry(url, sinceIso) {
