@@ -295,3 +295,42 @@ fn random_strings_keep_char_count() {
         }
     }
 }
+
+/// The fuzz seeds (`fuzz/corpus/normalise`) as an ordinary test: the same properties the fuzz
+/// target checks, without a fuzzer.
+#[test]
+fn fuzz_corpus_keeps_its_properties() {
+    let f = Filter::with_default_allowlist(
+        &[
+            "fuck*",
+            "*shit",
+            "ass",
+            "시발",
+            "씨발",
+            "병신",
+            "ㅂㅅ",
+            "ㅅㅂ",
+            "개새끼",
+            "ㅋ",
+        ],
+        &["classic"],
+    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/normalise");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("readable seed");
+        seen += 1;
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        let spans = f.find(text);
+        for r in &spans {
+            assert!(
+                r.start < r.end && text.is_char_boundary(r.start) && text.is_char_boundary(r.end)
+            );
+        }
+        assert!(spans.windows(2).all(|w| w[0].end < w[1].start));
+        assert_eq!(f.mask(text).chars().count(), text.chars().count());
+    }
+    assert!(seen >= 10, "corpus has {seen} seeds");
+}
