@@ -32,8 +32,8 @@ use crate::storage::users::Role;
 use crate::storage::{live as keys, now_ms, rfc3339, videos};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
-/// Longest a blocking request waits: three target durations of the default 1 s segments is
-/// what Apple suggests; a little more covers long GOPs.
+/// Shortest time a blocking request may wait (playlist requests wait three target durations
+/// when that is longer).
 const BLOCK_LIMIT: Duration = Duration::from_secs(6);
 /// How long a multivariant request waits for a just-started broadcast's first part.
 const FIRST_MEDIA_WAIT: Duration = Duration::from_secs(5);
@@ -240,7 +240,11 @@ pub async fn live_file(
                         "_HLS_msn is more than two segments ahead of the playlist",
                     ));
                 }
-                if !wait_for(&b, &seg, BLOCK_LIMIT, |s| s.has(msn, q.part)).await {
+                // Three target durations, as the spec suggests, but never less than the floor.
+                let limit = BLOCK_LIMIT.max(Duration::from_secs(
+                    3 * u64::from(seg.lock().target_duration()),
+                ));
+                if !wait_for(&b, &seg, limit, |s| s.has(msn, q.part)).await {
                     return Err(ApiError::Unavailable(
                         "the playlist did not reach that part in time".into(),
                     ));

@@ -150,10 +150,14 @@ impl Conn {
             }
             let out = session.take_output();
             if !out.is_empty() {
-                stream
-                    .write_all(&out)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
+                // A peer that stops reading must not hold this task (and its slot) forever.
+                tokio::select! {
+                    r = tokio::time::timeout(timeout, stream.write_all(&out)) => match r {
+                        Ok(r) => r.map_err(|e| format!("write: {e}"))?,
+                        Err(_) => return Err(format!("peer not reading for {} s", timeout.as_secs())),
+                    },
+                    _ = stop.cancelled() => return Ok(()),
+                }
             }
             fed.map_err(|e| e.to_string())?;
             result?;
@@ -227,6 +231,9 @@ impl Conn {
         if self.rung.is_none() {
             self.feed_transcoder(&b, flv::TAG_VIDEO, ts, &data, &tag);
         }
+        // Held until the events reach the recorder, so `Live::end` cannot slip its final
+        // flush and `Finish` in between (the recorder needs segments in order, before `Finish`).
+        let _order = b.record_order.lock().await;
         let events = {
             let mut seg = target.lock();
             match tag {
@@ -241,7 +248,11 @@ impl Conn {
                 } => seg.push_video(ts, composition_time_ms, keyframe, data, now_ms()),
                 VideoTag::AvcEndOfSequence | VideoTag::Other => {}
             }
-            drain(&mut seg)
+            let events = drain(&mut seg);
+            if !events.is_empty() {
+                b.notify(); // under the lock: see `Broadcast::playlist`
+            }
+            events
         };
         self.publish(&b, events).await;
         Ok(())
@@ -261,6 +272,9 @@ impl Conn {
                     .feed_transcoder(&b, || flv_tag(flv::TAG_AUDIO, ts, &data));
             }
         }
+        // Held until the events reach the recorder, so `Live::end` cannot slip its final
+        // flush and `Finish` in between (the recorder needs segments in order, before `Finish`).
+        let _order = b.record_order.lock().await;
         let events = {
             let mut seg = target.lock();
             match tag {
@@ -270,7 +284,11 @@ impl Conn {
                 }
                 AudioTag::AacRaw(frame) => seg.push_audio(ts, frame, now_ms()),
             }
-            drain(&mut seg)
+            let events = drain(&mut seg);
+            if !events.is_empty() {
+                b.notify(); // under the lock: see `Broadcast::playlist`
+            }
+            events
         };
         self.publish(&b, events).await;
         Ok(())
@@ -342,9 +360,8 @@ impl Conn {
             .metrics()
             .hls_parts
             .fetch_add(parts as u64, Ordering::Relaxed);
-        b.notify();
         if self.rung.is_none() {
-            b.record(self.live.tasks(), events).await;
+            b.record(&self.live, events).await;
         }
     }
 }

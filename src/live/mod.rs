@@ -65,7 +65,14 @@ pub struct Broadcast {
     publisher: Mutex<Publisher>,
     /// Cancelled to disconnect the publisher (key rotated, room deleted, shutdown).
     pub kick: CancellationToken,
-    recorder: Option<mpsc::Sender<recorder::Op>>,
+    /// The room as it was when the broadcast started (owner, title, recording on or off).
+    room: crate::storage::rooms::Room,
+    /// Started with the first media, so a publisher that never sends any, or loses a race for
+    /// the room, leaves no empty video behind; `None` inside when recording is off or failed.
+    recorder: tokio::sync::OnceCell<Option<mpsc::Sender<recorder::Op>>>,
+    /// Serialises "drain the segmenter, hand the events to the recorder" between the ingest
+    /// task and `Live::end`.
+    record_order: tokio::sync::Mutex<()>,
     /// Rendered media playlists by rendition, with the `changed` version they show.
     playlists: Mutex<HashMap<String, (u64, Bytes)>>,
     /// HLS clients by hash, with when they last fetched a playlist.
@@ -100,15 +107,18 @@ impl Broadcast {
     /// A rendition's LL-HLS media playlist, rendered once per change and shared: when a part
     /// lands, every blocked player asks for the same text at the same moment.
     pub fn playlist(&self, rendition: &str, seg: &Mutex<Segmenter>) -> Bytes {
-        // Read the version before rendering: a change in between makes the cached text newer
-        // than its label, never older, so nobody is served a stale playlist.
+        // Every change to a window bumps `changed` while the window's lock is held, so the
+        // version read under that lock matches the window seen: a cached text is never older
+        // than what the request's blocking condition saw.
+        let seg = seg.lock();
         let version = *self.changed.borrow();
         if let Some((v, text)) = self.playlists.lock().get(rendition) {
             if *v == version {
                 return text.clone();
             }
         }
-        let text = Bytes::from(seg.lock().playlist(true));
+        let text = Bytes::from(seg.playlist(true));
+        drop(seg);
         self.playlists
             .lock()
             .insert(rendition.to_string(), (version, text.clone()));
@@ -172,7 +182,8 @@ impl Broadcast {
 
     /// Hands segmenter output to the recorder (in order; waits if the disk is behind) and
     /// refreshes the thumbnail now and then.
-    pub async fn record(self: &Arc<Self>, tasks: &TaskTracker, events: Vec<segmenter::Event>) {
+    pub async fn record(self: &Arc<Self>, live: &Live, events: Vec<segmenter::Event>) {
+        let tasks = live.tasks();
         if let Some(segmenter::Event::Segment {
             init_epoch, data, ..
         }) = events
@@ -182,7 +193,25 @@ impl Broadcast {
         {
             self.refresh_thumbnail(tasks, *init_epoch, data);
         }
-        let Some(tx) = &self.recorder else { return };
+        if events.is_empty() {
+            return;
+        }
+        let recorder = self
+            .recorder
+            .get_or_init(|| async {
+                if !self.room.record_broadcasts {
+                    return None;
+                }
+                match recorder::start(live, &self.room).await {
+                    Ok(tx) => Some(tx),
+                    Err(e) => {
+                        tracing::warn!(room = %self.slug, error = %e, "cannot record this broadcast");
+                        None
+                    }
+                }
+            })
+            .await;
+        let Some(tx) = recorder else { return };
         for ev in events {
             let op = match ev {
                 segmenter::Event::Init { epoch } => match self.seg.lock().init(epoch) {
@@ -391,17 +420,6 @@ impl Live {
                 return Err(Refusal::TooMany(self.inner.config.max_broadcasts));
             }
         }
-        let recorder = if room.record_broadcasts {
-            match recorder::start(self, &room).await {
-                Ok(tx) => Some(tx),
-                Err(e) => {
-                    tracing::warn!(room = %slug, error = %e, "cannot record this broadcast");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         let cfg = &self.inner.config;
         let seg_cfg = segmenter::Config {
             part_target_ms: cfg.hls_part_ms,
@@ -420,18 +438,24 @@ impl Live {
             changed: watch::channel(0).0,
             publisher: Mutex::new(Publisher::Connected(conn_id)),
             kick: CancellationToken::new(),
-            recorder,
+            room,
+            recorder: tokio::sync::OnceCell::new(),
+            record_order: tokio::sync::Mutex::new(()),
             thumbnail: Mutex::new((None, None)),
             hls_clients: Mutex::new(HashMap::new()),
             playlists: Mutex::new(HashMap::new()),
         });
         {
             let mut map = self.inner.broadcasts.lock();
-            // Two publishers racing for one room: the first in the map wins.
+            // Two publishers racing for one room: the first in the map wins. Broadcasts may have
+            // started elsewhere since the first check, too.
             if let Some(other) = map.get(&slug) {
                 if !other.ended() {
                     return Err(Refusal::AlreadyLive);
                 }
+            }
+            if map.values().filter(|b| !b.ended()).count() >= self.inner.config.max_broadcasts {
+                return Err(Refusal::TooMany(self.inner.config.max_broadcasts));
             }
             map.insert(slug.clone(), b.clone());
         }
@@ -443,16 +467,20 @@ impl Live {
     /// The publisher's connection ended: keep the broadcast for the grace period, then end it
     /// unless the publisher came back.
     pub fn detach(&self, b: &Arc<Broadcast>, conn_id: u64) {
+        let away_since = Instant::now();
         {
             let mut p = b.publisher.lock();
             if *p != Publisher::Connected(conn_id) {
                 return;
             }
-            *p = Publisher::Away(Instant::now());
+            *p = Publisher::Away(away_since);
         }
-        self.stop_transcoder(b);
-        b.seg.lock().break_stream();
-        b.notify();
+        self.stop_transcoder(b, false);
+        {
+            let mut seg = b.seg.lock();
+            seg.break_stream();
+            b.notify(); // under the lock: see `Broadcast::playlist`
+        }
         let grace = self.inner.config.reconnect_grace;
         let live = self.clone();
         let b = b.clone();
@@ -462,24 +490,30 @@ impl Live {
                 _ = live.inner.stop.cancelled() => {}
                 _ = b.kick.cancelled() => {}
             }
-            let still_away = matches!(*b.publisher.lock(), Publisher::Away(_));
-            if still_away {
-                live.end(&b).await;
-            }
+            // Only this absence ends the broadcast: if the publisher came back (and maybe left
+            // again, with a grace timer of its own), this timer is stale.
+            live.end_if(&b, Some(Publisher::Away(away_since))).await;
         });
     }
 
     /// Ends a broadcast now: closes the playlist, finishes the recording, tells the room.
     pub async fn end(&self, b: &Arc<Broadcast>) {
+        self.end_if(b, None).await;
+    }
+
+    /// Ends a broadcast if its publisher state is `expected` (any state but ended when `None`);
+    /// checked and changed under one lock, so a publisher returning at that instant is either
+    /// kept or refused, never accepted and then cut off.
+    async fn end_if(&self, b: &Arc<Broadcast>, expected: Option<Publisher>) {
         {
             let mut p = b.publisher.lock();
-            if *p == Publisher::Ended {
+            if *p == Publisher::Ended || expected.is_some_and(|e| *p != e) {
                 return;
             }
             *p = Publisher::Ended;
         }
         b.kick.cancel();
-        self.stop_transcoder(b);
+        self.stop_transcoder(b, true);
         {
             let rungs = b.rungs.lock();
             let mut internal = self.inner.internal.lock();
@@ -488,16 +522,18 @@ impl Live {
                 internal.remove(&r.key);
             }
         }
+        let _order = b.record_order.lock().await;
         let events: Vec<_> = {
             let mut seg = b.seg.lock();
             seg.finish();
+            b.notify();
             std::iter::from_fn(|| seg.poll_event()).collect()
         };
-        b.notify();
-        b.record(&self.inner.tasks, events).await;
-        if let Some(tx) = &b.recorder {
+        b.record(self, events).await;
+        if let Some(Some(tx)) = b.recorder.get() {
             let _ = tx.send(recorder::Op::Finish).await;
         }
+        drop(_order);
         tracing::info!(room = %b.slug, broadcast = %b.id, "broadcast ended");
         self.tell_room(b, "ended").await;
         // Keep the ended playlist around briefly so players see EXT-X-ENDLIST.
@@ -541,10 +577,26 @@ impl Live {
             }
         }
         let handle = transcode::start(b, &rungs, self.inner.rtmp_addr, first, &self.inner.tasks);
-        if handle.is_some() {
-            tracing::info!(room = %b.slug, rungs = rungs.len(), "transcoding");
+        match handle {
+            Some(h) => {
+                tracing::info!(room = %b.slug, rungs = rungs.len(), "transcoding");
+                let mut t = b.transcoder.lock();
+                if b.ended() {
+                    // `end` ran meanwhile and found no transcoder to stop.
+                    h.stop(true);
+                } else {
+                    *t = Some(h);
+                }
+            }
+            None => {
+                // Nobody will publish these rungs: take them out of playlists and key lookup.
+                let mut internal = self.inner.internal.lock();
+                for r in &rungs {
+                    r.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    internal.remove(&r.key);
+                }
+            }
         }
-        *b.transcoder.lock() = handle;
     }
 
     /// Hands one source FLV tag to the transcoder, if it runs; stops it if it cannot keep up.
@@ -556,16 +608,18 @@ impl Live {
                 Err(transcode::Stopped::Exited) => *t = None,
                 Err(transcode::Stopped::Behind) => {
                     tracing::warn!(room = %b.slug, "transcoder fell behind; stopping it");
-                    h.stop();
+                    h.stop(true);
                     *t = None;
                 }
             }
         }
     }
 
-    fn stop_transcoder(&self, b: &Broadcast) {
+    /// Stops the transcoder. `for_good`: the broadcast is ending; otherwise (publisher away)
+    /// the rungs stay listed, waiting for the publisher and a new transcoder.
+    fn stop_transcoder(&self, b: &Broadcast, for_good: bool) {
         if let Some(h) = b.transcoder.lock().take() {
-            h.stop();
+            h.stop(for_good);
         }
     }
 
@@ -616,10 +670,19 @@ impl Live {
         self.inner.tasks.wait().await;
     }
 
-    async fn tell_room(&self, b: &Broadcast, state: &str) {
+    async fn tell_room(&self, b: &Arc<Broadcast>, state: &str) {
         let Some(room) = self.inner.hub.loaded(b.room_id) else {
             return;
         };
+        if state == "ended" {
+            // A slow end can finish after the room's next broadcast began: stay quiet then.
+            let newer = self
+                .get(&b.slug)
+                .is_some_and(|x| !Arc::ptr_eq(&x, b) && !x.ended());
+            if newer {
+                return;
+            }
+        }
         let url = b.hls_url();
         let frame = ServerFrame::Live {
             state,

@@ -107,6 +107,7 @@ pub enum Stopped {
 pub struct Handle {
     tx: mpsc::Sender<Bytes>,
     stop: CancellationToken,
+    withdraw: Arc<AtomicBool>,
 }
 
 impl Handle {
@@ -118,7 +119,12 @@ impl Handle {
         })
     }
 
-    pub fn stop(&self) {
+    /// Stops ffmpeg. `for_good`: its rungs are withdrawn (failure, broadcast ended); otherwise
+    /// they stay listed for the next transcoder (publisher reconnecting).
+    pub fn stop(&self, for_good: bool) {
+        if for_good {
+            self.withdraw.store(true, Ordering::Relaxed);
+        }
         self.stop.cancel();
     }
 }
@@ -199,9 +205,11 @@ pub fn start(
     let stderr = child.stderr.take()?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_TAGS);
     let stop = CancellationToken::new();
+    let withdraw = Arc::new(AtomicBool::new(false));
     let handle = Handle {
         tx,
         stop: stop.clone(),
+        withdraw: withdraw.clone(),
     };
     let b = b.clone();
     let rungs: Vec<Arc<Rung>> = rungs.to_vec();
@@ -234,14 +242,19 @@ pub fn start(
         };
         let _ = child.start_kill();
         let _ = child.wait().await;
+        // Exited by itself: a failure. Stopped: withdrawn only if asked.
+        let failed = outcome.is_some() || withdraw.load(Ordering::Relaxed);
         if outcome.is_some() && !b.ended() {
             tracing::warn!(room = %b.slug, "transcoder stopped; viewers get the source only");
         }
         for r in &rungs {
-            r.failed.store(true, Ordering::Relaxed);
-            r.seg.lock().break_stream();
+            if failed {
+                r.failed.store(true, Ordering::Relaxed);
+            }
+            let mut seg = r.seg.lock();
+            seg.break_stream();
+            b.notify();
         }
-        b.notify();
     });
     Some(handle)
 }

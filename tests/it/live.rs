@@ -17,6 +17,7 @@ backend_tests!(
     limits_refuse_extra_broadcasts_and_fast_publishers,
     shutdown_ends_broadcasts_and_keeps_the_recording,
     librtmp_publisher_like_obs,
+    a_second_drop_gets_a_full_grace_period,
 );
 
 /// True if ffmpeg and ffprobe are installed; in CI (`MOIM_REQUIRE_ALL=1`) their absence fails.
@@ -802,4 +803,52 @@ async fn librtmp_publisher_like_obs(backend: Backend) {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+/// A publisher that drops, comes back and drops again gets a whole grace period the second
+/// time: the first drop's timer must not end the broadcast.
+async fn a_second_drop_gets_a_full_grace_period(backend: Backend) {
+    if !have_ffmpeg() {
+        return;
+    }
+    let app = spawn_with(backend, &["--reconnect-grace-s", "4"]).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (_, url) = stream_key(&app, &owner, "stage").await;
+    let mut ws = app.ws(None, "stage", None).await;
+    ws.welcome().await;
+    let mut first = publish(&url, 60);
+    expect_live_frame(&mut ws, "started").await;
+    let playlist = media_playlist(&app, "stage").await;
+    eventually(15, || async {
+        let (_, text, _) = get_text(&app, &playlist).await;
+        (!attr(&text, "#EXTINF:").is_empty()).then_some(())
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let dropped = Instant::now();
+    // Back within the grace period, then gone again, shortly before the first timer fires.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut second = publish(&url, 60);
+    eventually(10, || async {
+        let (_, text, _) = get_text(&app, &playlist).await;
+        text.contains("#EXT-X-DISCONTINUITY").then_some(())
+    })
+    .await;
+    let until = dropped + Duration::from_millis(2800);
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    // Past the first drop's deadline (4 s), inside the second's (≈ 6.8 s).
+    tokio::time::sleep(
+        (dropped + Duration::from_millis(5200)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    assert_eq!(
+        live_state(&app, "stage").await["live"],
+        true,
+        "the first drop's grace timer ended the broadcast"
+    );
+    expect_live_frame(&mut ws, "ended").await;
 }

@@ -29,6 +29,9 @@ const MAX_PART_BYTES: usize = 8 << 20;
 /// Parts in a segment: past a quarter of this a keyframe ends the segment even if timestamps
 /// say it is short; at this many it ends regardless.
 const MAX_PARTS: usize = 240;
+/// Bytes in a segment, whatever the timestamps say (with the window's 8 segments, this bounds a
+/// broadcast's memory).
+const MAX_SEGMENT_BYTES: usize = 32 << 20;
 
 /// Tuning for one broadcast's segmenter.
 #[derive(Debug, Clone)]
@@ -304,15 +307,20 @@ impl Segmenter {
         }
         self.part.audio.push(sample);
         if self.video_cfg.is_some() && self.part_too_big() {
-            // Video stopped but audio goes on: do not let the part grow without end.
+            // Video stopped but audio goes on: do not let the part, or the segment, grow
+            // without end.
             self.close_part(true);
+            if self.segment_full() {
+                self.close_segment();
+                self.open_segment(wall_ms);
+            }
         }
         if self.video_cfg.is_none() {
             // Audio-only: audio decides the cuts; every part is independent.
             self.part.independent = true;
             self.part.ticks += frame;
             let part_ticks = u64::from(self.cfg.part_target_ms) * rate / 1000;
-            if self.part.ticks + frame > part_ticks || self.part_too_big() {
+            if self.part.ticks + frame > part_ticks || self.part_too_big() || self.segment_full() {
                 let seg_ms = self.open_duration_ms() + ticks_ms(self.part.ticks, rate);
                 self.close_part(false);
                 // Audio can be cut anywhere: end the segment at the part nearest the target.
@@ -396,6 +404,13 @@ impl Segmenter {
         }
         let done_before = self.window.back().map(|s| s.msn + 1).unwrap_or(0);
         if msn < done_before {
+            // A part past the end of the newest complete segment (hinted before a keyframe
+            // closed the segment early) means the first part of the next one (RFC 8216bis).
+            if let (Some(i), Some(last)) = (index, self.window.back()) {
+                if msn == last.msn && i as usize >= last.parts.len() {
+                    return self.has(msn + 1, Some(0));
+                }
+            }
             return true;
         }
         match (index, &self.open) {
@@ -432,6 +447,15 @@ impl Segmenter {
         } else {
             (bytes as f64 * 8.0 / secs) as u64
         }
+    }
+
+    /// `EXT-X-TARGETDURATION`: the longest segment so far (at least the segment target), whole
+    /// seconds.
+    pub fn target_duration(&self) -> u32 {
+        (self.max_segment_ms / 1000.0)
+            .max(f64::from(self.cfg.segment_target_ms) / 1000.0)
+            .round()
+            .max(1.0) as u32
     }
 
     /// Whether there is anything to play yet.
@@ -487,10 +511,7 @@ impl Segmenter {
                 None => Some((self.next_msn, 0)),
             }
         };
-        let target = (self.max_segment_ms / 1000.0)
-            .max(f64::from(self.cfg.segment_target_ms) / 1000.0)
-            .round()
-            .max(1.0) as u32;
+        let target = self.target_duration();
         MediaPlaylist {
             target_duration: target,
             part_target: low_latency.then(|| f64::from(self.cfg.part_target_ms) / 1000.0),
@@ -544,7 +565,7 @@ impl Segmenter {
         let parts = self.open.as_ref().map_or(0, |s| s.parts.len());
         // A segment ends at a keyframe once long enough; without usable timestamps, once it has
         // many parts; without keyframes at all, at a hard cap (then it starts mid-GOP).
-        if (frame.keyframe && parts >= MAX_PARTS / 4) || parts >= MAX_PARTS {
+        if (frame.keyframe && parts >= MAX_PARTS / 4) || self.segment_full() {
             self.close_part(false);
             self.close_segment();
             self.open_segment(frame.wall_ms);
@@ -577,6 +598,14 @@ impl Segmenter {
         if self.part.ticks + u64::from(duration) > part_ticks || self.part_too_big() {
             self.close_part(false);
         }
+    }
+
+    /// Whether the open segment may take no more parts.
+    fn segment_full(&self) -> bool {
+        self.open.as_ref().is_some_and(|s| {
+            s.parts.len() >= MAX_PARTS
+                || s.parts.iter().map(|p| p.data.len()).sum::<usize>() >= MAX_SEGMENT_BYTES
+        })
     }
 
     /// Whether the open part holds more than any sane part would.

@@ -181,6 +181,35 @@ fn blocking_reload_conditions() {
 }
 
 #[test]
+fn a_hinted_part_cancelled_by_a_keyframe_waits_for_the_next_segment() {
+    let mut seg = Segmenter::new(Config::default());
+    seg.set_video_config(video_cfg());
+    // 30 fps: parts of exactly ten frames, so at a keyframe the open part is always empty and
+    // the hint (segment 0, part 3) is never made.
+    for i in 0..30u64 {
+        seg.push_video(i * 1000 / 30, 0, i == 0, frame(1), 0);
+    }
+    let open = seg.open.as_ref().expect("open segment");
+    assert_eq!((open.msn, open.parts.len()), (0, 2));
+    assert!(seg
+        .playlist(true)
+        .contains("PRELOAD-HINT:TYPE=PART,URI=\"p0.2.m4s\""));
+    seg.push_video(1000, 0, true, frame(1), 0); // closes part 2 and, next frame, segment 0
+    seg.push_video(1033, 0, false, frame(1), 0);
+    assert_eq!(seg.window.len(), 1);
+    assert_eq!(seg.window[0].parts.len(), 3);
+    assert!(seg.has(0, Some(2)));
+    // Part (0, 3) never comes: it stands for (1, 0), which does not exist yet.
+    assert!(!seg.has(0, Some(3)));
+    assert!(!seg.has(1, Some(0)));
+    for i in 2..12u64 {
+        seg.push_video(1000 + i * 1000 / 30, 0, false, frame(1), 0);
+    }
+    assert!(seg.has(1, Some(0)));
+    assert!(seg.has(0, Some(3)));
+}
+
+#[test]
 fn timestamps_going_backwards_or_jumping_are_discontinuities() {
     let mut seg = Segmenter::new(Config::default());
     seg.set_video_config(video_cfg());
@@ -311,5 +340,29 @@ mod limits {
             .is_some_and(|s| s.parts.len() <= MAX_PARTS));
         assert!(seg.window.len() <= Config::default().window_segments);
         assert!(seg.has_media());
+    }
+}
+
+mod audio_limits {
+    use super::*;
+
+    #[test]
+    fn audio_after_video_stops_cannot_grow_a_segment_forever() {
+        let mut seg = Segmenter::new(Config::default());
+        seg.set_video_config(video_cfg());
+        seg.set_audio_config(audio_cfg());
+        seg.push_video(0, 0, true, frame(1), 0);
+        seg.push_video(33, 0, false, frame(1), 0);
+        // Video stops; six hours of audio follow (frames of 21.3 ms).
+        for i in 0..1_000_000u64 {
+            seg.push_audio(33 + i * 1024 * 1000 / 48_000, frame(1), 0);
+            while seg.poll_event().is_some() {}
+        }
+        assert!(seg
+            .open
+            .as_ref()
+            .is_some_and(|s| s.parts.len() <= MAX_PARTS));
+        assert!(seg.window.len() <= Config::default().window_segments);
+        assert!(seg.part.audio.len() < MAX_PART_SAMPLES);
     }
 }
