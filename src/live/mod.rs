@@ -107,16 +107,19 @@ impl Broadcast {
     /// A rendition's LL-HLS media playlist, rendered once per change and shared: when a part
     /// lands, every blocked player asks for the same text at the same moment.
     pub fn playlist(&self, rendition: &str, seg: &Mutex<Segmenter>) -> Bytes {
-        // Every change to a window bumps `changed` while the window's lock is held, so the
-        // version read under that lock matches the window seen: a cached text is never older
-        // than what the request's blocking condition saw.
-        let seg = seg.lock();
+        // Every change to a window bumps `changed` before the window's lock is released. A
+        // request that saw a change (under that lock) therefore sees its version here too, so a
+        // cached text matching the current version is never older than what it waited for.
         let version = *self.changed.borrow();
         if let Some((v, text)) = self.playlists.lock().get(rendition) {
             if *v == version {
                 return text.clone();
             }
         }
+        // Render under the window's lock and label with the version read there, so label and
+        // text agree.
+        let seg = seg.lock();
+        let version = *self.changed.borrow();
         let text = Bytes::from(seg.playlist(true));
         drop(seg);
         self.playlists
