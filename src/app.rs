@@ -1,9 +1,9 @@
-//! Building and running the application: shared state, background tasks, and the shutdown
-//! sequence (readiness off → WebSocket clients told to reconnect → HTTP drained → chat writes
+//! Building and running the application: wiring the parts into [`AppState`], background
+//! tasks, and the shutdown sequence (readiness off → WebSocket clients told to reconnect → HTTP drained → chat writes
 //! flushed → exit), bounded by the grace period.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,44 +15,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
+use crate::domain::events::{Broker, LocalBroker};
+use crate::domain::rooms::Rooms;
+use crate::domain::settings::Settings;
+use crate::domain::videos::Videos;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::realtime::{self, ChatLimits, Hub};
+pub use crate::state::{AppState, Shared};
+use crate::storage::blobs::{Blobs, LocalBlobs};
 use crate::storage::Db;
-
-/// State shared by every handler and task: one pointer, so the clone axum makes for every
-/// extractor and middleware is a single reference-count bump (a struct of a dozen `Arc`s cost
-/// ~8 % of a busy HLS server in atomic increments and decrements).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// What [`AppState`] points at.
-pub struct Shared {
-    pub db: Db,
-    pub hub: Hub,
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    pub login_by_ip: Arc<KeyedLimiter<IpAddr>>,
-    pub login_by_account: Arc<KeyedLimiter<String>>,
-    pub signup_by_ip: Arc<KeyedLimiter<IpAddr>>,
-    /// True from the shutdown signal on: `/readyz` answers 503.
-    pub draining: Arc<AtomicBool>,
-    /// Cancelled at shutdown; long-lived connections watch it.
-    pub shutdown: CancellationToken,
-    /// Tracks WebSocket sessions, which axum's graceful shutdown does not see.
-    pub sessions: TaskTracker,
-    /// Broadcasts running now.
-    pub live: Live,
-    /// The RTMP port actually bound (shown in ingest URLs).
-    pub rtmp_port: u16,
-}
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -69,14 +41,6 @@ impl Application {
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let db = Db::connect(config.database_url.as_deref(), &config.data_dir).await?;
         let metrics = Arc::new(Metrics::default());
-        let limits = ChatLimits {
-            burst: config.chat_rate_burst,
-            per_s: config.chat_rate_per_s,
-        };
-        let (hub, writer_rx) = Hub::new(db.clone(), limits, config.room_buffer, metrics.clone());
-        crate::http::admin::load_filter(&db, &hub)
-            .await
-            .context("loading blocked terms")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -94,15 +58,46 @@ impl Application {
             );
         }
         let config = Arc::new(config);
+        // The event path: the hub and live subscribe; domain operations, the chat writer and
+        // live publish.
+        let broker = LocalBroker::new();
+        let blobs = local_blobs(&config.data_dir).context("opening the blob store")?;
         let live = Live::new(
             db.clone(),
-            hub.clone(),
+            blobs.clone(),
+            broker.clone(),
             config.clone(),
             metrics.clone(),
             rtmp.local_addr()?,
         );
+        let limits = ChatLimits {
+            burst: config.chat_rate_burst,
+            per_s: config.chat_rate_per_s,
+        };
+        let (hub, writer_rx) = Hub::new(
+            db.clone(),
+            limits,
+            config.room_buffer,
+            metrics.clone(),
+            Arc::new(live.clone()),
+        );
+        let terms = crate::domain::settings::blocked_terms(&db)
+            .await
+            .context("loading blocked terms")?;
+        hub.set_filter(moim_filter::Filter::with_default_allowlist(
+            &terms.terms,
+            &terms.allowed,
+        ));
+        broker.subscribe(Arc::new(hub.clone()));
+        broker.subscribe(Arc::new(live.clone()));
+        let broker: Arc<dyn Broker> = broker;
         let per_min = config.login_rate_per_min.max(1);
         let state = AppState(Arc::new(Shared {
+            rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
+            settings: Settings::new(db.clone(), broker.clone()),
+            videos: Videos::new(db.clone()),
+            broker,
+            blobs,
             db,
             hub,
             metrics,
@@ -157,6 +152,7 @@ impl Application {
         let writer_stop = CancellationToken::new();
         let writer = tokio::spawn(realtime::writer::run(
             state.hub.clone(),
+            state.broker.clone(),
             writer_rx,
             writer_stop.clone(),
         ));
@@ -179,7 +175,6 @@ impl Application {
         ));
 
         let ingest = tokio::spawn(crate::live::ingest::run_listener(state.live.clone(), rtmp));
-        let live_viewers = tokio::spawn(state.live.clone().run_viewer_ticker());
 
         signal.await;
         tracing::info!("shutting down: draining connections");
@@ -195,7 +190,6 @@ impl Application {
             // Broadcasts end cleanly (ENDLIST, recordings finished) while the database is up.
             state.live.shutdown().await;
             let _ = ingest.await;
-            let _ = live_viewers.await;
             state.sessions.wait().await;
             min_drain.await;
             http_stop.cancel();
@@ -215,6 +209,20 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The local blob store, `{data_dir}/blobs`. Recordings kept before blobs existed (in
+/// `{data_dir}/videos`) are moved in once.
+fn local_blobs(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Blobs>> {
+    let root = data_dir.join("blobs");
+    let old = data_dir.join("videos");
+    if old.is_dir() && !root.join("videos").exists() {
+        std::fs::create_dir_all(&root)?;
+        std::fs::rename(&old, root.join("videos"))
+            .with_context(|| format!("moving {} into {}", old.display(), root.display()))?;
+        tracing::info!("recordings moved into the blob store");
+    }
+    Ok(Arc::new(LocalBlobs::new(root)))
 }
 
 /// Removes expired sessions and sanctions now and then, so the tables do not grow forever.

@@ -172,7 +172,7 @@ pub struct Config {
     pub hls_part_ms: u32,
     pub hls_segment_ms: u32,
     pub transcode: bool,
-    pub transcode_ladder: Vec<crate::live::transcode::Step>,
+    pub transcode_ladder: Vec<Step>,
 }
 
 /// Default transcoding ladder: height:kbit/s.
@@ -204,8 +204,7 @@ impl Default for Config {
             hls_part_ms: 334,
             hls_segment_ms: 1000,
             transcode: false,
-            transcode_ladder: crate::live::transcode::parse_ladder(DEFAULT_LADDER)
-                .expect("the default ladder parses"),
+            transcode_ladder: parse_ladder(DEFAULT_LADDER).expect("the default ladder parses"),
         }
     }
 }
@@ -241,8 +240,9 @@ impl Config {
             "chat_rate_per_s must be a non-negative number"
         );
         let transcode_ladder = match args.transcode_ladder.clone().or(file.transcode_ladder) {
-            Some(text) => crate::live::transcode::parse_ladder(&text)
-                .map_err(|e| anyhow::anyhow!("transcode_ladder: {e}"))?,
+            Some(text) => {
+                parse_ladder(&text).map_err(|e| anyhow::anyhow!("transcode_ladder: {e}"))?
+            }
             None => d.transcode_ladder.clone(),
         };
         Ok(Config {
@@ -339,5 +339,76 @@ impl Config {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// One rung of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub height: u32,
+    pub kbps: u32,
+}
+
+/// Parses `720:2800,480:1400` (height:kbit/s, comma-separated).
+pub fn parse_ladder(text: &str) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (h, k) = item
+            .split_once(':')
+            .ok_or_else(|| format!("ladder step `{item}` is not HEIGHT:KBPS"))?;
+        let height: u32 = h.parse().map_err(|_| format!("bad height in `{item}`"))?;
+        let kbps: u32 = k.parse().map_err(|_| format!("bad bitrate in `{item}`"))?;
+        if !(90..=2160).contains(&height)
+            || !height.is_multiple_of(2)
+            || !(50..=50_000).contains(&kbps)
+        {
+            return Err(format!(
+                "ladder step `{item}`: height must be even, 90–2160; bitrate 50–50000 kbit/s"
+            ));
+        }
+        steps.push(Step { height, kbps });
+    }
+    if steps.len() > 6 {
+        return Err("at most 6 ladder steps".into());
+    }
+    steps.sort_by_key(|s| std::cmp::Reverse(s.height));
+    steps.dedup_by_key(|s| s.height);
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladders() {
+        assert_eq!(
+            parse_ladder("360:800, 720:2800,480:1400").unwrap(),
+            vec![
+                Step {
+                    height: 720,
+                    kbps: 2800
+                },
+                Step {
+                    height: 480,
+                    kbps: 1400
+                },
+                Step {
+                    height: 360,
+                    kbps: 800
+                },
+            ]
+        );
+        assert_eq!(parse_ladder("").unwrap(), vec![]);
+        for bad in [
+            "720",
+            "720:x",
+            "721:800",
+            "40:100",
+            "720:10",
+            "1:1,2:2,3:3,4:4,5:5,6:6,7:7",
+        ] {
+            assert!(parse_ladder(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -4,10 +4,12 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod domain;
 pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod realtime;
+pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod views;

@@ -1,11 +1,12 @@
 //! JSON shapes shared by the HTTP API and the WebSocket protocol. IDs leave as strings.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::storage::messages::Message;
 use crate::storage::rfc3339;
 use crate::storage::rooms::Room;
 use crate::storage::users::User;
+use crate::storage::videos::{Video, VideoSource, VideoStatus};
 
 /// A user as the API shows them.
 #[derive(Debug, Clone, Serialize)]
@@ -26,14 +27,14 @@ impl From<&User> for UserView {
 }
 
 /// Author of a message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorView {
     pub id: String,
     pub username: String,
 }
 
 /// A chat message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageView {
     pub seq: i64,
     pub user: AuthorView,
@@ -58,6 +59,16 @@ impl From<&Message> for MessageView {
     }
 }
 
+/// A broadcast running in a room, as room views show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveView {
+    /// Multivariant playlist.
+    pub hls_url: String,
+    /// Unix ms.
+    pub since_ms: i64,
+    pub thumbnail_url: Option<String>,
+}
+
 /// A room.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoomView {
@@ -77,7 +88,7 @@ pub struct RoomView {
 }
 
 impl RoomView {
-    pub fn new(r: &Room, viewers: usize, live: Option<&crate::live::Status>) -> Self {
+    pub fn new(r: &Room, viewers: usize, live: Option<&LiveView>) -> Self {
         RoomView {
             slug: r.slug.clone(),
             title: r.title.clone(),
@@ -91,6 +102,36 @@ impl RoomView {
             live_since: live.map(|l| rfc3339(l.since_ms)),
             thumbnail_url: live.and_then(|l| l.thumbnail_url.clone()),
             record_broadcasts: r.record_broadcasts,
+        }
+    }
+}
+
+/// A video as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct VideoView {
+    pub id: String,
+    pub title: String,
+    pub status: VideoStatus,
+    pub source: VideoSource,
+    pub duration_s: f64,
+    pub hls_url: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&Video> for VideoView {
+    fn from(v: &Video) -> Self {
+        let ready = v.status == VideoStatus::Ready;
+        VideoView {
+            id: v.public_id.clone(),
+            title: v.title.clone(),
+            status: v.status,
+            source: v.source,
+            duration_s: v.duration_ms as f64 / 1000.0,
+            hls_url: ready.then(|| format!("/videos/{}/index.m3u8", v.public_id)),
+            thumbnail_url: (ready && v.has_thumbnail)
+                .then(|| format!("/videos/{}/thumbnail.jpg", v.public_id)),
+            created_at: rfc3339(v.created_at),
         }
     }
 }

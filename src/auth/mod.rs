@@ -1,24 +1,37 @@
-//! Accounts and who is asking: password hashing (argon2id), username rules, session cookies,
-//! API tokens, and the extractors handlers use to learn the caller. Owns no HTTP routes (those
-//! live in `http::auth`) and no room permissions (those live in `realtime::Permissions`).
+//! Accounts and who is asking: password hashing (argon2id), username rules, session cookies and
+//! API tokens, and resolving a request's credentials to a user. Owns no HTTP routes or
+//! extractors (those live in `http::auth` and `http::extract`) and no permissions (those live
+//! in `domain::policy`).
 
 pub mod limiter;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::app::AppState;
-use crate::http::error::ApiError;
-use crate::storage::now_ms;
 use crate::storage::users::{self, User};
+use crate::storage::{now_ms, Db, DbError};
+
+/// Why a credential or an account detail was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A username or password that breaks the rules; `code` is a snake_case reason.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// A bearer token that belongs to nobody.
+    #[error("the API token is not valid")]
+    BadToken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
 
 /// Name of the login session cookie.
 pub const SESSION_COOKIE: &str = "moim_session";
@@ -29,36 +42,36 @@ pub const TOKEN_PREFIX: &str = "moim_pat_";
 
 /// Checks a username and returns (display form, lookup key). Display is NFC; the key is also
 /// lowercased so "Alice" and "alice" are the same account.
-pub fn normalise_username(raw: &str) -> Result<(String, String), ApiError> {
+pub fn normalise_username(raw: &str) -> Result<(String, String), AuthError> {
     let name: String = raw.trim().nfc().collect();
     let len = name.chars().count();
-    if !(3..=32).contains(&len) {
-        return Err(ApiError::invalid(
-            "invalid_username",
-            "username must be 3 to 32 characters",
-        ));
+    if !(2..=32).contains(&len) {
+        return Err(AuthError::Invalid {
+            code: "invalid_username",
+            message: "username must be 2 to 32 characters",
+        });
     }
     if !name
         .chars()
         .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(ApiError::invalid(
-            "invalid_username",
-            "username may contain only letters, digits, _ and -",
-        ));
+        return Err(AuthError::Invalid {
+            code: "invalid_username",
+            message: "username may contain only letters, digits, _ and -",
+        });
     }
     let key: String = name.to_lowercase().nfc().collect();
     Ok((name, key))
 }
 
 /// Checks password length (in characters).
-pub fn check_password(pw: &str) -> Result<(), ApiError> {
+pub fn check_password(pw: &str) -> Result<(), AuthError> {
     let len = pw.chars().count();
     if !(8..=128).contains(&len) {
-        return Err(ApiError::invalid(
-            "invalid_password",
-            "password must be 8 to 128 characters",
-        ));
+        return Err(AuthError::Invalid {
+            code: "invalid_password",
+            message: "password must be 8 to 128 characters",
+        });
     }
     Ok(())
 }
@@ -136,48 +149,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The caller, if they are logged in (cookie or bearer token).
-#[derive(Debug, Clone)]
-pub struct MaybeUser(pub Option<User>);
-
-/// The caller, who must be logged in (401 `login_required` otherwise).
-#[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
-
-/// Resolves the caller from headers; a bad or expired credential counts as anonymous.
-pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<MaybeUser, ApiError> {
+/// The caller: a bearer token (which must be valid), else the session cookie (an expired or
+/// unknown one counts as anonymous), else anonymous.
+pub async fn resolve(db: &Db, headers: &HeaderMap) -> Result<Option<User>, AuthError> {
     if let Some(token) = bearer(headers) {
-        let user = users::user_by_token(&state.db.pool, &secret_hash(token)).await?;
-        return match user {
-            Some(u) => Ok(MaybeUser(Some(u))),
-            None => Err(ApiError::Unauthorized),
+        return match users::user_by_token(&db.pool, &secret_hash(token)).await? {
+            Some(u) => Ok(Some(u)),
+            None => Err(AuthError::BadToken),
         };
     }
     if let Some(cookie) = session_cookie(headers) {
-        let user = users::user_by_session(&state.db.pool, &secret_hash(cookie), now_ms()).await?;
-        return Ok(MaybeUser(user));
+        return Ok(users::user_by_session(&db.pool, &secret_hash(cookie), now_ms()).await?);
     }
-    Ok(MaybeUser(None))
-}
-
-impl FromRequestParts<AppState> for MaybeUser {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(m) = parts.extensions.get::<MaybeUser>() {
-            return Ok(m.clone());
-        }
-        let m = resolve(state, &parts.headers).await?;
-        parts.extensions.insert(m.clone());
-        Ok(m)
-    }
-}
-
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match MaybeUser::from_request_parts(parts, state).await?.0 {
-            Some(u) => Ok(CurrentUser(u)),
-            None => Err(ApiError::Unauthorized),
-        }
-    }
+    Ok(None)
 }

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use crate::app::AppState;
-use crate::auth::{self, CurrentUser, SESSION_COOKIE, SESSION_TTL_MS, TOKEN_PREFIX};
+use super::extract::CurrentUser;
+use crate::auth::{self, SESSION_COOKIE, SESSION_TTL_MS, TOKEN_PREFIX};
+use crate::state::AppState;
 use crate::storage::users::{self, User};
 use crate::storage::{is_unique_violation, now_ms, rfc3339};
 use crate::views::UserView;

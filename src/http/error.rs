@@ -42,6 +42,32 @@ impl ApiError {
     }
 }
 
+impl From<crate::domain::Error> for ApiError {
+    fn from(e: crate::domain::Error) -> Self {
+        use crate::domain::Error as E;
+        match e {
+            E::Invalid { code, message } => ApiError::BadRequest(code, message),
+            E::Unauthorized => ApiError::Unauthorized,
+            E::Forbidden(m) => ApiError::Forbidden(m),
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict { code, message } => ApiError::Conflict(code, message),
+            E::Db(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as E;
+        match e {
+            E::Invalid { code, message } => ApiError::invalid(code, message),
+            E::BadToken => ApiError::Unauthorized,
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))

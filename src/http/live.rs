@@ -1,8 +1,8 @@
 //! Live over HTTP: LL-HLS playlists and media from a broadcast's in-memory window (with blocking
-//! playlist reload and blocking preload-hinted parts), stream keys, and recordings as videos.
+//! playlist reload and blocking preload-hinted parts), and the room's stream key.
 //!
 //! HLS responses are public like the rooms they belong to; segment URLs carry the broadcast id so
-//! caches never mix two broadcasts. Recorded videos are served from disk by their random id.
+//! caches never mix two broadcasts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,28 +10,22 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use moim_media::playlist::{self, Variant};
 use moim_media::segmenter::Segmenter;
 use parking_lot::Mutex;
-use rand::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::client_ip;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
-use super::rooms::load_room;
-use crate::app::AppState;
-use crate::auth::CurrentUser;
-use crate::live::recorder::video_dir;
+use super::extract::CurrentUser;
+use super::media::{media, parse_file, File, PLAYLIST};
 use crate::live::{client_hash, Broadcast};
-use crate::storage::users::Role;
-use crate::storage::{live as keys, now_ms, rfc3339, videos};
-
-const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+use crate::state::AppState;
 /// Shortest time a blocking request may wait (playlist requests wait three target durations
 /// when that is longer).
 const BLOCK_LIMIT: Duration = Duration::from_secs(6);
@@ -39,57 +33,6 @@ const BLOCK_LIMIT: Duration = Duration::from_secs(6);
 const FIRST_MEDIA_WAIT: Duration = Duration::from_secs(5);
 /// How long a multivariant request waits for the transcoder's rungs to have media.
 const RUNG_WAIT: Duration = Duration::from_secs(3);
-
-/// A file name in a broadcast's or recording's directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum File {
-    Playlist,
-    Init(u32),
-    Segment(u64),
-    Part(u64, u32),
-    Thumbnail,
-}
-
-fn parse_file(name: &str) -> Option<File> {
-    if name == "index.m3u8" {
-        return Some(File::Playlist);
-    }
-    if name == "thumbnail.jpg" {
-        return Some(File::Thumbnail);
-    }
-    fn num(s: &str) -> Option<&str> {
-        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
-    }
-    if let Some(rest) = name
-        .strip_prefix("init")
-        .and_then(|r| r.strip_suffix(".mp4"))
-    {
-        return num(rest)?.parse().ok().map(File::Init);
-    }
-    if let Some(rest) = name.strip_prefix('s').and_then(|r| r.strip_suffix(".m4s")) {
-        return num(rest)?.parse().ok().map(File::Segment);
-    }
-    if let Some(rest) = name.strip_prefix('p').and_then(|r| r.strip_suffix(".m4s")) {
-        let (msn, idx) = rest.split_once('.')?;
-        return Some(File::Part(num(msn)?.parse().ok()?, num(idx)?.parse().ok()?));
-    }
-    None
-}
-
-fn media(body: Bytes, content_type: &'static str, cache: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-            (
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
 
 fn broadcast(state: &AppState, slug: &str) -> ApiResult<Arc<Broadcast>> {
     state
@@ -319,27 +262,6 @@ fn rtmp_url(state: &AppState, headers: &HeaderMap) -> String {
     }
 }
 
-fn new_stream_key() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    let secret: String = (0..32)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("live_{secret}")
-}
-
-async fn manage_room(
-    state: &AppState,
-    user: &crate::storage::users::User,
-    slug: &str,
-) -> ApiResult<crate::storage::rooms::Room> {
-    let room = load_room(state, slug).await?;
-    if user.role != Role::Admin && user.id != room.owner_id {
-        return Err(ApiError::forbidden());
-    }
-    Ok(room)
-}
-
 /// `GET /api/v1/rooms/{slug}/stream-key`: the current key (made on first use).
 pub async fn get_stream_key(
     State(state): State<AppState>,
@@ -347,15 +269,7 @@ pub async fn get_stream_key(
     ApiPath(slug): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let room = manage_room(&state, &user, &slug).await?;
-    let key = match keys::key_for_room(&state.db.pool, room.id).await? {
-        Some(k) => k,
-        None => {
-            let k = new_stream_key();
-            keys::set_key(&state.db.pool, room.id, &k, now_ms()).await?;
-            k
-        }
-    };
+    let key = state.rooms.stream_key(&user, &slug).await?;
     let body = json!({"stream_key": key, "rtmp_url": rtmp_url(&state, &headers)});
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
@@ -368,11 +282,7 @@ pub async fn rotate_stream_key(
     ApiPath(slug): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let room = manage_room(&state, &user, &slug).await?;
-    let key = new_stream_key();
-    keys::set_key(&state.db.pool, room.id, &key, now_ms()).await?;
-    state.live.end_room(&room.slug).await;
-    tracing::info!(room = %room.slug, by = %user.username, "stream key rotated");
+    let key = state.rooms.rotate_stream_key(&user, &slug).await?;
     let body = json!({"stream_key": key, "rtmp_url": rtmp_url(&state, &headers)});
     Ok((
         StatusCode::CREATED,
@@ -380,100 +290,6 @@ pub async fn rotate_stream_key(
         Json(body),
     )
         .into_response())
-}
-
-/// A video as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct VideoView {
-    pub id: String,
-    pub title: String,
-    pub status: String,
-    pub source: String,
-    pub duration_s: f64,
-    pub hls_url: Option<String>,
-    pub thumbnail_url: Option<String>,
-    pub created_at: String,
-}
-
-impl VideoView {
-    fn new(v: &videos::Video) -> VideoView {
-        let ready = v.status == "ready";
-        VideoView {
-            id: v.public_id.clone(),
-            title: v.title.clone(),
-            status: v.status.clone(),
-            source: v.source.clone(),
-            duration_s: v.duration_ms as f64 / 1000.0,
-            hls_url: ready.then(|| format!("/videos/{}/index.m3u8", v.public_id)),
-            thumbnail_url: (ready && v.has_thumbnail)
-                .then(|| format!("/videos/{}/thumbnail.jpg", v.public_id)),
-            created_at: rfc3339(v.created_at),
-        }
-    }
-}
-
-/// `GET /api/v1/videos`: the caller's own videos, newest first.
-pub async fn list_videos(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-) -> ApiResult<Json<serde_json::Value>> {
-    let list = videos::list_owned(&state.db.pool, user.id, 500).await?;
-    let views: Vec<VideoView> = list.iter().map(VideoView::new).collect();
-    Ok(Json(json!({"videos": views})))
-}
-
-/// `GET /api/v1/videos/{id}`: a ready video is visible to anyone with its id (like an unlisted
-/// video); one still processing or failed only to its owner and admins.
-pub async fn get_video(
-    State(state): State<AppState>,
-    crate::auth::MaybeUser(user): crate::auth::MaybeUser,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let v = visible_video(&state, &id, user.as_ref()).await?;
-    Ok(Json(json!({"video": VideoView::new(&v)})))
-}
-
-async fn visible_video(
-    state: &AppState,
-    id: &str,
-    user: Option<&crate::storage::users::User>,
-) -> ApiResult<videos::Video> {
-    if id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::not_found("video"));
-    }
-    let v = videos::get(&state.db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("video"))?;
-    let privileged = user.is_some_and(|u| u.role == Role::Admin || u.id == v.owner_id);
-    if v.status != "ready" && !privileged {
-        return Err(ApiError::not_found("video"));
-    }
-    Ok(v)
-}
-
-/// `GET /videos/{id}/{file}`: a ready video's playlist, init segments, segments and thumbnail.
-pub async fn video_file(
-    State(state): State<AppState>,
-    ApiPath((id, name)): ApiPath<(String, String)>,
-) -> ApiResult<Response> {
-    let v = visible_video(&state, &id, None).await?;
-    let file = parse_file(&name).ok_or_else(|| ApiError::not_found("file"))?;
-    let (content_type, cache) = match file {
-        File::Playlist => (PLAYLIST, "public, max-age=60"),
-        File::Init(_) => ("video/mp4", "public, max-age=86400"),
-        File::Segment(_) => ("video/iso.segment", "public, max-age=86400"),
-        File::Thumbnail => ("image/jpeg", "public, max-age=3600"),
-        File::Part(..) => return Err(ApiError::not_found("file")),
-    };
-    // `name` passed `parse_file`, so it is one of a few fixed shapes: no path tricks.
-    let path = video_dir(&state.config.data_dir, &v.public_id).join(&name);
-    match tokio::fs::read(&path).await {
-        Ok(data) => Ok(media(Bytes::from(data), content_type, cache)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found("file")),
-        Err(e) => Err(ApiError::Internal(
-            anyhow::Error::new(e).context("reading a video file"),
-        )),
-    }
 }
 
 /// `GET /live/{slug}/thumbnail.jpg`: a recent frame of the broadcast (needs ffmpeg).
@@ -485,33 +301,4 @@ pub async fn live_thumbnail(
     let jpeg = b.thumbnail();
     jpeg.map(|j| media(j, "image/jpeg", "public, max-age=10"))
         .ok_or_else(|| ApiError::not_found("thumbnail"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names() {
-        assert_eq!(parse_file("index.m3u8"), Some(File::Playlist));
-        assert_eq!(parse_file("init0.mp4"), Some(File::Init(0)));
-        assert_eq!(parse_file("s12.m4s"), Some(File::Segment(12)));
-        assert_eq!(parse_file("p12.3.m4s"), Some(File::Part(12, 3)));
-        for bad in [
-            "",
-            "s.m4s",
-            "s-1.m4s",
-            "p1.m4s",
-            "p1..m4s",
-            "p1.2.3.m4s",
-            "init.mp4",
-            "../x",
-            "s1.m4s/",
-            "s99999999999999999999.m4s",
-            "s+1.m4s",
-            "index.m3u",
-        ] {
-            assert_eq!(parse_file(bad), None, "{bad}");
-        }
-    }
 }

@@ -4,9 +4,12 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod live;
+pub mod media;
 pub mod rooms;
 pub mod serve;
+pub mod videos;
 pub mod ws;
 
 use std::sync::atomic::Ordering;
@@ -18,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::ApiError;
 
 /// Largest JSON body accepted.
@@ -70,8 +73,8 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{slug}/stream-key",
             get(live::get_stream_key).post(live::rotate_stream_key),
         )
-        .route("/videos", get(live::list_videos))
-        .route("/videos/{id}", get(live::get_video))
+        .route("/videos", get(videos::list_videos))
+        .route("/videos/{id}", get(videos::get_video))
         .route(
             "/admin/blocked-terms",
             get(admin::get_blocked_terms).put(admin::put_blocked_terms),
@@ -96,7 +99,7 @@ pub fn router(state: AppState) -> Router {
             "/live/{slug}/{bid}/{rendition}/{file}",
             get(live::live_file),
         )
-        .route("/videos/{id}/{file}", get(live::video_file))
+        .route("/videos/{id}/{file}", get(videos::video_file))
         .fallback(page_not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -14,13 +14,12 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
-use super::rooms::{load_room, room_info};
+use super::extract::MaybeUser;
 use super::same_origin;
-use crate::app::AppState;
-use crate::auth::MaybeUser;
 use crate::realtime::conn::{wire_close, wire_text, ConnIo, SharedIo};
 use crate::realtime::protocol::{error_frame, MAX_CLIENT_FRAME};
 use crate::realtime::session::{self, Opened, CLOSE_BANNED};
+use crate::state::AppState;
 use crate::storage::now_ms;
 use crate::storage::rooms::SanctionKind;
 
@@ -79,8 +78,8 @@ pub async fn room_ws(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("server is restarting".into()));
     }
-    let room = load_room(&state, &slug).await?;
-    let info = room_info(&state, &room).await?;
+    let room = state.rooms.find(&slug).await?;
+    let info = state.hub.room_info(&room).await?;
     let banned = user
         .as_ref()
         .is_some_and(|u| info.sanction(u.id, SanctionKind::Ban, now_ms()).is_some());
@@ -119,7 +118,6 @@ pub async fn room_ws(
             grace: cfg.shutdown_grace,
             history_limit: cfg.history_limit,
             resume_limit: cfg.resume_limit,
-            live: state.live.clone(),
         };
         let opened = Opened {
             room,

@@ -26,10 +26,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::domain::events::{Broker, Event, RoomEvent, Subscriber};
+use crate::domain::Streams;
 use crate::metrics::Metrics;
-use crate::realtime::protocol::ServerFrame;
-use crate::realtime::Hub;
+use crate::storage::blobs::Blobs;
 use crate::storage::{self, now_ms, Db};
+use crate::views::LiveView;
 
 /// How long an ended broadcast's playlist (with `EXT-X-ENDLIST`) stays readable.
 const ENDED_LINGER: Duration = Duration::from_secs(30);
@@ -131,6 +133,16 @@ impl Broadcast {
     /// URL of its multivariant playlist.
     pub fn hls_url(&self) -> String {
         hls_url(&self.slug)
+    }
+
+    /// What room views show about it.
+    pub fn view(&self) -> LiveView {
+        let has_thumbnail = self.thumbnail.lock().0.is_some();
+        LiveView {
+            hls_url: self.hls_url(),
+            since_ms: self.started_at,
+            thumbnail_url: has_thumbnail.then(|| format!("/live/{}/thumbnail.jpg", self.slug)),
+        }
     }
 
     /// Notes that an HLS client fetched a playlist.
@@ -268,14 +280,6 @@ pub fn hls_url(slug: &str) -> String {
     format!("/live/{slug}/index.m3u8")
 }
 
-/// What room views show about a live room.
-#[derive(Debug, Clone)]
-pub struct Status {
-    pub hls_url: String,
-    pub since_ms: i64,
-    pub thumbnail_url: Option<String>,
-}
-
 /// Why a publish was refused (logged; the encoder just sees the connection close).
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -307,7 +311,8 @@ struct Inner {
     /// Internal keys of transcoder rungs.
     internal: Mutex<HashMap<String, InternalKey>>,
     db: Db,
-    hub: Hub,
+    blobs: Arc<dyn Blobs>,
+    broker: Arc<dyn Broker>,
     config: Arc<Config>,
     broadcasts: Mutex<HashMap<String, Arc<Broadcast>>>,
     /// Ingest connections, grace timers and recorders: waited for at shutdown.
@@ -318,7 +323,8 @@ struct Inner {
 impl Live {
     pub fn new(
         db: Db,
-        hub: Hub,
+        blobs: Arc<dyn Blobs>,
+        broker: Arc<dyn Broker>,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         rtmp_addr: std::net::SocketAddr,
@@ -334,7 +340,8 @@ impl Live {
                 rtmp_addr,
                 internal: Mutex::new(HashMap::new()),
                 db,
-                hub,
+                blobs,
+                broker,
                 config,
                 broadcasts: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -355,6 +362,11 @@ impl Live {
         &self.inner.db
     }
 
+    /// Where recordings are stored.
+    pub fn blobs(&self) -> &Arc<dyn Blobs> {
+        &self.inner.blobs
+    }
+
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
     }
@@ -369,17 +381,12 @@ impl Live {
     }
 
     /// Live status for room views: only while the broadcast runs.
-    pub fn status(&self, slug: &str) -> Option<Status> {
+    pub fn status(&self, slug: &str) -> Option<LiveView> {
         let b = self.get(slug)?;
         if b.ended() {
             return None;
         }
-        let has_thumbnail = b.thumbnail.lock().0.is_some();
-        Some(Status {
-            hls_url: b.hls_url(),
-            since_ms: b.started_at,
-            thumbnail_url: has_thumbnail.then(|| format!("/live/{slug}/thumbnail.jpg")),
-        })
+        Some(b.view())
     }
 
     /// Broadcasts running now.
@@ -463,7 +470,7 @@ impl Live {
             map.insert(slug.clone(), b.clone());
         }
         tracing::info!(room = %slug, broadcast = %b.id, "broadcast started");
-        self.tell_room(&b, "started").await;
+        self.tell_room(&b, true).await;
         Ok(b)
     }
 
@@ -538,7 +545,7 @@ impl Live {
         }
         drop(_order);
         tracing::info!(room = %b.slug, broadcast = %b.id, "broadcast ended");
-        self.tell_room(b, "ended").await;
+        self.tell_room(b, false).await;
         // Keep the ended playlist around briefly so players see EXT-X-ENDLIST.
         let live = self.clone();
         let b = b.clone();
@@ -633,35 +640,6 @@ impl Live {
         }
     }
 
-    /// Every second, tells each live room how many watch only over HLS (viewer counts).
-    pub async fn run_viewer_ticker(self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = self.inner.stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let all: Vec<_> = self.inner.broadcasts.lock().values().cloned().collect();
-            for b in all {
-                let n = if b.ended() {
-                    0
-                } else {
-                    b.hls_only_viewers(&self.inner.hub.clients(b.room_id))
-                };
-                self.inner.hub.set_extra_viewers(b.room_id, n);
-            }
-        }
-    }
-
-    /// Viewers of a room watching only over HLS (for rooms nobody is connected to).
-    pub fn hls_only_viewers(&self, slug: &str, room_id: i64) -> usize {
-        match self.get(slug) {
-            Some(b) if !b.ended() => b.hls_only_viewers(&self.inner.hub.clients(room_id)),
-            _ => 0,
-        }
-    }
-
     /// Shutdown: refuse new publishers, end every broadcast cleanly, wait for recorders.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
@@ -673,11 +651,10 @@ impl Live {
         self.inner.tasks.wait().await;
     }
 
-    async fn tell_room(&self, b: &Arc<Broadcast>, state: &str) {
-        let Some(room) = self.inner.hub.loaded(b.room_id) else {
-            return;
-        };
-        if state == "ended" {
+    async fn tell_room(&self, b: &Arc<Broadcast>, started: bool) {
+        let event = if started {
+            RoomEvent::LiveStarted { live: b.view() }
+        } else {
             // A slow end can finish after the room's next broadcast began: stay quiet then.
             let newer = self
                 .get(&b.slug)
@@ -685,12 +662,39 @@ impl Live {
             if newer {
                 return;
             }
-        }
-        let url = b.hls_url();
-        let frame = ServerFrame::Live {
-            state,
-            hls_url: (state == "started").then_some(url.as_str()),
+            RoomEvent::LiveEnded
         };
-        room.broadcast(0, frame.encode()).await;
+        self.inner
+            .broker
+            .publish(Event::room(b.room_id, event))
+            .await;
+    }
+}
+
+impl Streams for Live {
+    fn status(&self, slug: &str) -> Option<LiveView> {
+        Live::status(self, slug)
+    }
+
+    fn stream_only_viewers(&self, slug: &str, connected: &std::collections::HashSet<u64>) -> usize {
+        match self.get(slug) {
+            Some(b) if !b.ended() => b.hls_only_viewers(connected),
+            _ => 0,
+        }
+    }
+}
+
+impl Subscriber for Live {
+    fn handle<'a>(&'a self, event: &'a Event) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // A deleted room or a replaced key ends the broadcast running on it.
+            if let Event::Room {
+                event: RoomEvent::Deleted { slug } | RoomEvent::StreamKeyRotated { slug },
+                ..
+            } = event
+            {
+                self.end_room(slug).await;
+            }
+        })
     }
 }

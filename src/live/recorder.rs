@@ -1,19 +1,20 @@
-//! Recording a broadcast as a video: its segments are written to disk as they complete, and
-//! at the end a VOD playlist and a thumbnail are added and the video is marked ready.
+//! Recording a broadcast as a video: its segments are stored as they complete, and at the end a
+//! VOD playlist and a thumbnail are added and the video is marked ready.
 //!
-//! Files live in `{data_dir}/videos/{public_id}/` with the same names the live playlist uses
+//! Blobs are `videos/{public_id}/…` ([`video_key`]) with the same names the live playlist uses
 //! (`init{epoch}.mp4`, `s{msn}.m4s`) plus `index.m3u8` and `thumbnail.jpg`.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::Context;
 use bytes::Bytes;
 use moim_media::playlist::{self, MediaPlaylist, SegmentRef};
 use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::Live;
+use crate::storage::blobs::{self, Blobs};
 use crate::storage::rooms::Room;
+use crate::storage::videos::{VideoSource, VideoStatus};
 use crate::storage::{self, now_ms, videos};
 
 /// Work for the recorder, in stream order.
@@ -51,18 +52,14 @@ fn when(ms: i64) -> String {
     }
 }
 
-/// Where a video's files live.
-pub fn video_dir(data_dir: &Path, public_id: &str) -> PathBuf {
-    data_dir.join("videos").join(public_id)
+/// The blob key of one of a video's files.
+pub fn video_key(public_id: &str, name: &str) -> String {
+    format!("videos/{public_id}/{name}")
 }
 
 /// Creates the video row and directory and starts the recorder task.
 pub async fn start(live: &Live, room: &Room) -> anyhow::Result<mpsc::Sender<Op>> {
     let public_id = new_public_id();
-    let dir = video_dir(&live.config().data_dir, &public_id);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .with_context(|| format!("creating {}", dir.display()))?;
     let title = format!("{} — {}", room.title, when(now_ms()));
     let id = videos::create(
         &live.db().pool,
@@ -70,14 +67,15 @@ pub async fn start(live: &Live, room: &Room) -> anyhow::Result<mpsc::Sender<Op>>
         room.owner_id,
         Some(room.id),
         &title,
-        "live",
+        VideoSource::Live,
         now_ms(),
     )
     .await?;
     // Room for a few segments while the disk catches up; the ingest waits beyond that.
     let (tx, rx) = mpsc::channel(16);
     let db = live.db().clone();
-    live.tasks().spawn(run(db, id, dir, rx));
+    live.tasks()
+        .spawn(run(db, live.blobs().clone(), id, public_id, rx));
     Ok(tx)
 }
 
@@ -88,14 +86,22 @@ struct Written {
     discontinuity: bool,
 }
 
-async fn run(db: storage::Db, id: i64, dir: PathBuf, mut rx: mpsc::Receiver<Op>) {
+async fn run(
+    db: storage::Db,
+    blobs: Arc<dyn Blobs>,
+    id: i64,
+    public_id: String,
+    mut rx: mpsc::Receiver<Op>,
+) {
+    let key = |name: &str| video_key(&public_id, name);
     let mut segments: Vec<Written> = Vec::new();
     let mut failed = false;
     while let Some(op) = rx.recv().await {
         let result = match op {
-            Op::Init { epoch, data } => {
-                tokio::fs::write(dir.join(playlist::init_uri(epoch)), &data).await
-            }
+            Op::Init { epoch, data } => blobs
+                .put(&key(&playlist::init_uri(epoch)), blobs::once(data))
+                .await
+                .map(drop),
             Op::Segment {
                 msn,
                 duration_ms,
@@ -103,7 +109,10 @@ async fn run(db: storage::Db, id: i64, dir: PathBuf, mut rx: mpsc::Receiver<Op>)
                 discontinuity,
                 data,
             } => {
-                let r = tokio::fs::write(dir.join(playlist::segment_uri(msn)), &data).await;
+                let r = blobs
+                    .put(&key(&playlist::segment_uri(msn)), blobs::once(data))
+                    .await
+                    .map(drop);
                 if r.is_ok() {
                     segments.push(Written {
                         msn,
@@ -126,17 +135,18 @@ async fn run(db: storage::Db, id: i64, dir: PathBuf, mut rx: mpsc::Receiver<Op>)
     }
     let duration_ms: f64 = segments.iter().map(|s| s.duration_ms).sum();
     let status = if failed || segments.is_empty() {
-        "failed"
+        VideoStatus::Failed
     } else {
-        match write_playlist(&dir, &segments).await {
-            Ok(()) => "ready",
+        match write_playlist(&*blobs, &key("index.m3u8"), &segments).await {
+            Ok(()) => VideoStatus::Ready,
             Err(e) => {
                 tracing::warn!(video = id, error = %e, "writing the recording's playlist failed");
-                "failed"
+                VideoStatus::Failed
             }
         }
     };
-    let thumb = status == "ready" && make_thumbnail(&dir, &segments).await;
+    let thumb =
+        status == VideoStatus::Ready && make_thumbnail(&*blobs, &public_id, &segments).await;
     if let Err(e) = videos::finish(
         &db.pool,
         id,
@@ -151,13 +161,17 @@ async fn run(db: storage::Db, id: i64, dir: PathBuf, mut rx: mpsc::Receiver<Op>)
     }
     tracing::info!(
         video = id,
-        status,
+        status = status.as_str(),
         duration_s = duration_ms / 1000.0,
         "recording finished"
     );
 }
 
-async fn write_playlist(dir: &Path, segments: &[Written]) -> std::io::Result<()> {
+async fn write_playlist(
+    blobs: &dyn Blobs,
+    key: &str,
+    segments: &[Written],
+) -> Result<(), blobs::BlobError> {
     let refs: Vec<SegmentRef<'_>> = segments
         .iter()
         .map(|s| SegmentRef {
@@ -182,27 +196,35 @@ async fn write_playlist(dir: &Path, segments: &[Written]) -> std::io::Result<()>
         vod: true,
     }
     .render();
-    // Write then rename, so a reader never sees half a playlist.
-    let tmp = dir.join("index.m3u8.tmp");
-    tokio::fs::write(&tmp, text).await?;
-    tokio::fs::rename(&tmp, dir.join("index.m3u8")).await
+    // A put is whole or nothing, so a reader never sees half a playlist.
+    blobs.put(key, blobs::once(text)).await.map(drop)
 }
 
 /// A JPEG from the first keyframe of a middle segment, if ffmpeg is installed. Best effort.
-async fn make_thumbnail(dir: &Path, segments: &[Written]) -> bool {
+async fn make_thumbnail(blobs: &dyn Blobs, public_id: &str, segments: &[Written]) -> bool {
     let Some(seg) = segments.get(segments.len() / 2) else {
         return false;
     };
-    let mut input = match tokio::fs::read(dir.join(playlist::init_uri(seg.init_epoch))).await {
-        Ok(b) => b,
-        Err(_) => return false,
+    let read = |name: String| async move {
+        blobs
+            .get(&video_key(public_id, &name), None)
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()
     };
-    match tokio::fs::read(dir.join(playlist::segment_uri(seg.msn))).await {
-        Ok(b) => input.extend_from_slice(&b),
-        Err(_) => return false,
-    }
+    let (Some(init), Some(media)) = (
+        read(playlist::init_uri(seg.init_epoch)).await,
+        read(playlist::segment_uri(seg.msn)).await,
+    ) else {
+        return false;
+    };
+    let mut input = init.to_vec();
+    input.extend_from_slice(&media);
     match super::thumbnail::jpeg(input).await {
-        Some(jpeg) => tokio::fs::write(dir.join("thumbnail.jpg"), jpeg)
+        Some(jpeg) => blobs
+            .put(&video_key(public_id, "thumbnail.jpg"), blobs::once(jpeg))
             .await
             .is_ok(),
         None => false,

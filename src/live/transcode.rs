@@ -23,44 +23,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Broadcast;
-use crate::config::Config;
+use crate::config::{Config, Step};
 
 /// FLV tags that may wait for ffmpeg; past this it is too slow and is stopped.
 const QUEUE_TAGS: usize = 512;
-
-/// One rung of the ladder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
-    pub height: u32,
-    pub kbps: u32,
-}
-
-/// Parses `720:2800,480:1400` (height:kbit/s, comma-separated).
-pub fn parse_ladder(text: &str) -> Result<Vec<Step>, String> {
-    let mut steps = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (h, k) = item
-            .split_once(':')
-            .ok_or_else(|| format!("ladder step `{item}` is not HEIGHT:KBPS"))?;
-        let height: u32 = h.parse().map_err(|_| format!("bad height in `{item}`"))?;
-        let kbps: u32 = k.parse().map_err(|_| format!("bad bitrate in `{item}`"))?;
-        if !(90..=2160).contains(&height)
-            || !height.is_multiple_of(2)
-            || !(50..=50_000).contains(&kbps)
-        {
-            return Err(format!(
-                "ladder step `{item}`: height must be even, 90–2160; bitrate 50–50000 kbit/s"
-            ));
-        }
-        steps.push(Step { height, kbps });
-    }
-    if steps.len() > 6 {
-        return Err("at most 6 ladder steps".into());
-    }
-    steps.sort_by_key(|s| std::cmp::Reverse(s.height));
-    steps.dedup_by_key(|s| s.height);
-    Ok(steps)
-}
 
 /// A lower rendition of a broadcast.
 pub struct Rung {
@@ -257,41 +223,4 @@ pub fn start(
         }
     });
     Some(handle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ladders() {
-        assert_eq!(
-            parse_ladder("360:800, 720:2800,480:1400").unwrap(),
-            vec![
-                Step {
-                    height: 720,
-                    kbps: 2800
-                },
-                Step {
-                    height: 480,
-                    kbps: 1400
-                },
-                Step {
-                    height: 360,
-                    kbps: 800
-                },
-            ]
-        );
-        assert_eq!(parse_ladder("").unwrap(), vec![]);
-        for bad in [
-            "720",
-            "720:x",
-            "721:800",
-            "40:100",
-            "720:10",
-            "1:1,2:2,3:3,4:4,5:5,6:6,7:7",
-        ] {
-            assert!(parse_ladder(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -2,12 +2,14 @@
 //! chat rules (rate limit, slow mode, sanctions, blocked terms) and the group-commit writer.
 //!
 //! A room is loaded into the hub while anyone is connected and dropped when the last one leaves;
-//! the database stays the source of truth. Owns no HTTP routing (see `http::rooms`).
+//! the database stays the source of truth. The hub learns of changes only from the event path
+//! (it is a `domain::events::Subscriber`) and answers `domain::Presence`. Owns no HTTP routing
+//! and no permission rules (those are `domain::policy`).
 
 pub mod conn;
+mod events;
 pub mod protocol;
 pub mod session;
-pub mod text;
 pub mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -22,10 +24,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::limiter::Bucket;
+use crate::domain::policy::Standing;
+use crate::domain::{Presence, Streams};
 use crate::metrics::Metrics;
 use crate::storage::rooms::{Room, SanctionKind};
-use crate::storage::users::{Role, User};
+use crate::storage::users::User;
 use crate::storage::{self, now_ms, Db};
+use crate::views::LiveView;
 use protocol::ServerFrame;
 
 /// A per-connection flag the hub raises to end a session: cheap to poll on every turn of the
@@ -72,7 +77,7 @@ pub struct ChatLimits {
     pub per_s: f64,
 }
 
-/// Mutable facts about a loaded room, kept in step with the database by the HTTP handlers.
+/// Mutable facts about a loaded room, kept in step with the database by the room's events.
 #[derive(Debug, Clone)]
 pub struct RoomInfo {
     pub title: String,
@@ -84,9 +89,10 @@ pub struct RoomInfo {
 }
 
 impl RoomInfo {
-    /// Owner, appointed moderators and site admins moderate.
-    pub fn can_moderate(&self, user: &User) -> bool {
-        user.role == Role::Admin || user.id == self.owner_id || self.moderators.contains(&user.id)
+    /// Where `user` stands in the room (see `domain::policy`).
+    pub fn standing(&self, user: Option<&User>) -> Standing {
+        let is_moderator = user.is_some_and(|u| self.moderators.contains(&u.id));
+        Standing::of(user, self.owner_id, is_moderator)
     }
 
     /// Expiry of an active sanction (`Some(None)` = permanent), if one is in force.
@@ -137,10 +143,11 @@ pub enum ViewerKey {
 /// A room loaded in the hub.
 pub struct RoomState {
     pub id: i64,
+    pub slug: String,
     pub info: RwLock<RoomInfo>,
     conns: Mutex<HashMap<u64, Conn>>,
     viewers_sent: AtomicUsize,
-    /// Viewers watching the stream without a WebSocket here (set by `live` every second).
+    /// Viewers watching the stream without a WebSocket here (asked of `live` every tick).
     extra_viewers: AtomicUsize,
     metrics: Arc<Metrics>,
     fanout: mpsc::Sender<Outgoing>,
@@ -263,6 +270,7 @@ struct HubInner {
     filter: RwLock<Arc<Filter>>,
     writer: mpsc::Sender<writer::Pending>,
     metrics: Arc<Metrics>,
+    streams: Arc<dyn Streams>,
 }
 
 impl Hub {
@@ -272,6 +280,7 @@ impl Hub {
         limits: ChatLimits,
         room_buffer: usize,
         metrics: Arc<Metrics>,
+        streams: Arc<dyn Streams>,
     ) -> (Hub, mpsc::Receiver<writer::Pending>) {
         let (tx, rx) = mpsc::channel(4096);
         let hub = Hub {
@@ -284,6 +293,7 @@ impl Hub {
                 filter: RwLock::new(Arc::new(Filter::new::<&str>(&[], &[]))),
                 writer: tx,
                 metrics,
+                streams,
             }),
         };
         (hub, rx)
@@ -323,9 +333,17 @@ impl Hub {
         self.inner.rooms.lock().get(&room_id).cloned()
     }
 
-    /// Distinct viewers of a room (0 when nobody is connected).
-    pub fn viewers(&self, room_id: i64) -> usize {
-        self.loaded(room_id).map_or(0, |r| r.viewers())
+    /// The room's broadcast while one runs.
+    pub fn live(&self, slug: &str) -> Option<LiveView> {
+        self.inner.streams.status(slug)
+    }
+
+    /// The room's moderation facts: cached while it is loaded, else read from the database.
+    pub async fn room_info(&self, room: &Room) -> Result<RoomInfo, storage::DbError> {
+        match self.loaded(room.id) {
+            Some(r) => Ok(r.info.read().clone()),
+            None => self.load_info(room).await,
+        }
     }
 
     /// Number of rooms with at least one connection.
@@ -350,13 +368,6 @@ impl Hub {
         })
     }
 
-    /// Updates the cached facts of a room if it is loaded.
-    pub fn update_info(&self, room_id: i64, f: impl FnOnce(&mut RoomInfo)) {
-        if let Some(room) = self.loaded(room_id) {
-            f(&mut room.info.write());
-        }
-    }
-
     /// Registers a connection in a room (loading the room if needed). From here on the room's
     /// broadcasts reach `io`, held back until the session unpauses it after its welcome.
     pub fn join(
@@ -378,6 +389,7 @@ impl Hub {
                     tokio::spawn(fanout_loop(weak.clone(), rx));
                     RoomState {
                         id: room.id,
+                        slug: room.slug.clone(),
                         info: RwLock::new(info),
                         conns: Mutex::new(HashMap::new()),
                         viewers_sent: AtomicUsize::new(0),
@@ -428,20 +440,6 @@ impl Hub {
             .fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Client hashes connected to a room (empty when it is not loaded).
-    pub fn clients(&self, room_id: i64) -> HashSet<u64> {
-        self.loaded(room_id)
-            .map(|r| r.clients())
-            .unwrap_or_default()
-    }
-
-    /// Records how many watch a loaded room's stream without being connected to it.
-    pub fn set_extra_viewers(&self, room_id: i64, n: usize) {
-        if let Some(r) = self.loaded(room_id) {
-            r.extra_viewers.store(n, Ordering::Relaxed);
-        }
-    }
-
     /// Tells every connected session that the server is restarting.
     pub fn restart_all(&self) {
         let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
@@ -449,14 +447,6 @@ impl Hub {
             for c in room.conns.lock().values() {
                 c.signal.raise(Signal::RESTART);
             }
-        }
-    }
-
-    /// Removes a deleted room, closing its connections.
-    pub fn close_room(&self, room_id: i64) {
-        if let Some(room) = self.loaded(room_id) {
-            let frame = protocol::error_frame("room_deleted", "this room was deleted", None);
-            room.kick_all(&frame, 4004);
         }
     }
 
@@ -471,6 +461,11 @@ impl Hub {
             }
             let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
             for room in rooms {
+                let stream_only = self
+                    .inner
+                    .streams
+                    .stream_only_viewers(&room.slug, &room.clients());
+                room.extra_viewers.store(stream_only, Ordering::Relaxed);
                 let count = room.viewers();
                 if room.viewers_sent.swap(count, Ordering::Relaxed) != count {
                     room.broadcast(0, ServerFrame::Viewers { count }.encode())
@@ -486,6 +481,23 @@ impl Hub {
                 });
             }
         }
+    }
+}
+
+impl Presence for Hub {
+    fn viewers(&self, room_id: i64, slug: &str) -> usize {
+        // A loaded room's count already includes stream-only viewers (set every tick).
+        match self.loaded(room_id) {
+            Some(r) => r.viewers(),
+            None => self
+                .inner
+                .streams
+                .stream_only_viewers(slug, &HashSet::new()),
+        }
+    }
+
+    fn live(&self, slug: &str) -> Option<LiveView> {
+        Hub::live(self, slug)
     }
 }
 

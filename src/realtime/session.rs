@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::conn::{wire_close, wire_text, ConnIo, SharedIo, Work};
 use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
 use super::writer::Pending;
-use super::{text, Hub, Membership, RoomInfo};
+use super::{Hub, Membership, RoomInfo};
+use crate::domain::policy::RoomAction;
+use crate::domain::text;
 use crate::storage::messages;
 use crate::storage::now_ms;
 use crate::storage::rooms::{Room, SanctionKind};
@@ -25,6 +27,7 @@ use crate::views::{MessageView, RoomView, UserView};
 pub const CLOSE_RESTART: u16 = 1012;
 pub const CLOSE_LAGGED: u16 = 4001;
 pub const CLOSE_BANNED: u16 = 4003;
+pub const CLOSE_DELETED: u16 = 4004;
 
 /// How a connection was opened.
 pub struct Opened {
@@ -42,9 +45,6 @@ pub struct Settings {
     pub grace: Duration,
     pub history_limit: usize,
     pub resume_limit: usize,
-    /// Asked after joining, so a broadcast that starts meanwhile is either in the welcome or
-    /// arrives as a `live` frame.
-    pub live: crate::live::Live,
 }
 
 /// The client side of the socket as tungstenite reads it.
@@ -63,7 +63,6 @@ pub async fn run(
         grace,
         history_limit,
         resume_limit,
-        live,
     } = settings;
     let Opened {
         room,
@@ -106,11 +105,9 @@ pub async fn run(
     let covered = history.last().map_or(since.unwrap_or(0), |m| m.seq);
     let history: Vec<MessageView> = history.iter().map(MessageView::from).collect();
     let you = user.as_ref().map(UserView::from);
-    let room_view = RoomView::new(
-        &room,
-        member.room.viewers(),
-        live.status(&room.slug).as_ref(),
-    );
+    // Asked after joining, so a broadcast that starts meanwhile is either in the welcome or
+    // arrives as a `live` frame.
+    let room_view = RoomView::new(&room, member.room.viewers(), hub.live(&room.slug).as_ref());
     let welcome = ServerFrame::Welcome {
         room: &room_view,
         you: you.as_ref(),
@@ -213,15 +210,16 @@ fn handle_frame(
     match frame {
         ClientFrame::Ping => Some(ServerFrame::Pong.encode()),
         ClientFrame::Send { text, nonce } => {
-            let Some(user) = user else {
+            let room = &member.room;
+            let standing = room.info.read().standing(user);
+            let Some(user) = user.filter(|_| standing.may(RoomAction::Chat)) else {
                 return Some(error_frame("login_required", "log in to chat", None));
             };
             let text = match text::clean(&text) {
                 Ok(t) => t,
                 Err(e) => return Some(error_frame(e.code(), &e.message(), None)),
             };
-            let room = &member.room;
-            let (moderator, slow_mode_s) = {
+            let (paced, slow_mode_s) = {
                 let info = room.info.read();
                 let now = now_ms();
                 if info.sanction(user.id, SanctionKind::Ban, now).is_some() {
@@ -237,9 +235,9 @@ fn handle_frame(
                         wait,
                     ));
                 }
-                (info.can_moderate(user), info.slow_mode_s)
+                (standing.is_paced(), info.slow_mode_s)
             };
-            if !moderator {
+            if paced {
                 if let Err((code, wait)) =
                     room.pace(user.id, hub.limits(), slow_mode_s, Instant::now())
                 {

@@ -1,6 +1,7 @@
 //! The chat writer: one task that takes accepted messages from every connection, stores them in
-//! batches (one transaction per batch: group commit), and only then broadcasts them. A message a
-//! client has seen is therefore already committed, so it survives a crash of the server.
+//! batches (one transaction per batch: group commit), and only then publishes them on the event
+//! path (the hub fans them out). A message a client has seen is therefore already committed, so
+//! it survives a crash of the server.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{wire_text, ConnIo};
-use super::protocol::{error_frame, ServerFrame};
+use super::protocol::error_frame;
 use super::Hub;
+use crate::domain::events::{Broker, Event, RoomEvent};
 use crate::storage::messages::{self, NewMessage};
 use crate::storage::{now_ms, rfc3339};
 use crate::views::{AuthorView, MessageView};
@@ -36,7 +38,12 @@ pub struct Pending {
 const LINGER: Duration = Duration::from_millis(2);
 
 /// Runs until `stop`, then stores whatever is still queued (so shutdown flushes everything).
-pub async fn run(hub: Hub, mut rx: mpsc::Receiver<Pending>, stop: CancellationToken) {
+pub async fn run(
+    hub: Hub,
+    broker: Arc<dyn Broker>,
+    mut rx: mpsc::Receiver<Pending>,
+    stop: CancellationToken,
+) {
     let max = hub.room_buffer().div_ceil(2).clamp(8, MAX_BATCH);
     let mut batch = Vec::with_capacity(max);
     let mut last_commit: Option<Instant> = None;
@@ -46,7 +53,7 @@ pub async fn run(hub: Hub, mut rx: mpsc::Receiver<Pending>, stop: CancellationTo
             _ = stop.cancelled() => {
                 rx.close();
                 while rx.recv_many(&mut batch, max).await > 0 {
-                    write_batch(&hub, &mut batch).await;
+                    write_batch(&hub, &*broker, &mut batch).await;
                     batch.clear();
                 }
                 break;
@@ -63,14 +70,14 @@ pub async fn run(hub: Hub, mut rx: mpsc::Receiver<Pending>, stop: CancellationTo
                 }
             }
         }
-        write_batch(&hub, &mut batch).await;
+        write_batch(&hub, &*broker, &mut batch).await;
         last_commit = Some(Instant::now());
         batch.clear();
     }
     tracing::debug!("chat writer drained");
 }
 
-async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
+async fn write_batch(hub: &Hub, broker: &dyn Broker, batch: &mut [Pending]) {
     let now = now_ms();
     let rows: Vec<NewMessage> = batch
         .iter()
@@ -81,7 +88,13 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
             text: &p.text,
         })
         .collect();
-    let stored = messages::store_batch(&hub.db().pool, &rows, now).await;
+    let stored = async {
+        let mut tx = hub.db().pool.begin().await?;
+        let seqs = messages::store_batch(&mut tx, &rows, now).await?;
+        tx.commit().await?;
+        Ok::<_, crate::storage::DbError>(seqs)
+    }
+    .await;
     drop(rows);
     match stored {
         Ok(seqs) => {
@@ -90,7 +103,7 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
                     fail(p, "room_deleted", "this room was deleted");
                     continue;
                 };
-                let view = MessageView {
+                let message = MessageView {
                     seq,
                     user: AuthorView {
                         id: p.user_id.to_string(),
@@ -100,12 +113,11 @@ async fn write_batch(hub: &Hub, batch: &mut [Pending]) {
                     at: rfc3339(now),
                     nonce: p.nonce.take(),
                 };
-                // The room as loaded now, not as it was when the message was sent: if everyone left
-                // and someone rejoined meanwhile, the newcomer must get it too.
-                if let Some(room) = hub.loaded(p.room_id) {
-                    room.broadcast(seq, ServerFrame::Message(&view).encode())
-                        .await;
-                }
+                // The hub hands it to the room as loaded now, not as it was when the message was
+                // sent: if everyone left and someone rejoined meanwhile, the newcomer gets it too.
+                broker
+                    .publish(Event::room(p.room_id, RoomEvent::Message { message }))
+                    .await;
                 hub.metrics().messages_in.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -2,9 +2,9 @@
 //! `rooms.last_seq` inside the same transaction that stores the messages, so any number of
 //! writers (and later nodes) agree on them.
 
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-use super::DbError;
+use super::{DbError, Exec};
 
 /// A stored chat message.
 #[derive(Debug, Clone)]
@@ -26,9 +26,10 @@ pub struct NewMessage<'a> {
 
 /// Stores a batch of messages in one transaction and returns each one's seq, or `None` for a
 /// message whose room no longer exists. Two statements whatever the batch size: one UPDATE
-/// reserves seqs for every room (`rooms.last_seq`), one INSERT stores every row.
+/// reserves seqs for every room (`rooms.last_seq`), one INSERT stores every row. Both must commit
+/// together: run it in a transaction.
 pub async fn store_batch(
-    pool: &AnyPool,
+    conn: &mut sqlx::AnyConnection,
     batch: &[NewMessage<'_>],
     now: i64,
 ) -> Result<Vec<Option<i64>>, DbError> {
@@ -40,7 +41,6 @@ pub async fn store_batch(
             None => rooms.push((m.room_id, 1)),
         }
     }
-    let mut tx = pool.begin().await?;
     let mut sql = String::from("UPDATE rooms SET last_seq = last_seq + CASE id");
     for i in 0..rooms.len() {
         sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
@@ -58,7 +58,7 @@ pub async fn store_batch(
     for (id, n) in &rooms {
         q = q.bind(*id).bind(*n);
     }
-    let rows = q.bind(now).fetch_all(&mut *tx).await?;
+    let rows = q.bind(now).fetch_all(&mut *conn).await?;
     // Next free seq per room still present.
     let mut next: Vec<(i64, i64)> = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -115,9 +115,8 @@ pub async fn store_batch(
                 .bind(m.text)
                 .bind(now);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(seqs)
 }
 
@@ -133,27 +132,27 @@ fn message_from_row(r: &sqlx::any::AnyRow) -> Result<Message, DbError> {
 
 /// Up to `limit` visible messages with seq below `before` (or the newest), oldest first.
 pub async fn page(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Message>, DbError> {
-    newest_between(pool, room_id, 0, before.unwrap_or(i64::MAX), limit).await
+    newest_between(ex, room_id, 0, before.unwrap_or(i64::MAX), limit).await
 }
 
 /// The newest `limit` visible messages with seq above `since`, oldest first.
 pub async fn after_latest(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     since: i64,
     limit: i64,
 ) -> Result<Vec<Message>, DbError> {
-    newest_between(pool, room_id, since, i64::MAX, limit).await
+    newest_between(ex, room_id, since, i64::MAX, limit).await
 }
 
 /// The newest `limit` visible messages with `after < seq < before`, oldest first.
 async fn newest_between(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     after: i64,
     before: i64,
@@ -168,7 +167,7 @@ async fn newest_between(
     .bind(after)
     .bind(before)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(ex)
     .await?;
     let mut out = rows
         .iter()
@@ -179,13 +178,13 @@ async fn newest_between(
 }
 
 /// Hides a message; false when there is no such visible message.
-pub async fn mark_deleted(pool: &AnyPool, room_id: i64, seq: i64) -> Result<bool, DbError> {
+pub async fn mark_deleted(ex: impl Exec<'_>, room_id: i64, seq: i64) -> Result<bool, DbError> {
     let res = sqlx::query(
         "UPDATE messages SET deleted = 1 WHERE room_id = $1 AND seq = $2 AND deleted = 0",
     )
     .bind(room_id)
     .bind(seq)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(res.rows_affected() > 0)
 }
@@ -210,9 +209,13 @@ mod tests {
             text,
         };
         let batch = [msg(a, "a1"), msg(b, "b1"), msg(a, "a2"), msg(999, "lost")];
-        let seqs = store_batch(&db.pool, &batch, 5).await.unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        let seqs = store_batch(&mut tx, &batch, 5).await.unwrap();
+        tx.commit().await.unwrap();
         assert_eq!(seqs, [Some(1), Some(1), Some(2), None]);
-        let seqs = store_batch(&db.pool, &[msg(a, "a3")], 6).await.unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        let seqs = store_batch(&mut tx, &[msg(a, "a3")], 6).await.unwrap();
+        tx.commit().await.unwrap();
         assert_eq!(seqs, [Some(3)]);
         let texts: Vec<String> = page(&db.pool, a, None, 10)
             .await

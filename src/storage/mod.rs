@@ -2,9 +2,10 @@
 //!
 //! One pool of sqlx's `Any` driver and one set of portable SQL (`$N` placeholders, `RETURNING`,
 //! `ON CONFLICT`) serves both backends; each backend keeps its own migrations folder. Functions
-//! here are plain async functions per aggregate with the SQL in view. Blobs arrive with the
-//! library issue.
+//! here are plain async functions per aggregate with the SQL in view, taking an executor ([`Exec`])
+//! so a domain operation can run several in one transaction. Byte objects live in [`blobs`].
 
+pub mod blobs;
 pub mod live;
 pub mod messages;
 pub mod rooms;
@@ -21,6 +22,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use sqlx::Error as DbError;
+
+/// What a storage function runs its SQL on: the pool, a connection, or a transaction
+/// (`&mut *tx`), so a domain operation can put several of them in one transaction.
+pub trait Exec<'c>: sqlx::Executor<'c, Database = sqlx::Any> {}
+impl<'c, T: sqlx::Executor<'c, Database = sqlx::Any>> Exec<'c> for T {}
 
 /// Which SQL engine backs a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,11 @@
 //! Rooms, their moderators and sanctions (bans and timeouts).
 
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-use super::DbError;
+use super::{DbError, Exec};
 
 /// A stored room.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Room {
     pub id: i64,
     pub slug: String,
@@ -37,7 +37,7 @@ fn room_from_row(row: &sqlx::any::AnyRow) -> Result<Room, DbError> {
 }
 
 pub async fn create(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     slug: &str,
     title: &str,
     owner_id: i64,
@@ -51,31 +51,31 @@ pub async fn create(
     .bind(title)
     .bind(owner_id)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await?
     .try_get("id")
 }
 
-pub async fn get(pool: &AnyPool, slug: &str) -> Result<Option<Room>, DbError> {
+pub async fn get(ex: impl Exec<'_>, slug: &str) -> Result<Option<Room>, DbError> {
     let sql = format!(
         "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id WHERE r.slug = $1"
     );
-    let row = sqlx::query(&sql).bind(slug).fetch_optional(pool).await?;
+    let row = sqlx::query(&sql).bind(slug).fetch_optional(ex).await?;
     row.as_ref().map(room_from_row).transpose()
 }
 
 /// Every room, most recently active first (the caller re-sorts by live viewers).
-pub async fn list(pool: &AnyPool, limit: i64) -> Result<Vec<Room>, DbError> {
+pub async fn list(ex: impl Exec<'_>, limit: i64) -> Result<Vec<Room>, DbError> {
     let sql = format!(
         "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id \
          ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $1"
     );
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(ex).await?;
     rows.iter().map(room_from_row).collect()
 }
 
 pub async fn update(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     id: i64,
     title: &str,
     slow_mode_s: i64,
@@ -88,14 +88,13 @@ pub async fn update(
     .bind(slow_mode_s)
     .bind(i64::from(record_broadcasts))
     .bind(id)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
 
-/// Deletes a room with everything in it.
-pub async fn delete(pool: &AnyPool, id: i64) -> Result<(), DbError> {
-    let mut tx = pool.begin().await?;
+/// Deletes a room with everything in it (several statements: run it in a transaction).
+pub async fn delete(conn: &mut sqlx::AnyConnection, id: i64) -> Result<(), DbError> {
     for sql in [
         "DELETE FROM messages WHERE room_id = $1",
         "DELETE FROM room_moderators WHERE room_id = $1",
@@ -104,13 +103,13 @@ pub async fn delete(pool: &AnyPool, id: i64) -> Result<(), DbError> {
         "UPDATE videos SET room_id = NULL WHERE room_id = $1",
         "DELETE FROM rooms WHERE id = $1",
     ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 pub async fn add_moderator(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     user_id: i64,
     now: i64,
@@ -122,28 +121,43 @@ pub async fn add_moderator(
     .bind(room_id)
     .bind(user_id)
     .bind(now)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
 
-pub async fn remove_moderator(pool: &AnyPool, room_id: i64, user_id: i64) -> Result<bool, DbError> {
+pub async fn remove_moderator(
+    ex: impl Exec<'_>,
+    room_id: i64,
+    user_id: i64,
+) -> Result<bool, DbError> {
     let res = sqlx::query("DELETE FROM room_moderators WHERE room_id = $1 AND user_id = $2")
         .bind(room_id)
         .bind(user_id)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(res.rows_affected() > 0)
 }
 
+/// Whether the user is an appointed moderator of the room.
+pub async fn is_moderator(ex: impl Exec<'_>, room_id: i64, user_id: i64) -> Result<bool, DbError> {
+    let row =
+        sqlx::query("SELECT 1 AS one FROM room_moderators WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(ex)
+            .await?;
+    Ok(row.is_some())
+}
+
 /// (user id, username) of each moderator.
-pub async fn moderators(pool: &AnyPool, room_id: i64) -> Result<Vec<(i64, String)>, DbError> {
+pub async fn moderators(ex: impl Exec<'_>, room_id: i64) -> Result<Vec<(i64, String)>, DbError> {
     let rows = sqlx::query(
         "SELECT u.id, u.username FROM room_moderators m JOIN users u ON u.id = m.user_id \
          WHERE m.room_id = $1 ORDER BY u.username_key",
     )
     .bind(room_id)
-    .fetch_all(pool)
+    .fetch_all(ex)
     .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
@@ -151,7 +165,8 @@ pub async fn moderators(pool: &AnyPool, room_id: i64) -> Result<Vec<(i64, String
 }
 
 /// Whether a sanction keeps a user out of the room or only silences them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SanctionKind {
     Ban,
     Timeout,
@@ -177,7 +192,7 @@ pub struct Sanction {
 
 /// Records (or replaces) a sanction.
 pub async fn set_sanction(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     user_id: i64,
     kind: SanctionKind,
@@ -197,13 +212,13 @@ pub async fn set_sanction(
     .bind(expires_at)
     .bind(by)
     .bind(now)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
 
 pub async fn clear_sanction(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     user_id: i64,
     kind: SanctionKind,
@@ -213,14 +228,14 @@ pub async fn clear_sanction(
             .bind(room_id)
             .bind(user_id)
             .bind(kind.as_str())
-            .execute(pool)
+            .execute(ex)
             .await?;
     Ok(res.rows_affected() > 0)
 }
 
 /// Sanctions still in force at `now`.
 pub async fn active_sanctions(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     room_id: i64,
     now: i64,
 ) -> Result<Vec<Sanction>, DbError> {
@@ -232,7 +247,7 @@ pub async fn active_sanctions(
     )
     .bind(room_id)
     .bind(now)
-    .fetch_all(pool)
+    .fetch_all(ex)
     .await?;
     rows.iter()
         .map(|r| {
@@ -252,20 +267,20 @@ pub async fn active_sanctions(
 }
 
 /// Deletes bans and timeouts that have run out; returns how many.
-pub async fn delete_expired_sanctions(pool: &AnyPool, now: i64) -> Result<u64, DbError> {
+pub async fn delete_expired_sanctions(ex: impl Exec<'_>, now: i64) -> Result<u64, DbError> {
     let res =
         sqlx::query("DELETE FROM room_sanctions WHERE expires_at IS NOT NULL AND expires_at <= $1")
             .bind(now)
-            .execute(pool)
+            .execute(ex)
             .await?;
     Ok(res.rows_affected())
 }
 
 /// How many rooms a user owns.
-pub async fn count_owned(pool: &AnyPool, owner_id: i64) -> Result<i64, DbError> {
+pub async fn count_owned(ex: impl Exec<'_>, owner_id: i64) -> Result<i64, DbError> {
     sqlx::query("SELECT COUNT(*) AS n FROM rooms WHERE owner_id = $1")
         .bind(owner_id)
-        .fetch_one(pool)
+        .fetch_one(ex)
         .await?
         .try_get("n")
 }

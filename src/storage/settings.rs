@@ -1,25 +1,25 @@
 //! Site-wide settings as key → JSON text (blocked terms and the like).
 
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-use super::DbError;
+use super::{DbError, Exec};
 
-pub async fn get(pool: &AnyPool, key: &str) -> Result<Option<String>, DbError> {
+pub async fn get(ex: impl Exec<'_>, key: &str) -> Result<Option<String>, DbError> {
     let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(ex)
         .await?;
     row.map(|r| r.try_get("value")).transpose()
 }
 
-pub async fn put(pool: &AnyPool, key: &str, value: &str) -> Result<(), DbError> {
+pub async fn put(ex: impl Exec<'_>, key: &str, value: &str) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO settings (key, value) VALUES ($1, $2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )
     .bind(key)
     .bind(value)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }

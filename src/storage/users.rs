@@ -1,8 +1,8 @@
 //! Accounts, login sessions and API tokens. Secrets are stored only as SHA-256 hashes.
 
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-use super::DbError;
+use super::{DbError, Exec};
 
 /// A stored account (without its password hash).
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
 /// Creates an account; the very first account becomes admin (decided inside the insert so two
 /// simultaneous first sign-ups cannot both win).
 pub async fn create(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     username: &str,
     key: &str,
     password_hash: &str,
@@ -60,33 +60,36 @@ pub async fn create(
     .bind(key)
     .bind(password_hash)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await?;
     user_from_row(&row)
 }
 
 /// Looks up an account and its password hash by normalised username.
-pub async fn find_with_hash(pool: &AnyPool, key: &str) -> Result<Option<(User, String)>, DbError> {
+pub async fn find_with_hash(
+    ex: impl Exec<'_>,
+    key: &str,
+) -> Result<Option<(User, String)>, DbError> {
     let row =
         sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username_key = $1")
             .bind(key)
-            .fetch_optional(pool)
+            .fetch_optional(ex)
             .await?;
     row.map(|r| Ok((user_from_row(&r)?, r.try_get("password_hash")?)))
         .transpose()
 }
 
-pub async fn find_by_key(pool: &AnyPool, key: &str) -> Result<Option<User>, DbError> {
+pub async fn find_by_key(ex: impl Exec<'_>, key: &str) -> Result<Option<User>, DbError> {
     let row = sqlx::query("SELECT id, username, role FROM users WHERE username_key = $1")
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(ex)
         .await?;
     row.as_ref().map(user_from_row).transpose()
 }
 
 /// Stores a login session.
 pub async fn create_session(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     token_hash: &str,
     user_id: i64,
     now: i64,
@@ -99,22 +102,22 @@ pub async fn create_session(
     .bind(user_id)
     .bind(now)
     .bind(expires_at)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
 
-pub async fn delete_session(pool: &AnyPool, token_hash: &str) -> Result<(), DbError> {
+pub async fn delete_session(ex: impl Exec<'_>, token_hash: &str) -> Result<(), DbError> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(token_hash)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(())
 }
 
 /// The user a live session belongs to.
 pub async fn user_by_session(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     token_hash: &str,
     now: i64,
 ) -> Result<Option<User>, DbError> {
@@ -124,26 +127,26 @@ pub async fn user_by_session(
     )
     .bind(token_hash)
     .bind(now)
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await?;
     row.as_ref().map(user_from_row).transpose()
 }
 
 /// The user an API token belongs to.
-pub async fn user_by_token(pool: &AnyPool, token_hash: &str) -> Result<Option<User>, DbError> {
+pub async fn user_by_token(ex: impl Exec<'_>, token_hash: &str) -> Result<Option<User>, DbError> {
     let row = sqlx::query(
         "SELECT u.id, u.username, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1",
     )
     .bind(token_hash)
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await?;
     row.as_ref().map(user_from_row).transpose()
 }
 
 /// Stores an API token; returns its id.
 pub async fn create_token(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     user_id: i64,
     name: &str,
     token_hash: &str,
@@ -157,7 +160,7 @@ pub async fn create_token(
     .bind(name)
     .bind(token_hash)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await?
     .try_get("id")
 }
@@ -170,11 +173,11 @@ pub struct TokenInfo {
     pub created_at: i64,
 }
 
-pub async fn list_tokens(pool: &AnyPool, user_id: i64) -> Result<Vec<TokenInfo>, DbError> {
+pub async fn list_tokens(ex: impl Exec<'_>, user_id: i64) -> Result<Vec<TokenInfo>, DbError> {
     let rows =
         sqlx::query("SELECT id, name, created_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
             .bind(user_id)
-            .fetch_all(pool)
+            .fetch_all(ex)
             .await?;
     rows.iter()
         .map(|r| {
@@ -188,20 +191,20 @@ pub async fn list_tokens(pool: &AnyPool, user_id: i64) -> Result<Vec<TokenInfo>,
 }
 
 /// Revokes one of the user's tokens; false when it does not exist or is someone else's.
-pub async fn delete_token(pool: &AnyPool, user_id: i64, id: i64) -> Result<bool, DbError> {
+pub async fn delete_token(ex: impl Exec<'_>, user_id: i64, id: i64) -> Result<bool, DbError> {
     let res = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(res.rows_affected() > 0)
 }
 
 /// Deletes sessions past their expiry; returns how many.
-pub async fn delete_expired_sessions(pool: &AnyPool, now: i64) -> Result<u64, DbError> {
+pub async fn delete_expired_sessions(ex: impl Exec<'_>, now: i64) -> Result<u64, DbError> {
     let res = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(res.rows_affected())
 }

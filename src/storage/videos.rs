@@ -1,8 +1,49 @@
 //! Videos: for now the recordings of live broadcasts (the library adds uploads).
 
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-use super::DbError;
+use super::{DbError, Exec};
+
+/// Where a video is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoStatus {
+    Processing,
+    Ready,
+    Failed,
+}
+
+/// Where a video came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoSource {
+    /// A recorded broadcast.
+    Live,
+    /// A member's upload.
+    Upload,
+}
+
+/// Text of an enum stored in a column, and back; unknown text is a decode error.
+macro_rules! column_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+            fn parse(s: &str) -> Result<$ty, DbError> {
+                match s {
+                    $($text => Ok($ty::$variant),)*
+                    other => Err(DbError::Decode(
+                        format!("unknown {} `{other}`", stringify!($ty)).into(),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+column_enum!(VideoStatus { Processing => "processing", Ready => "ready", Failed => "failed" });
+column_enum!(VideoSource { Live => "live", Upload => "upload" });
 
 /// A stored video.
 #[derive(Debug, Clone)]
@@ -13,8 +54,8 @@ pub struct Video {
     pub owner_id: i64,
     pub room_id: Option<i64>,
     pub title: String,
-    pub source: String,
-    pub status: String,
+    pub source: VideoSource,
+    pub status: VideoStatus,
     pub duration_ms: i64,
     pub has_thumbnail: bool,
     pub created_at: i64,
@@ -30,8 +71,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Video, DbError> {
         owner_id: row.try_get("owner_id")?,
         room_id: row.try_get("room_id")?,
         title: row.try_get("title")?,
-        source: row.try_get("source")?,
-        status: row.try_get("status")?,
+        source: VideoSource::parse(&row.try_get::<String, _>("source")?)?,
+        status: VideoStatus::parse(&row.try_get::<String, _>("status")?)?,
         duration_ms: row.try_get("duration_ms")?,
         has_thumbnail: row.try_get::<i64, _>("has_thumbnail")? != 0,
         created_at: row.try_get("created_at")?,
@@ -40,12 +81,12 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Video, DbError> {
 
 /// A new video in `processing` state.
 pub async fn create(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     public_id: &str,
     owner_id: i64,
     room_id: Option<i64>,
     title: &str,
-    source: &str,
+    source: VideoSource,
     now: i64,
 ) -> Result<i64, DbError> {
     sqlx::query(
@@ -56,18 +97,18 @@ pub async fn create(
     .bind(owner_id)
     .bind(room_id)
     .bind(title)
-    .bind(source)
+    .bind(source.as_str())
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await?
     .try_get("id")
 }
 
 /// Records the outcome of processing.
 pub async fn finish(
-    pool: &AnyPool,
+    ex: impl Exec<'_>,
     id: i64,
-    status: &str,
+    status: VideoStatus,
     duration_ms: i64,
     has_thumbnail: bool,
     now: i64,
@@ -76,46 +117,47 @@ pub async fn finish(
         "UPDATE videos SET status = $1, duration_ms = $2, has_thumbnail = $3, updated_at = $4 \
          WHERE id = $5",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(duration_ms)
     .bind(i64::from(has_thumbnail))
     .bind(now)
     .bind(id)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
 
-pub async fn get(pool: &AnyPool, public_id: &str) -> Result<Option<Video>, DbError> {
+pub async fn get(ex: impl Exec<'_>, public_id: &str) -> Result<Option<Video>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM videos WHERE public_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(public_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(&sql).bind(public_id).fetch_optional(ex).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// A member's videos, newest first.
-pub async fn list_owned(pool: &AnyPool, owner_id: i64, limit: i64) -> Result<Vec<Video>, DbError> {
+pub async fn list_owned(
+    ex: impl Exec<'_>,
+    owner_id: i64,
+    limit: i64,
+) -> Result<Vec<Video>, DbError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM videos WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
     );
     let rows = sqlx::query(&sql)
         .bind(owner_id)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(ex)
         .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Videos left `processing` by a crash: the recorder that owned them is gone.
-pub async fn fail_unfinished(pool: &AnyPool, now: i64) -> Result<u64, DbError> {
+pub async fn fail_unfinished(ex: impl Exec<'_>, now: i64) -> Result<u64, DbError> {
     let r = sqlx::query(
         "UPDATE videos SET status = 'failed', updated_at = $1 WHERE status = 'processing' \
          AND source = 'live'",
     )
     .bind(now)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(r.rows_affected())
 }

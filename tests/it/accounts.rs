@@ -63,7 +63,7 @@ async fn username_and_password_rules(b: Backend) {
         async move { anon.post("/api/v1/auth/signup", body).await }
     };
     for (u, p, code) in [
-        ("ab", "long enough", "invalid_username"),
+        ("a", "long enough", "invalid_username"),
         (&"x".repeat(33) as &str, "long enough", "invalid_username"),
         ("bad name", "long enough", "invalid_username"),
         ("semi;colon", "long enough", "invalid_username"),
@@ -75,6 +75,10 @@ async fn username_and_password_rules(b: Backend) {
         assert_eq!(body["error"], code, "{u}");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    // Two characters are enough: most Korean names are two or three syllables.
+    let (st, body) = signup("준호", "long enough").await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["user"]["username"], "준호");
     // Unicode letters are allowed and normalised (NFC); names are unique case-insensitively.
     let (st, body) = signup("민수_kim", "비밀번호12345").await;
     assert_eq!(st, 201, "{body}");

@@ -460,6 +460,32 @@ async fn broadcast_end_to_end(backend: Backend) {
     let (st, jpeg) = get_bytes(&app, thumb).await;
     assert_eq!(st, 200);
     assert_eq!(&jpeg[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    // Stored files answer byte ranges (players and downloads resume with them).
+    let ranged = |range: &'static str| {
+        let url = app.url(thumb);
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .header("range", range)
+                .send()
+                .await
+                .unwrap();
+            let st = resp.status().as_u16();
+            let cr = resp
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap().to_string());
+            (st, cr, resp.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (st, cr, head) = ranged("bytes=0-2").await;
+    assert_eq!((st, head.as_slice()), (206, &jpeg[..3]));
+    assert_eq!(cr.unwrap(), format!("bytes 0-2/{}", jpeg.len()));
+    let (st, _, tail) = ranged("bytes=-4").await;
+    assert_eq!((st, tail.as_slice()), (206, &jpeg[jpeg.len() - 4..]));
+    let (st, cr, _) = ranged("bytes=999999999-").await;
+    assert_eq!(st, 416);
+    assert_eq!(cr.unwrap(), format!("bytes */{}", jpeg.len()));
     let (st, _) = app.anon().get("/api/v1/videos/nosuchvideo").await;
     assert_eq!(st, 404);
 }

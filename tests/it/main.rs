@@ -30,8 +30,11 @@ macro_rules! backend_tests {
 mod accounts;
 mod browser;
 mod chat;
+mod layering;
 mod lifecycle;
 mod live;
 mod live_abr;
 mod moderation;
+mod policy;
 mod rooms;
+mod schema;

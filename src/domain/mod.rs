@@ -1,0 +1,79 @@
+//! The domain layer, between the HTTP edge and storage: one module per capability. Each
+//! operation checks the [`policy`], writes to storage in one transaction, and publishes what it
+//! changed on the [`events`] path; subscribers (the rooms hub, live) react. Owns no HTTP types
+//! and no sockets: handlers map [`Error`] to responses, and nothing here touches the hub.
+
+pub mod events;
+pub mod policy;
+pub mod rooms;
+pub mod settings;
+pub mod streams;
+pub mod text;
+pub mod videos;
+
+use std::collections::HashSet;
+
+use crate::storage::DbError;
+use crate::views::LiveView;
+
+/// Why a domain operation did not happen. The HTTP edge maps each to its status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is wrong; `code` is a snake_case reason.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// The caller must sign in first.
+    #[error("login required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(what: &str) -> Error {
+        Error::NotFound(format!("{what} not found"))
+    }
+    pub fn forbidden() -> Error {
+        Error::Forbidden("you are not allowed to do that".into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What this node knows about a room right now, beyond the database: who is watching and
+/// whether it is live. The rooms hub answers it.
+pub trait Presence: Send + Sync {
+    /// Distinct viewers: connected to the room, plus those watching only its stream.
+    fn viewers(&self, room_id: i64, slug: &str) -> usize;
+    /// The room's broadcast while one runs.
+    fn live(&self, slug: &str) -> Option<LiveView>;
+}
+
+/// The broadcasts running on this node, as the rooms hub needs them. `live` answers it.
+pub trait Streams: Send + Sync {
+    /// The room's broadcast while one runs.
+    fn status(&self, slug: &str) -> Option<LiveView>;
+    /// Viewers of the room's stream that are not among `connected` (client hashes of the room's
+    /// sockets, see `live::client_hash`).
+    fn stream_only_viewers(&self, slug: &str, connected: &HashSet<u64>) -> usize;
+}

@@ -1,0 +1,219 @@
+//! Who may do what: the one answer to "may this user do X to this room / video / site", used by
+//! every domain operation and by the room WebSocket. Nothing else decides permissions.
+//!
+//! A caller's [`Standing`] in a room is the highest that applies: site admin, the room's owner,
+//! an appointed moderator, any signed-in member, or anonymous. Each action needs a least
+//! standing ([`RoomAction::least`]); the table test below pins the whole matrix.
+
+use crate::storage::users::{Role, User};
+use crate::storage::videos::VideoStatus;
+
+use super::Error;
+
+/// Where a caller stands in one room, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    Anonymous,
+    Member,
+    Moderator,
+    Owner,
+    Admin,
+}
+
+impl Standing {
+    /// The caller's standing in a room owned by `owner_id`; `is_moderator` from the room's list.
+    pub fn of(user: Option<&User>, owner_id: i64, is_moderator: bool) -> Standing {
+        match user {
+            None => Standing::Anonymous,
+            Some(u) if u.role == Role::Admin => Standing::Admin,
+            Some(u) if u.id == owner_id => Standing::Owner,
+            Some(_) if is_moderator => Standing::Moderator,
+            Some(_) => Standing::Member,
+        }
+    }
+
+    pub fn may(self, action: RoomAction) -> bool {
+        self >= action.least()
+    }
+
+    /// Bans and timeouts reach members only: moderators, the owner and admins are shielded.
+    pub fn can_be_sanctioned(self) -> bool {
+        self < Standing::Moderator
+    }
+
+    /// Rate limit and slow mode apply below moderators.
+    pub fn is_paced(self) -> bool {
+        self < Standing::Moderator
+    }
+
+    /// `Ok` when the action is allowed; otherwise 401 for anonymous callers, 403 for others.
+    pub fn require(self, action: RoomAction) -> Result<(), Error> {
+        match (self.may(action), self) {
+            (true, _) => Ok(()),
+            (false, Standing::Anonymous) => Err(Error::Unauthorized),
+            (false, _) => Err(Error::forbidden()),
+        }
+    }
+}
+
+/// Things done to a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomAction {
+    /// Read the room, its history and moderators; watch its broadcast; join its socket.
+    View,
+    /// Send chat messages (bans, timeouts and pacing apply on top).
+    Chat,
+    /// Delete messages, ban and time out, list sanctions.
+    Moderate,
+    /// Change settings, delete the room, see and rotate the stream key, appoint moderators.
+    Manage,
+}
+
+impl RoomAction {
+    /// The least standing that may do this.
+    pub fn least(self) -> Standing {
+        match self {
+            RoomAction::View => Standing::Anonymous,
+            RoomAction::Chat => Standing::Member,
+            RoomAction::Moderate => Standing::Moderator,
+            RoomAction::Manage => Standing::Owner,
+        }
+    }
+}
+
+/// Site-wide actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteAction {
+    /// Create a room (members up to a limit, see [`SiteAction::OwnUnlimitedRooms`]).
+    CreateRoom,
+    /// Own any number of rooms.
+    OwnUnlimitedRooms,
+    /// Site settings such as the blocked-terms lists.
+    Administer,
+}
+
+/// Whether `user` may do a site-wide action.
+pub fn may_site(user: Option<&User>, action: SiteAction) -> bool {
+    match (user, action) {
+        (None, _) => false,
+        (Some(_), SiteAction::CreateRoom) => true,
+        (Some(u), SiteAction::OwnUnlimitedRooms | SiteAction::Administer) => u.role == Role::Admin,
+    }
+}
+
+/// `Ok` when allowed; 401 for anonymous callers, 403 ("admins only") for others.
+pub fn require_site(user: Option<&User>, action: SiteAction) -> Result<(), Error> {
+    match (may_site(user, action), user) {
+        (true, _) => Ok(()),
+        (false, None) => Err(Error::Unauthorized),
+        (false, Some(_)) => Err(Error::Forbidden("admins only".into())),
+    }
+}
+
+/// Things done to a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoAction {
+    /// See it and play it. A ready video is visible to anyone with its (random) id, like an
+    /// unlisted video; one still processing or failed only to its owner and admins.
+    Watch,
+}
+
+/// Whether `user` may do `action` to a video of `owner_id` in `status`.
+pub fn may_video(
+    user: Option<&User>,
+    owner_id: i64,
+    status: VideoStatus,
+    action: VideoAction,
+) -> bool {
+    let privileged = user.is_some_and(|u| u.role == Role::Admin || u.id == owner_id);
+    match action {
+        VideoAction::Watch => status == VideoStatus::Ready || privileged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i64, role: Role) -> User {
+        User {
+            id,
+            username: format!("u{id}"),
+            role,
+        }
+    }
+
+    #[test]
+    fn standing_is_the_highest_that_applies() {
+        let owner = 1;
+        assert_eq!(Standing::of(None, owner, false), Standing::Anonymous);
+        assert_eq!(
+            Standing::of(Some(&user(5, Role::Member)), owner, false),
+            Standing::Member
+        );
+        assert_eq!(
+            Standing::of(Some(&user(5, Role::Member)), owner, true),
+            Standing::Moderator
+        );
+        assert_eq!(
+            Standing::of(Some(&user(1, Role::Member)), owner, true),
+            Standing::Owner
+        );
+        assert_eq!(
+            Standing::of(Some(&user(1, Role::Admin)), owner, false),
+            Standing::Admin
+        );
+        assert_eq!(
+            Standing::of(Some(&user(9, Role::Admin)), owner, false),
+            Standing::Admin
+        );
+    }
+
+    #[test]
+    fn room_action_table() {
+        use RoomAction::*;
+        use Standing::*;
+        // (standing, view, chat, moderate, manage, sanctionable, paced)
+        let table = [
+            (Anonymous, true, false, false, false, true, true),
+            (Member, true, true, false, false, true, true),
+            (Moderator, true, true, true, false, false, false),
+            (Owner, true, true, true, true, false, false),
+            (Admin, true, true, true, true, false, false),
+        ];
+        for (s, view, chat, moderate, manage, sanctionable, paced) in table {
+            assert_eq!(s.may(View), view, "{s:?} view");
+            assert_eq!(s.may(Chat), chat, "{s:?} chat");
+            assert_eq!(s.may(Moderate), moderate, "{s:?} moderate");
+            assert_eq!(s.may(Manage), manage, "{s:?} manage");
+            assert_eq!(s.can_be_sanctioned(), sanctionable, "{s:?} sanctionable");
+            assert_eq!(s.is_paced(), paced, "{s:?} paced");
+        }
+        assert!(matches!(Anonymous.require(Chat), Err(Error::Unauthorized)));
+        assert!(matches!(Member.require(Manage), Err(Error::Forbidden(_))));
+        assert!(Owner.require(Manage).is_ok());
+    }
+
+    #[test]
+    fn site_and_video_tables() {
+        let member = user(2, Role::Member);
+        let admin = user(3, Role::Admin);
+        for (u, create, unlimited, administer) in [
+            (None, false, false, false),
+            (Some(&member), true, false, false),
+            (Some(&admin), true, true, true),
+        ] {
+            assert_eq!(may_site(u, SiteAction::CreateRoom), create);
+            assert_eq!(may_site(u, SiteAction::OwnUnlimitedRooms), unlimited);
+            assert_eq!(may_site(u, SiteAction::Administer), administer);
+        }
+        let owner = user(7, Role::Member);
+        for status in [VideoStatus::Processing, VideoStatus::Failed] {
+            assert!(!may_video(None, 7, status, VideoAction::Watch));
+            assert!(!may_video(Some(&member), 7, status, VideoAction::Watch));
+            assert!(may_video(Some(&owner), 7, status, VideoAction::Watch));
+            assert!(may_video(Some(&admin), 7, status, VideoAction::Watch));
+        }
+        assert!(may_video(None, 7, VideoStatus::Ready, VideoAction::Watch));
+    }
+}

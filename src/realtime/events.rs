@@ -1,0 +1,97 @@
+//! The hub's side of the event path: what each committed change means for the sockets of a room
+//! loaded here (a frame to everyone, the cached moderation facts, kicks).
+
+use futures_util::future::BoxFuture;
+use moim_filter::Filter;
+
+use super::protocol::{error_frame, ServerFrame};
+use super::session::{CLOSE_BANNED, CLOSE_DELETED};
+use super::Hub;
+use crate::domain::events::{Event, RoomEvent, Subscriber};
+use crate::storage::rooms::SanctionKind;
+use crate::views::RoomView;
+
+impl Subscriber for Hub {
+    fn handle<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match event {
+                Event::BlockedTerms { terms, allowed } => {
+                    self.set_filter(Filter::with_default_allowlist(terms, allowed));
+                }
+                Event::Room { room_id, event } => self.room_event(*room_id, event).await,
+            }
+        })
+    }
+}
+
+impl Hub {
+    async fn room_event(&self, room_id: i64, event: &RoomEvent) {
+        // Rooms nobody is connected to here have nothing to update: a room loads its facts
+        // from the database when someone joins.
+        let Some(room) = self.loaded(room_id) else {
+            return;
+        };
+        match event {
+            RoomEvent::Message { message } => {
+                room.broadcast(message.seq, ServerFrame::Message(message).encode())
+                    .await;
+            }
+            RoomEvent::MessageDeleted { seq } => {
+                room.broadcast(0, ServerFrame::Deleted { seq: *seq }.encode())
+                    .await;
+            }
+            RoomEvent::Updated { room: r } => {
+                {
+                    let mut info = room.info.write();
+                    info.title = r.title.clone();
+                    info.slow_mode_s = r.slow_mode_s;
+                }
+                let view = RoomView::new(r, room.viewers(), self.live(&r.slug).as_ref());
+                room.broadcast(0, ServerFrame::Room { room: &view }.encode())
+                    .await;
+            }
+            RoomEvent::Deleted { .. } => {
+                let frame = error_frame("room_deleted", "this room was deleted", None);
+                room.kick_all(&frame, CLOSE_DELETED);
+            }
+            RoomEvent::ModeratorAdded { user_id } => {
+                room.info.write().moderators.insert(*user_id);
+            }
+            RoomEvent::ModeratorRemoved { user_id } => {
+                room.info.write().moderators.remove(user_id);
+            }
+            RoomEvent::Sanctioned {
+                user_id,
+                kind,
+                expires_at,
+            } => {
+                room.info
+                    .write()
+                    .sanctions
+                    .insert((*user_id, *kind), *expires_at);
+                if *kind == SanctionKind::Ban {
+                    let f = error_frame("banned", "you are banned from this room", None);
+                    room.kick_user(*user_id, &f, CLOSE_BANNED);
+                }
+            }
+            RoomEvent::SanctionLifted { user_id, kind } => {
+                room.info.write().sanctions.remove(&(*user_id, *kind));
+            }
+            RoomEvent::LiveStarted { live } => {
+                let frame = ServerFrame::Live {
+                    state: "started",
+                    hls_url: Some(&live.hls_url),
+                };
+                room.broadcast(0, frame.encode()).await;
+            }
+            RoomEvent::LiveEnded => {
+                let frame = ServerFrame::Live {
+                    state: "ended",
+                    hls_url: None,
+                };
+                room.broadcast(0, frame.encode()).await;
+            }
+            RoomEvent::StreamKeyRotated { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Blobs: named byte objects (recordings' segments and playlists today; uploads, originals and
+//! photos later) behind one small trait, so the same code runs on a local directory (the
+//! embedded default) and on an S3-compatible store (scale-out).
+//!
+//! Keys are `/`-separated relative names of `[A-Za-z0-9._-]` segments, e.g.
+//! `videos/{public_id}/s12.m4s`. They name objects, not paths: nothing may assume a blob is a
+//! file on this machine.
+
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// A stream of body chunks.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("no such blob")]
+    NotFound,
+    #[error("invalid blob key `{0}`")]
+    InvalidKey(String),
+    #[error("the range is outside the blob")]
+    BadRange,
+    #[error("blob store: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A blob being read: its full size, the byte range the body covers, and the body.
+pub struct Blob {
+    pub size: u64,
+    pub range: Range<u64>,
+    pub body: ByteStream,
+}
+
+impl Blob {
+    /// Reads the whole body into memory (for small blobs: playlists, init segments).
+    pub async fn bytes(mut self) -> io::Result<Bytes> {
+        let mut out = Vec::with_capacity((self.range.end - self.range.start) as usize);
+        while let Some(chunk) = self.body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Where blobs live.
+pub trait Blobs: Send + Sync {
+    /// Stores `body` under `key`, replacing what was there; readers see the old blob or the
+    /// whole new one, never part of it. Returns the size stored.
+    fn put(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>>;
+    /// Reads `range` of the blob (all of it when `None`).
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, Result<Blob, BlobError>>;
+    /// Deletes the blob; deleting a missing blob is not an error.
+    fn delete(&self, key: &str) -> BoxFuture<'_, Result<(), BlobError>>;
+    /// Keys starting with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>, BlobError>>;
+}
+
+/// A body of one chunk.
+pub fn once(data: impl Into<Bytes>) -> ByteStream {
+    stream::once(std::future::ready(Ok(data.into()))).boxed()
+}
+
+/// Checks a key's shape (see the module docs).
+pub fn check_key(key: &str) -> Result<(), BlobError> {
+    let ok = !key.is_empty()
+        && key.len() <= 512
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey(key.chars().take(80).collect()))
+    }
+}
+
+/// Blobs as files under a directory (`{data_dir}/blobs`): key `a/b` is the file `{root}/a/b`.
+#[derive(Debug, Clone)]
+pub struct LocalBlobs {
+    root: Arc<PathBuf>,
+}
+
+/// Size of the chunks a local blob is read in.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl LocalBlobs {
+    /// Blobs under `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> LocalBlobs {
+        LocalBlobs {
+            root: Arc::new(root.into()),
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn not_found(e: io::Error) -> BlobError {
+    if e.kind() == io::ErrorKind::NotFound {
+        BlobError::NotFound
+    } else {
+        BlobError::Io(e)
+    }
+}
+
+impl Blobs for LocalBlobs {
+    fn put(&self, key: &str, mut body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
+        let path = self.path(key);
+        Box::pin(async move {
+            let path = path?;
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            // Written beside it, then renamed over it: readers never see half a blob. The `~`
+            // keeps the temporary name out of the key space (and out of `list`).
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = path.with_file_name(format!("{name}~{:08x}", rand::random::<u32>()));
+            let written = async {
+                let mut f = tokio::fs::File::create(&tmp).await?;
+                let mut n = 0u64;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk?;
+                    f.write_all(&chunk).await?;
+                    n += chunk.len() as u64;
+                }
+                f.flush().await?;
+                Ok::<_, io::Error>(n)
+            }
+            .await;
+            match written {
+                Ok(n) => {
+                    tokio::fs::rename(&tmp, &path).await?;
+                    Ok(n)
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    Err(e.into())
+                }
+            }
+        })
+    }
+
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, Result<Blob, BlobError>> {
+        let path = self.path(key);
+        Box::pin(async move {
+            let mut f = tokio::fs::File::open(path?).await.map_err(not_found)?;
+            let size = f.metadata().await?.len();
+            let range = range.unwrap_or(0..size);
+            if range.start > range.end || range.end > size {
+                return Err(BlobError::BadRange);
+            }
+            f.seek(io::SeekFrom::Start(range.start)).await?;
+            let left = range.end - range.start;
+            let body = stream::try_unfold((f, left), |(mut f, left)| async move {
+                if left == 0 {
+                    return Ok(None);
+                }
+                let mut buf = vec![0u8; left.min(READ_CHUNK as u64) as usize];
+                let n = f.read(&mut buf).await?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "blob shrank while being read",
+                    ));
+                }
+                buf.truncate(n);
+                Ok(Some((Bytes::from(buf), (f, left - n as u64))))
+            })
+            .boxed();
+            Ok(Blob { size, range, body })
+        })
+    }
+
+    fn delete(&self, key: &str) -> BoxFuture<'_, Result<(), BlobError>> {
+        let path = self.path(key);
+        Box::pin(async move {
+            match tokio::fs::remove_file(path?).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>, BlobError>> {
+        let prefix = prefix.to_string();
+        Box::pin(async move {
+            // Walk only the directory the prefix names (up to its last `/`).
+            let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+            if !dir_part.is_empty() {
+                check_key(dir_part)?;
+            }
+            let mut out = Vec::new();
+            let mut todo = vec![(self.root.join(dir_part), dir_part.to_string())];
+            while let Some((dir, key)) = todo.pop() {
+                let mut entries = match tokio::fs::read_dir(&dir).await {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                while let Some(entry) = entries.next_entry().await? {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let full = if key.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{key}/{name}")
+                    };
+                    if entry.file_type().await?.is_dir() {
+                        if full.starts_with(&prefix) || prefix.starts_with(&format!("{full}/")) {
+                            todo.push((entry.path(), full));
+                        }
+                    } else if full.starts_with(&prefix) && check_key(&full).is_ok() {
+                        out.push(full);
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (LocalBlobs, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "moim-blobs-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        (LocalBlobs::new(&dir), dir)
+    }
+
+    #[tokio::test]
+    async fn put_get_ranges_list_delete() {
+        let (blobs, dir) = store();
+        let chunks: ByteStream = stream::iter([
+            Ok(Bytes::from_static(b"hello ")),
+            Ok(Bytes::from_static(b"world")),
+        ])
+        .boxed();
+        assert_eq!(blobs.put("videos/a1/s1.m4s", chunks).await.unwrap(), 11);
+        blobs.put("videos/a1/s2.m4s", once("x")).await.unwrap();
+        blobs.put("videos/b2/s1.m4s", once("y")).await.unwrap();
+        let all = blobs.get("videos/a1/s1.m4s", None).await.unwrap();
+        assert_eq!((all.size, all.range.clone()), (11, 0..11));
+        assert_eq!(all.bytes().await.unwrap(), "hello world");
+        let part = blobs.get("videos/a1/s1.m4s", Some(6..11)).await.unwrap();
+        assert_eq!(part.bytes().await.unwrap(), "world");
+        let empty = blobs.get("videos/a1/s1.m4s", Some(11..11)).await.unwrap();
+        assert_eq!(empty.bytes().await.unwrap(), "");
+        assert!(matches!(
+            blobs.get("videos/a1/s1.m4s", Some(5..12)).await,
+            Err(BlobError::BadRange)
+        ));
+        assert_eq!(
+            blobs.list("videos/a1/").await.unwrap(),
+            ["videos/a1/s1.m4s", "videos/a1/s2.m4s"]
+        );
+        assert_eq!(blobs.list("videos/").await.unwrap().len(), 3);
+        assert_eq!(blobs.list("videos/a").await.unwrap().len(), 2);
+        assert!(blobs.list("nothing/").await.unwrap().is_empty());
+        // Replacing is whole; deleting twice is fine; a missing blob is NotFound.
+        blobs.put("videos/a1/s2.m4s", once("new")).await.unwrap();
+        let again = blobs.get("videos/a1/s2.m4s", None).await.unwrap();
+        assert_eq!(again.bytes().await.unwrap(), "new");
+        blobs.delete("videos/a1/s2.m4s").await.unwrap();
+        blobs.delete("videos/a1/s2.m4s").await.unwrap();
+        assert!(matches!(
+            blobs.get("videos/a1/s2.m4s", None).await,
+            Err(BlobError::NotFound)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_leave_the_store() {
+        let (blobs, _dir) = store();
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a/./b",
+            "a/b/",
+            "a\\b",
+            "a b",
+            "ü",
+        ] {
+            assert!(
+                matches!(
+                    blobs.put(bad, once("x")).await,
+                    Err(BlobError::InvalidKey(_))
+                ),
+                "{bad:?}"
+            );
+            assert!(
+                matches!(blobs.get(bad, None).await, Err(BlobError::InvalidKey(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_upload_leaves_the_old_blob() {
+        let (blobs, dir) = store();
+        blobs.put("k/v", once("old")).await.unwrap();
+        let failing: ByteStream = stream::iter([
+            Ok(Bytes::from_static(b"new")),
+            Err(io::Error::other("client went away")),
+        ])
+        .boxed();
+        assert!(blobs.put("k/v", failing).await.is_err());
+        let kept = blobs.get("k/v", None).await.unwrap();
+        assert_eq!(kept.bytes().await.unwrap(), "old");
+        assert_eq!(blobs.list("k/").await.unwrap(), ["k/v"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
