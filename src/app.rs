@@ -175,6 +175,7 @@ impl Application {
         ));
 
         let ingest = tokio::spawn(crate::live::ingest::run_listener(state.live.clone(), rtmp));
+        let live_clock = tokio::spawn(state.live.clone().run_clock());
 
         signal.await;
         tracing::info!("shutting down: draining connections");
@@ -190,6 +191,7 @@ impl Application {
             // Broadcasts end cleanly (ENDLIST, recordings finished) while the database is up.
             state.live.shutdown().await;
             let _ = ingest.await;
+            let _ = live_clock.await;
             state.sessions.wait().await;
             min_drain.await;
             http_stop.cancel();

@@ -76,7 +76,7 @@ pub async fn run_listener(live: Live, listener: TcpListener) {
                 }
             }
             if let Some(b) = conn.broadcast.take() {
-                conn.live.detach(&b, conn_id);
+                conn.live.detach(&b, conn_id).await;
             }
             drop(permit);
         });

@@ -2,18 +2,23 @@
 //!
 //! A broadcast belongs to a room and lives while its publisher is connected, plus a grace period
 //! in which the same stream key may come back and continue it (viewers see a discontinuity, not
-//! a new broadcast). Media flows: RTMP connection (`ingest`) → the broadcast's `Segmenter`
+//! a new broadcast). *When* those things happen is decided by the sans-IO [`lifecycle`] core;
+//! `Live` drives it (one lock around it and the map of broadcasts, one timer task) and carries
+//! out what it says. Media flows: RTMP connection (`ingest`) → the broadcast's `Segmenter`
 //! (moim-media, in memory: the live window) → HTTP (`http::live` reads the window and blocks on
 //! `changed` for LL-HLS) and → the recorder (`recorder`, on disk, as a video).
 //!
 //! Owns no HTTP routing and no RTMP parsing; those are `http::live` and `moim_media::rtmp`.
 
+mod broadcast;
 pub mod ingest;
+pub mod lifecycle;
 pub mod recorder;
 pub mod thumbnail;
 pub mod transcode;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +26,7 @@ use bytes::Bytes;
 use moim_media::segmenter::{self, Segmenter};
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -32,233 +37,12 @@ use crate::metrics::Metrics;
 use crate::storage::blobs::Blobs;
 use crate::storage::{self, now_ms, Db};
 use crate::views::LiveView;
+use lifecycle::{Input, Lifecycle, Output};
+
+pub use broadcast::Broadcast;
 
 /// How long an ended broadcast's playlist (with `EXT-X-ENDLIST`) stays readable.
 const ENDED_LINGER: Duration = Duration::from_secs(30);
-/// How often a live thumbnail is refreshed.
-const THUMBNAIL_EVERY: Duration = Duration::from_secs(10);
-
-/// Whether a publisher is attached to a broadcast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Publisher {
-    /// Connection id of the publisher.
-    Connected(u64),
-    /// Gone since then; may come back within the grace period.
-    Away(Instant),
-    Ended,
-}
-
-/// One broadcast: a room's live window, its publisher and its recording.
-pub struct Broadcast {
-    /// Random id in segment URLs, so a new broadcast never reuses cached URLs.
-    pub id: String,
-    pub slug: String,
-    pub room_id: i64,
-    pub started_at: i64,
-    /// The source rendition's live window.
-    pub seg: Arc<Mutex<Segmenter>>,
-    seg_cfg: segmenter::Config,
-    /// Lower renditions, once the transcoder has started (kept across publisher reconnects).
-    pub rungs: Mutex<Vec<Arc<transcode::Rung>>>,
-    transcoder: Mutex<Option<transcode::Handle>>,
-    /// Bumped whenever a part or segment appears or the broadcast ends: blocked playlist and
-    /// part requests wait on it.
-    pub changed: watch::Sender<u64>,
-    publisher: Mutex<Publisher>,
-    /// Cancelled to disconnect the publisher (key rotated, room deleted, shutdown).
-    pub kick: CancellationToken,
-    /// The room as it was when the broadcast started (owner, title, recording on or off).
-    room: crate::storage::rooms::Room,
-    /// Started with the first media, so a publisher that never sends any, or loses a race for
-    /// the room, leaves no empty video behind; `None` inside when recording is off or failed.
-    recorder: tokio::sync::OnceCell<Option<mpsc::Sender<recorder::Op>>>,
-    /// Serialises "drain the segmenter, hand the events to the recorder" between the ingest
-    /// task and `Live::end`.
-    record_order: tokio::sync::Mutex<()>,
-    /// Rendered media playlists by rendition, with the `changed` version they show.
-    playlists: Mutex<HashMap<String, (u64, Bytes)>>,
-    /// HLS clients by hash, with when they last fetched a playlist.
-    hls_clients: Mutex<HashMap<u64, Instant>>,
-    /// Latest thumbnail, and when one was last asked of ffmpeg.
-    thumbnail: Mutex<(Option<Bytes>, Option<Instant>)>,
-}
-
-impl Broadcast {
-    /// Wakes everyone waiting for a change.
-    pub fn notify(&self) {
-        self.changed.send_modify(|v| *v += 1);
-    }
-
-    /// The broadcast has ended (the playlist has `EXT-X-ENDLIST`).
-    pub fn ended(&self) -> bool {
-        *self.publisher.lock() == Publisher::Ended
-    }
-
-    /// The live window of a rendition: `src` or a rung's name; failed rungs are gone.
-    pub fn rendition(&self, name: &str) -> Option<Arc<Mutex<Segmenter>>> {
-        if name == "src" {
-            return Some(self.seg.clone());
-        }
-        self.rungs
-            .lock()
-            .iter()
-            .find(|r| r.name == name && !r.failed.load(std::sync::atomic::Ordering::Relaxed))
-            .map(|r| r.seg.clone())
-    }
-
-    /// A rendition's LL-HLS media playlist, rendered once per change and shared: when a part
-    /// lands, every blocked player asks for the same text at the same moment.
-    pub fn playlist(&self, rendition: &str, seg: &Mutex<Segmenter>) -> Bytes {
-        // Every change to a window bumps `changed` before the window's lock is released. A
-        // request that saw a change (under that lock) therefore sees its version here too, so a
-        // cached text matching the current version is never older than what it waited for.
-        let version = *self.changed.borrow();
-        if let Some((v, text)) = self.playlists.lock().get(rendition) {
-            if *v == version {
-                return text.clone();
-            }
-        }
-        // Render under the window's lock and label with the version read there, so label and
-        // text agree.
-        let seg = seg.lock();
-        let version = *self.changed.borrow();
-        let text = Bytes::from(seg.playlist(true));
-        drop(seg);
-        self.playlists
-            .lock()
-            .insert(rendition.to_string(), (version, text.clone()));
-        text
-    }
-
-    /// URL of its multivariant playlist.
-    pub fn hls_url(&self) -> String {
-        hls_url(&self.slug)
-    }
-
-    /// What room views show about it.
-    pub fn view(&self) -> LiveView {
-        let has_thumbnail = self.thumbnail.lock().0.is_some();
-        LiveView {
-            hls_url: self.hls_url(),
-            since_ms: self.started_at,
-            thumbnail_url: has_thumbnail.then(|| format!("/live/{}/thumbnail.jpg", self.slug)),
-        }
-    }
-
-    /// Notes that an HLS client fetched a playlist.
-    pub fn saw_hls_client(&self, client: u64) {
-        let now = Instant::now();
-        let mut seen = self.hls_clients.lock();
-        if seen.len() >= MAX_HLS_CLIENTS && !seen.contains_key(&client) {
-            seen.retain(|_, t| now.duration_since(*t) < HLS_VIEWER_WINDOW);
-            if seen.len() >= MAX_HLS_CLIENTS {
-                return;
-            }
-        }
-        seen.insert(client, now);
-    }
-
-    /// HLS clients seen recently that are not among `connected` (WebSocket clients of the room).
-    pub fn hls_only_viewers(&self, connected: &std::collections::HashSet<u64>) -> usize {
-        let now = Instant::now();
-        let mut seen = self.hls_clients.lock();
-        seen.retain(|_, t| now.duration_since(*t) < HLS_VIEWER_WINDOW);
-        seen.keys().filter(|c| !connected.contains(c)).count()
-    }
-
-    /// The latest thumbnail, if ffmpeg made one.
-    pub fn thumbnail(&self) -> Option<Bytes> {
-        self.thumbnail.lock().0.clone()
-    }
-
-    /// Makes a new thumbnail from a just-finished segment, at most every `THUMBNAIL_EVERY`, in
-    /// the background.
-    fn refresh_thumbnail(self: &Arc<Self>, tasks: &TaskTracker, epoch: u32, segment: &Bytes) {
-        {
-            let mut t = self.thumbnail.lock();
-            if t.1.is_some_and(|at| at.elapsed() < THUMBNAIL_EVERY) {
-                return;
-            }
-            t.1 = Some(Instant::now());
-        }
-        let Some(init) = self.seg.lock().init(epoch) else {
-            return;
-        };
-        let mut mp4 = Vec::with_capacity(init.len() + segment.len());
-        mp4.extend_from_slice(&init);
-        mp4.extend_from_slice(segment);
-        let me = self.clone();
-        tasks.spawn(async move {
-            if let Some(jpeg) = thumbnail::jpeg(mp4).await {
-                me.thumbnail.lock().0 = Some(Bytes::from(jpeg));
-            }
-        });
-    }
-
-    /// Hands segmenter output to the recorder (in order; waits if the disk is behind) and
-    /// refreshes the thumbnail now and then.
-    pub async fn record(self: &Arc<Self>, live: &Live, events: Vec<segmenter::Event>) {
-        let tasks = live.tasks();
-        if let Some(segmenter::Event::Segment {
-            init_epoch, data, ..
-        }) = events
-            .iter()
-            .rev()
-            .find(|e| matches!(e, segmenter::Event::Segment { .. }))
-        {
-            self.refresh_thumbnail(tasks, *init_epoch, data);
-        }
-        if events.is_empty() {
-            return;
-        }
-        let recorder = self
-            .recorder
-            .get_or_init(|| async {
-                if !self.room.record_broadcasts {
-                    return None;
-                }
-                match recorder::start(live, &self.room).await {
-                    Ok(tx) => Some(tx),
-                    Err(e) => {
-                        tracing::warn!(room = %self.slug, error = %e, "cannot record this broadcast");
-                        None
-                    }
-                }
-            })
-            .await;
-        let Some(tx) = recorder else { return };
-        for ev in events {
-            let op = match ev {
-                segmenter::Event::Init { epoch } => match self.seg.lock().init(epoch) {
-                    Some(data) => recorder::Op::Init { epoch, data },
-                    None => continue,
-                },
-                segmenter::Event::Segment {
-                    msn,
-                    duration_ms,
-                    init_epoch,
-                    discontinuity,
-                    data,
-                } => recorder::Op::Segment {
-                    msn,
-                    duration_ms,
-                    init_epoch,
-                    discontinuity,
-                    data,
-                },
-                segmenter::Event::Part { .. } => continue,
-            };
-            if tx.send(op).await.is_err() {
-                return; // the recorder failed and said so in the log
-            }
-        }
-    }
-}
-
-/// How recently an HLS client must have fetched a playlist to count as watching.
-const HLS_VIEWER_WINDOW: Duration = Duration::from_secs(15);
-/// Most HLS clients remembered per broadcast (memory bound; beyond it new ones are not counted).
-const MAX_HLS_CLIENTS: usize = 100_000;
 
 /// A keyed hash of a client's address and user agent: the same browser's WebSocket and HLS
 /// requests hash alike, so a viewer is counted once; the key is random per process, so the hash
@@ -285,12 +69,8 @@ pub fn hls_url(slug: &str) -> String {
 pub enum Refusal {
     #[error("unknown stream key")]
     UnknownKey,
-    #[error("the room already has a publisher")]
-    AlreadyLive,
-    #[error("too many broadcasts at once (limit {0})")]
-    TooMany(usize),
-    #[error("the server is shutting down")]
-    ShuttingDown,
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::Refusal),
     #[error("database: {0}")]
     Db(#[from] storage::DbError),
 }
@@ -314,10 +94,26 @@ struct Inner {
     blobs: Arc<dyn Blobs>,
     broker: Arc<dyn Broker>,
     config: Arc<Config>,
-    broadcasts: Mutex<HashMap<String, Arc<Broadcast>>>,
-    /// Ingest connections, grace timers and recorders: waited for at shutdown.
+    /// The lifecycle and the broadcasts it has, under one lock so they always agree.
+    core: Mutex<Core>,
+    /// Wakes the lifecycle's timer when a deadline may have moved.
+    clock: tokio::sync::Notify,
+    /// Ingest connections, the timer and recorders: waited for at shutdown.
     tasks: TaskTracker,
     stop: CancellationToken,
+}
+
+struct Core {
+    lifecycle: Lifecycle,
+    /// Each room's broadcast, running or lingering after its end.
+    broadcasts: HashMap<String, Arc<Broadcast>>,
+}
+
+/// What the lifecycle asked for that takes more than the lock: done after it is released.
+enum Effect {
+    Started(Arc<Broadcast>),
+    Away(Arc<Broadcast>),
+    Ended(Arc<Broadcast>),
 }
 
 impl Live {
@@ -342,8 +138,16 @@ impl Live {
                 db,
                 blobs,
                 broker,
+                core: Mutex::new(Core {
+                    lifecycle: Lifecycle::new(lifecycle::Limits {
+                        max_broadcasts: config.max_broadcasts,
+                        grace: config.reconnect_grace,
+                        linger: ENDED_LINGER,
+                    }),
+                    broadcasts: HashMap::new(),
+                }),
+                clock: tokio::sync::Notify::new(),
                 config,
-                broadcasts: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
             }),
@@ -377,7 +181,7 @@ impl Live {
 
     /// The room's broadcast, running or just ended.
     pub fn get(&self, slug: &str) -> Option<Arc<Broadcast>> {
-        self.inner.broadcasts.lock().get(slug).cloned()
+        self.inner.core.lock().broadcasts.get(slug).cloned()
     }
 
     /// Live status for room views: only while the broadcast runs.
@@ -391,20 +195,12 @@ impl Live {
 
     /// Broadcasts running now.
     pub fn running(&self) -> usize {
-        self.inner
-            .broadcasts
-            .lock()
-            .values()
-            .filter(|b| !b.ended())
-            .count()
+        self.inner.core.lock().lifecycle.running()
     }
 
     /// A publisher presented `key`: attach it to the room's broadcast, continuing one in its
     /// grace period or starting a new one.
     pub async fn begin(&self, key: &str, conn_id: u64) -> Result<Arc<Broadcast>, Refusal> {
-        if self.inner.stop.is_cancelled() {
-            return Err(Refusal::ShuttingDown);
-        }
         let pool = &self.inner.db.pool;
         let slug = storage::live::room_for_key(pool, key)
             .await?
@@ -412,33 +208,115 @@ impl Live {
         let room = storage::rooms::get(pool, &slug)
             .await?
             .ok_or(Refusal::UnknownKey)?;
+        let input = Input::Publish {
+            slug: &slug,
+            conn: conn_id,
+        };
+        let b = self.drive(input, Some(&room)).await?;
+        b.ok_or(Refusal::UnknownKey)
+    }
+
+    /// The publisher's connection ended without unpublishing: the lifecycle keeps the broadcast
+    /// for the grace period, then ends it unless the publisher came back.
+    pub async fn detach(&self, b: &Arc<Broadcast>, conn_id: u64) {
+        let input = Input::Dropped {
+            slug: &b.slug,
+            conn: conn_id,
+        };
+        let _ = self.drive(input, None).await;
+    }
+
+    /// Ends a broadcast now: closes the playlist, finishes the recording, tells the room.
+    pub async fn end(&self, b: &Arc<Broadcast>) {
+        let input = Input::End {
+            slug: &b.slug,
+            id: b.num,
+        };
+        let _ = self.drive(input, None).await;
+    }
+
+    /// Feeds the lifecycle one input and carries out what it says: the map and the `ended`
+    /// flags change under its lock, the slower work after. For a publish (`room` given),
+    /// returns the broadcast the publisher is now attached to.
+    async fn drive(
+        &self,
+        input: Input<'_>,
+        room: Option<&crate::storage::rooms::Room>,
+    ) -> Result<Option<Arc<Broadcast>>, Refusal> {
+        let mut attached = None;
+        let mut effects = Vec::new();
         {
-            let map = self.inner.broadcasts.lock();
-            if let Some(b) = map.get(&slug) {
-                let mut p = b.publisher.lock();
-                match *p {
-                    Publisher::Connected(_) => return Err(Refusal::AlreadyLive),
-                    Publisher::Away(_) => {
-                        *p = Publisher::Connected(conn_id);
-                        tracing::info!(room = %slug, broadcast = %b.id, "publisher is back");
-                        return Ok(b.clone());
+            let mut core = self.inner.core.lock();
+            core.lifecycle.handle(input, Instant::now())?;
+            while let Some(out) = core.lifecycle.poll_output() {
+                match out {
+                    Output::Started { slug, id } => {
+                        let Some(room) = room else { continue };
+                        let b = Arc::new(self.new_broadcast(slug.clone(), id, room.clone()));
+                        core.broadcasts.insert(slug, b.clone());
+                        attached = Some(b.clone());
+                        effects.push(Effect::Started(b));
                     }
-                    Publisher::Ended => {} // replaced below
+                    Output::Resumed { slug, .. } => {
+                        if let Some(b) = core.broadcasts.get(&slug) {
+                            tracing::info!(room = %slug, broadcast = %b.id, "publisher is back");
+                            attached = Some(b.clone());
+                        }
+                    }
+                    Output::Away { slug, .. } => {
+                        if let Some(b) = core.broadcasts.get(&slug) {
+                            effects.push(Effect::Away(b.clone()));
+                        }
+                    }
+                    Output::Ended { slug, .. } => {
+                        if let Some(b) = core.broadcasts.get(&slug) {
+                            b.ended.store(true, Ordering::Release);
+                            effects.push(Effect::Ended(b.clone()));
+                        }
+                    }
+                    Output::Forgotten { slug, id } => {
+                        if core.broadcasts.get(&slug).is_some_and(|b| b.num == id) {
+                            core.broadcasts.remove(&slug);
+                        }
+                    }
                 }
             }
-            if map.values().filter(|b| !b.ended()).count() >= self.inner.config.max_broadcasts {
-                return Err(Refusal::TooMany(self.inner.config.max_broadcasts));
+        }
+        // A deadline may have been set or moved.
+        self.inner.clock.notify_one();
+        for effect in effects {
+            match effect {
+                Effect::Started(b) => {
+                    tracing::info!(room = %b.slug, broadcast = %b.id, "broadcast started");
+                    self.tell_room(&b, true).await;
+                }
+                Effect::Away(b) => {
+                    self.stop_transcoder(&b, false);
+                    let mut seg = b.seg.lock();
+                    seg.break_stream();
+                    b.notify(); // under the lock: see `Broadcast::playlist`
+                }
+                Effect::Ended(b) => self.finish(&b).await,
             }
         }
+        Ok(attached)
+    }
+
+    fn new_broadcast(
+        &self,
+        slug: String,
+        num: lifecycle::BroadcastId,
+        room: crate::storage::rooms::Room,
+    ) -> Broadcast {
         let cfg = &self.inner.config;
         let seg_cfg = segmenter::Config {
             part_target_ms: cfg.hls_part_ms,
             segment_target_ms: cfg.hls_segment_ms,
             ..segmenter::Config::default()
         };
-        let b = Arc::new(Broadcast {
+        Broadcast {
             id: format!("{:08x}", rand::thread_rng().gen::<u32>()),
-            slug: slug.clone(),
+            slug,
             room_id: room.id,
             started_at: now_ms(),
             seg: Arc::new(Mutex::new(Segmenter::new(seg_cfg.clone()))),
@@ -446,7 +324,8 @@ impl Live {
             rungs: Mutex::new(Vec::new()),
             transcoder: Mutex::new(None),
             changed: watch::channel(0).0,
-            publisher: Mutex::new(Publisher::Connected(conn_id)),
+            num,
+            ended: AtomicBool::new(false),
             kick: CancellationToken::new(),
             room,
             recorder: tokio::sync::OnceCell::new(),
@@ -454,74 +333,31 @@ impl Live {
             thumbnail: Mutex::new((None, None)),
             hls_clients: Mutex::new(HashMap::new()),
             playlists: Mutex::new(HashMap::new()),
-        });
-        {
-            let mut map = self.inner.broadcasts.lock();
-            // Two publishers racing for one room: the first in the map wins. Broadcasts may have
-            // started elsewhere since the first check, too.
-            if let Some(other) = map.get(&slug) {
-                if !other.ended() {
-                    return Err(Refusal::AlreadyLive);
+        }
+    }
+
+    /// Runs the lifecycle's deadlines (grace periods, lingering) until shutdown.
+    pub async fn run_clock(self) {
+        loop {
+            let next = self.inner.core.lock().lifecycle.poll_timeout();
+            let sleep = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
                 }
-            }
-            if map.values().filter(|b| !b.ended()).count() >= self.inner.config.max_broadcasts {
-                return Err(Refusal::TooMany(self.inner.config.max_broadcasts));
-            }
-            map.insert(slug.clone(), b.clone());
-        }
-        tracing::info!(room = %slug, broadcast = %b.id, "broadcast started");
-        self.tell_room(&b, true).await;
-        Ok(b)
-    }
-
-    /// The publisher's connection ended: keep the broadcast for the grace period, then end it
-    /// unless the publisher came back.
-    pub fn detach(&self, b: &Arc<Broadcast>, conn_id: u64) {
-        let away_since = Instant::now();
-        {
-            let mut p = b.publisher.lock();
-            if *p != Publisher::Connected(conn_id) {
-                return;
-            }
-            *p = Publisher::Away(away_since);
-        }
-        self.stop_transcoder(b, false);
-        {
-            let mut seg = b.seg.lock();
-            seg.break_stream();
-            b.notify(); // under the lock: see `Broadcast::playlist`
-        }
-        let grace = self.inner.config.reconnect_grace;
-        let live = self.clone();
-        let b = b.clone();
-        self.inner.tasks.spawn(async move {
+            };
             tokio::select! {
-                _ = tokio::time::sleep(grace) => {}
-                _ = live.inner.stop.cancelled() => {}
-                _ = b.kick.cancelled() => {}
+                _ = self.inner.stop.cancelled() => return,
+                _ = self.inner.clock.notified() => continue,
+                _ = sleep => {}
             }
-            // Only this absence ends the broadcast: if the publisher came back (and maybe left
-            // again, with a grace timer of its own), this timer is stale.
-            live.end_if(&b, Some(Publisher::Away(away_since))).await;
-        });
-    }
-
-    /// Ends a broadcast now: closes the playlist, finishes the recording, tells the room.
-    pub async fn end(&self, b: &Arc<Broadcast>) {
-        self.end_if(b, None).await;
-    }
-
-    /// Ends a broadcast if its publisher state is `expected` (any state but ended when `None`);
-    /// checked and changed under one lock, so a publisher returning at that instant is either
-    /// kept or refused, never accepted and then cut off.
-    async fn end_if(&self, b: &Arc<Broadcast>, expected: Option<Publisher>) {
-        {
-            let mut p = b.publisher.lock();
-            if *p == Publisher::Ended || expected.is_some_and(|e| *p != e) {
-                return;
-            }
-            *p = Publisher::Ended;
+            let _ = self.drive(Input::Tick, None).await;
         }
+    }
+
+    /// The end of a broadcast the lifecycle ended: disconnect the publisher, stop the
+    /// transcoder, close the playlists, finish the recording, tell the room.
+    async fn finish(&self, b: &Arc<Broadcast>) {
         b.kick.cancel();
         self.stop_transcoder(b, true);
         {
@@ -546,19 +382,6 @@ impl Live {
         drop(_order);
         tracing::info!(room = %b.slug, broadcast = %b.id, "broadcast ended");
         self.tell_room(b, false).await;
-        // Keep the ended playlist around briefly so players see EXT-X-ENDLIST.
-        let live = self.clone();
-        let b = b.clone();
-        self.inner.tasks.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(ENDED_LINGER) => {}
-                _ = live.inner.stop.cancelled() => {}
-            }
-            let mut map = live.inner.broadcasts.lock();
-            if map.get(&b.slug).is_some_and(|x| Arc::ptr_eq(x, &b)) {
-                map.remove(&b.slug);
-            }
-        });
     }
 
     /// The broadcast and rung an internal (transcoder) key publishes to.
@@ -643,10 +466,7 @@ impl Live {
     /// Shutdown: refuse new publishers, end every broadcast cleanly, wait for recorders.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
-        let all: Vec<_> = self.inner.broadcasts.lock().values().cloned().collect();
-        for b in all {
-            self.end(&b).await;
-        }
+        let _ = self.drive(Input::Shutdown, None).await;
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }

@@ -17,7 +17,6 @@ backend_tests!(
     limits_refuse_extra_broadcasts_and_fast_publishers,
     shutdown_ends_broadcasts_and_keeps_the_recording,
     librtmp_publisher_like_obs,
-    a_second_drop_gets_a_full_grace_period,
 );
 
 /// True if ffmpeg and ffprobe are installed; in CI (`MOIM_REQUIRE_ALL=1`) their absence fails.
@@ -79,6 +78,27 @@ pub(crate) async fn wait_exit(child: &mut Child, secs: u64) -> std::process::Exi
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Publishes again right after a publisher dropped. The server may not have seen the drop yet
+/// (then it refuses: one publisher per room, and a refused encoder exits at once), so a refused
+/// attempt is retried, a few times.
+async fn republish(url: &str, secs: u32) -> Child {
+    for _ in 0..5 {
+        let mut p = publish(url, secs);
+        let started = Instant::now();
+        let refused = loop {
+            match p.try_wait().unwrap() {
+                Some(st) => break !st.success(),
+                None if started.elapsed() > Duration::from_millis(1500) => break false,
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        if !refused {
+            return p;
+        }
+    }
+    panic!("the publisher was refused five times after its drop");
 }
 
 pub(crate) async fn stream_key(app: &TestApp, owner: &User, slug: &str) -> (String, String) {
@@ -573,16 +593,11 @@ async fn publisher_reconnects_within_grace(backend: Backend) {
         (attr(&text, "#EXTINF:").len() >= 2).then_some(())
     })
     .await;
-    // The encoder dies without unpublishing (network blip).
+    // The encoder dies without unpublishing (network blip) and comes back. The lifecycle's own
+    // tests (src/live/lifecycle.rs) cover the timing in simulated time; this checks the wiring.
     first.kill().unwrap();
     first.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        live_state(&app, "stage").await["live"],
-        true,
-        "still live in the grace period"
-    );
-    let mut second = publish(&url, 4);
+    let mut second = republish(&url, 4).await;
     // Same broadcast (same playlist URL), with a discontinuity and a second init segment.
     let text = eventually(15, || async {
         let (st, text, _) = get_text(&app, &playlist).await;
@@ -829,52 +844,4 @@ async fn librtmp_publisher_like_obs(backend: Backend) {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-}
-
-/// A publisher that drops, comes back and drops again gets a whole grace period the second
-/// time: the first drop's timer must not end the broadcast.
-async fn a_second_drop_gets_a_full_grace_period(backend: Backend) {
-    if !have_ffmpeg() {
-        return;
-    }
-    let app = spawn_with(backend, &["--reconnect-grace-s", "4"]).await;
-    let owner = app.signup("streamer").await;
-    app.room(&owner, "stage").await;
-    let (_, url) = stream_key(&app, &owner, "stage").await;
-    let mut ws = app.ws(None, "stage", None).await;
-    ws.welcome().await;
-    let mut first = publish(&url, 60);
-    expect_live_frame(&mut ws, "started").await;
-    let playlist = media_playlist(&app, "stage").await;
-    eventually(15, || async {
-        let (_, text, _) = get_text(&app, &playlist).await;
-        (!attr(&text, "#EXTINF:").is_empty()).then_some(())
-    })
-    .await;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let dropped = Instant::now();
-    // Back within the grace period, then gone again, shortly before the first timer fires.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let mut second = publish(&url, 60);
-    eventually(10, || async {
-        let (_, text, _) = get_text(&app, &playlist).await;
-        text.contains("#EXT-X-DISCONTINUITY").then_some(())
-    })
-    .await;
-    let until = dropped + Duration::from_millis(2800);
-    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
-    second.kill().unwrap();
-    second.wait().unwrap();
-    // Past the first drop's deadline (4 s), inside the second's (≈ 6.8 s).
-    tokio::time::sleep(
-        (dropped + Duration::from_millis(5200)).saturating_duration_since(Instant::now()),
-    )
-    .await;
-    assert_eq!(
-        live_state(&app, "stage").await["live"],
-        true,
-        "the first drop's grace timer ended the broadcast"
-    );
-    expect_live_frame(&mut ws, "ended").await;
 }
