@@ -37,16 +37,20 @@ pub struct Application {
 impl Application {
     /// Connects storage, loads settings and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let db = Db::connect(config.database_url.as_deref(), &config.data_dir).await?;
+        std::fs::create_dir_all(&config.storage.data_dir)
+            .with_context(|| format!("creating data dir {}", config.storage.data_dir.display()))?;
+        let db = Db::connect(
+            config.storage.database_url.as_ref().map(|u| u.expose()),
+            &config.storage.data_dir,
+        )
+        .await?;
         let metrics = Arc::new(Metrics::default());
-        let listener = TcpListener::bind(config.listen)
+        let listener = TcpListener::bind(config.http.listen)
             .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        let rtmp = TcpListener::bind(config.rtmp_listen)
+            .with_context(|| format!("binding {}", config.http.listen))?;
+        let rtmp = TcpListener::bind(config.live.rtmp_listen)
             .await
-            .with_context(|| format!("binding RTMP {}", config.rtmp_listen))?;
+            .with_context(|| format!("binding RTMP {}", config.live.rtmp_listen))?;
         let rtmp_port = rtmp.local_addr()?.port();
         let failed = crate::storage::videos::fail_unfinished(&db.pool, crate::storage::now_ms())
             .await
@@ -61,23 +65,23 @@ impl Application {
         // The event path: the hub and live subscribe; domain operations, the chat writer and
         // live publish.
         let broker = LocalBroker::new();
-        let blobs = local_blobs(&config.data_dir).context("opening the blob store")?;
+        let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
         let live = Live::new(
             db.clone(),
             blobs.clone(),
             broker.clone(),
-            config.clone(),
+            Arc::new(config.live.clone()),
             metrics.clone(),
             rtmp.local_addr()?,
         );
         let limits = ChatLimits {
-            burst: config.chat_rate_burst,
-            per_s: config.chat_rate_per_s,
+            burst: config.chat.chat_rate_burst,
+            per_s: config.chat.chat_rate_per_s,
         };
         let (hub, writer_rx) = Hub::new(
             db.clone(),
             limits,
-            config.room_buffer,
+            config.chat.room_buffer,
             metrics.clone(),
             Arc::new(live.clone()),
         );
@@ -91,7 +95,7 @@ impl Application {
         broker.subscribe(Arc::new(hub.clone()));
         broker.subscribe(Arc::new(live.clone()));
         let broker: Arc<dyn Broker> = broker;
-        let per_min = config.login_rate_per_min.max(1);
+        let per_min = config.http.login_rate_per_min;
         let state = AppState(Arc::new(Shared {
             rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
             settings: Settings::new(db.clone(), broker.clone()),
@@ -147,7 +151,7 @@ impl Application {
             state,
             writer_rx,
         } = self;
-        let grace = state.config.shutdown_grace;
+        let grace = state.config.http.shutdown_grace();
         let background = CancellationToken::new();
         let writer_stop = CancellationToken::new();
         let writer = tokio::spawn(realtime::writer::run(

@@ -1,13 +1,19 @@
 //! Configuration: `moim.toml` (optional) < `MOIM_*` environment < command-line flags.
 //!
-//! Owns parsing and defaults only; every option is documented in docs/configuration.md.
+//! Every option is declared once, in the [`options!`] table below, inside its subsystem's group
+//! (`http`, `chat`, `live`, `storage`): that one line makes the flag, the environment variable,
+//! the file key, the default, the accepted range and the field of the group's struct. Each
+//! subsystem is handed only its group. Secrets are [`Secret`]s: their `Debug` says nothing.
+//! Owns parsing and defaults only; every option is documented in docs/configuration.md (a test
+//! checks that).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
 /// Command line of the `moim` binary.
@@ -30,187 +36,276 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-/// Flags for `moim serve`. Each also reads a `MOIM_*` variable; unset ones fall back to the
-/// config file, then to the defaults in [`Config::default`].
-#[derive(Debug, Clone, Default, Args)]
-pub struct ServeArgs {
-    /// Config file (TOML). Missing file is fine unless given explicitly.
-    #[arg(long, env = "MOIM_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// HTTP listen address.
-    #[arg(long, env = "MOIM_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Directory for the SQLite database and blobs.
-    #[arg(long, env = "MOIM_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
-    #[arg(long, env = "MOIM_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Public base URL (e.g. https://moim.example); `https` turns on Secure cookies.
-    #[arg(long, env = "MOIM_PUBLIC_URL")]
-    pub public_url: Option<String>,
-    /// Log format: `pretty` or `json`.
-    #[arg(long, env = "MOIM_LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// Grace period for shutdown, in seconds.
-    #[arg(long, env = "MOIM_SHUTDOWN_GRACE_S")]
-    pub shutdown_grace_s: Option<u64>,
-    /// Chat rate limit: burst size per user per room (0 disables the limit).
-    #[arg(long, env = "MOIM_CHAT_RATE_BURST")]
-    pub chat_rate_burst: Option<u32>,
-    /// Chat rate limit: messages per second refilled.
-    #[arg(long, env = "MOIM_CHAT_RATE_PER_S")]
-    pub chat_rate_per_s: Option<f64>,
-    /// Login attempts allowed per IP per minute (burst).
-    #[arg(long, env = "MOIM_LOGIN_RATE_PER_MIN")]
-    pub login_rate_per_min: Option<u32>,
-    /// Threads running connections (default: one per CPU core).
-    #[arg(long, env = "MOIM_WORKER_THREADS")]
-    pub worker_threads: Option<usize>,
-    /// Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
-    #[arg(long, env = "MOIM_TRUST_PROXY")]
-    pub trust_proxy: Option<bool>,
-    /// Messages in the welcome frame without `since`.
-    #[arg(long, env = "MOIM_HISTORY_LIMIT")]
-    pub history_limit: Option<usize>,
-    /// Messages replayed with `since` before `truncated` is set.
-    #[arg(long, env = "MOIM_RESUME_LIMIT")]
-    pub resume_limit: Option<usize>,
-    /// Frames a connection may have waiting for a slow socket before it must resync.
-    #[arg(long, env = "MOIM_ROOM_BUFFER")]
-    pub room_buffer: Option<usize>,
-    /// RTMP ingest address (OBS publishes to rtmp://HOST:PORT/live/{stream key}).
-    #[arg(long, env = "MOIM_RTMP_LISTEN")]
-    pub rtmp_listen: Option<SocketAddr>,
-    /// Host (and port) put in the RTMP URL shown to streamers; default: the HTTP host.
-    #[arg(long, env = "MOIM_RTMP_PUBLIC_HOST")]
-    pub rtmp_public_host: Option<String>,
-    /// Broadcasts running at once.
-    #[arg(long, env = "MOIM_MAX_BROADCASTS")]
-    pub max_broadcasts: Option<usize>,
-    /// Highest ingest bitrate, kbit/s, averaged over 5 s; a faster publisher is disconnected.
-    #[arg(long, env = "MOIM_MAX_INGEST_KBPS")]
-    pub max_ingest_kbps: Option<u64>,
-    /// Seconds a publisher may be gone and come back to the same broadcast.
-    #[arg(long, env = "MOIM_RECONNECT_GRACE_S")]
-    pub reconnect_grace_s: Option<u64>,
-    /// Seconds without data after which a publisher is considered gone.
-    #[arg(long, env = "MOIM_INGEST_TIMEOUT_S")]
-    pub ingest_timeout_s: Option<u64>,
-    /// LL-HLS part duration upper bound, milliseconds.
-    #[arg(long, env = "MOIM_HLS_PART_MS")]
-    pub hls_part_ms: Option<u32>,
-    /// Minimum HLS segment duration, milliseconds (segments end at the next keyframe).
-    #[arg(long, env = "MOIM_HLS_SEGMENT_MS")]
-    pub hls_segment_ms: Option<u32>,
-    /// Make lower renditions with ffmpeg (adaptive bitrate); off = pass the source through.
-    #[arg(long, env = "MOIM_TRANSCODE")]
-    pub transcode: Option<bool>,
-    /// The ladder: `HEIGHT:KBPS,…`; steps at or above the source's height are skipped.
-    #[arg(long, env = "MOIM_TRANSCODE_LADDER")]
-    pub transcode_ladder: Option<String>,
+/// A value that must not be shown: its `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
-/// Settings from the optional TOML file; same names as the flags, snake_case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    public_url: Option<String>,
-    log_format: Option<String>,
-    shutdown_grace_s: Option<u64>,
-    chat_rate_burst: Option<u32>,
-    chat_rate_per_s: Option<f64>,
-    login_rate_per_min: Option<u32>,
-    trust_proxy: Option<bool>,
-    worker_threads: Option<usize>,
-    history_limit: Option<usize>,
-    resume_limit: Option<usize>,
-    room_buffer: Option<usize>,
-    rtmp_listen: Option<SocketAddr>,
-    rtmp_public_host: Option<String>,
-    max_broadcasts: Option<usize>,
-    max_ingest_kbps: Option<u64>,
-    reconnect_grace_s: Option<u64>,
-    ingest_timeout_s: Option<u64>,
-    hls_part_ms: Option<u32>,
-    hls_segment_ms: Option<u32>,
-    transcode: Option<bool>,
-    transcode_ladder: Option<String>,
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
-/// Effective configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub database_url: Option<String>,
-    pub public_url: Option<String>,
-    pub log_json: bool,
-    pub shutdown_grace: Duration,
-    pub chat_rate_burst: u32,
-    pub chat_rate_per_s: f64,
-    pub login_rate_per_min: u32,
-    /// Read the client address from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_proxy: bool,
-    /// Async worker threads; `None` = one per core.
-    pub worker_threads: Option<usize>,
-    /// Messages in the welcome frame without `since`.
-    pub history_limit: usize,
-    /// Messages replayed with `since` before `truncated` is set.
-    pub resume_limit: usize,
-    /// Frames a connection may have waiting for a slow socket before it must resync.
-    pub room_buffer: usize,
-    pub rtmp_listen: SocketAddr,
-    pub rtmp_public_host: Option<String>,
-    pub max_broadcasts: usize,
-    pub max_ingest_kbps: u64,
-    pub reconnect_grace: Duration,
-    pub ingest_timeout: Duration,
-    pub hls_part_ms: u32,
-    pub hls_segment_ms: u32,
-    pub transcode: bool,
-    pub transcode_ladder: Vec<Step>,
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "log format must be `pretty` or `json`, not `{other}`"
+            )),
+        }
+    }
+}
+
+/// The transcoding ladder, parsed from `HEIGHT:KBPS,…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ladder(pub Vec<Step>);
+
+impl FromStr for Ladder {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Ladder, String> {
+        parse_ladder(s).map(Ladder)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ladder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ladder, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::ops::Deref for Ladder {
+    type Target = [Step];
+    fn deref(&self) -> &[Step] {
+        &self.0
+    }
+}
+
+/// Declares every option once. For each group: a struct with one field per option; for all of
+/// them together: the flags (`ServeArgs`), the file's keys, the merge with precedence
+/// file < environment < flags, and the list [`OPTIONS`] the docs test walks.
+///
+/// An option is `name: Type = default` (one token tree: a literal or `{ expression }`),
+/// optionally followed by `, in LO..=HI` (clamped), or `name: Type = none` for one that may
+/// stay unset. Doc lines become the flag's help; `#[arg(…)]` lines go to clap.
+macro_rules! options {
+    (
+        $(
+            $(#[doc = $gdoc:literal])*
+            $group:ident: $Group:ident {
+                $(
+                    $(#[doc = $doc:literal])*
+                    $(#[arg($($arg:tt)*)])*
+                    $field:ident: $ty:ty = $default:tt $(, in $lo:literal ..= $hi:literal)?;
+                )*
+            }
+        )*
+    ) => {
+        /// Flags for `moim serve`. Each also reads its `MOIM_*` variable; unset ones fall back to
+        /// the config file, then to the defaults.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct ServeArgs {
+            /// Config file (TOML). A missing file is fine unless given explicitly.
+            #[arg(long, env = "MOIM_CONFIG")]
+            pub config: Option<PathBuf>,
+            $($(
+                $(#[doc = $doc])*
+                #[arg(long $(, $($arg)*)*)]
+                pub $field: Option<$ty>,
+            )*)*
+        }
+
+        /// Settings from the optional TOML file; the keys are the flags' names in snake_case.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileConfig {
+            $($( $field: Option<$ty>, )*)*
+        }
+
+        $(
+            $(#[doc = $gdoc])*
+            #[derive(Debug, Clone)]
+            pub struct $Group {
+                $(
+                    $(#[doc = $doc])*
+                    pub $field: options!(@type $ty, $default),
+                )*
+            }
+
+            impl Default for $Group {
+                fn default() -> Self {
+                    $Group { $( $field: options!(@default $default), )* }
+                }
+            }
+        )*
+
+        /// Effective configuration, by subsystem.
+        #[derive(Debug, Clone, Default)]
+        pub struct Config {
+            $( pub $group: $Group, )*
+        }
+
+        /// Every option: (file key, flag, environment variable).
+        pub const OPTIONS: &[(&str, &str, &str)] = &[
+            $($( options!(@names $field $(, $($arg)*)*), )*)*
+        ];
+
+        fn merge(args: &ServeArgs, file: FileConfig) -> Config {
+            Config {
+                $(
+                    $group: $Group {
+                        $(
+                            $field: options!(
+                                @merge args.$field.clone().or(file.$field), $default $(, $lo, $hi)?
+                            ),
+                        )*
+                    },
+                )*
+            }
+        }
+    };
+    (@type $ty:ty, none) => { Option<$ty> };
+    (@type $ty:ty, $default:tt) => { $ty };
+    (@default none) => { None };
+    (@default $default:tt) => { $default };
+    (@merge $v:expr, none) => { $v };
+    (@merge $v:expr, $default:tt) => { $v.unwrap_or_else(|| $default) };
+    (@merge $v:expr, $default:tt, $lo:literal, $hi:literal) => {
+        $v.unwrap_or_else(|| $default).clamp($lo, $hi)
+    };
+    (@names $field:ident, env = $env:literal $(, $($rest:tt)*)?) => {
+        (stringify!($field), stringify!($field), $env)
+    };
+}
+
+options! {
+    /// The web server: where it listens, who it trusts, how it stops and logs.
+    http: HttpConfig {
+        /// HTTP listen address.
+        #[arg(env = "MOIM_LISTEN")]
+        listen: SocketAddr = { SocketAddr::from(([127, 0, 0, 1], 8080)) };
+        /// Public base URL (e.g. https://moim.example); `https` turns on Secure cookies.
+        #[arg(env = "MOIM_PUBLIC_URL")]
+        public_url: String = none;
+        /// Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.
+        #[arg(env = "MOIM_TRUST_PROXY")]
+        trust_proxy: bool = false;
+        /// Login attempts allowed per IP per minute (burst).
+        #[arg(env = "MOIM_LOGIN_RATE_PER_MIN")]
+        login_rate_per_min: u32 = 10, in 1..=100_000;
+        /// Threads running connections (default: one per CPU core).
+        #[arg(env = "MOIM_WORKER_THREADS")]
+        worker_threads: usize = none;
+        /// Grace period for shutdown, in seconds.
+        #[arg(env = "MOIM_SHUTDOWN_GRACE_S")]
+        shutdown_grace_s: u64 = 10, in 1..=3600;
+        /// Log format: `pretty` or `json`.
+        #[arg(env = "MOIM_LOG_FORMAT")]
+        log_format: LogFormat = { LogFormat::Pretty };
+    }
+    /// Rooms and chat: pacing, history, slow clients.
+    chat: ChatConfig {
+        /// Chat rate limit: burst size per user per room (0 disables the limit).
+        #[arg(env = "MOIM_CHAT_RATE_BURST")]
+        chat_rate_burst: u32 = 5;
+        /// Chat rate limit: messages per second refilled.
+        #[arg(env = "MOIM_CHAT_RATE_PER_S")]
+        chat_rate_per_s: f64 = 1.0;
+        /// Messages in the welcome frame without `since`.
+        #[arg(env = "MOIM_HISTORY_LIMIT")]
+        history_limit: usize = 100, in 1..=1000;
+        /// Messages replayed with `since` before `truncated` is set.
+        #[arg(env = "MOIM_RESUME_LIMIT")]
+        resume_limit: usize = 1000, in 1..=10_000;
+        /// Frames a connection may have waiting for a slow socket before it must resync.
+        #[arg(env = "MOIM_ROOM_BUFFER")]
+        room_buffer: usize = 256, in 16..=65_536;
+    }
+    /// Live broadcasting: ingest, its limits, LL-HLS timing, the optional ladder.
+    live: LiveConfig {
+        /// RTMP ingest address (OBS publishes to rtmp://HOST:PORT/live/{stream key}).
+        #[arg(env = "MOIM_RTMP_LISTEN")]
+        rtmp_listen: SocketAddr = { SocketAddr::from(([127, 0, 0, 1], 1935)) };
+        /// Host (and port) put in the RTMP URL shown to streamers; default: the HTTP host.
+        #[arg(env = "MOIM_RTMP_PUBLIC_HOST")]
+        rtmp_public_host: String = none;
+        /// Broadcasts running at once.
+        #[arg(env = "MOIM_MAX_BROADCASTS")]
+        max_broadcasts: usize = 20, in 1..=10_000;
+        /// Highest ingest bitrate, kbit/s, averaged over 5 s; a faster publisher is disconnected.
+        #[arg(env = "MOIM_MAX_INGEST_KBPS")]
+        max_ingest_kbps: u64 = 20_000, in 100..=1_000_000;
+        /// Seconds a publisher may be gone and come back to the same broadcast.
+        #[arg(env = "MOIM_RECONNECT_GRACE_S")]
+        reconnect_grace_s: u64 = 10, in 0..=600;
+        /// Seconds without data after which a publisher is considered gone.
+        #[arg(env = "MOIM_INGEST_TIMEOUT_S")]
+        ingest_timeout_s: u64 = 10, in 1..=600;
+        /// LL-HLS part duration upper bound, milliseconds.
+        #[arg(env = "MOIM_HLS_PART_MS")]
+        hls_part_ms: u32 = 334, in 100..=2000;
+        /// Minimum HLS segment duration, milliseconds (segments end at the next keyframe).
+        #[arg(env = "MOIM_HLS_SEGMENT_MS")]
+        hls_segment_ms: u32 = 1000, in 500..=10_000;
+        /// Make lower renditions with ffmpeg (adaptive bitrate); off = pass the source through.
+        #[arg(env = "MOIM_TRANSCODE")]
+        transcode: bool = false;
+        /// The ladder: `HEIGHT:KBPS,…`; steps at or above the source's height are skipped.
+        #[arg(env = "MOIM_TRANSCODE_LADDER")]
+        transcode_ladder: Ladder = { DEFAULT_LADDER.parse().expect("the default ladder parses") };
+    }
+    /// Where data lives.
+    storage: StorageConfig {
+        /// Directory for the SQLite database and blobs.
+        #[arg(env = "MOIM_DATA_DIR")]
+        data_dir: PathBuf = { PathBuf::from("./moim-data") };
+        /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
+        #[arg(env = "MOIM_DATABASE_URL", hide_env_values = true)]
+        database_url: Secret = none;
+    }
 }
 
 /// Default transcoding ladder: height:kbit/s.
 pub const DEFAULT_LADDER: &str = "720:2800,480:1400,360:800";
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            data_dir: PathBuf::from("./moim-data"),
-            database_url: None,
-            public_url: None,
-            log_json: false,
-            shutdown_grace: Duration::from_secs(10),
-            chat_rate_burst: 5,
-            chat_rate_per_s: 1.0,
-            login_rate_per_min: 10,
-            trust_proxy: false,
-            worker_threads: None,
-            history_limit: 100,
-            resume_limit: 1000,
-            room_buffer: 256,
-            rtmp_listen: SocketAddr::from(([127, 0, 0, 1], 1935)),
-            rtmp_public_host: None,
-            max_broadcasts: 20,
-            max_ingest_kbps: 20_000,
-            reconnect_grace: Duration::from_secs(10),
-            ingest_timeout: Duration::from_secs(10),
-            hls_part_ms: 334,
-            hls_segment_ms: 1000,
-            transcode: false,
-            transcode_ladder: parse_ladder(DEFAULT_LADDER).expect("the default ladder parses"),
-        }
-    }
-}
-
 impl Config {
-    /// Merges file, environment (already folded into `args` by clap) and flags.
+    /// Merges file, environment (already folded into `args` by clap) and flags, and checks
+    /// what the types cannot.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
         let file = match &args.config {
             Some(path) => {
@@ -224,114 +319,29 @@ impl Config {
                 Err(_) => FileConfig::default(),
             },
         };
-        let d = Config::default();
-        let log_format = args.log_format.clone().or(file.log_format);
-        let log_json = match log_format.as_deref() {
-            None | Some("pretty") => false,
-            Some("json") => true,
-            Some(other) => anyhow::bail!("log format must be `pretty` or `json`, not `{other}`"),
-        };
-        let chat_rate_per_s = args
-            .chat_rate_per_s
-            .or(file.chat_rate_per_s)
-            .unwrap_or(d.chat_rate_per_s);
+        let mut config = merge(args, file);
+        let rate = config.chat.chat_rate_per_s;
         anyhow::ensure!(
-            chat_rate_per_s.is_finite() && chat_rate_per_s >= 0.0,
+            rate.is_finite() && rate >= 0.0,
             "chat_rate_per_s must be a non-negative number"
         );
-        let transcode_ladder = match args.transcode_ladder.clone().or(file.transcode_ladder) {
-            Some(text) => {
-                parse_ladder(&text).map_err(|e| anyhow::anyhow!("transcode_ladder: {e}"))?
-            }
-            None => d.transcode_ladder.clone(),
-        };
-        Ok(Config {
-            transcode: args.transcode.or(file.transcode).unwrap_or(d.transcode),
-            transcode_ladder,
-            listen: args.listen.or(file.listen).unwrap_or(d.listen),
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or(d.data_dir),
-            database_url: args.database_url.clone().or(file.database_url),
-            public_url: args.public_url.clone().or(file.public_url),
-            log_json,
-            shutdown_grace: Duration::from_secs(
-                args.shutdown_grace_s
-                    .or(file.shutdown_grace_s)
-                    .unwrap_or(d.shutdown_grace.as_secs()),
-            ),
-            chat_rate_burst: args
-                .chat_rate_burst
-                .or(file.chat_rate_burst)
-                .unwrap_or(d.chat_rate_burst),
-            chat_rate_per_s,
-            login_rate_per_min: args
-                .login_rate_per_min
-                .or(file.login_rate_per_min)
-                .unwrap_or(d.login_rate_per_min),
-            trust_proxy: args
-                .trust_proxy
-                .or(file.trust_proxy)
-                .unwrap_or(d.trust_proxy),
-            worker_threads: args
-                .worker_threads
-                .or(file.worker_threads)
-                .map(|n| n.clamp(1, 1024)),
-            history_limit: args
-                .history_limit
-                .or(file.history_limit)
-                .unwrap_or(d.history_limit)
-                .clamp(1, 1000),
-            resume_limit: args
-                .resume_limit
-                .or(file.resume_limit)
-                .unwrap_or(d.resume_limit)
-                .clamp(1, 10_000),
-            room_buffer: args
-                .room_buffer
-                .or(file.room_buffer)
-                .unwrap_or(d.room_buffer)
-                .clamp(16, 65_536),
-            rtmp_listen: args
-                .rtmp_listen
-                .or(file.rtmp_listen)
-                .unwrap_or(d.rtmp_listen),
-            rtmp_public_host: args.rtmp_public_host.clone().or(file.rtmp_public_host),
-            max_broadcasts: args
-                .max_broadcasts
-                .or(file.max_broadcasts)
-                .unwrap_or(d.max_broadcasts)
-                .clamp(1, 10_000),
-            max_ingest_kbps: args
-                .max_ingest_kbps
-                .or(file.max_ingest_kbps)
-                .unwrap_or(d.max_ingest_kbps)
-                .clamp(100, 1_000_000),
-            reconnect_grace: Duration::from_secs(
-                args.reconnect_grace_s
-                    .or(file.reconnect_grace_s)
-                    .unwrap_or(d.reconnect_grace.as_secs())
-                    .min(600),
-            ),
-            ingest_timeout: Duration::from_secs(
-                args.ingest_timeout_s
-                    .or(file.ingest_timeout_s)
-                    .unwrap_or(d.ingest_timeout.as_secs())
-                    .clamp(1, 600),
-            ),
-            hls_part_ms: args
-                .hls_part_ms
-                .or(file.hls_part_ms)
-                .unwrap_or(d.hls_part_ms)
-                .clamp(100, 2000),
-            hls_segment_ms: args
-                .hls_segment_ms
-                .or(file.hls_segment_ms)
-                .unwrap_or(d.hls_segment_ms)
-                .clamp(500, 10_000),
-        })
+        config.http.worker_threads = config.http.worker_threads.map(|n| n.clamp(1, 1024));
+        if let Some(url) = &config.storage.database_url {
+            let u = url.expose();
+            anyhow::ensure!(
+                u.starts_with("sqlite:")
+                    || u.starts_with("postgres://")
+                    || u.starts_with("postgresql://"),
+                "database URL must start with sqlite: or postgres://"
+            );
+        }
+        Ok(config)
+    }
+}
+
+impl HttpConfig {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_s)
     }
 
     /// True when cookies must carry `Secure` (served over TLS).
@@ -339,6 +349,16 @@ impl Config {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+impl LiveConfig {
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_secs(self.reconnect_grace_s)
+    }
+
+    pub fn ingest_timeout(&self) -> Duration {
+        Duration::from_secs(self.ingest_timeout_s)
     }
 }
 
@@ -379,6 +399,87 @@ pub fn parse_ladder(text: &str) -> Result<Vec<Step>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(list: &[&str]) -> ServeArgs {
+        let mut argv = vec!["moim"];
+        argv.extend_from_slice(list);
+        Cli::try_parse_from(argv).expect("flags parse").serve
+    }
+
+    fn file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "moim-config-{}-{:08x}.toml",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let path = file("listen = \"0.0.0.0:9000\"\nchat_rate_burst = 8\nhistory_limit = 5000\n");
+        let cfg = path.to_str().unwrap();
+        let c = Config::load(&args(&["--config", cfg, "--chat-rate-burst", "3"])).unwrap();
+        assert_eq!(
+            c.http.listen,
+            "0.0.0.0:9000".parse().unwrap(),
+            "from the file"
+        );
+        assert_eq!(c.chat.chat_rate_burst, 3, "the flag wins");
+        assert_eq!(c.chat.history_limit, 1000, "clamped to its range");
+        assert_eq!(c.live.hls_part_ms, 334, "default");
+        assert_eq!(c.live.transcode_ladder.len(), 3);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let path = file("chat_rate_burst = 8\nno_such_option = 1\n");
+        let err = Config::load(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("no_such_option"), "{err:#}");
+        std::fs::remove_file(path).unwrap();
+        let bad_ladder = Cli::try_parse_from(["moim", "--transcode-ladder", "721:800"]);
+        assert!(bad_ladder.is_err());
+        let bad_log = Cli::try_parse_from(["moim", "--log-format", "xml"]);
+        assert!(bad_log.unwrap_err().to_string().contains("pretty"));
+        let err = Config::load(&args(&["--chat-rate-per-s", "NaN"])).unwrap_err();
+        assert!(err.to_string().contains("chat_rate_per_s"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Config::load(&args(&[
+            "--database-url",
+            "postgres://moim:hunter2-secret@db.example/moim",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.storage.database_url.as_ref().unwrap().expose(),
+            "postgres://moim:hunter2-secret@db.example/moim"
+        );
+        let shown = format!(
+            "{c:?} {:?}",
+            args(&["--database-url", "postgres://x:hunter2-secret@h/d"])
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn every_option_is_documented() {
+        let docs = include_str!("../docs/configuration.md");
+        for (key, flag, env) in OPTIONS {
+            let flag = format!("`--{}", flag.replace('_', "-"));
+            for needle in [flag.as_str(), env, &format!("`{key}`")] {
+                assert!(
+                    docs.contains(needle),
+                    "docs/configuration.md lacks {needle}"
+                );
+            }
+        }
+        assert!(OPTIONS.len() >= 24);
+    }
 
     #[test]
     fn ladders() {

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use moim::app::Application;
-use moim::config::{Cli, Command, Config};
+use moim::config::{Cli, Command, Config, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -11,9 +11,9 @@ fn main() -> anyhow::Result<()> {
         None => cli.serve,
     };
     let config = Config::load(&args)?;
-    moim::telemetry::init(config.log_json);
+    moim::telemetry::init(config.http.log_format == LogFormat::Json);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.worker_threads {
+    if let Some(n) = config.http.worker_threads {
         runtime.worker_threads(n);
     }
     runtime.enable_all().build()?.block_on(serve(config))

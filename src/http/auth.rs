@@ -24,7 +24,7 @@ pub struct Credentials {
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if state.config.secure_cookies() {
+    let secure = if state.config.http.secure_cookies() {
         "; Secure"
     } else {
         ""
@@ -59,7 +59,7 @@ async fn start_session(state: &AppState, user: &User, status: StatusCode) -> Api
 /// The client's address: the TCP peer, or behind a trusted proxy the address it appended last
 /// to `X-Forwarded-For` (earlier entries are whatever the client claimed).
 pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    if state.config.trust_proxy {
+    if state.config.http.trust_proxy {
         let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()

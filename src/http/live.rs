@@ -48,7 +48,7 @@ async fn wait_for(
     limit: Duration,
     ready: impl Fn(&Segmenter) -> bool,
 ) -> bool {
-    let mut rx = b.changed.subscribe();
+    let mut rx = b.subscribe();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if ready(&seg.lock()) {
@@ -73,18 +73,22 @@ pub async fn live_index(
     if b.ended() {
         return Err(ApiError::NotFound("this room is not live".into()));
     }
-    if !wait_for(&b, &b.seg, FIRST_MEDIA_WAIT, |s| s.has_media() || s.ended()).await {
+    if !wait_for(&b, b.source(), FIRST_MEDIA_WAIT, |s| {
+        s.has_media() || s.ended()
+    })
+    .await
+    {
         return Err(ApiError::Unavailable(
             "the broadcast has not sent media yet".into(),
         ));
     }
     // A just-started transcoder's rungs lag the source by a moment; players read this playlist
     // once, so give them a chance to be in it.
-    let rungs: Vec<_> = b.rungs.lock().clone();
+    let rungs = b.rungs();
     for r in rungs {
         let failed = || r.failed.load(std::sync::atomic::Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + RUNG_WAIT;
-        let mut rx = b.changed.subscribe();
+        let mut rx = b.subscribe();
         while !failed() && !r.seg.lock().has_media() {
             if tokio::time::timeout_at(deadline, rx.changed())
                 .await
@@ -102,7 +106,7 @@ pub async fn live_index(
         bandwidth: u64,
     }
     let row = |name: &str, seg: &Segmenter, nominal_bps: u64| Row {
-        uri: format!("{}/{name}/index.m3u8", b.id),
+        uri: format!("{}/{name}/index.m3u8", b.id()),
         name: name.to_string(),
         codecs: seg.codecs(),
         resolution: seg.resolution(),
@@ -112,9 +116,9 @@ pub async fn live_index(
             measured => measured,
         },
     };
-    let mut rows = vec![row("source", &b.seg.lock(), 2_500_000)];
-    rows[0].uri = format!("{}/src/index.m3u8", b.id);
-    for r in b.rungs.lock().iter() {
+    let mut rows = vec![row("source", &b.source().lock(), 2_500_000)];
+    rows[0].uri = format!("{}/src/index.m3u8", b.id());
+    for r in b.rungs().iter() {
         if r.failed.load(std::sync::atomic::Ordering::Relaxed) {
             continue;
         }
@@ -161,7 +165,7 @@ pub async fn live_file(
     req: Request,
 ) -> ApiResult<Response> {
     let b = broadcast(&state, &slug)?;
-    if b.id != bid {
+    if b.id() != bid {
         return Err(ApiError::NotFound("no such broadcast".into()));
     }
     let seg = b
@@ -239,11 +243,12 @@ pub async fn live_file(
 /// The ingest URL shown to streamers (without the key).
 fn rtmp_url(state: &AppState, headers: &HeaderMap) -> String {
     let port = state.rtmp_port;
-    if let Some(host) = &state.config.rtmp_public_host {
+    if let Some(host) = &state.config.live.rtmp_public_host {
         return format!("rtmp://{host}/live");
     }
     let host = state
         .config
+        .http
         .public_url
         .as_deref()
         .and_then(|u| u.split_once("://").map(|(_, rest)| rest))

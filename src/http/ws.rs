@@ -96,7 +96,7 @@ pub async fn room_ws(
             return tracing::error!("WebSocket upgrade on an unexpected transport");
         };
         let cfg = &state.config;
-        let io = ConnIo::new(parts.io.into_inner(), cfg.room_buffer);
+        let io = ConnIo::new(parts.io.into_inner(), cfg.chat.room_buffer);
         // Copied: hyper's leftover buffer is a view into its (much larger) read buffer, which
         // would otherwise stay allocated for the life of the connection.
         let shared = SharedIo {
@@ -115,9 +115,9 @@ pub async fn room_ws(
             return session::drain_final(&io).await;
         }
         let settings = session::Settings {
-            grace: cfg.shutdown_grace,
-            history_limit: cfg.history_limit,
-            resume_limit: cfg.resume_limit,
+            grace: cfg.http.shutdown_grace(),
+            history_limit: cfg.chat.history_limit,
+            resume_limit: cfg.chat.resume_limit,
         };
         let opened = Opened {
             room,

@@ -23,25 +23,25 @@ const THUMBNAIL_EVERY: Duration = Duration::from_secs(10);
 /// One broadcast: a room's live window, its publisher and its recording.
 pub struct Broadcast {
     /// Random id in segment URLs, so a new broadcast never reuses cached URLs.
-    pub id: String,
-    pub slug: String,
-    pub room_id: i64,
-    pub started_at: i64,
+    pub(super) id: String,
+    pub(super) slug: String,
+    pub(super) room_id: i64,
+    pub(super) started_at: i64,
     /// The source rendition's live window.
-    pub seg: Arc<Mutex<Segmenter>>,
+    pub(super) seg: Arc<Mutex<Segmenter>>,
     pub(super) seg_cfg: segmenter::Config,
     /// Lower renditions, once the transcoder has started (kept across publisher reconnects).
-    pub rungs: Mutex<Vec<Arc<transcode::Rung>>>,
+    pub(super) rungs: Mutex<Vec<Arc<transcode::Rung>>>,
     pub(super) transcoder: Mutex<Option<transcode::Handle>>,
     /// Bumped whenever a part or segment appears or the broadcast ends: blocked playlist and
     /// part requests wait on it.
-    pub changed: watch::Sender<u64>,
+    pub(super) changed: watch::Sender<u64>,
     /// Its id in the lifecycle.
     pub(super) num: lifecycle::BroadcastId,
     /// Set (under the lifecycle's lock) the moment the lifecycle ends it.
     pub(super) ended: AtomicBool,
     /// Cancelled to disconnect the publisher (key rotated, room deleted, shutdown).
-    pub kick: CancellationToken,
+    pub(super) kick: CancellationToken,
     /// The room as it was when the broadcast started (owner, title, recording on or off).
     pub(super) room: crate::storage::rooms::Room,
     /// Started with the first media, so a publisher that never sends any, or loses a race for
@@ -59,6 +59,26 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
+    /// Random id in segment URLs.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The source rendition's live window.
+    pub fn source(&self) -> &Arc<Mutex<Segmenter>> {
+        &self.seg
+    }
+
+    /// The transcoder's renditions (failed ones included: check `Rung::failed`).
+    pub fn rungs(&self) -> Vec<Arc<transcode::Rung>> {
+        self.rungs.lock().clone()
+    }
+
+    /// Wakes on every new part or segment and at the end (see `changed`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// Wakes everyone waiting for a change.
     pub fn notify(&self) {
         self.changed.send_modify(|v| *v += 1);

@@ -99,7 +99,7 @@ struct Conn {
 impl Conn {
     /// Runs the connection; `Err` carries why it was dropped (for the log).
     async fn run(&mut self, mut stream: TcpStream) -> Result<(), String> {
-        let timeout = self.live.config().ingest_timeout;
+        let timeout = self.live.config().ingest_timeout();
         let max_kbps = self.live.config().max_ingest_kbps;
         let max_bytes_per_window = max_kbps * 1000 / 8 * BITRATE_WINDOW.as_secs();
         let mut session = ServerSession::new(SessionConfig::default());

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::domain::events::{Broker, Event, RoomEvent, Subscriber};
 use crate::domain::Streams;
 use crate::metrics::Metrics;
@@ -93,7 +93,7 @@ struct Inner {
     db: Db,
     blobs: Arc<dyn Blobs>,
     broker: Arc<dyn Broker>,
-    config: Arc<Config>,
+    config: Arc<LiveConfig>,
     /// The lifecycle and the broadcasts it has, under one lock so they always agree.
     core: Mutex<Core>,
     /// Wakes the lifecycle's timer when a deadline may have moved.
@@ -121,7 +121,7 @@ impl Live {
         db: Db,
         blobs: Arc<dyn Blobs>,
         broker: Arc<dyn Broker>,
-        config: Arc<Config>,
+        config: Arc<LiveConfig>,
         metrics: Arc<Metrics>,
         rtmp_addr: std::net::SocketAddr,
     ) -> Live {
@@ -141,7 +141,7 @@ impl Live {
                 core: Mutex::new(Core {
                     lifecycle: Lifecycle::new(lifecycle::Limits {
                         max_broadcasts: config.max_broadcasts,
-                        grace: config.reconnect_grace,
+                        grace: config.reconnect_grace(),
                         linger: ENDED_LINGER,
                     }),
                     broadcasts: HashMap::new(),
@@ -154,7 +154,7 @@ impl Live {
         }
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &LiveConfig {
         &self.inner.config
     }
 

@@ -8,15 +8,18 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-/// Longest a thumbnail may take before the child is killed.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a thumbnail may take before the child is killed. One frame takes ffmpeg well under
+/// a second on an idle core, but a busy 2-core machine (a transcoding ladder, a build) has been
+/// seen to need more than ten, and a recording gets only one try.
+const TIMEOUT: Duration = Duration::from_secs(45);
 /// Larger output than this is not a thumbnail.
 const MAX_JPEG: usize = 2 << 20;
 
 /// A 320-pixel-wide JPEG of the first frame of `mp4`, or `None` (no ffmpeg, no video, error).
 pub async fn jpeg(mp4: Vec<u8>) -> Option<Vec<u8>> {
     let mut child = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "mp4", "-i", "pipe:0", "-frames:v", "1"])
+        .args(["-v", "error", "-threads", "1", "-f", "mp4", "-i", "pipe:0"])
+        .args(["-frames:v", "1"])
         .args([
             "-vf",
             "scale=320:-2",

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Broadcast;
-use crate::config::{Config, Step};
+use crate::config::{LiveConfig, Step};
 
 /// FLV tags that may wait for ffmpeg; past this it is too slow and is stopped.
 const QUEUE_TAGS: usize = 512;
@@ -99,7 +99,7 @@ impl Handle {
 /// the broadcast already has (a publisher that reconnected keeps its viewers' URLs).
 pub fn rungs_for(
     b: &Broadcast,
-    config: &Config,
+    config: &LiveConfig,
     source_height: u32,
     seg_cfg: &segmenter::Config,
 ) -> Vec<Arc<Rung>> {
