@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
+use crate::domain::accounts::Accounts;
 use crate::domain::events::{Broker, LocalBroker};
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
@@ -97,6 +98,7 @@ impl Application {
         let broker: Arc<dyn Broker> = broker;
         let per_min = config.http.login_rate_per_min;
         let state = AppState(Arc::new(Shared {
+            accounts: Accounts::new(db.clone()),
             rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(db.clone()),

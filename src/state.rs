@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
+use crate::domain::accounts::Accounts;
 use crate::domain::events::Broker;
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
@@ -36,7 +37,8 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] points at.
 pub struct Shared {
     pub db: Db,
-    /// Room operations (the domain layer).
+    /// The domain layer's services.
+    pub accounts: Accounts,
     pub rooms: Rooms,
     pub settings: Settings,
     pub videos: Videos,

@@ -3,6 +3,7 @@
 //! changed on the [`events`] path; subscribers (the rooms hub, live) react. Owns no HTTP types
 //! and no sockets: handlers map [`Error`] to responses, and nothing here touches the hub.
 
+pub mod accounts;
 pub mod events;
 pub mod policy;
 pub mod rooms;

@@ -1,4 +1,5 @@
-//! Sign-up, log-in, log-out, the current user and API tokens.
+//! Sign-up, log-in, log-out, the current user and API tokens over HTTP: per-address limits and
+//! the session cookie here, the rest in `domain::accounts`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -11,10 +12,10 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::extract::CurrentUser;
-use crate::auth::{self, SESSION_COOKIE, SESSION_TTL_MS, TOKEN_PREFIX};
+use crate::auth::{self, SESSION_COOKIE};
 use crate::state::AppState;
-use crate::storage::users::{self, User};
-use crate::storage::{is_unique_violation, now_ms, rfc3339};
+use crate::storage::rfc3339;
+use crate::storage::users::User;
 use crate::views::UserView;
 
 #[derive(Deserialize)]
@@ -37,17 +38,8 @@ fn session_cookie(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue 
 
 /// Starts a session for `user` and answers with the user and the cookie.
 async fn start_session(state: &AppState, user: &User, status: StatusCode) -> ApiResult<Response> {
-    let secret = auth::random_secret();
-    let now = now_ms();
-    users::create_session(
-        &state.db.pool,
-        &auth::secret_hash(&secret),
-        user.id,
-        now,
-        now + SESSION_TTL_MS,
-    )
-    .await?;
-    let cookie = session_cookie(state, &secret, SESSION_TTL_MS / 1000);
+    let session = state.accounts.start_session(user).await?;
+    let cookie = session_cookie(state, &session.secret, session.max_age_s);
     Ok((
         status,
         [(header::SET_COOKIE, cookie)],
@@ -86,22 +78,12 @@ pub async fn signup(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    let (username, key) = auth::normalise_username(&body.username)?;
-    auth::check_password(&body.password)?;
+    let names = state
+        .accounts
+        .check_signup(&body.username, &body.password)?;
     let ip = client_ip(&state, &headers, peer);
     state.signup_by_ip.check(&ip).map_err(limited)?;
-    let hash = auth::hash_password(body.password).await?;
-    let user = match users::create(&state.db.pool, &username, &key, &hash, now_ms()).await {
-        Ok(u) => u,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(
-                "username_taken",
-                "that username is taken".into(),
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(user = %user.username, role = user.role.as_str(), "account created");
+    let user = state.accounts.signup(names, body.password).await?;
     start_session(&state, &user, StatusCode::CREATED).await
 }
 
@@ -125,21 +107,15 @@ pub async fn login(
         return Err(bad());
     };
     state.login_by_account.check(&key).map_err(limited)?;
-    let found = users::find_with_hash(&state.db.pool, &key).await?;
-    let (user, hash) = match found {
-        Some((u, h)) => (Some(u), Some(h)),
-        None => (None, None),
-    };
-    let ok = auth::verify_password(body.password, hash).await?;
-    match user {
-        Some(user) if ok => start_session(&state, &user, StatusCode::OK).await,
-        _ => Err(bad()),
+    match state.accounts.verify(&key, body.password).await? {
+        Some(user) => start_session(&state, &user, StatusCode::OK).await,
+        None => Err(bad()),
     }
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(cookie) = auth::session_cookie(&headers) {
-        users::delete_session(&state.db.pool, &auth::secret_hash(cookie)).await?;
+        state.accounts.end_session(cookie).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -152,9 +128,6 @@ pub async fn me(CurrentUser(user): CurrentUser) -> Json<serde_json::Value> {
     Json(json!({"user": UserView::from(&user)}))
 }
 
-/// API tokens a user may hold at once.
-const MAX_TOKENS: usize = 50;
-
 #[derive(Deserialize)]
 pub struct NewToken {
     name: String,
@@ -165,31 +138,10 @@ pub async fn create_token(
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<NewToken>,
 ) -> ApiResult<Response> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::invalid(
-            "invalid_name",
-            "token name must be 1 to 64 characters",
-        ));
-    }
-    if users::list_tokens(&state.db.pool, user.id).await?.len() >= MAX_TOKENS {
-        return Err(ApiError::Conflict(
-            "too_many_tokens",
-            format!("at most {MAX_TOKENS} tokens; revoke one first"),
-        ));
-    }
-    let token = format!("{TOKEN_PREFIX}{}", auth::random_secret());
-    let id = users::create_token(
-        &state.db.pool,
-        user.id,
-        name,
-        &auth::secret_hash(&token),
-        now_ms(),
-    )
-    .await?;
+    let t = state.accounts.create_token(&user, &body.name).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id.to_string(), "name": name, "token": token})),
+        Json(json!({"id": t.id.to_string(), "name": t.name, "token": t.token})),
     )
         .into_response())
 }
@@ -198,7 +150,7 @@ pub async fn list_tokens(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let tokens = users::list_tokens(&state.db.pool, user.id).await?;
+    let tokens = state.accounts.tokens(&user).await?;
     let tokens: Vec<_> = tokens
         .iter()
         .map(|t| json!({"id": t.id.to_string(), "name": t.name, "created_at": rfc3339(t.created_at)}))
@@ -211,10 +163,6 @@ pub async fn delete_token(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let id: i64 = id.parse().map_err(|_| ApiError::not_found("token"))?;
-    if users::delete_token(&state.db.pool, user.id, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("token"))
-    }
+    state.accounts.delete_token(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

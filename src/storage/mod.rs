@@ -128,6 +128,27 @@ impl Db {
     }
 }
 
+/// Text of an enum stored in a column, and back; unknown text is a decode error.
+macro_rules! column_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+            pub(crate) fn parse(s: &str) -> Result<$ty, $crate::storage::DbError> {
+                match s {
+                    $($text => Ok($ty::$variant),)*
+                    other => Err($crate::storage::DbError::Decode(
+                        format!("unknown {} `{other}`", stringify!($ty)).into(),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use column_enum;
+
 /// True when `err` is a unique-constraint violation (both backends).
 pub fn is_unique_violation(err: &DbError) -> bool {
     match err {
@@ -155,4 +176,35 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rooms::SanctionKind;
+    use super::users::Role;
+    use super::videos::{VideoSource, VideoStatus};
+
+    #[test]
+    fn column_enums_round_trip_and_refuse_unknown_text() {
+        for s in [
+            VideoStatus::Processing,
+            VideoStatus::Ready,
+            VideoStatus::Failed,
+        ] {
+            assert_eq!(VideoStatus::parse(s.as_str()).unwrap(), s);
+        }
+        for s in [VideoSource::Live, VideoSource::Upload] {
+            assert_eq!(VideoSource::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
+        assert_eq!(
+            SanctionKind::parse("timeout").unwrap(),
+            SanctionKind::Timeout
+        );
+        // No silent default: a value this version does not know is an error, with its name.
+        let err = Role::parse("superuser").unwrap_err().to_string();
+        assert!(err.contains("Role") && err.contains("superuser"), "{err}");
+        assert!(VideoStatus::parse("Ready").is_err());
+        assert!(SanctionKind::parse("").is_err());
+    }
 }

@@ -172,14 +172,7 @@ pub enum SanctionKind {
     Timeout,
 }
 
-impl SanctionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SanctionKind::Ban => "ban",
-            SanctionKind::Timeout => "timeout",
-        }
-    }
-}
+super::column_enum!(SanctionKind { Ban => "ban", Timeout => "timeout" });
 
 /// An active ban or timeout.
 #[derive(Debug, Clone)]
@@ -251,15 +244,10 @@ pub async fn active_sanctions(
     .await?;
     rows.iter()
         .map(|r| {
-            let kind: String = r.try_get("kind")?;
             Ok(Sanction {
                 user_id: r.try_get("user_id")?,
                 username: r.try_get("username")?,
-                kind: if kind == "ban" {
-                    SanctionKind::Ban
-                } else {
-                    SanctionKind::Timeout
-                },
+                kind: SanctionKind::parse(&r.try_get::<String, _>("kind")?)?,
                 expires_at: r.try_get("expires_at")?,
             })
         })

@@ -18,27 +18,13 @@ pub enum Role {
     Member,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-    fn parse(s: &str) -> Role {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::Member
-        }
-    }
-}
+super::column_enum!(Role { Admin => "admin", Member => "member" });
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
-        role: Role::parse(&row.try_get::<String, _>("role")?),
+        role: Role::parse(&row.try_get::<String, _>("role")?)?,
     })
 }
 

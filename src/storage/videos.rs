@@ -23,27 +23,8 @@ pub enum VideoSource {
     Upload,
 }
 
-/// Text of an enum stored in a column, and back; unknown text is a decode error.
-macro_rules! column_enum {
-    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),* }
-            }
-            fn parse(s: &str) -> Result<$ty, DbError> {
-                match s {
-                    $($text => Ok($ty::$variant),)*
-                    other => Err(DbError::Decode(
-                        format!("unknown {} `{other}`", stringify!($ty)).into(),
-                    )),
-                }
-            }
-        }
-    };
-}
-
-column_enum!(VideoStatus { Processing => "processing", Ready => "ready", Failed => "failed" });
-column_enum!(VideoSource { Live => "live", Upload => "upload" });
+super::column_enum!(VideoStatus { Processing => "processing", Ready => "ready", Failed => "failed" });
+super::column_enum!(VideoSource { Live => "live", Upload => "upload" });
 
 /// A stored video.
 #[derive(Debug, Clone)]

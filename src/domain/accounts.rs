@@ -1,0 +1,151 @@
+//! Accounts: signing up, logging in and out (login sessions), and API tokens. Credentials are
+//! checked here; per-address rate limits and cookies are the HTTP edge's.
+
+use super::{Error, Result};
+use crate::auth::{self, SESSION_TTL_MS, TOKEN_PREFIX};
+use crate::storage::users::{self, TokenInfo, User};
+use crate::storage::{is_unique_violation, now_ms, Db};
+
+/// API tokens a user may hold at once.
+pub const MAX_TOKENS: usize = 50;
+
+/// Account operations; cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    db: Db,
+}
+
+/// A login session just made: the secret goes into the cookie, only its hash is stored.
+pub struct Session {
+    pub secret: String,
+    pub max_age_s: i64,
+}
+
+/// A token just made: shown to its holder once.
+pub struct NewToken {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+impl Accounts {
+    pub fn new(db: Db) -> Accounts {
+        Accounts { db }
+    }
+
+    /// Checks the username and password rules (before any rate limit is spent).
+    pub fn check_signup(&self, username: &str, password: &str) -> Result<(String, String)> {
+        let names = auth::normalise_username(username)?;
+        auth::check_password(password)?;
+        Ok(names)
+    }
+
+    /// Creates an account (the first one becomes admin) from names `check_signup` returned.
+    pub async fn signup(
+        &self,
+        (username, key): (String, String),
+        password: String,
+    ) -> Result<User> {
+        let hash = auth::hash_password(password).await?;
+        let user = match users::create(&self.db.pool, &username, &key, &hash, now_ms()).await {
+            Ok(u) => u,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::conflict("username_taken", "that username is taken"))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(user = %user.username, role = user.role.as_str(), "account created");
+        Ok(user)
+    }
+
+    /// The account if the password is right; `None` for a wrong password or an unknown (or
+    /// malformed) name alike, at the same cost.
+    pub async fn verify(&self, key: &str, password: String) -> Result<Option<User>> {
+        let found = users::find_with_hash(&self.db.pool, key).await?;
+        let (user, hash) = match found {
+            Some((u, h)) => (Some(u), Some(h)),
+            None => (None, None),
+        };
+        let ok = auth::verify_password(password, hash).await?;
+        Ok(user.filter(|_| ok))
+    }
+
+    pub async fn start_session(&self, user: &User) -> Result<Session> {
+        let secret = auth::random_secret();
+        let now = now_ms();
+        users::create_session(
+            &self.db.pool,
+            &auth::secret_hash(&secret),
+            user.id,
+            now,
+            now + SESSION_TTL_MS,
+        )
+        .await?;
+        Ok(Session {
+            secret,
+            max_age_s: SESSION_TTL_MS / 1000,
+        })
+    }
+
+    /// Ends the session whose cookie value is `secret` (unknown ones are already over).
+    pub async fn end_session(&self, secret: &str) -> Result<()> {
+        users::delete_session(&self.db.pool, &auth::secret_hash(secret)).await?;
+        Ok(())
+    }
+
+    pub async fn create_token(&self, user: &User, name: &str) -> Result<NewToken> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(Error::invalid(
+                "invalid_name",
+                "token name must be 1 to 64 characters",
+            ));
+        }
+        let mut tx = self.db.pool.begin().await?;
+        if users::list_tokens(&mut *tx, user.id).await?.len() >= MAX_TOKENS {
+            return Err(Error::conflict(
+                "too_many_tokens",
+                format!("at most {MAX_TOKENS} tokens; revoke one first"),
+            ));
+        }
+        let token = format!("{TOKEN_PREFIX}{}", auth::random_secret());
+        let id = users::create_token(
+            &mut *tx,
+            user.id,
+            name,
+            &auth::secret_hash(&token),
+            now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(NewToken {
+            id,
+            name: name.to_string(),
+            token,
+        })
+    }
+
+    pub async fn tokens(&self, user: &User) -> Result<Vec<TokenInfo>> {
+        Ok(users::list_tokens(&self.db.pool, user.id).await?)
+    }
+
+    /// Revokes one of the caller's tokens; someone else's is "not found".
+    pub async fn delete_token(&self, user: &User, id: &str) -> Result<()> {
+        let id: i64 = id.parse().map_err(|_| Error::not_found("token"))?;
+        if users::delete_token(&self.db.pool, user.id, id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("token"))
+        }
+    }
+}
+
+impl From<auth::AuthError> for Error {
+    fn from(e: auth::AuthError) -> Self {
+        match e {
+            auth::AuthError::Invalid { code, message } => Error::invalid(code, message),
+            auth::AuthError::BadToken => Error::Unauthorized,
+            auth::AuthError::Db(e) => Error::Db(e),
+        }
+    }
+}
