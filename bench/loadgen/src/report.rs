@@ -481,3 +481,49 @@ pub fn json(meta: &Value, scens: &[Scenario], results: &[RunResult]) -> Value {
         "goals": goals,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn moim_is_compared_with_every_peer_that_ran() {
+        let s = Scenario {
+            id: 'A',
+            rooms: 1,
+            clients_per_room: 10,
+            publishers_per_room: 1,
+            rate: 10.0,
+            duration: Duration::from_secs(1),
+            warmup: Duration::from_secs(1),
+        };
+        let run = |kind: Kind, cpu: f64| {
+            let mut r = RunResult::failed(kind, &s, String::new());
+            r.error = None;
+            r.connected = 10;
+            r.delivered = 100;
+            r.expected = 100;
+            r.cpu_us = 400;
+            r.cpu_sys_us = 300;
+            r.cpu_us_per_delivery = cpu;
+            r
+        };
+        let kinds = [Kind::Moim, Kind::SocketIo, Kind::Ws, Kind::Bun];
+        let results: Vec<RunResult> = kinds
+            .iter()
+            .zip([2.0, 8.0, 4.0, 1.0])
+            .map(|(k, cpu)| run(*k, cpu))
+            .collect();
+        let text = tables(std::slice::from_ref(&s), &kinds, &results, 100);
+        assert!(text.contains(
+            "moim CPU per delivery = 0.250 of socket.io's (goal ≤ 0.2), \
+             0.500 of ws's (goal ≤ 0.5), 2.000 of bun's\n"
+        ));
+        assert!(text.contains("1.00 / 3.00"), "user / kernel per delivery");
+        let j = json(&json!({}), std::slice::from_ref(&s), &results);
+        assert_eq!(j["scenarios"][0]["cpu_ratio_moim_vs_bun"], json!(2.0));
+        assert_eq!(j["runs"][3]["server"], json!("bun"));
+        assert_eq!(j["runs"][3]["server_cpu_user_us"], json!(100));
+    }
+}
