@@ -1,5 +1,6 @@
 //! The benchmark clients: one tokio task per WebSocket connection, speaking moim's JSON frames,
-//! plain `ws` text, or a minimal socket.io 4 (engine.io v4) client over a raw WebSocket.
+//! plain `ws` text (also what the Bun peer speaks), or a minimal socket.io 4 (engine.io v4)
+//! client over a raw WebSocket.
 //!
 //! Every published message is a fixed-size text `~b<publisher>:<counter>:<micros>:xxxx…`
 //! (`~w…` during warm-up), where `<micros>` is the send time since a base `Instant` shared by
@@ -269,7 +270,7 @@ fn build_payload(buf: &mut String, measured: bool, p: PublisherSpec, counter: u6
 fn wrap(kind: Kind, payload: &str) -> String {
     match kind {
         Kind::Moim => format!(r#"{{"type":"send","text":"{payload}"}}"#),
-        Kind::Ws => format!(r#"{{"text":"{payload}"}}"#),
+        Kind::Ws | Kind::Bun => format!(r#"{{"text":"{payload}"}}"#),
         Kind::SocketIo => format!(r#"42["msg","{payload}"]"#),
     }
 }
@@ -316,7 +317,7 @@ impl Receiver<'_> {
                     return Reply::None;
                 }
             }
-            Kind::Ws => {}
+            Kind::Ws | Kind::Bun => {}
         }
         let Some(pos) = t.find('~') else {
             return Reply::None;
@@ -418,7 +419,8 @@ async fn connect(spec: &ClientSpec) -> anyhow::Result<Ws> {
             }
             Ok(ws)
         }
-        Kind::Ws => {
+        // The Bun peer speaks the `ws` peer's protocol.
+        Kind::Ws | Kind::Bun => {
             let url = format!("ws://127.0.0.1:{port}/?room={}", spec.room);
             open(&url, port, None).await
         }
@@ -495,7 +497,7 @@ mod tests {
         assert_eq!(payload.len(), 100);
         assert!(payload.starts_with("~b7:3:0:x"));
 
-        for kind in [Kind::Moim, Kind::Ws, Kind::SocketIo] {
+        for kind in [Kind::Moim, Kind::Ws, Kind::SocketIo, Kind::Bun] {
             let shared = Shared::new();
             let mut rx = receiver(kind, &shared);
             let frame = match kind {

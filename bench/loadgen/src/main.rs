@@ -1,6 +1,7 @@
-//! moim-bench: the chat fan-out benchmark. Starts moim, a socket.io 4 server and a plain `ws`
-//! server one after another, drives the same scenarios against each over loopback WebSockets,
-//! and prints a side-by-side table plus `bench/results/latest.json`. See bench/README.md.
+//! moim-bench: the chat fan-out benchmark. Starts moim, a socket.io 4 server, a plain `ws`
+//! server and Bun's built-in WebSocket pub/sub one after another, drives the same scenarios
+//! against each over loopback WebSockets, and prints a side-by-side table plus
+//! `bench/results/latest.json`. See bench/README.md.
 
 mod client;
 mod hist;
@@ -24,7 +25,7 @@ use server::{Kind, Launch, MoimSetup, Server};
 #[derive(Parser)]
 #[command(
     name = "moim-bench",
-    about = "Chat fan-out benchmark: moim vs socket.io vs ws"
+    about = "Chat fan-out benchmark: moim vs socket.io vs ws vs Bun"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,8 +45,8 @@ struct Opts {
     /// Smoke run: a tenth of the clients (and of the rooms in C), short windows.
     #[arg(long)]
     quick: bool,
-    /// Servers to run, comma-separated: moim, socketio, ws.
-    #[arg(long, default_value = "moim,socketio,ws")]
+    /// Servers to run, comma-separated: moim, socketio, ws, bun (also `uws`).
+    #[arg(long, default_value = "moim,socketio,ws,bun")]
     servers: String,
     /// Scenarios to run, comma-separated: a, b, c.
     #[arg(long, default_value = "a,b,c")]
@@ -106,6 +107,9 @@ struct Opts {
     /// Node.js executable for the peer servers.
     #[arg(long, default_value = "node")]
     node: String,
+    /// Bun executable for the Bun peer (default: the one npm installs in bench/peers).
+    #[arg(long)]
+    bun: Option<PathBuf>,
     /// Repository root (holds bench/peers and bench/results).
     #[arg(long)]
     root: Option<PathBuf>,
@@ -301,9 +305,23 @@ fn build_moim(root: &Path) -> anyhow::Result<PathBuf> {
         .context("built moim, but found no target/release/moim; pass --moim-bin")
 }
 
-/// Installs the peers' npm packages when they are missing.
-fn ensure_peers(peers: &Path) -> anyhow::Result<()> {
-    if peers.join("node_modules/socket.io").exists() && peers.join("node_modules/ws").exists() {
+/// Where npm puts the `bun` executable of `@oven/bun-linux-x64`.
+const BUN_IN_PEERS: &str = "node_modules/@oven/bun-linux-x64/bin/bun";
+
+/// The `bun` executable: given, or the one npm installed in the peers' directory.
+fn bun_binary(o: &Opts, peers: &Path) -> PathBuf {
+    o.bun.clone().unwrap_or_else(|| peers.join(BUN_IN_PEERS))
+}
+
+/// Installs the peers' npm packages when one that `kinds` needs is missing.
+fn ensure_peers(peers: &Path, kinds: &[Kind], bun: &Path) -> anyhow::Result<()> {
+    let missing = kinds.iter().any(|k| match k {
+        Kind::Moim => false,
+        Kind::SocketIo => !peers.join("node_modules/socket.io").exists(),
+        Kind::Ws => !peers.join("node_modules/ws").exists(),
+        Kind::Bun => !bun.exists(),
+    });
+    if !missing {
         return Ok(());
     }
     eprintln!("installing peer servers: npm ci in {}", peers.display());
@@ -315,6 +333,12 @@ fn ensure_peers(peers: &Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("npm ci failed in {}", peers.display());
     }
+    if kinds.contains(&Kind::Bun) && !bun.exists() {
+        bail!(
+            "no bun at {} (npm ships it for linux x64 only; pass --bun PATH)",
+            bun.display()
+        );
+    }
     Ok(())
 }
 
@@ -325,7 +349,7 @@ async fn run_all(o: Opts, nofile: u64) -> anyhow::Result<()> {
     for s in o.servers.split(',').filter(|s| !s.trim().is_empty()) {
         match Kind::parse(s) {
             Some(k) => kinds.push(k),
-            None => bail!("unknown server {s:?} (use moim, socketio, ws)"),
+            None => bail!("unknown server {s:?} (use moim, socketio, ws, bun)"),
         }
     }
     let most = scens.iter().map(|s| s.clients()).max().unwrap_or(0) as u64;
@@ -338,13 +362,13 @@ async fn run_all(o: Opts, nofile: u64) -> anyhow::Result<()> {
     } else {
         PathBuf::new()
     };
-    if kinds.iter().any(|k| *k != Kind::Moim) {
-        ensure_peers(&peers_dir)?;
-    }
+    let bun = bun_binary(&o, &peers_dir);
+    ensure_peers(&peers_dir, &kinds, &bun)?;
     let launch = Launch {
         moim_bin: moim_bin.clone(),
         moim_args: o.moim_arg.clone(),
         node: o.node.clone(),
+        bun,
         peers_dir,
         nofile: nofile.min(65_536),
     };
@@ -385,7 +409,11 @@ async fn run_all(o: Opts, nofile: u64) -> anyhow::Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let json = report::json(&o_summary(&o, &moim_bin, &root), &scens, &results);
+    let json = report::json(
+        &o_summary(&o, &moim_bin, &launch.bun, &root),
+        &scens,
+        &results,
+    );
     std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
         .with_context(|| format!("writing {}", out.display()))?;
     // The same tables as printed, beside the JSON (latest.txt).
@@ -414,7 +442,7 @@ async fn warn_if_busy() {
     }
 }
 
-fn o_summary(o: &Opts, moim_bin: &Path, root: &Path) -> serde_json::Value {
+fn o_summary(o: &Opts, moim_bin: &Path, bun: &Path, root: &Path) -> serde_json::Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -424,11 +452,14 @@ fn o_summary(o: &Opts, moim_bin: &Path, root: &Path) -> serde_json::Value {
             .filter(|out| out.status.success())
             .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let node_version = std::process::Command::new(&o.node)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let version = |exe: &std::ffi::OsStr| {
+        std::process::Command::new(exe)
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
     serde_json::json!({
         "quick": o.quick,
         "msg_bytes": o.msg_bytes,
@@ -436,7 +467,8 @@ fn o_summary(o: &Opts, moim_bin: &Path, root: &Path) -> serde_json::Value {
         "moim_args": o.moim_arg,
         "git_commit": git(&["rev-parse", "HEAD"]),
         "git_dirty": git(&["status", "--porcelain"]).map(|s| !s.is_empty()),
-        "node": node_version,
+        "node": version(o.node.as_ref()),
+        "bun": version(bun.as_os_str()),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "unix_time": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -198,6 +198,20 @@ const ROWS: &[Row] = &[
     ("server CPU-µs per delivery", |r| {
         num(r.cpu_us_per_delivery, 3)
     }),
+    ("  of which user / kernel (µs)", |r| {
+        let per = |us: u64| {
+            if r.delivered > 0 {
+                us as f64 / r.delivered as f64
+            } else {
+                f64::NAN
+            }
+        };
+        format!(
+            "{} / {}",
+            num(per(r.cpu_us.saturating_sub(r.cpu_sys_us)), 2),
+            num(per(r.cpu_sys_us), 2)
+        )
+    }),
     ("server CPU in the kernel (%)", |r| {
         num(100.0 * r.cpu_sys_us as f64 / r.cpu_us.max(1) as f64, 0)
     }),
@@ -248,9 +262,14 @@ pub fn tables(
             out.push('\n');
         }
         let mut ratios = vec![];
-        for (other, goal) in [(Kind::SocketIo, 0.2), (Kind::Ws, 0.5)] {
+        for (other, goal) in [
+            (Kind::SocketIo, Some(0.2)),
+            (Kind::Ws, Some(0.5)),
+            (Kind::Bun, None),
+        ] {
             if let Some(v) = ratio(results, s.id, other) {
-                ratios.push(format!("{:.3} of {}'s (goal ≤ {goal})", v, other.name()));
+                let goal = goal.map(|g| format!(" (goal ≤ {g})")).unwrap_or_default();
+                ratios.push(format!("{:.3} of {}'s{goal}", v, other.name()));
             }
         }
         if !ratios.is_empty() {
@@ -403,6 +422,7 @@ pub fn json(meta: &Value, scens: &[Scenario], results: &[RunResult]) -> Value {
                 "warmup_s": s.warmup.as_secs_f64(),
                 "cpu_ratio_moim_vs_socketio": ratio(results, s.id, Kind::SocketIo).map(finite),
                 "cpu_ratio_moim_vs_ws": ratio(results, s.id, Kind::Ws).map(finite),
+                "cpu_ratio_moim_vs_bun": ratio(results, s.id, Kind::Bun).map(finite),
             })
         })
         .collect();
@@ -436,6 +456,7 @@ pub fn json(meta: &Value, scens: &[Scenario], results: &[RunResult]) -> Value {
                 "server_cpu_us": r.cpu_us,
                 "server_cpu_us_window_only": r.cpu_window_us,
                 "server_cpu_sys_us": r.cpu_sys_us,
+                "server_cpu_user_us": r.cpu_us.saturating_sub(r.cpu_sys_us),
                 "measured_s": finite(r.busy_s),
                 "window_s": finite(r.window_s),
                 "server_cpu_us_per_delivery": finite(r.cpu_us_per_delivery),
@@ -459,4 +480,50 @@ pub fn json(meta: &Value, scens: &[Scenario], results: &[RunResult]) -> Value {
         "runs": runs,
         "goals": goals,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn moim_is_compared_with_every_peer_that_ran() {
+        let s = Scenario {
+            id: 'A',
+            rooms: 1,
+            clients_per_room: 10,
+            publishers_per_room: 1,
+            rate: 10.0,
+            duration: Duration::from_secs(1),
+            warmup: Duration::from_secs(1),
+        };
+        let run = |kind: Kind, cpu: f64| {
+            let mut r = RunResult::failed(kind, &s, String::new());
+            r.error = None;
+            r.connected = 10;
+            r.delivered = 100;
+            r.expected = 100;
+            r.cpu_us = 400;
+            r.cpu_sys_us = 300;
+            r.cpu_us_per_delivery = cpu;
+            r
+        };
+        let kinds = [Kind::Moim, Kind::SocketIo, Kind::Ws, Kind::Bun];
+        let results: Vec<RunResult> = kinds
+            .iter()
+            .zip([2.0, 8.0, 4.0, 1.0])
+            .map(|(k, cpu)| run(*k, cpu))
+            .collect();
+        let text = tables(std::slice::from_ref(&s), &kinds, &results, 100);
+        assert!(text.contains(
+            "moim CPU per delivery = 0.250 of socket.io's (goal ≤ 0.2), \
+             0.500 of ws's (goal ≤ 0.5), 2.000 of bun's\n"
+        ));
+        assert!(text.contains("1.00 / 3.00"), "user / kernel per delivery");
+        let j = json(&json!({}), std::slice::from_ref(&s), &results);
+        assert_eq!(j["scenarios"][0]["cpu_ratio_moim_vs_bun"], json!(2.0));
+        assert_eq!(j["runs"][3]["server"], json!("bun"));
+        assert_eq!(j["runs"][3]["server_cpu_user_us"], json!(100));
+    }
 }

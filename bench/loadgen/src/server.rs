@@ -15,6 +15,8 @@ pub enum Kind {
     Moim,
     SocketIo,
     Ws,
+    /// Bun's built-in WebSocket pub/sub (uWebSockets underneath), `peers/bun.mjs`.
+    Bun,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
             Kind::Moim => "moim",
             Kind::SocketIo => "socket.io",
             Kind::Ws => "ws",
+            Kind::Bun => "bun",
         }
     }
 
@@ -31,6 +34,7 @@ impl Kind {
             "moim" => Some(Kind::Moim),
             "socketio" | "socket.io" | "sio" => Some(Kind::SocketIo),
             "ws" => Some(Kind::Ws),
+            "bun" | "uws" => Some(Kind::Bun),
             _ => None,
         }
     }
@@ -42,6 +46,8 @@ pub struct Launch {
     pub moim_bin: PathBuf,
     pub moim_args: Vec<String>,
     pub node: String,
+    /// The `bun` executable (by default the one npm installed in `peers/node_modules`).
+    pub bun: PathBuf,
     pub peers_dir: PathBuf,
     /// `ulimit -n` given to the server's shell before `exec`.
     pub nofile: u64,
@@ -89,13 +95,13 @@ impl Server {
                     // No ./moim.toml from wherever the benchmark was started.
                     .current_dir(dir);
             }
-            Kind::SocketIo | Kind::Ws => {
-                let file = if kind == Kind::SocketIo {
-                    "socketio.mjs"
-                } else {
-                    "ws.mjs"
+            Kind::SocketIo | Kind::Ws | Kind::Bun => {
+                let (runtime, file) = match kind {
+                    Kind::SocketIo => (Path::new(&launch.node), "socketio.mjs"),
+                    Kind::Ws => (Path::new(&launch.node), "ws.mjs"),
+                    _ => (launch.bun.as_path(), "bun.mjs"),
                 };
-                cmd.arg(&launch.node)
+                cmd.arg(runtime)
                     .arg(launch.peers_dir.join(file))
                     .arg("0")
                     .current_dir(&launch.peers_dir)
