@@ -11,7 +11,7 @@ function loadHls() {
   if (!hlsLoading) {
     hlsLoading = new Promise((resolve) => {
       const s = document.createElement("script");
-      s.src = "/assets/hls.light.min.js";
+      s.src = "/assets/vendor/hls.light.min.js";
       s.onload = () => resolve(window.Hls && window.Hls.isSupported() ? window.Hls : null);
       s.onerror = () => resolve(null);
       document.head.append(s);
