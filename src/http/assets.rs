@@ -110,8 +110,8 @@ fn file_response(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    for (name, value) in extra {
-        h.insert(name, HeaderValue::from_static(*value));
+    for &(ref name, value) in extra {
+        h.insert(name, HeaderValue::from_static(value));
     }
     resp
 }
@@ -158,7 +158,7 @@ mod tests {
             .unwrap()
     }
 
-    fn header_of<'a>(resp: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_of(resp: &Response, name: header::HeaderName) -> &str {
         resp.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
