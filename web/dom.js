@@ -81,7 +81,7 @@ export async function api(method, path, body, opts = {}) {
   }
   if (!res.ok) {
     const code = data && typeof data.error === "string" ? data.error : undefined;
-    const message = data && typeof data.message === "string" ? data.message : `request failed (${res.status})`;
+    const message = data && typeof data.message === "string" ? data.message : t("error.http", { status: res.status });
     throw new ApiError(errorText(code, message), code, res.status);
   }
   return data;

@@ -123,6 +123,7 @@ export default {
 
   // Error codes from the API and the room socket. English shows the server's own message, which
   // is more specific; these are used where the server sent none.
+  "error.http": "The request failed ({status}).",
   "error.network": "Could not reach the server.",
   "error.invalid_credentials": "Wrong username or password.",
   "error.invalid_username": "A username is 3 to 32 letters, digits, _ or -.",

@@ -121,6 +121,7 @@ export default {
 
   "notFound.title": "페이지를 찾을 수 없어요",
 
+  "error.http": "요청이 실패했어요 ({status}).",
   "error.network": "서버에 연결할 수 없어요.",
   "error.invalid_credentials": "사용자 이름이나 비밀번호가 틀렸어요.",
   "error.invalid_username": "사용자 이름은 3~32자의 글자, 숫자, _, -로 만들어 주세요.",
