@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 const base = process.env.MOIM_URL;
 const shots = process.env.MOIM_SCREENSHOTS;
 const T = 30000;
+// Steps that wait on ffmpeg (thumbnails, the end of a recording) on a busy 2-core machine.
+const SLOW = 120000;
 
 const browser = await chromium.launch({
   executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
@@ -129,7 +131,7 @@ try {
   await home.waitForFunction(async () => {
     const r = await (await fetch("/api/v1/rooms/live-room")).json();
     return Boolean(r.room.thumbnail_url);
-  }, null, { timeout: T, polling: 500 });
+  }, null, { timeout: SLOW, polling: 500 });
   await home.reload();
   await home.locator("#room-list li .thumb img").first().waitFor({ timeout: T });
   await home.waitForFunction(() => { const i = document.querySelector("#room-list .thumb img"); return i && i.naturalWidth > 0; }, null, { timeout: T });
@@ -143,10 +145,13 @@ try {
 
   // The recording is in the owner's videos and plays.
   await owner.goto(base + "/videos");
-  await owner.waitForFunction(async () => {
+  // Processing ends in ready (with a thumbnail) or failed: wait for that, then say which.
+  const recording = await (await owner.waitForFunction(async () => {
     const { videos } = await (await fetch("/api/v1/videos")).json();
-    return videos.length === 1 && videos[0].status === "ready";
-  }, null, { timeout: T, polling: 500 });
+    return videos.length === 1 && videos[0].status !== "processing" && videos[0];
+  }, null, { timeout: SLOW, polling: 500 })).jsonValue();
+  assert.equal(recording.status, "ready", `the recording is ${recording.status}`);
+  assert.ok(recording.thumbnail_url, "the recording has a thumbnail");
   await owner.reload();
   const card = owner.locator("#video-list a[data-video]").first();
   await card.locator(".thumb img").waitFor({ timeout: T });

@@ -1,13 +1,28 @@
+// @ts-check
 // Small DOM and API helpers shared by the UI modules.
 // User text is only ever inserted with textContent (`text`), never as HTML.
 
+import { errorText, locale, t } from "./i18n.js";
+
+/** @typedef {string | number | boolean | null | undefined | ((ev: Event) => unknown)} AttrValue */
+/** @typedef {Node | string | number | null | undefined | false} Child */
+
+/**
+ * Makes an element. `on…` attributes add listeners, `text` sets textContent, `true` makes an
+ * empty attribute, and null, undefined and false leave an attribute (or a child) out.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, AttrValue>} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v === true ? "" : v);
+    if (typeof v === "function") e.addEventListener(k.slice(2), v);
+    else if (k === "text") e.textContent = String(v);
+    else e.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children.flat()) {
     if (c === null || c === undefined || c === false) continue;
@@ -16,30 +31,86 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-export async function api(method, path, body) {
-  const opts = { method, headers: {}, credentials: "same-origin" };
-  if (body !== undefined) {
-    opts.headers["content-type"] = "application/json";
-    opts.body = JSON.stringify(body);
+/** An element the page shell always has. @param {string} id */
+export function byId(id) {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`#${id} missing from index.html`);
+  return e;
+}
+
+/** A refused or failed API request: `code` is the API's error code. */
+export class ApiError extends Error {
+  /**
+   * @param {string} message
+   * @param {string | undefined} code
+   * @param {number} status
+   */
+  constructor(message, code, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
   }
-  const res = await fetch("/api/v1" + path, opts);
+}
+
+/**
+ * Calls the JSON API. Resolves to the parsed body (null for 204); rejects with an ApiError
+ * whose message is ready to show, or with the AbortError of `signal`.
+ * @param {string} method
+ * @param {string} path under /api/v1
+ * @param {unknown} [body]
+ * @param {{ signal?: AbortSignal }} [opts]
+ * @returns {Promise<any>}
+ */
+export async function api(method, path, body, opts = {}) {
+  /** @type {RequestInit & { headers: Record<string, string> }} */
+  const init = { method, headers: {}, credentials: "same-origin", signal: opts.signal };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch("/api/v1" + path, init);
+  } catch (e) {
+    if (opts.signal && opts.signal.aborted) throw e;
+    throw new ApiError(t("error.network"), "network", 0);
+  }
   let data = null;
   if (res.status !== 204) {
     try { data = await res.json(); } catch { data = null; }
   }
   if (!res.ok) {
-    const err = new Error((data && data.message) || `request failed (${res.status})`);
-    err.code = data && data.error;
-    err.status = res.status;
-    throw err;
+    const code = data && typeof data.error === "string" ? data.error : undefined;
+    const message = data && typeof data.message === "string" ? data.message : t("error.http", { status: res.status });
+    throw new ApiError(errorText(code, message), code, res.status);
   }
   return data;
 }
 
-export function fmtTime(iso) {
-  const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+/** The text to show for a caught error. @param {unknown} e */
+export function errMsg(e) {
+  return e instanceof Error ? e.message : String(e);
 }
 
-export function setTitle(t) { document.title = t ? `${t} · moim` : "moim"; }
+/** @param {string} iso */
+export function fmtTime(iso) {
+  return new Date(iso).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
+}
 
+/** @param {string} iso */
+export function fmtDateTime(iso) {
+  return new Date(iso).toLocaleString(locale());
+}
+
+/** Seconds as m:ss or h:mm:ss. @param {number} s */
+export function fmtDuration(s) {
+  s = Math.max(0, Math.floor(s));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const mm = String(m).padStart(h ? 2 : 1, "0"), ss = String(sec).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** @param {string} [title] */
+export function setTitle(title) {
+  document.title = title ? `${title} · moim` : "moim";
+}

@@ -1,33 +1,61 @@
+// @ts-check
 // Video players: a room's live stream (LL-HLS) and recorded videos (HLS VOD).
 // hls.js (vendored, loaded on first use) plays where the browser has no native HLS; Safari plays
 // the same playlists natively.
 
-import { el } from "./dom.js";
+import { el, errMsg, fmtDuration } from "./dom.js";
+import { t } from "./i18n.js";
 
-let hlsLoading = null;
+/**
+ * The part of hls.js moim uses.
+ * @typedef {{ height: number, bitrate: number, name?: string }} HlsLevel
+ * @typedef {object} Hls
+ * @property {HlsLevel[]} levels
+ * @property {number} currentLevel
+ * @property {Date | null} playingDate
+ * @property {(event: string, fn: (event: string, data: any) => void) => void} on
+ * @property {(url: string) => void} loadSource
+ * @property {(video: HTMLMediaElement) => void} attachMedia
+ * @property {() => void} recoverMediaError
+ * @property {() => void} destroy
+ * @typedef {{
+ *   new (config: Record<string, unknown>): Hls,
+ *   isSupported(): boolean,
+ *   Events: Record<string, string>,
+ *   ErrorTypes: Record<string, string>,
+ * }} HlsClass
+ * @typedef {{ hls: Hls | null, destroy: () => void }} Session
+ */
 
-/** The hls.js constructor, or null when the browser can play HLS itself or not at all. */
+/**
+ * The hls.js constructor, or null when the browser can play HLS itself or not at all. The
+ * script tag is the only record of the load, so several players share one.
+ * @returns {Promise<HlsClass | null>}
+ */
 function loadHls() {
-  if (!hlsLoading) {
-    hlsLoading = new Promise((resolve) => {
-      const s = document.createElement("script");
-      s.src = "/assets/hls.light.min.js";
-      s.onload = () => resolve(window.Hls && window.Hls.isSupported() ? window.Hls : null);
-      s.onerror = () => resolve(null);
+  const w = /** @type {Window & { Hls?: HlsClass }} */ (window);
+  const ready = () => (w.Hls && w.Hls.isSupported() ? w.Hls : null);
+  if (w.Hls) return Promise.resolve(ready());
+  return new Promise((resolve) => {
+    let s = /** @type {HTMLScriptElement | null} */ (document.querySelector("script[data-hls]"));
+    if (!s) {
+      s = el("script", { src: "/assets/vendor/hls.light.min.js", "data-hls": true });
       document.head.append(s);
-    });
-  }
-  return hlsLoading;
+    }
+    const script = s;
+    script.addEventListener("load", () => resolve(ready()));
+    // Forget a failed load, so the next player tries again.
+    script.addEventListener("error", () => { script.remove(); resolve(null); });
+  });
 }
 
-function fmtDuration(s) {
-  s = Math.max(0, Math.floor(s));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  const mm = String(m).padStart(h ? 2 : 1, "0"), ss = String(sec).padStart(2, "0");
-  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
-}
-
-/** Attaches `url` to `video`; returns a teardown function. `onLevels` gets the renditions. */
+/**
+ * Attaches `url` to `video`.
+ * @param {HTMLVideoElement} video
+ * @param {string} url
+ * @param {{ lowLatency: boolean, onLevels?: (hls: Hls) => void, onFatal?: (data: unknown) => void }} opts
+ * @returns {Promise<Session>}
+ */
 async function attach(video, url, { lowLatency, onLevels, onFatal }) {
   const Hls = await loadHls();
   if (Hls) {
@@ -52,43 +80,61 @@ async function attach(video, url, { lowLatency, onLevels, onFatal }) {
     video.src = url;
     return { hls: null, destroy: () => { video.removeAttribute("src"); video.load(); } };
   }
-  throw new Error("This browser cannot play HLS video.");
+  throw new Error(t("player.unsupported"));
 }
 
 /** The live player of a room: offline card, the stream while live, an ended card after. */
 export class LivePlayer {
+  /**
+   * @param {HTMLElement} container
+   * @param {{ showLatency: boolean }} opts
+   */
   constructor(container, { showLatency }) {
     this.container = container;
     this.showLatency = showLatency;
+    /** @type {Session | null} */
     this.session = null;
-    this.timer = null;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.timer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.retryTimer = undefined;
+    /** The stream being played or started; null when stopped. @type {string | null} */
     this.url = null;
+    /** Bumped by every teardown, so a start that finishes late knows it was overtaken. */
+    this.gen = 0;
   }
 
-  offline(text = "The stream is offline.") {
+  offline(text = t("player.offline")) {
     this.teardown();
     this.container.replaceChildren(el("div", { class: "player-card", id: "player-state", text }));
   }
 
+  /**
+   * @param {string} url
+   * @param {string | null | undefined} sinceIso when the broadcast started
+   */
   async start(url, sinceIso) {
-    if (this.url === url && this.session) return;
+    if (this.url === url) return; // already playing or starting it
     this.teardown();
     this.url = url;
+    const gen = this.gen;
     const video = el("video", { id: "video", controls: true, muted: true, autoplay: true, playsinline: true });
     video.muted = true; // autoplay is only allowed muted
-    const badge = el("span", { class: "badge live", text: "LIVE" });
+    const badge = el("span", { class: "badge live", text: t("badge.live") });
     const uptime = el("span", { class: "uptime", id: "uptime" });
     const latency = el("span", { class: "latency", id: "latency", hidden: !this.showLatency });
-    const quality = el("select", { id: "quality", "aria-label": "quality", hidden: true });
+    const quality = el("select", { id: "quality", "aria-label": t("player.quality"), hidden: true });
     const bar = el("div", { class: "player-bar" }, badge, uptime, latency, quality);
     this.container.replaceChildren(el("div", { class: "player-frame" }, video, bar));
     const since = sinceIso ? Date.parse(sinceIso) : Date.now();
+    /** @type {Session} */
+    let session;
     try {
-      this.session = await attach(video, url, {
+      session = await attach(video, url, {
         lowLatency: true,
         onLevels: (hls) => {
           if (hls.levels.length < 2) return;
-          quality.replaceChildren(el("option", { value: "-1", text: "Auto" }),
+          quality.replaceChildren(el("option", { value: "-1", text: t("player.auto") }),
             // Highest first, as quality menus usually are (hls.js orders levels by bitrate).
             ...hls.levels.map((l, i) => ({ l, i }))
               .sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate))
@@ -96,12 +142,17 @@ export class LivePlayer {
           quality.hidden = false;
           quality.onchange = () => { hls.currentLevel = Number(quality.value); };
         },
-        onFatal: () => { if (this.url === url) this.retry(url, sinceIso); },
+        onFatal: () => { if (this.gen === gen) this.retry(url, sinceIso); },
       });
     } catch (e) {
-      this.container.replaceChildren(el("div", { class: "player-card", text: e.message }));
+      if (this.gen !== gen) return;
+      this.url = null;
+      this.container.replaceChildren(el("div", { class: "player-card", text: errMsg(e) }));
       return;
     }
+    // Stopped or moved on while hls.js was loading.
+    if (this.gen !== gen) { session.destroy(); return; }
+    this.session = session;
     video.play().catch(() => {});
     const tick = () => {
       uptime.textContent = fmtDuration((Date.now() - since) / 1000);
@@ -110,7 +161,7 @@ export class LivePlayer {
       // (stamped when the frame reached moim), so it covers delivery and the player's buffer.
       if (this.showLatency && hls && hls.playingDate) {
         const behind = (Date.now() - hls.playingDate.getTime()) / 1000;
-        latency.textContent = `latency ${behind.toFixed(1)} s`;
+        latency.textContent = t("player.latency", { s: behind.toFixed(1) });
         latency.dataset.seconds = behind.toFixed(3);
       }
     };
@@ -118,36 +169,46 @@ export class LivePlayer {
     this.timer = setInterval(tick, 500);
   }
 
+  /**
+   * @param {string} url
+   * @param {string | null | undefined} sinceIso
+   */
   retry(url, sinceIso) {
     this.teardown();
-    this.container.replaceChildren(el("div", { class: "player-card", text: "Reconnecting to the stream…" }));
-    this.url = url;
-    setTimeout(() => { if (this.url === url) { this.url = null; this.start(url, sinceIso); } }, 2000);
+    this.container.replaceChildren(el("div", { class: "player-card", text: t("player.reconnecting") }));
+    this.retryTimer = setTimeout(() => this.start(url, sinceIso), 2000);
   }
 
   ended() {
-    this.offline("The broadcast has ended.");
+    this.offline(t("player.ended"));
   }
 
+  /** Stops playback and every timer; the player can start again afterwards. */
   teardown() {
     clearInterval(this.timer);
-    this.timer = null;
+    clearTimeout(this.retryTimer);
+    this.timer = undefined;
+    this.retryTimer = undefined;
     if (this.session) this.session.destroy();
     this.session = null;
     this.url = null;
+    this.gen += 1;
   }
 }
 
-/** A recorded video. */
+/**
+ * A recorded video.
+ * @param {HTMLElement} container
+ * @param {string} url
+ * @returns {Promise<Session | null>}
+ */
 export async function playVideo(container, url) {
   const video = el("video", { id: "video", controls: true, playsinline: true });
   container.replaceChildren(el("div", { class: "player-frame" }, video));
   try {
     return await attach(video, url, { lowLatency: false });
   } catch (e) {
-    container.replaceChildren(el("div", { class: "player-card", text: e.message }));
+    container.replaceChildren(el("div", { class: "player-card", text: errMsg(e) }));
     return null;
   }
 }
-
-export { fmtDuration };

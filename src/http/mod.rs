@@ -2,6 +2,7 @@
 //! limits), health endpoints and the embedded web UI. Handlers live in the submodules by concept.
 
 pub mod admin;
+pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -15,9 +16,9 @@ pub mod ws;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 
@@ -87,12 +88,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(page))
-        .route("/r/{slug}", get(page))
-        .route("/admin", get(page))
-        .route("/videos", get(page))
-        .route("/v/{id}", get(page))
-        .route("/assets/{file}", get(asset))
         .route("/live/{slug}/index.m3u8", get(live::live_index))
         .route("/live/{slug}/thumbnail.jpg", get(live::live_thumbnail))
         .route(
@@ -100,7 +95,8 @@ pub fn router(state: AppState) -> Router {
             get(live::live_file),
         )
         .route("/videos/{id}/{file}", get(videos::video_file))
-        .fallback(page_not_found)
+        // The UI's assets, and the page shell for every other GET (the pages are the UI's).
+        .merge(assets::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -135,8 +131,14 @@ async fn api_not_found() -> ApiError {
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // `MatchedPath` is a shared string: cloning it allocates nothing.
     let route = req.extensions().get::<MatchedPath>().cloned();
+    // Pages have no routes of their own (the UI's router owns them): the shell answers them.
+    let unmatched = if req.uri().path().starts_with("/api/") {
+        "unmatched"
+    } else {
+        "page"
+    };
     let resp = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let route = route.as_ref().map_or(unmatched, |p| p.as_str());
     state.metrics.http_request(route, resp.status().as_u16());
     resp
 }
@@ -175,70 +177,4 @@ async fn check_origin(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
-}
-
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/app.js");
-const DOM_JS: &str = include_str!("../../web/dom.js");
-const PLAYER_JS: &str = include_str!("../../web/player.js");
-/// hls.js, vendored (see web/vendor/README.md).
-const HLS_JS: &str = include_str!("../../web/vendor/hls.light.min.js");
-const STYLE_CSS: &str = include_str!("../../web/style.css");
-
-fn html(status: StatusCode) -> Response {
-    (
-        status,
-        [
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
-                     connect-src 'self'; style-src 'self'; script-src 'self'; \
-                     frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-                ),
-            ),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            ),
-        ],
-        Html(INDEX_HTML),
-    )
-        .into_response()
-}
-
-async fn page() -> Response {
-    html(StatusCode::OK)
-}
-
-async fn page_not_found(uri: Uri) -> Response {
-    if uri.path().starts_with("/api/") {
-        return ApiError::not_found("endpoint").into_response();
-    }
-    html(StatusCode::NOT_FOUND)
-}
-
-async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    let (body, ctype) = match file.as_str() {
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        "dom.js" => (DOM_JS, "text/javascript; charset=utf-8"),
-        "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
-        "hls.light.min.js" => (HLS_JS, "text/javascript; charset=utf-8"),
-        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
-        _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
-    };
-    (
-        [
-            (header::CONTENT_TYPE, ctype),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        body,
-    )
-        .into_response()
 }

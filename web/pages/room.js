@@ -1,0 +1,82 @@
+// @ts-check
+// A room: the live player and, beside it, the chat; the owner's "Go live" panel and the
+// moderators' panel under the player. One RoomSocket feeds them all.
+
+import { api, ApiError, el, errMsg, setTitle } from "../dom.js";
+import { t } from "../i18n.js";
+import { LivePlayer } from "../player.js";
+import { RoomSocket } from "../room-socket.js";
+import { chatPanel } from "../room/chat.js";
+import { moderationPanel } from "../room/moderation.js";
+import { streamingPanel } from "../room/streaming.js";
+
+/** @typedef {import("../router.js").PageContext} PageContext */
+/** @typedef {import("../types.js").Room} Room */
+/** @typedef {import("../types.js").Permissions} Permissions */
+/** @typedef {{ state: "started" | "ended" | "offline", hls_url?: string | null, since?: string | null }} LiveState */
+
+/** @param {PageContext} ctx */
+export function mount(ctx) {
+  const { root, params, signal } = ctx;
+  /** @type {RoomSocket | null} */
+  let socket = null;
+  /** @type {LivePlayer | null} */
+  let player = null;
+  root.replaceChildren(el("p", { class: "muted", text: t("common.loading") }));
+
+  api("GET", `/rooms/${encodeURIComponent(params.slug)}`, undefined, { signal }).then(
+    (/** @type {{ room: Room, permissions: Permissions }} */ { room, permissions }) => {
+      if (signal.aborted) return;
+      setTitle(room.title);
+      socket = new RoomSocket(room.slug);
+      const title = el("h1", { id: "room-title", text: room.title });
+      const badge = el("span", { class: "badge off", id: "live-badge", text: t("badge.offline") });
+      const playerBox = el("div", { class: "player", id: "player" });
+      const live = new LivePlayer(playerBox, { showLatency: permissions.manage });
+      player = live;
+      live.offline();
+
+      let wasLive = false;
+      /** @param {LiveState} f */
+      const setLive = (f) => {
+        const on = f.state === "started" && !!f.hls_url;
+        badge.className = on ? "badge live" : "badge off";
+        badge.textContent = on ? t("badge.live") : t("badge.offline");
+        if (on && f.hls_url) void live.start(f.hls_url, f.since || new Date().toISOString());
+        else if (f.state === "ended" || wasLive) live.ended();
+        else live.offline();
+        wasLive = on;
+      };
+      /** @param {Room} r */
+      const setRoom = (r) => {
+        title.textContent = r.title;
+        setTitle(r.title);
+      };
+      socket.on("welcome", (f) => {
+        setRoom(f.room);
+        setLive(f.room.live ? { state: "started", hls_url: f.room.hls_url, since: f.room.live_since } : { state: "offline" });
+      });
+      socket.on("room", (f) => setRoom(f.room));
+      socket.on("live", setLive);
+
+      const stage = el("section", { class: "stage" },
+        el("div", { class: "room-head" }, title, badge, el("span", { class: "muted", text: t("room.by", { name: room.owner }) })),
+        playerBox,
+        permissions.manage ? streamingPanel(room, ctx) : null,
+        permissions.moderate ? moderationPanel(room, permissions, ctx) : null);
+      root.replaceChildren(el("div", { class: "room" }, stage, chatPanel(socket, { slug: room.slug, perms: permissions })));
+      socket.start();
+    },
+    (e) => {
+      if (signal.aborted) return;
+      const missing = e instanceof ApiError && e.status === 404;
+      setTitle(missing ? t("common.notFound") : "");
+      root.replaceChildren(missing ? el("h1", { text: t("room.notFound") }) : el("p", { class: "error", text: errMsg(e) }),
+        el("p", {}, el("a", { href: "/", text: t("common.backHome") })));
+    });
+
+  return () => {
+    if (socket) socket.close();
+    if (player) player.teardown();
+  };
+}
