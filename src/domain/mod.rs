@@ -74,7 +74,7 @@ pub trait Presence: Send + Sync {
 pub trait Streams: Send + Sync {
     /// The room's broadcast while one runs.
     fn status(&self, slug: &str) -> Option<LiveView>;
-    /// Viewers of the room's stream that are not among `connected` (client hashes of the room's
-    /// sockets, see `live::client_hash`).
-    fn stream_only_viewers(&self, slug: &str, connected: &HashSet<u64>) -> usize;
+    /// Viewers of the room's stream that are not among `connected()` (client hashes of the
+    /// room's sockets, see `live::client_hash`), asked only while the room is live.
+    fn stream_only_viewers(&self, slug: &str, connected: &dyn Fn() -> HashSet<u64>) -> usize;
 }

@@ -496,9 +496,13 @@ impl Streams for Live {
         Live::status(self, slug)
     }
 
-    fn stream_only_viewers(&self, slug: &str, connected: &std::collections::HashSet<u64>) -> usize {
+    fn stream_only_viewers(
+        &self,
+        slug: &str,
+        connected: &dyn Fn() -> std::collections::HashSet<u64>,
+    ) -> usize {
         match self.get(slug) {
-            Some(b) if !b.ended() => b.hls_only_viewers(connected),
+            Some(b) if !b.ended() => b.hls_only_viewers(&connected()),
             _ => 0,
         }
     }

@@ -464,7 +464,7 @@ impl Hub {
                 let stream_only = self
                     .inner
                     .streams
-                    .stream_only_viewers(&room.slug, &room.clients());
+                    .stream_only_viewers(&room.slug, &|| room.clients());
                 room.extra_viewers.store(stream_only, Ordering::Relaxed);
                 let count = room.viewers();
                 if room.viewers_sent.swap(count, Ordering::Relaxed) != count {
@@ -489,10 +489,7 @@ impl Presence for Hub {
         // A loaded room's count already includes stream-only viewers (set every tick).
         match self.loaded(room_id) {
             Some(r) => r.viewers(),
-            None => self
-                .inner
-                .streams
-                .stream_only_viewers(slug, &HashSet::new()),
+            None => self.inner.streams.stream_only_viewers(slug, &HashSet::new),
         }
     }
 
