@@ -146,10 +146,11 @@ try {
   // The recording is in the owner's videos and plays.
   await owner.goto(base + "/videos");
   // Processing ends in ready (with a thumbnail) or failed: wait for that, then say which.
-  const recording = await (await owner.waitForFunction(async () => {
+  await owner.waitForFunction(async () => {
     const { videos } = await (await fetch("/api/v1/videos")).json();
-    return videos.length === 1 && videos[0].status !== "processing" && videos[0];
-  }, null, { timeout: SLOW, polling: 500 })).jsonValue();
+    return videos.length === 1 && videos[0].status !== "processing";
+  }, null, { timeout: SLOW, polling: 500 });
+  const recording = await owner.evaluate(async () => (await (await fetch("/api/v1/videos")).json()).videos[0]);
   assert.equal(recording.status, "ready", `the recording is ${recording.status}`);
   assert.ok(recording.thumbnail_url, "the recording has a thumbnail");
   await owner.reload();

@@ -101,7 +101,7 @@ impl Accounts {
                 "token name must be 1 to 64 characters",
             ));
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         if users::list_tokens(&mut *tx, user.id).await?.len() >= MAX_TOKENS {
             return Err(Error::conflict(
                 "too_many_tokens",

@@ -125,7 +125,7 @@ impl Rooms {
         policy::require_site(Some(user), SiteAction::CreateRoom)?;
         validate_slug(slug)?;
         let title = validate_title(title)?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         if !policy::may_site(Some(user), SiteAction::OwnUnlimitedRooms)
             && rooms::count_owned(&mut *tx, user.id).await? >= MAX_ROOMS_PER_MEMBER
         {
@@ -189,7 +189,7 @@ impl Rooms {
             ));
         }
         let record = patch.record_broadcasts.unwrap_or(room.record_broadcasts);
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         rooms::update(&mut *tx, room.id, &title, slow, record).await?;
         let room = rooms::get(&mut *tx, slug)
             .await?
@@ -203,7 +203,7 @@ impl Rooms {
     /// Deletes the room with its messages; its sockets close and a broadcast in it ends.
     pub async fn delete(&self, user: &User, slug: &str) -> Result<()> {
         let room = self.authorised(user, slug, RoomAction::Manage).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         rooms::delete(&mut tx, room.id).await?;
         tx.commit().await?;
         tracing::info!(room = %room.slug, by = %user.username, "room deleted");
@@ -265,7 +265,7 @@ impl Rooms {
     ) -> Result<Vec<(i64, String)>> {
         let room = self.authorised(user, slug, RoomAction::Manage).await?;
         let target = self.find_user(username).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         rooms::add_moderator(&mut *tx, room.id, target.id, now_ms()).await?;
         let list = rooms::moderators(&mut *tx, room.id).await?;
         tx.commit().await?;

@@ -27,7 +27,7 @@ impl Rooms {
         if let Some(k) = keys::key_for_room(&self.db().pool, room.id).await? {
             return Ok(k);
         }
-        let mut tx = self.db().pool.begin().await?;
+        let mut tx = self.db().begin().await?;
         let key = keys::key_or_insert(&mut tx, room.id, &new_stream_key(), now_ms()).await?;
         tx.commit().await?;
         Ok(key)

@@ -26,8 +26,9 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'se
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Path prefixes that never get the page shell: a wrong asset or media URL is a plain 404, so
-/// a script or a player never receives HTML.
-const NOT_PAGES: [&str; 2] = ["/assets/", "/live/"];
+/// a script or a player never receives HTML. (`/videos` itself is a page; what lies below it is
+/// a recording's files.)
+const NOT_PAGES: [&str; 3] = ["/assets/", "/live/", "/videos/"];
 
 /// `/assets/{*path}`, `/favicon.ico`, and the page shell as the fallback.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -279,8 +280,16 @@ mod tests {
             assert_eq!(header_of(&resp, header::CONTENT_TYPE), "application/json");
             assert!(body(resp).await.contains("\"error\":\"not_found\""));
         }
-        let resp = get("/live/room/unknown", None).await;
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        for path in [
+            "/live/room/unknown",
+            "/videos/abc/s1.m4s/x",
+            "/assets/nope.js",
+        ] {
+            let resp = get(path, None).await;
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        // The pages above them are pages.
+        assert_eq!(get("/videos", None).await.status(), StatusCode::OK);
         let post = Request::post("/somewhere").body(Body::empty()).unwrap();
         let resp = routes::<()>().oneshot(post).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);

@@ -101,7 +101,10 @@ pub async fn video_file(
     let Ok(range) = wanted_range(&headers, size) else {
         return Ok((
             StatusCode::RANGE_NOT_SATISFIABLE,
-            [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+            [
+                (header::CONTENT_RANGE, format!("bytes */{size}")),
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_string()),
+            ],
         )
             .into_response());
     };

@@ -212,7 +212,7 @@ impl Live {
             slug: &slug,
             conn: conn_id,
         };
-        let b = self.drive(input, Some(&room)).await?;
+        let b = self.drive(input, Some(&room), false).await?;
         b.ok_or(Refusal::UnknownKey)
     }
 
@@ -223,7 +223,7 @@ impl Live {
             slug: &b.slug,
             conn: conn_id,
         };
-        let _ = self.drive(input, None).await;
+        let _ = self.drive(input, None, false).await;
     }
 
     /// Ends a broadcast now: closes the playlist, finishes the recording, tells the room.
@@ -232,16 +232,19 @@ impl Live {
             slug: &b.slug,
             id: b.num,
         };
-        let _ = self.drive(input, None).await;
+        let _ = self.drive(input, None, false).await;
     }
 
     /// Feeds the lifecycle one input and carries out what it says: the map and the `ended`
     /// flags change under its lock, the slower work after. For a publish (`room` given),
-    /// returns the broadcast the publisher is now attached to.
+    /// returns the broadcast the publisher is now attached to. `detached`: the end of a
+    /// broadcast runs as its own task (the timer must not wait on one slow recording while
+    /// other rooms' deadlines pass); otherwise the caller waits for it.
     async fn drive(
         &self,
         input: Input<'_>,
         room: Option<&crate::storage::rooms::Room>,
+        detached: bool,
     ) -> Result<Option<Arc<Broadcast>>, Refusal> {
         let mut attached = None;
         let mut effects = Vec::new();
@@ -295,6 +298,10 @@ impl Live {
                     let mut seg = b.seg.lock();
                     seg.break_stream();
                     b.notify(); // under the lock: see `Broadcast::playlist`
+                }
+                Effect::Ended(b) if detached => {
+                    let live = self.clone();
+                    self.inner.tasks.spawn(async move { live.finish(&b).await });
                 }
                 Effect::Ended(b) => self.finish(&b).await,
             }
@@ -351,7 +358,7 @@ impl Live {
                 _ = self.inner.clock.notified() => continue,
                 _ = sleep => {}
             }
-            let _ = self.drive(Input::Tick, None).await;
+            let _ = self.drive(Input::Tick, None, true).await;
         }
     }
 
@@ -466,7 +473,7 @@ impl Live {
     /// Shutdown: refuse new publishers, end every broadcast cleanly, wait for recorders.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
-        let _ = self.drive(Input::Shutdown, None).await;
+        let _ = self.drive(Input::Shutdown, None, false).await;
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }

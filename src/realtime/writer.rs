@@ -89,7 +89,7 @@ async fn write_batch(hub: &Hub, broker: &dyn Broker, batch: &mut [Pending]) {
         })
         .collect();
     let stored = async {
-        let mut tx = hub.db().pool.begin().await?;
+        let mut tx = hub.db().begin().await?;
         let seqs = messages::store_batch(&mut tx, &rows, now).await?;
         tx.commit().await?;
         Ok::<_, crate::storage::DbError>(seqs)

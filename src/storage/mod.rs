@@ -105,6 +105,17 @@ impl Db {
 }
 
 impl Db {
+    /// A transaction for work that writes, reading first or not. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a plain `BEGIN` that reads and then writes fails with
+    /// `SQLITE_BUSY_SNAPSHOT` if another connection (the chat writer, say) committed in between,
+    /// which `busy_timeout` does not retry; this way it waits its turn instead.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, DbError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// SQLite only: moves the WAL into the database file every second, off the writer's path
     /// (a checkpoint syncs files and would otherwise stall whichever commit triggered it).
     pub async fn checkpoint_loop(self, stop: tokio_util::sync::CancellationToken) {

@@ -10,6 +10,7 @@ backend_tests!(
     rooms_list_by_viewers_then_activity,
     message_paging,
     health_and_metrics,
+    first_stream_key_is_one_key_under_concurrency,
 );
 
 async fn create_and_read_rooms(b: Backend) {
@@ -240,4 +241,33 @@ async fn health_and_metrics(b: Backend) {
             .status(),
         200
     );
+}
+
+/// The first stream key is made on first use; callers racing for it all get the same one (the
+/// old read-then-upsert could hand two callers different keys, one of them already dead).
+async fn first_stream_key_is_one_key_under_concurrency(b: Backend) {
+    let app = spawn_app(b).await;
+    let owner = app.signup("streamer").await;
+    for round in 0..5 {
+        let slug = format!("keys-{round}");
+        app.room(&owner, &slug).await;
+        let path = format!("/api/v1/rooms/{slug}/stream-key");
+        let calls = (0..8).map(|_| {
+            let c = owner.client.clone();
+            let path = path.clone();
+            tokio::spawn(async move { c.get(&path).await })
+        });
+        let mut keys = std::collections::BTreeSet::new();
+        for call in calls {
+            let (st, body) = call.await.unwrap();
+            assert_eq!(st, 200, "{body}");
+            keys.insert(body["stream_key"].as_str().unwrap().to_string());
+        }
+        assert_eq!(keys.len(), 1, "round {round}: {keys:?}");
+        let (_, again) = owner.client.get(&path).await;
+        assert_eq!(
+            again["stream_key"].as_str(),
+            keys.first().map(|k| k.as_str())
+        );
+    }
 }
