@@ -12,6 +12,20 @@ const T = 30000;
 // Steps that wait on ffmpeg (thumbnails, the end of a recording) on a busy 2-core machine.
 const SLOW = 120000;
 
+/**
+ * Asks the page `fn` (which may be async) every half second until it returns a truthy value,
+ * and returns that value. (`waitForFunction` does not wait for a promise: it is truthy.)
+ */
+async function until(page, fn, timeout, what) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await page.evaluate(fn);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -128,10 +142,10 @@ try {
   const first = home.locator("#room-list li").first();
   await first.locator(".badge.live").waitFor({ timeout: T });
   assert.equal(await first.locator("a").getAttribute("data-slug"), "live-room");
-  await home.waitForFunction(async () => {
+  await until(home, async () => {
     const r = await (await fetch("/api/v1/rooms/live-room")).json();
     return Boolean(r.room.thumbnail_url);
-  }, null, { timeout: SLOW, polling: 500 });
+  }, SLOW, "the live thumbnail");
   await home.reload();
   await home.locator("#room-list li .thumb img").first().waitFor({ timeout: T });
   await home.waitForFunction(() => { const i = document.querySelector("#room-list .thumb img"); return i && i.naturalWidth > 0; }, null, { timeout: T });
@@ -146,11 +160,10 @@ try {
   // The recording is in the owner's videos and plays.
   await owner.goto(base + "/videos");
   // Processing ends in ready (with a thumbnail) or failed: wait for that, then say which.
-  await owner.waitForFunction(async () => {
+  const recording = await until(owner, async () => {
     const { videos } = await (await fetch("/api/v1/videos")).json();
-    return videos.length === 1 && videos[0].status !== "processing";
-  }, null, { timeout: SLOW, polling: 500 });
-  const recording = await owner.evaluate(async () => (await (await fetch("/api/v1/videos")).json()).videos[0]);
+    return videos.length === 1 && videos[0].status !== "processing" && videos[0];
+  }, SLOW, "the recording to be processed");
   assert.equal(recording.status, "ready", `the recording is ${recording.status}`);
   assert.ok(recording.thumbnail_url, "the recording has a thumbnail");
   await owner.reload();
