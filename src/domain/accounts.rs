@@ -47,7 +47,14 @@ impl Accounts {
         password: String,
     ) -> Result<User> {
         let hash = auth::hash_password(password).await?;
-        let user = match users::create(&self.db.pool, &username, &key, &hash, now_ms()).await {
+        let created = async {
+            let mut tx = self.db.begin().await?;
+            let user = users::create(&mut tx, &username, &key, &hash, now_ms()).await?;
+            tx.commit().await?;
+            Ok::<_, crate::storage::DbError>(user)
+        }
+        .await;
+        let user = match created {
             Ok(u) => u,
             Err(e) if is_unique_violation(&e) => {
                 return Err(Error::conflict("username_taken", "that username is taken"))

@@ -199,7 +199,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("moim-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = Db::connect(None, &dir).await.unwrap();
-        let u = users::create(&db.pool, "u", "u", "x", 0).await.unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        let u = users::create(&mut tx, "u", "u", "x", 0).await.unwrap();
+        tx.commit().await.unwrap();
         let a = rooms::create(&db.pool, "aaa", "A", u.id, 0).await.unwrap();
         let b = rooms::create(&db.pool, "bbb", "B", u.id, 0).await.unwrap();
         let msg = |room_id, text| NewMessage {

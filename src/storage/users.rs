@@ -28,10 +28,12 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
     })
 }
 
-/// Creates an account; the very first account becomes admin (decided inside the insert so two
-/// simultaneous first sign-ups cannot both win).
+/// Creates an account; the very first account becomes admin. Run it in a transaction: the
+/// account is made a member, then claims the one `first_admin` row. Of several sign-ups at the
+/// same moment exactly one claim succeeds (the others wait on its key and then find it taken),
+/// where "no users yet?" checked inside the insert let two of them win on PostgreSQL.
 pub async fn create(
-    ex: impl Exec<'_>,
+    conn: &mut sqlx::AnyConnection,
     username: &str,
     key: &str,
     password_hash: &str,
@@ -39,16 +41,30 @@ pub async fn create(
 ) -> Result<User, DbError> {
     let row = sqlx::query(
         "INSERT INTO users (username, username_key, password_hash, role, created_at) \
-         SELECT $1, $2, $3, CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'member' ELSE 'admin' END, $4 \
-         RETURNING id, username, role",
+         VALUES ($1, $2, $3, 'member', $4) RETURNING id, username, role",
     )
     .bind(username)
     .bind(key)
     .bind(password_hash)
     .bind(now)
-    .fetch_one(ex)
+    .fetch_one(&mut *conn)
     .await?;
-    user_from_row(&row)
+    let mut user = user_from_row(&row)?;
+    let claimed = sqlx::query(
+        "INSERT INTO first_admin (id, user_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING \
+         RETURNING user_id",
+    )
+    .bind(user.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if claimed.is_some() {
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+            .bind(user.id)
+            .execute(&mut *conn)
+            .await?;
+        user.role = Role::Admin;
+    }
+    Ok(user)
 }
 
 /// Looks up an account and its password hash by normalised username.

@@ -7,6 +7,7 @@ use crate::helpers::{spawn_app, spawn_with, Backend, Client};
 backend_tests!(
     signup_login_logout,
     first_account_is_admin,
+    simultaneous_first_sign_ups_make_one_admin,
     username_and_password_rules,
     login_failures_look_the_same,
     login_is_rate_limited,
@@ -318,4 +319,36 @@ async fn malformed_requests_get_json_errors(b: Backend) {
     assert_eq!((st, v["error"].as_str()), (400, Some("websocket_required")));
     // The server is still fine.
     assert_eq!(app.anon().get("/healthz").await.0, 200);
+}
+
+/// Sign-ups racing on a fresh database: exactly one of them becomes admin, every time (on
+/// PostgreSQL the old "no users yet?" check inside the insert let two or more win).
+async fn simultaneous_first_sign_ups_make_one_admin(b: Backend) {
+    for round in 0..4 {
+        // A fresh database each round (for PostgreSQL, a new one).
+        let b = match &b {
+            Backend::Sqlite => Backend::Sqlite,
+            Backend::Postgres(_) => Backend::postgres().await.expect("PostgreSQL is configured"),
+        };
+        let app = spawn_with(b, &["--login-rate-per-min", "1000"]).await;
+        let signups = (0..12).map(|i| {
+            let anon = app.anon();
+            tokio::spawn(async move {
+                let body = json!({"username": format!("racer{i}"), "password": "correct horse"});
+                anon.post("/api/v1/auth/signup", body).await
+            })
+        });
+        let mut roles = Vec::new();
+        for s in signups {
+            let (st, body) = s.await.unwrap();
+            assert_eq!(st, 201, "round {round}: {body}");
+            roles.push(body["user"]["role"].as_str().unwrap().to_string());
+        }
+        let admins = roles.iter().filter(|r| *r == "admin").count();
+        assert_eq!(admins, 1, "round {round}: roles {roles:?}");
+        // And a later account is a member.
+        let late = app.signup("latecomer").await;
+        let (_, me) = late.client.get("/api/v1/me").await;
+        assert_eq!(me["user"]["role"], "member");
+    }
 }

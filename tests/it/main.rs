@@ -38,3 +38,4 @@ mod moderation;
 mod policy;
 mod rooms;
 mod schema;
+mod storage;
