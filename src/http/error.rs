@@ -58,13 +58,9 @@ impl From<crate::domain::Error> for ApiError {
 }
 
 impl From<crate::auth::AuthError> for ApiError {
+    /// The same mapping as the domain's (`domain::accounts`), so the two cannot drift.
     fn from(e: crate::auth::AuthError) -> Self {
-        use crate::auth::AuthError as E;
-        match e {
-            E::Invalid { code, message } => ApiError::invalid(code, message),
-            E::BadToken => ApiError::Unauthorized,
-            E::Db(e) => e.into(),
-        }
+        crate::domain::Error::from(e).into()
     }
 }
 

@@ -41,11 +41,7 @@ impl Hub {
                     .await;
             }
             RoomEvent::Updated { room: r } => {
-                {
-                    let mut info = room.info.write();
-                    info.title = r.title.clone();
-                    info.slow_mode_s = r.slow_mode_s;
-                }
+                room.info.write().slow_mode_s = r.slow_mode_s;
                 let view = RoomView::new(r, room.viewers(), self.live(&r.slug).as_ref());
                 room.broadcast(0, ServerFrame::Room { room: &view }.encode())
                     .await;

@@ -80,7 +80,6 @@ pub struct ChatLimits {
 /// Mutable facts about a loaded room, kept in step with the database by the room's events.
 #[derive(Debug, Clone)]
 pub struct RoomInfo {
-    pub title: String,
     pub owner_id: i64,
     pub slow_mode_s: i64,
     pub moderators: HashSet<i64>,
@@ -357,7 +356,6 @@ impl Hub {
         let moderators = storage::rooms::moderators(pool, room.id).await?;
         let sanctions = storage::rooms::active_sanctions(pool, room.id, now_ms()).await?;
         Ok(RoomInfo {
-            title: room.title.clone(),
             owner_id: room.owner_id,
             slow_mode_s: room.slow_mode_s,
             moderators: moderators.into_iter().map(|(id, _)| id).collect(),
