@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::hasher::Hasher;
 use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
@@ -98,7 +99,14 @@ impl Application {
         let broker: Arc<dyn Broker> = broker;
         let per_min = config.http.login_rate_per_min;
         let state = AppState(Arc::new(Shared {
-            accounts: Accounts::new(db.clone()),
+            accounts: Accounts::new(
+                db.clone(),
+                Hasher::new(
+                    config.limits.password_hash_workers(),
+                    config.limits.password_hash_wait(),
+                    metrics.clone(),
+                ),
+            ),
             rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(db.clone()),

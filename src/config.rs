@@ -1,7 +1,7 @@
 //! Configuration: `moim.toml` (optional) < `MOIM_*` environment < command-line flags.
 //!
 //! Every option is declared once, in the [`options!`] table below, inside its subsystem's group
-//! (`http`, `chat`, `live`, `storage`): that one line makes the flag, the environment variable,
+//! (`http`, `chat`, `live`, `limits`, `storage`): that one line makes the flag, the environment variable,
 //! the file key, the default, the accepted range and the field of the group's struct. Each
 //! subsystem is handed only its group. Secrets are [`Secret`]s: their `Debug` says nothing.
 //! Owns parsing and defaults only; every option is documented in docs/configuration.md (a test
@@ -289,6 +289,16 @@ options! {
         #[arg(env = "MOIM_TRANSCODE_LADDER")]
         transcode_ladder: Ladder = { DEFAULT_LADDER.parse().expect("the default ladder parses") };
     }
+    /// Limits that keep one client (or a crowd) from exhausting the server; see
+    /// docs/operations.md, "Limits and abuse".
+    limits: LimitsConfig {
+        /// Password hashes (argon2id, 19 MiB each) computed at once (default: one per CPU core).
+        #[arg(env = "MOIM_PASSWORD_HASH_WORKERS")]
+        password_hash_workers: usize = none;
+        /// Longest wait for a hashing worker, milliseconds; then 503 with `Retry-After`.
+        #[arg(env = "MOIM_PASSWORD_HASH_WAIT_MS")]
+        password_hash_wait_ms: u64 = 2000, in 50..=60_000;
+    }
     /// Where data lives.
     storage: StorageConfig {
         /// Directory for the SQLite database and blobs.
@@ -349,6 +359,23 @@ impl HttpConfig {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+impl LimitsConfig {
+    /// Hashing workers: the configured number, else one per core.
+    pub fn password_hash_workers(&self) -> usize {
+        self.password_hash_workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+            .clamp(1, 256)
+    }
+
+    pub fn password_hash_wait(&self) -> Duration {
+        Duration::from_millis(self.password_hash_wait_ms)
     }
 }
 

@@ -46,9 +46,29 @@ impl Histogram {
     }
 }
 
+/// Why a request or connection was turned away to protect the server; counted per reason in
+/// `moim_refused_total{reason}` (see docs/operations.md, "Limits and abuse").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every password-hashing worker stayed busy for the whole wait (503).
+    PasswordHashBusy,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 1] = [Refusal::PasswordHashBusy];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::PasswordHashBusy => "password_hash_busy",
+        }
+    }
+}
+
 /// Every metric moim exports.
 #[derive(Default)]
 pub struct Metrics {
+    /// Indexed by `Refusal as usize`.
+    refused: [AtomicU64; Refusal::ALL.len()],
     pub connections: AtomicI64,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
@@ -62,6 +82,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one refusal.
+    pub fn refused(&self, why: Refusal) {
+        self.refused[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one HTTP response by route template (never the raw path: bounded cardinality).
     pub fn http_request(&self, route: &str, status: u16) {
         let mut http = self.http.lock();
@@ -131,6 +156,15 @@ impl Metrics {
             "Time from broadcast to write, per delivery.",
             &mut out,
         );
+        let _ = writeln!(
+            out,
+            "# HELP moim_refused_total Requests and connections turned away by a limit, by reason.\n\
+             # TYPE moim_refused_total counter"
+        );
+        for why in Refusal::ALL {
+            let n = self.refused[why as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "moim_refused_total{{reason=\"{}\"}} {n}", why.as_str());
+        }
         let _ = writeln!(
             out,
             "# HELP moim_http_requests_total HTTP responses by route and status.\n\

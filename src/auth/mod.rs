@@ -1,13 +1,11 @@
-//! Accounts and who is asking: password hashing (argon2id), username rules, session cookies and
+//! Accounts and who is asking: password hashing (argon2id, in [`hasher`]'s bounded pool), username rules, session cookies and
 //! API tokens, and resolving a request's credentials to a user. Owns no HTTP routes or
 //! extractors (those live in `http::auth` and `http::extract`) and no permissions (those live
 //! in `domain::policy`).
 
+pub mod hasher;
 pub mod limiter;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use rand::RngCore;
@@ -74,46 +72,6 @@ pub fn check_password(pw: &str) -> Result<(), AuthError> {
         });
     }
     Ok(())
-}
-
-/// Hashes a password with argon2id (off the async threads: it is deliberately slow).
-pub async fn hash_password(pw: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(pw.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
-    })
-    .await?
-}
-
-/// Verifies a password against a stored hash. With no hash (unknown user) it checks against a
-/// fixed hash and fails, so both cases cost the same and reveal nothing.
-pub async fn verify_password(pw: String, hash: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(dummy_hash);
-        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let ok = Argon2::default()
-            .verify_password(pw.as_bytes(), &parsed)
-            .is_ok();
-        Ok(ok && known)
-    })
-    .await?
-}
-
-fn dummy_hash() -> String {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY
-        .get_or_init(|| {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
-                .hash_password(b"moim-no-such-user", &salt)
-                .map(|h| h.to_string())
-                .expect("argon2 with default parameters hashes any input")
-        })
-        .clone()
 }
 
 /// A fresh random secret, URL-safe.

@@ -2,6 +2,7 @@
 //! checked here; per-address rate limits and cookies are the HTTP edge's.
 
 use super::{Error, Result};
+use crate::auth::hasher::{HashError, Hasher};
 use crate::auth::{self, SESSION_TTL_MS, TOKEN_PREFIX};
 use crate::storage::users::{self, TokenInfo, User};
 use crate::storage::{is_unique_violation, now_ms, Db};
@@ -13,6 +14,7 @@ pub const MAX_TOKENS: usize = 50;
 #[derive(Clone)]
 pub struct Accounts {
     db: Db,
+    hasher: Hasher,
 }
 
 /// A login session just made: the secret goes into the cookie, only its hash is stored.
@@ -29,8 +31,8 @@ pub struct NewToken {
 }
 
 impl Accounts {
-    pub fn new(db: Db) -> Accounts {
-        Accounts { db }
+    pub fn new(db: Db, hasher: Hasher) -> Accounts {
+        Accounts { db, hasher }
     }
 
     /// Checks the username and password rules (before any rate limit is spent).
@@ -46,7 +48,7 @@ impl Accounts {
         (username, key): (String, String),
         password: String,
     ) -> Result<User> {
-        let hash = auth::hash_password(password).await?;
+        let hash = self.hasher.hash(password).await?;
         let created = async {
             let mut tx = self.db.begin().await?;
             let user = users::create(&mut tx, &username, &key, &hash, now_ms()).await?;
@@ -73,7 +75,7 @@ impl Accounts {
             Some((u, h)) => (Some(u), Some(h)),
             None => (None, None),
         };
-        let ok = auth::verify_password(password, hash).await?;
+        let ok = self.hasher.verify(password, hash).await?;
         Ok(user.filter(|_| ok))
     }
 
@@ -153,6 +155,18 @@ impl From<auth::AuthError> for Error {
             auth::AuthError::Invalid { code, message } => Error::invalid(code, message),
             auth::AuthError::BadToken => Error::Unauthorized,
             auth::AuthError::Db(e) => Error::Db(e),
+        }
+    }
+}
+
+impl From<HashError> for Error {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy(b) => Error::Busy {
+                message: b.to_string(),
+                retry_after_s: b.retry_after_s,
+            },
+            HashError::Internal(e) => Error::Internal(e),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Error {
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A bounded resource is saturated; come back after `retry_after_s`.
+    #[error("{message}")]
+    Busy { message: String, retry_after_s: u64 },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]

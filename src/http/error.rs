@@ -24,6 +24,9 @@ pub enum ApiError {
     RateLimited { retry_after_s: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: a bounded resource is saturated.
+    #[error("{message}")]
+    Busy { message: String, retry_after_s: u64 },
     #[error("{2}")]
     Other(StatusCode, &'static str, String),
     #[error(transparent)]
@@ -51,6 +54,13 @@ impl From<crate::domain::Error> for ApiError {
             E::Forbidden(m) => ApiError::Forbidden(m),
             E::NotFound(m) => ApiError::NotFound(m),
             E::Conflict { code, message } => ApiError::Conflict(code, message),
+            E::Busy {
+                message,
+                retry_after_s,
+            } => ApiError::Busy {
+                message,
+                retry_after_s,
+            },
             E::Db(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
         }
@@ -80,6 +90,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Other(status, code, _) => (*status, *code),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
@@ -91,7 +102,8 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
-        if let ApiError::RateLimited { retry_after_s } = self {
+        if let ApiError::RateLimited { retry_after_s } | ApiError::Busy { retry_after_s, .. } = self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s.max(1)));
         }

@@ -206,6 +206,21 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// A field of the server's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`, …).
+    pub fn proc_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     /// An anonymous HTTP client.
     pub fn anon(&self) -> Client {
         Client {
@@ -351,6 +366,25 @@ impl Client {
         body: Option<Value>,
         extra: &[(&str, &str)],
     ) -> (u16, Value, Option<String>) {
+        let (status, json, headers) = self.exchange(method, path, body, extra).await;
+        let cookie = headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("moim_session="))
+            .map(|v| v.split(';').next().unwrap().to_string());
+        (status, json, cookie)
+    }
+
+    /// Sends a request with extra headers; returns status, JSON body (Null if none) and the
+    /// response headers.
+    pub async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -363,20 +397,14 @@ impl Client {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        let cookie = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("moim_session="))
-            .map(|v| v.split(';').next().unwrap().to_string());
+        let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let json = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        (status, json, cookie)
+        (status, json, headers)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

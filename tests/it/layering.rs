@@ -12,7 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("storage", &[]),
     ("views", &["storage"]),
-    ("auth", &["storage"]),
+    ("auth", &["metrics", "storage"]),
     ("domain", &["auth", "storage", "views"]),
     (
         "realtime",

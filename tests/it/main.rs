@@ -27,6 +27,7 @@ macro_rules! backend_tests {
     };
 }
 
+mod abuse;
 mod accounts;
 mod browser;
 mod chat;

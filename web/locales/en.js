@@ -146,5 +146,6 @@ export default {
   "error.too_long": "Messages are at most 500 characters.",
   "error.empty": "The message is empty.",
   "error.unavailable": "The server is busy; try again.",
+  "error.busy": "The server is busy checking other passwords; try again in a moment.",
   "error.internal": "Something went wrong on the server.",
 };

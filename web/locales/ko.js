@@ -144,5 +144,6 @@ export default {
   "error.too_long": "메시지는 500자까지 쓸 수 있어요.",
   "error.empty": "메시지가 비어 있어요.",
   "error.unavailable": "서버가 바빠요. 다시 시도해 주세요.",
+  "error.busy": "서버가 다른 로그인을 처리하느라 바빠요. 잠시 후 다시 시도해 주세요.",
   "error.internal": "서버에 문제가 생겼어요.",
 };
