@@ -21,6 +21,7 @@ use crate::domain::events::{Broker, LocalBroker};
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
 use crate::domain::videos::Videos;
+use crate::limits::ConnLimits;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::realtime::{self, ChatLimits, Hub};
@@ -34,6 +35,8 @@ pub struct Application {
     rtmp: TcpListener,
     state: AppState,
     writer_rx: tokio::sync::mpsc::Receiver<realtime::writer::Pending>,
+    /// The open-file soft limit in force (after raising it).
+    open_file_limit: u64,
 }
 
 impl Application {
@@ -47,6 +50,7 @@ impl Application {
         )
         .await?;
         let metrics = Arc::new(Metrics::default());
+        let (connections, open_file_limit) = connection_limits(&config);
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("binding {}", config.http.listen))?;
@@ -122,6 +126,8 @@ impl Application {
                 100_000,
             )),
             signup_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
+            proxied_sockets: ConnLimits::new(usize::MAX, config.limits.max_connections_per_ip),
+            connections,
             config,
             live,
             rtmp_port,
@@ -134,6 +140,7 @@ impl Application {
             rtmp,
             state,
             writer_rx,
+            open_file_limit,
         })
     }
 
@@ -160,6 +167,7 @@ impl Application {
             rtmp,
             state,
             writer_rx,
+            open_file_limit,
         } = self;
         let grace = state.config.http.shutdown_grace();
         let background = CancellationToken::new();
@@ -182,13 +190,32 @@ impl Application {
 
         let http_stop = CancellationToken::new();
         let router = crate::http::router(state.clone());
+        let admission = crate::http::serve::Admission {
+            limits: state.connections.clone(),
+            metrics: state.metrics.clone(),
+            trust_proxy: state.config.http.trust_proxy,
+            body_timeout: state.config.limits.body_timeout(),
+            refusals_in_flight: crate::limits::refusals_in_flight(open_file_limit),
+        };
         let server = tokio::spawn(crate::http::serve::serve(
             listener,
             router,
             http_stop.clone(),
+            admission,
         ));
 
-        let ingest = tokio::spawn(crate::live::ingest::run_listener(state.live.clone(), rtmp));
+        let ingest = tokio::spawn(crate::live::ingest::run_listener(
+            state.live.clone(),
+            rtmp,
+            crate::live::ingest::IngestLimits {
+                connections: state.connections.clone(),
+                unauthenticated: ConnLimits::new(
+                    usize::MAX,
+                    state.config.limits.rtmp_unauthenticated_per_ip,
+                ),
+                handshake_timeout: state.config.limits.rtmp_handshake_timeout(),
+            },
+        ));
         let live_clock = tokio::spawn(state.live.clone().run_clock());
 
         signal.await;
@@ -225,6 +252,25 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The connection limits: the configured total, lowered to fit the open-file limit (raised to
+/// its hard maximum first) with a reserve for everything else that needs a descriptor.
+fn connection_limits(config: &Config) -> (Arc<ConnLimits>, u64) {
+    let soft = crate::limits::raise_open_file_limit();
+    let budget = soft.saturating_sub(crate::limits::reserved_descriptors(soft)) as usize;
+    let total = config.limits.max_connections.min(budget.max(16));
+    if total < config.limits.max_connections {
+        tracing::info!(
+            open_file_limit = soft,
+            connections = total,
+            "connections capped to fit the open-file limit; raise `ulimit -n` for more"
+        );
+    }
+    (
+        ConnLimits::new(total, config.limits.max_connections_per_ip),
+        soft,
+    )
 }
 
 /// The local blob store, `{data_dir}/blobs`. Recordings kept before blobs existed (in

@@ -298,6 +298,21 @@ options! {
         /// Longest wait for a hashing worker, milliseconds; then 503 with `Retry-After`.
         #[arg(env = "MOIM_PASSWORD_HASH_WAIT_MS")]
         password_hash_wait_ms: u64 = 2000, in 50..=60_000;
+        /// Open connections in all (HTTP, WebSocket, RTMP); lowered to fit the open-file limit.
+        #[arg(env = "MOIM_MAX_CONNECTIONS")]
+        max_connections: usize = 100_000, in 16..=10_000_000;
+        /// Open connections from one address (IPv6: one /64).
+        #[arg(env = "MOIM_MAX_CONNECTIONS_PER_IP")]
+        max_connections_per_ip: usize = 256, in 1..=1_000_000;
+        /// Seconds a request body may take to arrive; then 408 and the connection closes.
+        #[arg(env = "MOIM_BODY_TIMEOUT_S")]
+        body_timeout_s: u64 = 30, in 1..=3600;
+        /// RTMP connections one address may hold before publishing with a valid key.
+        #[arg(env = "MOIM_RTMP_UNAUTHENTICATED_PER_IP")]
+        rtmp_unauthenticated_per_ip: usize = 8, in 1..=10_000;
+        /// Seconds from RTMP connect to an accepted publish; then the connection closes.
+        #[arg(env = "MOIM_RTMP_HANDSHAKE_TIMEOUT_S")]
+        rtmp_handshake_timeout_s: u64 = 10, in 1..=600;
     }
     /// Where data lives.
     storage: StorageConfig {
@@ -376,6 +391,14 @@ impl LimitsConfig {
 
     pub fn password_hash_wait(&self) -> Duration {
         Duration::from_millis(self.password_hash_wait_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_s)
+    }
+
+    pub fn rtmp_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.rtmp_handshake_timeout_s)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod realtime;

@@ -52,14 +52,41 @@ impl Histogram {
 pub enum Refusal {
     /// Every password-hashing worker stayed busy for the whole wait (503).
     PasswordHashBusy,
+    /// A connection arrived while the process held `max_connections` (503).
+    ConnectionsTotal,
+    /// A connection arrived from an address holding `max_connections_per_ip` (429).
+    ConnectionsPerAddress,
+    /// `accept` itself failed (out of descriptors, most likely).
+    AcceptFailed,
+    /// A request body did not arrive within `body_timeout_s` (408).
+    BodyTimeout,
+    /// An RTMP connection from an address already holding `rtmp_unauthenticated_per_ip`
+    /// connections that have not published (closed).
+    RtmpUnauthenticated,
+    /// An RTMP connection that did not publish with a valid key in time (closed).
+    RtmpHandshakeTimeout,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 1] = [Refusal::PasswordHashBusy];
+    pub const ALL: [Refusal; 7] = [
+        Refusal::PasswordHashBusy,
+        Refusal::ConnectionsTotal,
+        Refusal::ConnectionsPerAddress,
+        Refusal::AcceptFailed,
+        Refusal::BodyTimeout,
+        Refusal::RtmpUnauthenticated,
+        Refusal::RtmpHandshakeTimeout,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::PasswordHashBusy => "password_hash_busy",
+            Refusal::ConnectionsTotal => "connections_total",
+            Refusal::ConnectionsPerAddress => "connections_per_address",
+            Refusal::AcceptFailed => "accept_failed",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::RtmpUnauthenticated => "rtmp_unauthenticated",
+            Refusal::RtmpHandshakeTimeout => "rtmp_handshake_timeout",
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::domain::events::Broker;
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
 use crate::domain::videos::Videos;
+use crate::limits::ConnLimits;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::realtime::Hub;
@@ -52,6 +53,11 @@ pub struct Shared {
     pub login_by_ip: Arc<KeyedLimiter<IpAddr>>,
     pub login_by_account: Arc<KeyedLimiter<String>>,
     pub signup_by_ip: Arc<KeyedLimiter<IpAddr>>,
+    /// Open TCP connections (HTTP, WebSocket, RTMP), per peer address and in total.
+    pub connections: Arc<ConnLimits>,
+    /// WebSockets per client address behind a trusted proxy (whose own connections
+    /// `connections` counts only in the total).
+    pub proxied_sockets: Arc<ConnLimits>,
     /// True from the shutdown signal on: `/readyz` answers 503.
     pub draining: Arc<AtomicBool>,
     /// Cancelled at shutdown; long-lived connections watch it.

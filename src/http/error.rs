@@ -29,6 +29,9 @@ pub enum ApiError {
     Busy { message: String, retry_after_s: u64 },
     #[error("{2}")]
     Other(StatusCode, &'static str, String),
+    /// 408, and the connection closes: the body did not arrive in time.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -92,6 +95,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Other(status, code, _) => (*status, *code),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -102,6 +106,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        if let ApiError::BodyTimeout(_) = self {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::RateLimited { retry_after_s } | ApiError::Busy { retry_after_s, .. } = self
         {
             resp.headers_mut()
@@ -115,6 +123,9 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if let Some(late) = find_cause::<super::serve::BodyTimedOut>(&r) {
+            return ApiError::BodyTimeout(late.0.as_secs());
+        }
         let status = r.status();
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
@@ -123,6 +134,20 @@ impl From<JsonRejection> for ApiError {
         };
         ApiError::Other(status, code, r.body_text())
     }
+}
+
+/// The first error of type `T` in `e`'s chain of causes.
+fn find_cause<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 impl From<PathRejection> for ApiError {

@@ -16,6 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::extract::MaybeUser;
 use super::same_origin;
+use super::serve::Admitted;
+use crate::metrics::Refusal;
 use crate::realtime::conn::{wire_close, wire_text, ConnIo, SharedIo};
 use crate::realtime::protocol::{error_frame, MAX_CLIENT_FRAME};
 use crate::realtime::session::{self, Opened, CLOSE_BANNED};
@@ -83,11 +85,31 @@ pub async fn room_ws(
     let banned = user
         .as_ref()
         .is_some_and(|u| info.sanction(u.id, SanctionKind::Ban, now_ms()).is_some());
-    let client = crate::live::client_hash(super::auth::client_ip(&state, &headers, peer), &headers);
+    let client_ip = super::auth::client_ip(&state, &headers, peer);
+    // The connection's place under the limits stays with the socket after the upgrade. Behind
+    // a trusted proxy the accept loop could not see the client, so its sockets count here.
+    let admitted = req.extensions().get::<Admitted>().cloned();
+    let proxied = if state.config.http.trust_proxy {
+        match state.proxied_sockets.admit(Some(client_ip)) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                state.metrics.refused(Refusal::ConnectionsPerAddress);
+                return Err(ApiError::Other(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections",
+                    "too many connections from your address; close some and try again".into(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let client = crate::live::client_hash(client_ip, &headers);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let token = state.sessions.token();
     tokio::spawn(async move {
         let _token = token;
+        let _places = (admitted, proxied);
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),

@@ -17,27 +17,37 @@ use moim_media::rtmp::{Event, ServerSession, SessionConfig};
 use moim_media::segmenter::Segmenter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::transcode::{Rung, INTERNAL_PREFIX};
 use super::{Broadcast, Live};
+use crate::limits::{note_refusal, ConnLimits, ConnPermit, LogGate, Refused};
+use crate::metrics::Refusal;
 use crate::storage::now_ms;
 
-/// Time allowed from TCP connect to an accepted `publish`.
-const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 /// Window over which the ingest bitrate limit is judged.
 const BITRATE_WINDOW: Duration = Duration::from_secs(5);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts encoder connections until `live` stops.
-pub async fn run_listener(live: Live, listener: TcpListener) {
-    // Connections that have not (yet) published count too: bound them all.
-    // The transcoder's rung connections count too.
-    let per_broadcast = 2 + live.config().transcode_ladder.len();
-    let slots = Arc::new(Semaphore::new(
-        live.config().max_broadcasts * per_broadcast + 8,
-    ));
+static REFUSAL_LOG: LogGate = LogGate::new(Duration::from_secs(10));
+
+static DROP_LOG: LogGate = LogGate::new(Duration::from_secs(10));
+static ACCEPT_LOG: LogGate = LogGate::new(Duration::from_secs(10));
+
+/// What the RTMP listener enforces.
+pub struct IngestLimits {
+    /// Every TCP connection of the process (shared with HTTP).
+    pub connections: Arc<ConnLimits>,
+    /// Connections that have not published with a valid key yet, per address.
+    pub unauthenticated: Arc<ConnLimits>,
+    /// Time from connect to an accepted `publish`.
+    pub handshake_timeout: Duration,
+}
+
+/// Accepts encoder connections until `live` stops. A connection costs a broadcast slot only
+/// once a valid key publishes (`Live::begin` caps broadcasts); until then it is one of the few
+/// unauthenticated connections its address may hold, for at most the handshake deadline.
+pub async fn run_listener(live: Live, listener: TcpListener, limits: IngestLimits) {
     let stop = live.stopping().clone();
     loop {
         let (stream, peer) = tokio::select! {
@@ -46,18 +56,39 @@ pub async fn run_listener(live: Live, listener: TcpListener) {
                 Ok(x) => x,
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
-                    tracing::warn!(error = %e, "rtmp accept failed");
+                    live.metrics().refused(Refusal::AcceptFailed);
+                    if let Some(held_back) = ACCEPT_LOG.pass(Instant::now()) {
+                        tracing::warn!(error = %e, similar_not_logged = held_back, "rtmp accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "rtmp connection refused: too many connections");
+        let admitted = match limits.connections.admit(Some(peer.ip())) {
+            Ok(p) => p,
+            Err(why) => {
+                let why = match why {
+                    Refused::Total => Refusal::ConnectionsTotal,
+                    Refused::PerAddress => Refusal::ConnectionsPerAddress,
+                };
+                note_refusal(live.metrics(), &REFUSAL_LOG, why, peer, "rtmp connection");
+                continue;
+            }
+        };
+        let Ok(pending) = limits.unauthenticated.admit(Some(peer.ip())) else {
+            note_refusal(
+                live.metrics(),
+                &REFUSAL_LOG,
+                Refusal::RtmpUnauthenticated,
+                peer,
+                "rtmp connection",
+            );
             continue;
         };
         let _ = stream.set_nodelay(true);
         let live2 = live.clone();
+        let handshake_timeout = limits.handshake_timeout;
         live.tasks().spawn(async move {
             let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
             let mut conn = Conn {
@@ -68,17 +99,37 @@ pub async fn run_listener(live: Live, listener: TcpListener) {
                 rung: None,
                 flv_headers: Vec::new(),
                 transcoder_tried: false,
+                pending: Some(pending),
+                handshake_timeout,
             };
-            match conn.run(stream).await {
-                Ok(()) => tracing::info!(%peer, conn = conn_id, "rtmp connection closed"),
-                Err(reason) => {
+            let result = conn.run(stream).await;
+            let published = conn.pending.is_none();
+            match result {
+                Ok(()) if published => {
+                    tracing::info!(%peer, conn = conn_id, "rtmp connection closed")
+                }
+                Err(reason) if published => {
                     tracing::warn!(%peer, conn = conn_id, %reason, "rtmp connection dropped")
+                }
+                // Connections that never published are a scanner's or an attacker's as often
+                // as a misconfigured encoder's: a line now and then, not one each.
+                Ok(()) => {}
+                Err(reason) => {
+                    if let Some(held_back) = DROP_LOG.pass(Instant::now()) {
+                        tracing::warn!(
+                            %peer,
+                            conn = conn_id,
+                            %reason,
+                            similar_not_logged = held_back,
+                            "rtmp connection dropped before publishing"
+                        );
+                    }
                 }
             }
             if let Some(b) = conn.broadcast.take() {
                 conn.live.detach(&b, conn_id).await;
             }
-            drop(permit);
+            drop(admitted);
         });
     }
 }
@@ -94,6 +145,9 @@ struct Conn {
     flv_headers: Vec<Bytes>,
     /// The transcoder was started (or tried) for this publisher.
     transcoder_tried: bool,
+    /// This connection's place among its address's unauthenticated ones, until it publishes.
+    pending: Option<ConnPermit>,
+    handshake_timeout: Duration,
 }
 
 impl Conn {
@@ -104,7 +158,7 @@ impl Conn {
         let max_bytes_per_window = max_kbps * 1000 / 8 * BITRATE_WINDOW.as_secs();
         let mut session = ServerSession::new(SessionConfig::default());
         let mut buf = vec![0u8; 64 * 1024];
-        let opened = Instant::now();
+        let handshake_deadline = tokio::time::Instant::now() + self.handshake_timeout;
         let mut window_start = Instant::now();
         let mut window_bytes = 0u64;
         let stop = self.live.stopping().clone();
@@ -113,6 +167,13 @@ impl Conn {
             let read = tokio::select! {
                 r = tokio::time::timeout(timeout, stream.read(&mut buf)) => r,
                 _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(handshake_deadline), if self.pending.is_some() => {
+                    self.live.metrics().refused(Refusal::RtmpHandshakeTimeout);
+                    return Err(format!(
+                        "did not publish within {} s",
+                        self.handshake_timeout.as_secs()
+                    ));
+                }
                 _ = async { match &kick { Some(k) => k.cancelled().await, None => std::future::pending().await } } => {
                     return Err("broadcast ended by the server".into());
                 }
@@ -123,9 +184,6 @@ impl Conn {
                 Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(n)) => n,
             };
-            if self.broadcast.is_none() && opened.elapsed() > PUBLISH_DEADLINE {
-                return Err("did not publish in time".into());
-            }
             window_bytes += n as u64;
             self.live
                 .metrics()
@@ -187,6 +245,7 @@ impl Conn {
                         return Err("publish refused: unknown internal key".into());
                     };
                     session.accept_publish();
+                    self.pending = None;
                     tracing::debug!(room = %b.slug, rung = %rung.name, "transcoder publishing");
                     self.broadcast = Some(b);
                     self.rung = Some(rung);
@@ -196,6 +255,7 @@ impl Conn {
                 match self.live.begin(&stream_key, self.id).await {
                     Ok(b) => {
                         session.accept_publish();
+                        self.pending = None;
                         tracing::info!(peer = %self.peer, room = %b.slug, "publishing");
                         self.broadcast = Some(b);
                         Ok(())

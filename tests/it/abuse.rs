@@ -7,13 +7,82 @@ use serde_json::json;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{spawn_with, Backend};
+use crate::helpers::{eventually, spawn_with, spawn_with_nofile, Backend, TestApp};
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
 fn addresses(first: u8, n: u8) -> Vec<IpAddr> {
     (0..n)
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, first + i)))
         .collect()
+}
+
+/// A TCP connection to `server` from `src`.
+async fn connect_from(server: &str, src: IpAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(src, 0)).unwrap();
+    socket.connect(server.parse().unwrap()).await.unwrap()
+}
+
+/// An anonymous room WebSocket from `src`, once the server has answered the upgrade.
+async fn ws_from(
+    app: &TestApp,
+    src: IpAddr,
+    slug: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let tcp = connect_from(&app.host, src).await;
+    let url = format!("ws://{}/api/v1/rooms/{slug}/ws", app.host);
+    tokio_tungstenite::client_async(url, tcp)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// A refused connection's answer: the status line and JSON error, read to the end (the
+/// server closes), or a panic if the server does not answer within 10 s.
+async fn answer_of(
+    mut conn: tokio::net::TcpStream,
+    server: &str,
+) -> (u16, Option<String>, serde_json::Value) {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n");
+    let _ = conn.write_all(request.as_bytes()).await;
+    let mut response = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_string(&mut response),
+    )
+    .await
+    .expect("the server answers within 10 s")
+    .ok();
+    parse_response(&response)
+}
+
+fn parse_response(response: &str) -> (u16, Option<String>, serde_json::Value) {
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no whole response: {response:?}"));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let retry = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("retry-after:")
+            .map(|v| v.trim().to_string())
+    });
+    (
+        status,
+        retry,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string())),
+    )
+}
+
+fn refused_count(metrics: &str, reason: &str) -> u64 {
+    let prefix = format!("moim_refused_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+        .parse()
+        .unwrap()
 }
 
 /// One HTTP/1.1 request on a fresh connection from `src`, as an attacker's script sends it;
@@ -24,9 +93,7 @@ async fn raw_post(
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, Option<String>, serde_json::Value) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(std::net::SocketAddr::new(src, 0)).unwrap();
-    let mut conn = socket.connect(server.parse().unwrap()).await.unwrap();
+    let mut conn = connect_from(server, src).await;
     let body = body.to_string();
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\n\
@@ -168,4 +235,268 @@ async fn saturated_hashing_answers_503_with_retry_after() {
         .expect("refusal metric");
     let n: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(n, busy.len(), "{line}");
+}
+
+/// One address once opened 2,000 anonymous WebSockets, all accepted. Now the address's
+/// connections stop at the cap with 429 `too_many_connections`; other addresses are served,
+/// and the address gets its places back as it closes sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    let app = spawn_with(Backend::Sqlite, &["--max-connections-per-ip", "20"]).await;
+    let owner = app.signup("owner").await;
+    app.room(&owner, "hall").await;
+    let hog: IpAddr = "127.0.0.40".parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(ws_from(&app, hog, "hall").await.expect("under the cap"));
+    }
+    let (status, retry, body) = answer_of(connect_from(&app.host, hog).await, &app.host).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "too_many_connections", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("your address"));
+    assert!(retry.is_some());
+    assert!(
+        ws_from(&app, hog, "hall").await.is_err(),
+        "a 21st WebSocket"
+    );
+    // Someone else is unaffected.
+    let other: IpAddr = "127.0.0.41".parse().unwrap();
+    let (status, _, _) = answer_of(connect_from(&app.host, other).await, &app.host).await;
+    assert_eq!(status, 200);
+    // Closing five gives five places back.
+    held.truncate(15);
+    let host = app.host.clone();
+    eventually(10, || {
+        let host = host.clone();
+        async move {
+            let conn = connect_from(&host, hog).await;
+            (answer_of(conn, &host).await.0 == 200).then_some(())
+        }
+    })
+    .await;
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert!(refused_count(metrics.as_str().unwrap(), "connections_per_address") >= 2);
+}
+
+/// At the common 1,024 open-file limit (here 256, to need fewer sockets) the server once ran
+/// out of descriptors: a newcomer's request got no answer and the log filled with "Too many
+/// open files". Now the total stays inside the limit and the rest are told 503 `overloaded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_descriptor_limit_newcomers_are_told_to_come_back() {
+    let app = spawn_with_nofile(&[], 256, 256).await;
+    // 40 addresses × 6 idle connections: more than 256 descriptors' worth with what the
+    // server itself holds.
+    let mut held = Vec::new();
+    for src in addresses(50, 40) {
+        for _ in 0..6 {
+            held.push(connect_from(&app.host, src).await);
+        }
+    }
+    let (status, retry, body) = answer_of(
+        connect_from(&app.host, "127.0.0.99".parse().unwrap()).await,
+        &app.host,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "overloaded", "{body}");
+    assert!(retry.is_some());
+    drop(held);
+    let host = app.host.clone();
+    eventually(10, || {
+        let host = host.clone();
+        async move {
+            let conn = connect_from(&host, "127.0.0.99".parse().unwrap()).await;
+            (answer_of(conn, &host).await.0 == 200).then_some(())
+        }
+    })
+    .await;
+    let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap();
+    let exhausted = log.matches("Too many open files").count();
+    assert!(
+        exhausted == 0,
+        "{exhausted} lines about running out of descriptors:\n{log}"
+    );
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert!(refused_count(metrics.as_str().unwrap(), "connections_total") >= 1);
+}
+
+/// moim raises its open-file soft limit to the hard limit at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let app = spawn_with_nofile(&[], 300, 4000).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", app.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4000", "4000"], "{line}");
+}
+
+/// A request body trickled a byte at a time once held its connection for as long as the
+/// sender liked. Now the body must arrive within `body_timeout_s`: 408 `body_timeout`, closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off() {
+    let app = spawn_with(Backend::Sqlite, &["--body-timeout-s", "2"]).await;
+    let mut conn = connect_from(&app.host, "127.0.0.60".parse().unwrap()).await;
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{",
+        app.host
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let (mut rx, mut tx) = conn.into_split();
+    // The attacker's pace: a space every 200 ms, for up to 20 s (far longer than the limit).
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        for _ in 0..100 {
+            tick.tick().await;
+            if tx.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        rx.read_to_string(&mut response),
+    )
+    .await
+    .expect("the server cuts the body off")
+    .ok();
+    trickle.abort();
+    let (status, _, body) = parse_response(&response);
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(body["error"], "body_timeout");
+    assert!(body["message"].as_str().unwrap().contains("2 s"), "{body}");
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert_eq!(refused_count(metrics.as_str().unwrap(), "body_timeout"), 1);
+}
+
+/// The RTMP listener's `host:port`.
+fn rtmp_addr(app: &TestApp) -> String {
+    app.rtmp
+        .trim_start_matches("rtmp://")
+        .trim_end_matches("/live")
+        .to_string()
+}
+
+/// True once the server has closed `conn` (EOF or reset), within `secs`.
+async fn closed_within(conn: &mut tokio::net::TcpStream, secs: u64) -> bool {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(std::time::Duration::from_secs(secs), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// 110 RTMP connections that never authenticated once took every encoder slot, and a real
+/// publish was refused for as long as they were held. Now a connection costs a slot only once
+/// a valid key publishes; before that it is one of the few its address may hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rtmp_connections_cannot_block_publishing() {
+    if !crate::live::have_ffmpeg() {
+        return;
+    }
+    let app = spawn_with(Backend::Sqlite, &["--max-broadcasts", "1"]).await;
+    let owner = app.signup("owner").await;
+    app.room(&owner, "stage").await;
+    let (_, url) = crate::live::stream_key(&app, &owner, "stage").await;
+    let rtmp = rtmp_addr(&app);
+    let mut squatters = Vec::new();
+    for src in addresses(70, 15) {
+        for _ in 0..3 {
+            squatters.push(connect_from(&rtmp, src).await);
+        }
+    }
+    let mut ffmpeg = crate::live::publish(&url, 30);
+    let live = eventually(20, || {
+        let app = &app;
+        async move {
+            let room = crate::live::live_state(app, "stage").await;
+            (room["live"] == true).then_some(room)
+        }
+    })
+    .await;
+    assert_eq!(live["hls_url"], "/live/stage/index.m3u8");
+    // One address may hold eight connections that have not published; the ninth is closed.
+    let hog: IpAddr = "127.0.0.90".parse().unwrap();
+    for _ in 0..8 {
+        squatters.push(connect_from(&rtmp, hog).await);
+    }
+    let mut ninth = connect_from(&rtmp, hog).await;
+    assert!(closed_within(&mut ninth, 5).await, "the ninth stayed open");
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert!(refused_count(metrics.as_str().unwrap(), "rtmp_unauthenticated") >= 1);
+}
+
+/// Refused RTMP connections once wrote a log line each (755,730 lines in 40 s). Now each is
+/// counted in `moim_refused_total` and the log gets a line now and then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_rtmp_connections_are_counted_not_logged_each() {
+    let app = spawn_with(Backend::Sqlite, &["--rtmp-unauthenticated-per-ip", "2"]).await;
+    let rtmp = rtmp_addr(&app);
+    let src: IpAddr = "127.0.0.95".parse().unwrap();
+    let _held = (
+        connect_from(&rtmp, src).await,
+        connect_from(&rtmp, src).await,
+    );
+    for _ in 0..300 {
+        let mut c = connect_from(&rtmp, src).await;
+        assert!(closed_within(&mut c, 5).await);
+    }
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert_eq!(
+        refused_count(metrics.as_str().unwrap(), "rtmp_unauthenticated"),
+        300
+    );
+    let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap();
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!(lines <= 2, "{lines} log lines about refusals:\n{log}");
+}
+
+/// A connection that keeps sending a byte now and then but never publishes is closed at the
+/// handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_handshake_has_a_deadline() {
+    let app = spawn_with(Backend::Sqlite, &["--rtmp-handshake-timeout-s", "1"]).await;
+    let rtmp = rtmp_addr(&app);
+    let conn = connect_from(&rtmp, "127.0.0.96".parse().unwrap()).await;
+    let (mut rx, mut tx) = conn.into_split();
+    // C0 (version 3), then the 1536-byte C1 a byte at a time: never a complete handshake.
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        let _ = tx.write_all(&[3]).await;
+        for _ in 0..1536 {
+            tick.tick().await;
+            if tx.write_all(&[0]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match rx.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(closed.is_ok(), "still open after 10 s");
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert_eq!(
+        refused_count(metrics.as_str().unwrap(), "rtmp_handshake_timeout"),
+        1
+    );
 }

@@ -67,6 +67,8 @@ pub struct TestApp {
     extra: Vec<String>,
     env: Vec<(String, String)>,
     listen: String,
+    /// Open-file limits (soft, hard) to start the server under.
+    nofile: Option<(u32, u32)>,
     child: Option<Child>,
 }
 
@@ -81,6 +83,12 @@ pub async fn spawn_with(backend: Backend, extra: &[&str]) -> TestApp {
 
 /// Starts moim with extra flags and environment variables.
 pub async fn spawn_with_env(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
+    let mut app = unstarted(backend, extra, env);
+    app.start().await;
+    app
+}
+
+fn unstarted(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
     let data_dir = std::env::temp_dir().join(format!(
         "moim-it-{}-{}-{}",
         std::process::id(),
@@ -91,7 +99,7 @@ pub async fn spawn_with_env(backend: Backend, extra: &[&str], env: &[(&str, &str
             .as_nanos()
     ));
     std::fs::create_dir_all(&data_dir).unwrap();
-    let mut app = TestApp {
+    TestApp {
         base: String::new(),
         host: String::new(),
         data_dir,
@@ -103,8 +111,16 @@ pub async fn spawn_with_env(backend: Backend, extra: &[&str], env: &[(&str, &str
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         listen: "127.0.0.1:0".into(),
+        nofile: None,
         child: None,
-    };
+    }
+}
+
+/// Starts moim (SQLite) under open-file limits `soft` and `hard`, as on a machine with the
+/// common 1,024 default.
+pub async fn spawn_with_nofile(extra: &[&str], soft: u32, hard: u32) -> TestApp {
+    let mut app = unstarted(Backend::Sqlite, extra, &[]);
+    app.nofile = Some((soft, hard));
     app.start().await;
     app
 }
@@ -116,7 +132,19 @@ impl TestApp {
             .append(true)
             .open(self.data_dir.join("server.log"))
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moim"));
+        let mut cmd = match self.nofile {
+            // The shell sets the limits, then becomes the server (same pid).
+            Some((soft, hard)) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" \"$@\""
+                    ))
+                    .arg(env!("CARGO_BIN_EXE_moim"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_moim")),
+        };
         cmd.arg("serve")
             .arg("--listen")
             .arg(&self.listen)

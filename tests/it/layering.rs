@@ -10,6 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("telemetry", &[]),
     ("metrics", &[]),
+    ("limits", &["metrics"]),
     ("storage", &[]),
     ("views", &["storage"]),
     ("auth", &["metrics", "storage"]),
@@ -18,23 +19,27 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "realtime",
         &["auth", "domain", "metrics", "storage", "views"],
     ),
-    ("live", &["config", "domain", "metrics", "storage", "views"]),
+    (
+        "live",
+        &["config", "domain", "limits", "metrics", "storage", "views"],
+    ),
     (
         "state",
         &[
-            "auth", "config", "domain", "live", "metrics", "realtime", "storage",
+            "auth", "config", "domain", "limits", "live", "metrics", "realtime", "storage",
         ],
     ),
     (
         "http",
         &[
-            "auth", "domain", "live", "realtime", "state", "storage", "views",
+            "auth", "domain", "limits", "live", "metrics", "realtime", "state", "storage", "views",
         ],
     ),
     (
         "app",
         &[
-            "auth", "config", "domain", "http", "live", "metrics", "realtime", "state", "storage",
+            "auth", "config", "domain", "http", "limits", "live", "metrics", "realtime", "state",
+            "storage",
         ],
     ),
 ];

@@ -86,6 +86,9 @@ impl Server {
                     .arg("0")
                     .arg("--login-rate-per-min")
                     .arg("1000")
+                    // Every simulated client connects from 127.0.0.1.
+                    .arg("--max-connections-per-ip")
+                    .arg("1000000")
                     .arg("--shutdown-grace-s")
                     .arg("2")
                     .args(&launch.moim_args)

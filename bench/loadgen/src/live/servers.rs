@@ -76,6 +76,8 @@ pub async fn start_moim(bin: &Path, dir: &Path, streams: usize) -> anyhow::Resul
         .arg(&data)
         .args(["--max-broadcasts", "50", "--shutdown-grace-s", "3"])
         .args(["--login-rate-per-min", "1000"])
+        // Every simulated viewer connects from 127.0.0.1.
+        .args(["--max-connections-per-ip", "1000000"])
         .env("RUST_LOG", "warn")
         .env_remove("MOIM_CONFIG")
         .current_dir(&data)
