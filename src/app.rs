@@ -298,11 +298,23 @@ async fn janitor(db: crate::storage::Db, stop: CancellationToken) {
         let now = crate::storage::now_ms();
         let sessions = crate::storage::users::delete_expired_sessions(&db.pool, now).await;
         let sanctions = crate::storage::rooms::delete_expired_sanctions(&db.pool, now).await;
-        match (sessions, sanctions) {
-            (Ok(a), Ok(b)) if a + b > 0 => {
-                tracing::debug!(sessions = a, sanctions = b, "expired rows removed")
+        let trust = crate::storage::users::delete_stale_trust(
+            &db.pool,
+            now - crate::domain::accounts::DEVICE_TRUST_MS,
+        )
+        .await;
+        match (sessions, sanctions, trust) {
+            (Ok(a), Ok(b), Ok(c)) if a + b + c > 0 => {
+                tracing::debug!(
+                    sessions = a,
+                    sanctions = b,
+                    sign_in_sources = c,
+                    "expired rows removed"
+                )
             }
-            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cleanup failed"),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::warn!(error = %e, "cleanup failed")
+            }
             _ => {}
         }
     }

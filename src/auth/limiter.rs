@@ -37,6 +37,12 @@ impl Bucket {
         }
     }
 
+    /// Whether a token is there to take at `now`, without taking it.
+    pub fn peek(&self, burst: u32, per_s: f64, now: Instant) -> Result<(), Duration> {
+        let mut copy = *self;
+        copy.take(burst, per_s, now)
+    }
+
     /// True when the bucket has refilled completely by `now`.
     pub fn is_full(&self, burst: u32, per_s: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
@@ -60,6 +66,21 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
             max_keys,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `Err(wait)` when `key` has no token left, without taking one (for limits charged only
+    /// on failure, see [`KeyedLimiter::charge`]).
+    pub fn peek(&self, key: &K) -> Result<(), Duration> {
+        let now = Instant::now();
+        match self.buckets.lock().get(key) {
+            Some(b) => b.peek(self.burst, self.per_s, now),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a token for `key` whether or not one is left.
+    pub fn charge(&self, key: &K) {
+        let _ = self.check(key);
     }
 
     /// Takes a token for `key`; `Err(wait)` when the key is over its limit.
@@ -104,5 +125,18 @@ mod tests {
         assert!(l.check(&"b").is_ok());
         // Map full of empty buckets: a third key is refused rather than growing the map.
         assert!(l.check(&"c").is_err());
+    }
+
+    #[test]
+    fn peeking_takes_nothing_and_charging_takes_one() {
+        let l = KeyedLimiter::new(2, 0.0, 10);
+        for _ in 0..5 {
+            assert!(l.peek(&"a").is_ok());
+        }
+        l.charge(&"a");
+        assert!(l.peek(&"a").is_ok());
+        l.charge(&"a");
+        assert!(l.peek(&"a").is_err());
+        assert!(l.peek(&"b").is_ok());
     }
 }

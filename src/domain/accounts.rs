@@ -10,6 +10,19 @@ use crate::storage::{is_unique_violation, now_ms, Db};
 /// API tokens a user may hold at once.
 pub const MAX_TOKENS: usize = 50;
 
+/// How long a browser that signed in stays trusted (its cookie lives as long).
+pub const DEVICE_TRUST_MS: i64 = 365 * 24 * 3600 * 1000;
+/// How long an address that signed in stays trusted.
+pub const ADDRESS_TRUST_MS: i64 = 90 * 24 * 3600 * 1000;
+
+/// Where a log-in attempt comes from.
+pub struct LoginSource {
+    /// The client address, as counted (an IPv6 one by its /64).
+    pub address: String,
+    /// The browser's `moim_device` cookie, if it sent one.
+    pub device: Option<String>,
+}
+
 /// Account operations; cheap to clone.
 #[derive(Clone)]
 pub struct Accounts {
@@ -77,6 +90,66 @@ impl Accounts {
         };
         let ok = self.hasher.verify(password, hash).await?;
         Ok(user.filter(|_| ok))
+    }
+
+    /// True when the account `key` has signed in from this browser or this address before
+    /// (within [`DEVICE_TRUST_MS`] / [`ADDRESS_TRUST_MS`]). Failures from such a source do not
+    /// count toward the account's lock-out.
+    pub async fn is_trusted(&self, key: &str, source: &LoginSource) -> Result<bool> {
+        let now = now_ms();
+        let device = source.device.as_deref().map(auth::secret_hash);
+        // One query per kind, each with its own horizon.
+        let by_device = match &device {
+            Some(d) => {
+                users::is_trusted(&self.db.pool, key, "", Some(d), now - DEVICE_TRUST_MS).await?
+            }
+            None => false,
+        };
+        Ok(by_device
+            || users::is_trusted(
+                &self.db.pool,
+                key,
+                &source.address,
+                None,
+                now - ADDRESS_TRUST_MS,
+            )
+            .await?)
+    }
+
+    /// Remembers where `user` just signed in from. Returns a new device secret for the
+    /// browser's cookie when it sent none.
+    pub async fn remember_source(
+        &self,
+        user: &User,
+        source: &LoginSource,
+    ) -> Result<Option<String>> {
+        let now = now_ms();
+        let (device, minted) = match &source.device {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = auth::random_secret();
+                (d.clone(), Some(d))
+            }
+        };
+        let mut tx = self.db.begin().await?;
+        users::remember_trusted(
+            &mut tx,
+            user.id,
+            users::TrustKind::Device,
+            &auth::secret_hash(&device),
+            now,
+        )
+        .await?;
+        users::remember_trusted(
+            &mut tx,
+            user.id,
+            users::TrustKind::Address,
+            &source.address,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(minted)
     }
 
     pub async fn start_session(&self, user: &User) -> Result<Session> {

@@ -1,5 +1,5 @@
-//! Sign-up, log-in, log-out, the current user and API tokens over HTTP: per-address limits and
-//! the session cookie here, the rest in `domain::accounts`.
+//! Sign-up, log-in, log-out, the current user and API tokens over HTTP: per-address and
+//! per-account limits and the cookies (session, device) here, the rest in `domain::accounts`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,7 +12,9 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::extract::CurrentUser;
-use crate::auth::{self, SESSION_COOKIE};
+use crate::auth::{self, DEVICE_COOKIE, SESSION_COOKIE};
+use crate::domain::accounts::{LoginSource, DEVICE_TRUST_MS};
+use crate::limits::address_key;
 use crate::state::AppState;
 use crate::storage::rfc3339;
 use crate::storage::users::User;
@@ -36,16 +38,53 @@ fn session_cookie(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue 
     .expect("cookie made of URL-safe base64 and fixed text")
 }
 
-/// Starts a session for `user` and answers with the user and the cookie.
-async fn start_session(state: &AppState, user: &User, status: StatusCode) -> ApiResult<Response> {
+fn device_cookie(state: &AppState, value: &str) -> HeaderValue {
+    let secure = if state.config.http.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age_s = DEVICE_TRUST_MS / 1000;
+    HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
+    ))
+    .expect("cookie made of URL-safe base64 and fixed text")
+}
+
+/// Where a log-in or sign-up comes from: the address as the limits count it, and the browser's
+/// device cookie if it looks like one moim set.
+fn login_source(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> LoginSource {
+    let address = address_key(client_ip(state, headers, peer)).to_string();
+    let device = auth::cookie(headers, DEVICE_COOKIE)
+        .filter(|v| (20..=64).contains(&v.len()))
+        .map(str::to_string);
+    LoginSource { address, device }
+}
+
+/// Starts a session for `user`, remembers where they signed in from, and answers with the
+/// user and the cookies.
+async fn start_session(
+    state: &AppState,
+    user: &User,
+    source: &LoginSource,
+    status: StatusCode,
+) -> ApiResult<Response> {
     let session = state.accounts.start_session(user).await?;
-    let cookie = session_cookie(state, &session.secret, session.max_age_s);
-    Ok((
+    let minted = state.accounts.remember_source(user, source).await?;
+    let mut resp = (
         status,
-        [(header::SET_COOKIE, cookie)],
+        [(
+            header::SET_COOKIE,
+            session_cookie(state, &session.secret, session.max_age_s),
+        )],
         Json(json!({"user": UserView::from(user)})),
     )
-        .into_response())
+        .into_response();
+    if let Some(device) = minted {
+        resp.headers_mut()
+            .append(header::SET_COOKIE, device_cookie(state, &device));
+    }
+    Ok(resp)
 }
 
 /// The client's address: the TCP peer, or behind a trusted proxy the address it appended last
@@ -84,7 +123,8 @@ pub async fn signup(
     let ip = client_ip(&state, &headers, peer);
     state.signup_by_ip.check(&ip).map_err(limited)?;
     let user = state.accounts.signup(names, body.password).await?;
-    start_session(&state, &user, StatusCode::CREATED).await
+    let source = login_source(&state, &headers, peer);
+    start_session(&state, &user, &source, StatusCode::CREATED).await
 }
 
 pub async fn login(
@@ -106,10 +146,22 @@ pub async fn login(
     let Ok((_, key)) = auth::normalise_username(&body.username) else {
         return Err(bad());
     };
-    state.login_by_account.check(&key).map_err(limited)?;
+    // Per account, only failures from sources that never signed in to it count, and only
+    // they are held back: strangers guessing cannot lock the owner out of a browser or an
+    // address they have used before (see docs/operations.md, "Limits and abuse").
+    let source = login_source(&state, &headers, peer);
+    let trusted = state.accounts.is_trusted(&key, &source).await?;
+    if !trusted {
+        state.login_by_account.peek(&key).map_err(limited)?;
+    }
     match state.accounts.verify(&key, body.password).await? {
-        Some(user) => start_session(&state, &user, StatusCode::OK).await,
-        None => Err(bad()),
+        Some(user) => start_session(&state, &user, &source, StatusCode::OK).await,
+        None => {
+            if !trusted {
+                state.login_by_account.charge(&key);
+            }
+            Err(bad())
+        }
     }
 }
 

@@ -210,3 +210,88 @@ pub async fn delete_expired_sessions(ex: impl Exec<'_>, now: i64) -> Result<u64,
         .await?;
     Ok(res.rows_affected())
 }
+
+/// How a successful log-in was made, remembered in `login_trust`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustKind {
+    /// The hash of the browser's device cookie.
+    Device,
+    /// The client address (an IPv6 one by its /64).
+    Address,
+}
+
+impl TrustKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TrustKind::Device => "device",
+            TrustKind::Address => "address",
+        }
+    }
+}
+
+/// Sources an account keeps at most, per kind; older ones are forgotten.
+pub const MAX_TRUSTED_PER_KIND: i64 = 20;
+
+/// True when the account `key` signed in from `address`, or from the browser whose device
+/// cookie hashes to `device`, at or after `since`.
+pub async fn is_trusted(
+    ex: impl Exec<'_>,
+    key: &str,
+    address: &str,
+    device: Option<&str>,
+    since: i64,
+) -> Result<bool, DbError> {
+    let row = sqlx::query(
+        "SELECT 1 AS hit FROM login_trust t JOIN users u ON u.id = t.user_id \
+         WHERE u.username_key = $1 AND t.last_ok_at >= $2 \
+           AND ((t.kind = 'address' AND t.value = $3) OR (t.kind = 'device' AND t.value = $4)) \
+         LIMIT 1",
+    )
+    .bind(key)
+    .bind(since)
+    .bind(address)
+    .bind(device.unwrap_or(""))
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Records a successful log-in's source, keeping the newest [`MAX_TRUSTED_PER_KIND`].
+pub async fn remember_trusted(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    kind: TrustKind,
+    value: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO login_trust (user_id, kind, value, last_ok_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, kind, value) DO UPDATE SET last_ok_at = excluded.last_ok_at",
+    )
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(value)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM login_trust WHERE user_id = $1 AND kind = $2 AND value NOT IN \
+         (SELECT value FROM login_trust WHERE user_id = $1 AND kind = $2 \
+          ORDER BY last_ok_at DESC LIMIT $3)",
+    )
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(MAX_TRUSTED_PER_KIND)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets sources not used since `before`.
+pub async fn delete_stale_trust(ex: impl Exec<'_>, before: i64) -> Result<u64, DbError> {
+    let res = sqlx::query("DELETE FROM login_trust WHERE last_ok_at < $1")
+        .bind(before)
+        .execute(ex)
+        .await?;
+    Ok(res.rows_affected())
+}

@@ -7,7 +7,9 @@ use serde_json::json;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{eventually, spawn_with, spawn_with_nofile, Backend, TestApp};
+use crate::helpers::{eventually, spawn_app, spawn_with, spawn_with_nofile, Backend, TestApp};
+
+backend_tests!(strangers_cannot_lock_the_owner_out);
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
 fn addresses(first: u8, n: u8) -> Vec<IpAddr> {
@@ -499,4 +501,91 @@ async fn an_rtmp_handshake_has_a_deadline() {
         refused_count(metrics.as_str().unwrap(), "rtmp_handshake_timeout"),
         1
     );
+}
+
+/// A log-in from `src`, with `cookie` sent if given; returns the status, every `Set-Cookie`
+/// and the body.
+async fn login_from(
+    server: &str,
+    src: IpAddr,
+    username: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> (u16, Vec<String>, serde_json::Value) {
+    let mut conn = connect_from(server, src).await;
+    let body = json!({"username": username, "password": password}).to_string();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\n\
+         {cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let cookies = head
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("set-cookie")
+                .then(|| v.trim().to_string())
+        })
+        .collect();
+    (
+        status,
+        cookies,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Five wrong guesses from five addresses once locked the owner out of their own account,
+/// even from a new address (429, renewed every 12 s). Now failures count per account only
+/// from sources that never signed in to it, and only those sources are held back: the owner's
+/// browser (its device cookie) and their usual address still get in.
+async fn strangers_cannot_lock_the_owner_out(b: Backend) {
+    let app = spawn_app(b).await;
+    app.signup("mina").await;
+    let home: IpAddr = "127.0.1.1".parse().unwrap();
+    let (status, cookies, body) = login_from(&app.host, home, "mina", "correct horse", None).await;
+    assert_eq!(status, 200, "{body}");
+    let device = cookies
+        .iter()
+        .find(|c| c.starts_with("moim_device="))
+        .expect("a device cookie on the first log-in from this browser");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/api/v1/auth"] {
+        assert!(device.contains(attr), "{device}");
+    }
+    let device = device.split(';').next().unwrap().to_string();
+    // Ten wrong guesses from five addresses: twice the account's allowance.
+    for src in (1..=5).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 2, i))) {
+        for _ in 0..2 {
+            let (status, _, body) = login_from(&app.host, src, "mina", "guess", None).await;
+            assert!(status == 401 || status == 429, "{status} {body}");
+        }
+    }
+    // A stranger's sixth address is held back, even with the right password.
+    let stranger: IpAddr = "127.0.2.200".parse().unwrap();
+    let (status, _, body) = login_from(&app.host, stranger, "mina", "guess", None).await;
+    assert_eq!(status, 429, "{body}");
+    let (status, _, _) = login_from(&app.host, stranger, "mina", "correct horse", None).await;
+    assert_eq!(status, 429);
+    // The owner's browser gets in from an address it never used …
+    let cafe: IpAddr = "127.0.3.1".parse().unwrap();
+    let (status, cookies, body) =
+        login_from(&app.host, cafe, "mina", "correct horse", Some(&device)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("moim_device=")),
+        "a known browser keeps its device cookie"
+    );
+    // … and the owner's usual address gets in without the cookie (a script, another browser).
+    let (status, _, body) = login_from(&app.host, home, "mina", "correct horse", None).await;
+    assert_eq!(status, 200, "{body}");
+    // A wrong password from a trusted source is still just wrong, and does not lock anything.
+    let (status, _, _) = login_from(&app.host, cafe, "mina", "typo", Some(&device)).await;
+    assert_eq!(status, 401);
 }
