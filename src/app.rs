@@ -68,6 +68,19 @@ impl Application {
             );
         }
         let config = Arc::new(config);
+        let hasher = Hasher::new(
+            config.limits.password_hash_workers(),
+            config.limits.password_hash_wait(),
+            metrics.clone(),
+        );
+        let accounts = Accounts::new(db.clone(), hasher);
+        let filled = accounts
+            .backfill_skeletons()
+            .await
+            .context("computing username skeletons")?;
+        if filled > 0 {
+            tracing::info!(accounts = filled, "username skeletons computed");
+        }
         // The event path: the hub and live subscribe; domain operations, the chat writer and
         // live publish.
         let broker = LocalBroker::new();
@@ -103,14 +116,7 @@ impl Application {
         let broker: Arc<dyn Broker> = broker;
         let per_min = config.http.login_rate_per_min;
         let state = AppState(Arc::new(Shared {
-            accounts: Accounts::new(
-                db.clone(),
-                Hasher::new(
-                    config.limits.password_hash_workers(),
-                    config.limits.password_hash_wait(),
-                    metrics.clone(),
-                ),
-            ),
+            accounts,
             rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(db.clone()),

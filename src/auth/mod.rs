@@ -38,28 +38,99 @@ pub const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Prefix that marks API tokens (helps secret scanners).
 pub const TOKEN_PREFIX: &str = "moim_pat_";
 
-/// Checks a username and returns (display form, lookup key). Display is NFC; the key is also
-/// lowercased so "Alice" and "alice" are the same account.
-pub fn normalise_username(raw: &str) -> Result<(String, String), AuthError> {
-    let name: String = raw.trim().nfc().collect();
-    let len = name.chars().count();
-    if !(2..=32).contains(&len) {
-        return Err(AuthError::Invalid {
-            code: "invalid_username",
-            message: "username must be 2 to 32 characters",
-        });
+/// A new account's name in its three forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username {
+    /// As shown: trimmed and NFKC-normalised (fullwidth and mathematical letters become plain).
+    pub display: String,
+    /// What log-in looks it up by: the display form case-folded (lowercased, NFKC again).
+    pub key: String,
+    /// The confusable skeleton of the key (Unicode TS #39): one account per skeleton, so
+    /// `аdmin` with a Cyrillic `а` cannot sit next to `admin`.
+    pub skeleton: String,
+}
+
+fn invalid_username(message: &'static str) -> AuthError {
+    AuthError::Invalid {
+        code: "invalid_username",
+        message,
     }
-    if !name
+}
+
+/// The lookup key of a display name: lowercased, then NFKC.
+fn key_of(display: &str) -> String {
+    display.to_lowercase().nfkc().collect()
+}
+
+/// The confusable skeleton of a lookup key.
+pub fn skeleton_of(key: &str) -> String {
+    unicode_security::skeleton(key).collect()
+}
+
+/// Checks a new username against the rules: 2–32 letters (any script), digits, `_` and `-`,
+/// at least one letter or digit, only characters Unicode recommends for identifiers (no
+/// fillers, no invisible ones), and one script, or a combination people write in (Latin with
+/// Hangul, Han, Hiragana or Katakana; digits go with anything).
+pub fn check_new_username(raw: &str) -> Result<Username, AuthError> {
+    use unicode_security::{GeneralSecurityProfile, RestrictionLevel, RestrictionLevelDetection};
+    let display: String = raw.trim().nfkc().collect();
+    let len = display.chars().count();
+    if !(2..=32).contains(&len) {
+        return Err(invalid_username("username must be 2 to 32 characters"));
+    }
+    if !display
         .chars()
         .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(AuthError::Invalid {
-            code: "invalid_username",
-            message: "username may contain only letters, digits, _ and -",
-        });
+        return Err(invalid_username(
+            "username may contain only letters, digits, _ and -",
+        ));
     }
-    let key: String = name.to_lowercase().nfc().collect();
-    Ok((name, key))
+    if !display.chars().any(char::is_alphanumeric) {
+        return Err(invalid_username(
+            "username needs at least one letter or digit",
+        ));
+    }
+    if !display.chars().all(|c| c.identifier_allowed()) {
+        return Err(invalid_username(
+            "username contains a character that is invisible or easily mistaken for another",
+        ));
+    }
+    if display.detect_restriction_level() > RestrictionLevel::HighlyRestrictive {
+        return Err(invalid_username(
+            "username mixes scripts (such as Latin with Cyrillic or Greek); use one, or Latin with Hangul, Han or Kana",
+        ));
+    }
+    let key = key_of(&display);
+    let skeleton = skeleton_of(&key);
+    Ok(Username {
+        display,
+        key,
+        skeleton,
+    })
+}
+
+/// The keys an existing account may be stored under, in the order to try: today's (NFKC,
+/// case-folded) and the one accounts made before it were stored under (lowercased NFC). Empty
+/// when the text cannot be any account's name.
+pub fn lookup_keys(raw: &str) -> Vec<String> {
+    let trimmed = raw.trim();
+    let len = trimmed.chars().count();
+    if !(1..=64).contains(&len) {
+        return Vec::new();
+    }
+    let current: String = key_of(&trimmed.nfkc().collect::<String>());
+    let legacy: String = trimmed
+        .nfc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfc()
+        .collect();
+    if legacy == current {
+        vec![current]
+    } else {
+        vec![current, legacy]
+    }
 }
 
 /// Checks password length (in characters).
@@ -129,4 +200,79 @@ pub async fn resolve(db: &Db, headers: &HeaderMap) -> Result<Option<User>, AuthE
         return Ok(users::user_by_session(&db.pool, &secret_hash(cookie), now_ms()).await?);
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(name: &str) -> &'static str {
+        match check_new_username(name) {
+            Err(AuthError::Invalid { message, .. }) => message,
+            other => panic!("{name:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn look_alike_invisible_and_letterless_names_are_refused() {
+        assert!(refused("аdmin").contains("mixes scripts"), "Cyrillic а");
+        assert!(refused("rοotadmin").contains("mixes scripts"), "Greek ο");
+        assert!(refused("ㅤㅤㅤ").contains("invisible"), "Hangul filler");
+        assert!(
+            refused("a\u{200B}b").contains("only letters"),
+            "zero-width space"
+        );
+        assert!(refused("ab\u{FEFF}").contains("only letters"), "BOM");
+        assert!(refused("---").contains("at least one letter"));
+        assert!(refused("_-_").contains("at least one letter"));
+        assert!(refused("준호Привет").contains("mixes scripts"));
+        assert!(refused("a").contains("2 to 32"));
+    }
+
+    #[test]
+    fn compatibility_forms_become_plain_and_share_a_skeleton() {
+        let plain = check_new_username("admin").unwrap();
+        let fullwidth = check_new_username("ａｄｍｉｎ").unwrap();
+        let bold = check_new_username("𝐚𝐝𝐦𝐢𝐧").unwrap();
+        assert_eq!(fullwidth.display, "admin");
+        assert_eq!(bold.key, plain.key);
+        assert_eq!(fullwidth.skeleton, plain.skeleton);
+        // Case and look-alike letters meet in the skeleton too.
+        assert_eq!(
+            check_new_username("ADMIN").unwrap().skeleton,
+            plain.skeleton
+        );
+        assert_eq!(
+            check_new_username("adrnin").unwrap().skeleton,
+            plain.skeleton
+        );
+        // A Cyrillic look-alike that a legacy account might hold has the same skeleton.
+        assert_eq!(skeleton_of("аdmin"), plain.skeleton);
+    }
+
+    #[test]
+    fn names_people_use_are_accepted() {
+        for name in [
+            "준호",
+            "mina_kim-2",
+            "준호abc12",
+            "日本語テスト",
+            "Привет",
+            "Ελληνικά",
+            "김민수99",
+            "José",
+        ] {
+            let u = check_new_username(name).unwrap_or_else(|e| panic!("{name:?}: {e}"));
+            assert_eq!(u.key, u.display.to_lowercase(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn lookup_keys_find_old_and_new_forms() {
+        assert_eq!(lookup_keys(" Mina "), vec!["mina"]);
+        // Stored before NFKC keys: a fullwidth name's key was its lowercase NFC form.
+        assert_eq!(lookup_keys("ＭＩＮＡ"), vec!["mina", "ｍｉｎａ"]);
+        assert!(lookup_keys("").is_empty());
+        assert!(lookup_keys(&"x".repeat(65)).is_empty());
+    }
 }

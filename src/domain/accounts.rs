@@ -3,7 +3,7 @@
 
 use super::{Error, Result};
 use crate::auth::hasher::{HashError, Hasher};
-use crate::auth::{self, SESSION_TTL_MS, TOKEN_PREFIX};
+use crate::auth::{self, Username, SESSION_TTL_MS, TOKEN_PREFIX};
 use crate::storage::users::{self, TokenInfo, User};
 use crate::storage::{is_unique_violation, now_ms, Db};
 
@@ -49,22 +49,20 @@ impl Accounts {
     }
 
     /// Checks the username and password rules (before any rate limit is spent).
-    pub fn check_signup(&self, username: &str, password: &str) -> Result<(String, String)> {
-        let names = auth::normalise_username(username)?;
+    pub fn check_signup(&self, username: &str, password: &str) -> Result<Username> {
+        let name = auth::check_new_username(username)?;
         auth::check_password(password)?;
-        Ok(names)
+        Ok(name)
     }
 
-    /// Creates an account (the first one becomes admin) from names `check_signup` returned.
-    pub async fn signup(
-        &self,
-        (username, key): (String, String),
-        password: String,
-    ) -> Result<User> {
+    /// Creates an account (the first one becomes admin) from the name `check_signup` returned.
+    /// A name whose key or confusable skeleton another account has is taken.
+    pub async fn signup(&self, name: Username, password: String) -> Result<User> {
         let hash = self.hasher.hash(password).await?;
         let created = async {
             let mut tx = self.db.begin().await?;
-            let user = users::create(&mut tx, &username, &key, &hash, now_ms()).await?;
+            let user = users::create(&mut tx, &name.display, &name.key, &hash, now_ms()).await?;
+            users::claim_skeleton(&mut tx, &name.skeleton, user.id).await?;
             tx.commit().await?;
             Ok::<_, crate::storage::DbError>(user)
         }
@@ -72,7 +70,10 @@ impl Accounts {
         let user = match created {
             Ok(u) => u,
             Err(e) if is_unique_violation(&e) => {
-                return Err(Error::conflict("username_taken", "that username is taken"))
+                return Err(Error::conflict(
+                    "username_taken",
+                    "that username is taken, or looks the same as one that is",
+                ))
             }
             Err(e) => return Err(e.into()),
         };
@@ -80,10 +81,46 @@ impl Accounts {
         Ok(user)
     }
 
+    /// The account a name typed at log-in means: the first of `auth::lookup_keys` that
+    /// belongs to one.
+    async fn find_by_name(&self, keys: &[String]) -> Result<Option<(User, String)>> {
+        for key in keys {
+            if let Some(found) = users::find_with_hash(&self.db.pool, key).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives accounts made before confusable skeletons existed their skeleton (the older of
+    /// two look-alikes keeps it; the younger can still log in, and no new account can look
+    /// like either). Runs at start-up; returns how many it filled in.
+    pub async fn backfill_skeletons(&self) -> Result<usize> {
+        let mut filled = 0;
+        loop {
+            let batch = users::without_skeleton(&self.db.pool, 500).await?;
+            if batch.is_empty() {
+                return Ok(filled);
+            }
+            for (id, username) in batch {
+                let key = auth::lookup_keys(&username)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                if !users::backfill_skeleton(&self.db.pool, &auth::skeleton_of(&key), id).await? {
+                    tracing::warn!(%username, "an older account looks the same as this one");
+                    users::backfill_skeleton(&self.db.pool, &format!("#look-alike-{id}"), id)
+                        .await?;
+                }
+                filled += 1;
+            }
+        }
+    }
+
     /// The account if the password is right; `None` for a wrong password or an unknown (or
-    /// malformed) name alike, at the same cost.
-    pub async fn verify(&self, key: &str, password: String) -> Result<Option<User>> {
-        let found = users::find_with_hash(&self.db.pool, key).await?;
+    /// malformed) name alike, at the same cost. `keys` come from `auth::lookup_keys`.
+    pub async fn verify(&self, keys: &[String], password: String) -> Result<Option<User>> {
+        let found = self.find_by_name(keys).await?;
         let (user, hash) = match found {
             Some((u, h)) => (Some(u), Some(h)),
             None => (None, None),

@@ -243,11 +243,12 @@ impl Rooms {
     }
 
     async fn find_user(&self, username: &str) -> Result<User> {
-        let (_, key) =
-            crate::auth::normalise_username(username).map_err(|_| Error::not_found("user"))?;
-        users::find_by_key(&self.db.pool, &key)
-            .await?
-            .ok_or_else(|| Error::not_found("user"))
+        for key in crate::auth::lookup_keys(username) {
+            if let Some(user) = users::find_by_key(&self.db.pool, &key).await? {
+                return Ok(user);
+            }
+        }
+        Err(Error::not_found("user"))
     }
 
     /// (user id, username) of each moderator.

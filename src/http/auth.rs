@@ -143,7 +143,8 @@ pub async fn login(
         )
     };
     // Malformed usernames get the same answer as wrong ones: no hints about accounts.
-    let Ok((_, key)) = auth::normalise_username(&body.username) else {
+    let keys = auth::lookup_keys(&body.username);
+    let Some(key) = keys.first().cloned() else {
         return Err(bad());
     };
     // Per account, only failures from sources that never signed in to it count, and only
@@ -154,7 +155,7 @@ pub async fn login(
     if !trusted {
         state.login_by_account.peek(&key).map_err(limited)?;
     }
-    match state.accounts.verify(&key, body.password).await? {
+    match state.accounts.verify(&keys, body.password).await? {
         Some(user) => start_session(&state, &user, &source, StatusCode::OK).await,
         None => {
             if !trusted {

@@ -295,3 +295,53 @@ pub async fn delete_stale_trust(ex: impl Exec<'_>, before: i64) -> Result<u64, D
         .await?;
     Ok(res.rows_affected())
 }
+
+/// Claims `skeleton` for `user_id`; a unique violation when another account holds it.
+pub async fn claim_skeleton(
+    conn: &mut sqlx::AnyConnection,
+    skeleton: &str,
+    user_id: i64,
+) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO username_skeletons (skeleton, user_id) VALUES ($1, $2)")
+        .bind(skeleton)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// (id, username) of accounts without a skeleton row, oldest first, at most `limit`.
+pub async fn without_skeleton(
+    ex: impl Exec<'_>,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, username FROM users u \
+         WHERE NOT EXISTS (SELECT 1 FROM username_skeletons s WHERE s.user_id = u.id) \
+         ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("username")?)))
+        .collect()
+}
+
+/// Gives `user_id` its skeleton unless an (older) account holds it already; then it gets a
+/// private one (`#` and its id, which no name can produce) so the backfill never revisits it.
+pub async fn backfill_skeleton(
+    ex: impl Exec<'_>,
+    skeleton: &str,
+    user_id: i64,
+) -> Result<bool, DbError> {
+    let res = sqlx::query(
+        "INSERT INTO username_skeletons (skeleton, user_id) VALUES ($1, $2) \
+         ON CONFLICT (skeleton) DO NOTHING",
+    )
+    .bind(skeleton)
+    .bind(user_id)
+    .execute(ex)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}

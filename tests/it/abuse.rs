@@ -9,7 +9,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{eventually, spawn_app, spawn_with, spawn_with_nofile, Backend, TestApp};
 
-backend_tests!(strangers_cannot_lock_the_owner_out);
+backend_tests!(
+    strangers_cannot_lock_the_owner_out,
+    look_alike_and_invisible_usernames_are_refused,
+    accounts_with_names_made_under_older_rules_keep_working,
+);
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
 fn addresses(first: u8, n: u8) -> Vec<IpAddr> {
@@ -588,4 +592,98 @@ async fn strangers_cannot_lock_the_owner_out(b: Backend) {
     // A wrong password from a trusted source is still just wrong, and does not lock anything.
     let (status, _, _) = login_from(&app.host, cafe, "mina", "typo", Some(&device)).await;
     assert_eq!(status, 401);
+}
+
+/// Next to `admin`, these were all accepted. Now each is refused, or taken because it looks
+/// the same as `admin`; names people really use still work.
+async fn look_alike_and_invisible_usernames_are_refused(b: Backend) {
+    let app = spawn_app(b).await;
+    app.signup("admin").await;
+    app.signup("rootadmin").await;
+    let anon = app.anon();
+    let signup = |name: &'static str| {
+        let anon = &anon;
+        async move {
+            anon.post(
+                "/api/v1/auth/signup",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await
+        }
+    };
+    for (name, code) in [
+        ("аdmin", "invalid_username"),
+        ("rοotadmin", "invalid_username"),
+        ("ｒｏｏｔａｄｍｉｎ", "username_taken"),
+        ("𝐚𝐝𝐦𝐢𝐧", "username_taken"),
+        ("ADMIN", "username_taken"),
+        ("adrnin", "username_taken"),
+        ("ㅤㅤㅤ", "invalid_username"),
+        ("---", "invalid_username"),
+        ("ad\u{200B}min", "invalid_username"),
+    ] {
+        let (status, body) = signup(name).await;
+        assert_eq!(body["error"], code, "{name:?}: {body}");
+        assert_eq!(status, if code == "username_taken" { 409 } else { 400 });
+        let message = body["message"].as_str().unwrap();
+        assert_ne!(message, code, "the message says what was wrong");
+    }
+    for name in ["준호", "mina_kim-2", "준호abc12", "Привет"] {
+        let (status, body) = signup(name).await;
+        assert_eq!(status, 201, "{name:?}: {body}");
+    }
+}
+
+/// Accounts made before the look-alike rules keep logging in, by the name they always used,
+/// and no new account can look like them.
+async fn accounts_with_names_made_under_older_rules_keep_working(b: Backend) {
+    let mut app = spawn_app(b.clone()).await;
+    app.signup("first").await;
+    app.signup("second").await;
+    app.kill9();
+    // As older versions stored them: a Cyrillic look-alike and a fullwidth name, keyed by
+    // their lowercase NFC form, without skeletons.
+    let url = match &app.backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(url) => Some(url.clone()),
+    };
+    let db = moim::storage::Db::connect(url.as_deref(), &app.data_dir)
+        .await
+        .unwrap();
+    for (old, name) in [("first", "аdmin"), ("second", "ＭＩＮＡ")] {
+        let key = name.to_lowercase();
+        sqlx::query("UPDATE users SET username = $1, username_key = $2 WHERE username = $3")
+            .bind(name)
+            .bind(&key)
+            .bind(old)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM username_skeletons")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db.pool.close().await;
+    app.restart().await;
+    for name in ["аdmin", "ＭＩＮＡ", "ｍｉｎａ"] {
+        let (status, body) = app
+            .anon()
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{name:?}: {body}");
+    }
+    for name in ["admin", "mina"] {
+        let (status, body) = app
+            .anon()
+            .post(
+                "/api/v1/auth/signup",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(status, 409, "{name:?} looks like an older account: {body}");
+    }
 }
