@@ -176,7 +176,7 @@ pub async fn live_file(
         File::Playlist => {
             if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
                 let headers = req.headers();
-                b.saw_hls_client(client_hash(client_ip(&state, headers, *peer), headers));
+                b.saw_hls_client(client_hash(client_ip(&state, headers, *peer)));
             }
             if let Some(msn) = q.msn {
                 let next = seg.lock().next_msn();

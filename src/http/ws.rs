@@ -104,7 +104,7 @@ pub async fn room_ws(
     } else {
         None
     };
-    let client = crate::live::client_hash(client_ip, &headers);
+    let client = crate::live::client_hash(client_ip);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let token = state.sessions.token();
     tokio::spawn(async move {

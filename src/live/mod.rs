@@ -44,19 +44,16 @@ pub use broadcast::Broadcast;
 /// How long an ended broadcast's playlist (with `EXT-X-ENDLIST`) stays readable.
 const ENDED_LINGER: Duration = Duration::from_secs(30);
 
-/// A keyed hash of a client's address and user agent: the same browser's WebSocket and HLS
-/// requests hash alike, so a viewer is counted once; the key is random per process, so the hash
-/// says nothing about the address.
-pub fn client_hash(ip: std::net::IpAddr, headers: &axum::http::HeaderMap) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
+/// A keyed hash of a client's address (an IPv6 one by its /64): anonymous viewers count once
+/// per address, however many sockets, players or user agents one machine opens, and a
+/// browser's WebSocket and HLS requests hash alike, so its viewer is counted once. The key is
+/// random per process, so the hash says nothing about the address.
+pub fn client_hash(ip: std::net::IpAddr) -> u64 {
+    use std::hash::BuildHasher;
     static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
-    let mut h = KEY.get_or_init(Default::default).build_hasher();
-    std::hash::Hash::hash(&ip, &mut h);
-    if let Some(ua) = headers.get(axum::http::header::USER_AGENT) {
-        h.write(ua.as_bytes());
-    }
-    h.finish()
+    KEY.get_or_init(Default::default)
+        .hash_one(crate::limits::address_key(ip))
 }
 
 /// URL of a room's live multivariant playlist.

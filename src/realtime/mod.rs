@@ -107,8 +107,8 @@ impl RoomInfo {
 struct Conn {
     io: Arc<conn::ConnIo>,
     viewer_key: ViewerKey,
-    /// Keyed hash of the client's address and user agent, to recognise the same viewer's HLS
-    /// requests (see `live`).
+    /// Keyed hash of the client's address, to recognise the same viewer's HLS requests and to
+    /// count anonymous viewers per address (see `live::client_hash`).
     client: u64,
     user_id: Option<i64>,
     signal: Arc<Signal>,
@@ -132,7 +132,8 @@ async fn fanout_loop(room: std::sync::Weak<RoomState>, mut rx: mpsc::Receiver<Ou
     }
 }
 
-/// Who counts as one viewer: a user across all their tabs, or one anonymous connection.
+/// Who counts as one viewer: a user across all their tabs and devices, or every anonymous
+/// connection from one address (so one machine cannot inflate a count or a ranking).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewerKey {
     User(i64),
@@ -403,7 +404,7 @@ impl Hub {
             conn_id,
             Conn {
                 io,
-                viewer_key: user_id.map_or(ViewerKey::Anon(conn_id), ViewerKey::User),
+                viewer_key: user_id.map_or(ViewerKey::Anon(client), ViewerKey::User),
                 client,
                 user_id,
                 signal: signal.clone(),

@@ -13,6 +13,7 @@ backend_tests!(
     strangers_cannot_lock_the_owner_out,
     look_alike_and_invisible_usernames_are_refused,
     accounts_with_names_made_under_older_rules_keep_working,
+    one_machine_cannot_inflate_a_viewer_count,
 );
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
@@ -686,4 +687,46 @@ async fn accounts_with_names_made_under_older_rules_keep_working(b: Backend) {
             .await;
         assert_eq!(status, 409, "{name:?} looks like an older account: {body}");
     }
+}
+
+/// 2,000 idle anonymous sockets from one machine once read "2000 watching" and put the room
+/// first. Anonymous viewers now count once per address; signed-in ones once per account.
+async fn one_machine_cannot_inflate_a_viewer_count(b: Backend) {
+    let app = spawn_app(b).await;
+    let owner = app.signup("owner").await;
+    app.room(&owner, "inflated").await;
+    app.room(&owner, "popular").await;
+    let bot: IpAddr = "127.0.0.110".parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(ws_from(&app, bot, "inflated").await.unwrap());
+    }
+    for src in addresses(111, 3) {
+        held.push(ws_from(&app, src, "popular").await.unwrap());
+    }
+    // The signed-in owner on the bot's machine is a viewer of their own.
+    let mut mine = app.ws(Some(&owner), "inflated", None).await;
+    mine.welcome().await;
+    let rooms = eventually(10, || {
+        let app = &app;
+        async move {
+            let (_, body) = app.anon().get("/api/v1/rooms").await;
+            let counts: Vec<(String, i64)> = body["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["slug"].as_str().unwrap().to_string(),
+                        r["viewers"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            (counts.iter().any(|(s, n)| s == "inflated" && *n == 2)
+                && counts.iter().any(|(s, n)| s == "popular" && *n == 3))
+            .then_some(counts)
+        }
+    })
+    .await;
+    assert_eq!(rooms[0].0, "popular", "{rooms:?}");
 }

@@ -366,10 +366,11 @@ async fn broadcast_end_to_end(backend: Backend) {
     assert_eq!(decode_errors(file.to_str().unwrap()), "");
 
     // Viewers: the WebSocket viewer fetching HLS counts once; a player that only fetches HLS
-    // (another client) counts too.
+    // (from another machine) counts too.
     assert_eq!(live_state(&app, "stage").await["viewers"], 1);
     let hls_only = reqwest::Client::builder()
         .user_agent("hls-only-player/1.0")
+        .local_address("127.0.0.77".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
     let st = hls_only
