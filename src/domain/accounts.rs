@@ -213,13 +213,18 @@ impl Accounts {
     }
 
     pub async fn create_token(&self, user: &User, name: &str) -> Result<NewToken> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 64 {
-            return Err(Error::invalid(
+        let name = super::text::clean_line(name, 64).map_err(|e| {
+            Error::invalid(
                 "invalid_name",
-                "token name must be 1 to 64 characters",
-            ));
-        }
+                match e {
+                    super::text::TextError::Empty => {
+                        "token name needs at least one visible character"
+                    }
+                    super::text::TextError::TooLong => "token name must be at most 64 characters",
+                },
+            )
+        })?;
+        let name = name.as_str();
         let mut tx = self.db.begin().await?;
         if users::list_tokens(&mut *tx, user.id).await?.len() >= MAX_TOKENS {
             return Err(Error::conflict(

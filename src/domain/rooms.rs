@@ -59,14 +59,21 @@ fn validate_slug(slug: &str) -> Result<()> {
     }
 }
 
+/// Longest room title, in characters.
+pub const MAX_TITLE_CHARS: usize = 100;
+
 fn validate_title(raw: &str) -> Result<String> {
-    match text::clean(raw) {
-        Ok(t) if t.chars().count() <= 100 => Ok(t),
-        _ => Err(Error::invalid(
+    text::clean_line(raw, MAX_TITLE_CHARS).map_err(|e| {
+        Error::invalid(
             "invalid_title",
-            "title must be 1 to 100 characters",
-        )),
-    }
+            match e {
+                text::TextError::Empty => "title needs at least one visible character".to_string(),
+                text::TextError::TooLong => {
+                    format!("title must be at most {MAX_TITLE_CHARS} characters")
+                }
+            },
+        )
+    })
 }
 
 impl Rooms {

@@ -47,14 +47,18 @@ fn tidy(list: Vec<String>, what: &str) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for t in list {
-        let t = t.trim().to_string();
-        if t.chars().count() > MAX_TERM_CHARS {
-            return Err(Error::invalid(
-                "term_too_long",
-                format!("each of the {what} must be at most {MAX_TERM_CHARS} characters"),
-            ));
-        }
-        if !t.is_empty() && !out.contains(&t) {
+        let t = match super::text::clean_line(&t, MAX_TERM_CHARS) {
+            Ok(t) => t,
+            // Blank (or invisible-only) entries are dropped, as an empty line in the editor.
+            Err(super::text::TextError::Empty) => continue,
+            Err(super::text::TextError::TooLong) => {
+                return Err(Error::invalid(
+                    "term_too_long",
+                    format!("each of the {what} must be at most {MAX_TERM_CHARS} characters"),
+                ))
+            }
+        };
+        if !out.contains(&t) {
             out.push(t);
         }
     }

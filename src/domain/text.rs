@@ -1,9 +1,19 @@
-//! Chat text rules: control characters out, whitespace trimmed, 1–500 characters.
+//! The one text sanitiser for every free-text field people type (chat messages, room titles,
+//! token names, and every later one): control characters, direction controls and invisible
+//! characters out, stacks of combining marks cut short, whitespace trimmed, then a length
+//! check; text with nothing visible left is empty. Usernames have stricter rules of their own
+//! (`auth::check_new_username`).
 
-/// Longest message, in characters, after cleaning.
+use unicode_normalization::char::is_combining_mark;
+
+/// Longest chat message, in characters, after cleaning.
 pub const MAX_CHARS: usize = 500;
 
-/// Why a message text was refused.
+/// Combining marks kept on one base character. Scripts that stack marks (Vietnamese, Thai,
+/// Devanagari) use up to three; more is "Zalgo" text that spills over neighbouring lines.
+pub const MAX_MARKS_PER_CHAR: usize = 4;
+
+/// Why a text was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TextError {
     Empty,
@@ -25,27 +35,77 @@ impl TextError {
     }
 }
 
-/// Removes control characters (and bidi overrides that could disguise text), turning line
-/// breaks and tabs into spaces, then trims and checks the length.
-pub fn clean(raw: &str) -> Result<String, TextError> {
-    let cleaned: String = raw
-        .chars()
-        .filter_map(|c| match c {
-            '\n' | '\r' | '\t' => Some(' '),
-            c if c.is_control() => None,
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => None,
-            c => Some(c),
-        })
-        .collect();
-    let trimmed = cleaned.trim();
-    let len = trimmed.chars().count();
-    if len == 0 {
-        Err(TextError::Empty)
-    } else if len > MAX_CHARS {
-        Err(TextError::TooLong)
-    } else {
-        Ok(trimmed.to_string())
+/// Characters removed wherever they are: they render as nothing (or reorder what follows) and
+/// serve only to disguise text.
+fn is_stripped(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'                      // soft hyphen
+        | '\u{034F}'                    // combining grapheme joiner
+        | '\u{061C}'                    // Arabic letter mark
+        | '\u{115F}' | '\u{1160}'       // Hangul choseong / jungseong fillers
+        | '\u{17B4}' | '\u{17B5}'       // Khmer inherent vowels
+        | '\u{180B}'..='\u{180F}'       // Mongolian variation selectors and vowel separator
+        | '\u{200B}'                    // zero-width space
+        | '\u{200E}' | '\u{200F}'       // left-to-right / right-to-left marks
+        | '\u{202A}'..='\u{202E}'       // direction embeddings and overrides
+        | '\u{2060}'..='\u{206F}'       // word joiner, invisible operators, isolates, deprecated
+        | '\u{3164}'                    // Hangul filler
+        | '\u{FEFF}'                    // byte-order mark / zero-width no-break space
+        | '\u{FFA0}'                    // halfwidth Hangul filler
+        | '\u{FFF9}'..='\u{FFFB}'       // interlinear annotation
+        | '\u{1BCA0}'..='\u{1BCA3}'     // shorthand format controls
+        | '\u{1D173}'..='\u{1D17A}'     // musical symbol format controls
+    )
+}
+
+/// Characters kept because real text needs them (emoji sequences, Persian and Indic joining,
+/// flag tags) but that show nothing on their own.
+fn is_silent(c: char) -> bool {
+    matches!(c,
+        '\u{200C}' | '\u{200D}'         // zero-width non-joiner / joiner
+        | '\u{FE00}'..='\u{FE0F}'       // variation selectors
+        | '\u{E0020}'..='\u{E007F}'     // tags
+        | '\u{E0100}'..='\u{E01EF}'     // variation selectors supplement
+        | '\u{2800}'                    // braille pattern blank
+    ) || is_combining_mark(c)
+}
+
+/// Cleans one line of text for a field of at most `max_chars` characters: line breaks and tabs
+/// become spaces, control, direction and invisible characters go, at most
+/// [`MAX_MARKS_PER_CHAR`] combining marks stay on a character, and the ends are trimmed.
+/// `Empty` when nothing visible is left.
+pub fn clean_line(raw: &str, max_chars: usize) -> Result<String, TextError> {
+    let mut out = String::with_capacity(raw.len().min(max_chars * 4 + 16));
+    let mut marks = 0;
+    for c in raw.chars() {
+        let c = match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() || is_stripped(c) => continue,
+            c => c,
+        };
+        if is_combining_mark(c) {
+            marks += 1;
+            if marks > MAX_MARKS_PER_CHAR {
+                continue;
+            }
+        } else {
+            marks = 0;
+        }
+        out.push(c);
     }
+    let trimmed = out.trim();
+    if !trimmed.chars().any(|c| !c.is_whitespace() && !is_silent(c)) {
+        return Err(TextError::Empty);
+    }
+    if trimmed.chars().count() > max_chars {
+        return Err(TextError::TooLong);
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A chat message: [`clean_line`] with [`MAX_CHARS`].
+pub fn clean(raw: &str) -> Result<String, TextError> {
+    clean_line(raw, MAX_CHARS)
 }
 
 #[cfg(test)]
@@ -64,5 +124,62 @@ mod tests {
         assert_eq!(clean(&"가".repeat(501)).unwrap_err(), TextError::TooLong);
         // Surrounding whitespace does not count toward the limit.
         assert!(clean(&format!("  {}  ", "x".repeat(500))).is_ok());
+    }
+
+    #[test]
+    fn invisible_only_text_is_empty() {
+        for raw in [
+            "\u{200B}\u{200B}\u{200B}",
+            "\u{FEFF}",
+            "\u{3164}\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{200E}\u{200F}\u{2066}",
+            "\u{200D}\u{FE0F}",
+            "\u{2800}\u{2800}",
+            "\u{3000}\u{00A0} \u{200B}",
+            "\u{0301}\u{0301}",
+        ] {
+            assert_eq!(clean(raw), Err(TextError::Empty), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn invisible_characters_inside_text_go() {
+        assert_eq!(clean("ad\u{200B}min").unwrap(), "admin");
+        assert_eq!(clean("\u{FEFF}hello\u{2060}").unwrap(), "hello");
+        assert_eq!(clean("a\u{200F}b\u{2067}c").unwrap(), "abc");
+        assert_eq!(clean("ㅋ\u{3164}ㅋ").unwrap(), "ㅋㅋ");
+    }
+
+    #[test]
+    fn stacks_of_combining_marks_are_cut_short() {
+        let zalgo = format!("a{}b", "\u{0301}".repeat(499));
+        let cleaned = clean(&zalgo).unwrap();
+        assert_eq!(
+            cleaned,
+            format!("a{}b", "\u{0301}".repeat(MAX_MARKS_PER_CHAR))
+        );
+        // Real text keeps its marks: Vietnamese stacks two, Devanagari and Thai use them too.
+        for real in ["Việt Nam", "ệ", "नमस्ते", "สวัสดี", "e\u{0301}"] {
+            assert_eq!(clean(real).unwrap(), real);
+        }
+    }
+
+    #[test]
+    fn emoji_sequences_survive() {
+        for emoji in [
+            "👩\u{200D}👩\u{200D}👧",
+            "❤\u{FE0F}",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+            "👍🏽",
+        ] {
+            assert_eq!(clean(emoji).unwrap(), emoji);
+        }
+    }
+
+    #[test]
+    fn fields_have_their_own_length() {
+        assert!(clean_line(&"x".repeat(64), 64).is_ok());
+        assert_eq!(clean_line(&"x".repeat(65), 64), Err(TextError::TooLong));
     }
 }

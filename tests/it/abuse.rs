@@ -14,6 +14,7 @@ backend_tests!(
     look_alike_and_invisible_usernames_are_refused,
     accounts_with_names_made_under_older_rules_keep_working,
     one_machine_cannot_inflate_a_viewer_count,
+    invisible_text_is_refused_everywhere,
 );
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
@@ -729,4 +730,69 @@ async fn one_machine_cannot_inflate_a_viewer_count(b: Backend) {
     })
     .await;
     assert_eq!(rooms[0].0, "popular", "{rooms:?}");
+}
+
+/// Zero-width spaces, a BOM, Hangul fillers, direction marks and a letter under 499 combining
+/// marks were all accepted, and a room was titled with zero-width spaces alone. The shared
+/// sanitiser now strips what is invisible, refuses what has nothing visible left and cuts
+/// stacks of marks short, in chat, titles, token names and blocked terms.
+async fn invisible_text_is_refused_everywhere(b: Backend) {
+    let app = spawn_app(b).await;
+    let user = app.signup("writer").await;
+    let (status, body) = user
+        .client
+        .post(
+            "/api/v1/rooms",
+            json!({"slug": "ghost", "title": "\u{200B}\u{200B}\u{200B}"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_title");
+    assert!(
+        body["message"].as_str().unwrap().contains("visible"),
+        "{body}"
+    );
+    let (status, body) = user
+        .client
+        .post(
+            "/api/v1/rooms",
+            json!({"slug": "plain", "title": "Movie\u{200B} night\u{FEFF}"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["room"]["title"], "Movie night");
+    let (status, body) = user
+        .client
+        .post("/api/v1/me/tokens", json!({"name": "\u{3164}\u{200E}"}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_name")),
+        "{body}"
+    );
+
+    let mut ws = app.ws(Some(&user), "plain", None).await;
+    ws.welcome().await;
+    for invisible in [
+        "\u{200B}\u{200B}",
+        "\u{FEFF}",
+        "\u{3164}\u{3164}\u{3164}",
+        "\u{200E}\u{200F}\u{202E}",
+    ] {
+        ws.say(invisible).await;
+        let err = ws.expect("error").await;
+        assert_eq!(err["code"], "empty", "{invisible:?}: {err}");
+    }
+    let zalgo = format!("a{}", "\u{0301}".repeat(499));
+    ws.say(&zalgo).await;
+    let msg = ws.expect("message").await;
+    let text = msg["text"].as_str().unwrap();
+    assert_eq!(text.chars().count(), 5, "{text:?}");
+    // Only what was stored is in the history.
+    let (_, history) = app.anon().get("/api/v1/rooms/plain/messages").await;
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
 }
