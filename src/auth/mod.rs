@@ -116,7 +116,7 @@ pub fn check_new_username(raw: &str) -> Result<Username, AuthError> {
 pub fn lookup_keys(raw: &str) -> Vec<String> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
-    if !(1..=64).contains(&len) {
+    if !(1..=64).contains(&len) || trimmed.chars().any(char::is_control) {
         return Vec::new();
     }
     let current: String = key_of(&trimmed.nfkc().collect::<String>());
@@ -273,6 +273,7 @@ mod tests {
         // Stored before NFKC keys: a fullwidth name's key was its lowercase NFC form.
         assert_eq!(lookup_keys("ＭＩＮＡ"), vec!["mina", "ｍｉｎａ"]);
         assert!(lookup_keys("").is_empty());
+        assert!(lookup_keys("a\u{0}b").is_empty());
         assert!(lookup_keys(&"x".repeat(65)).is_empty());
     }
 }

@@ -162,10 +162,56 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `Json` whose rejections are [`ApiError`]s.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// True when the JSON text escapes a NUL: `\u0000` after an odd run of backslashes (an even
+/// run is escaped backslashes followed by the plain text `u0000`).
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(5).enumerate().any(|(i, w)| {
+        w == b"u0000" && json[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+    })
+}
+
+/// `Json` whose rejections are [`ApiError`]s, and which refuses NUL characters (`\u0000`) in
+/// any string: no field of moim means to hold one, and PostgreSQL cannot store them.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !json_type {
+            return Err(ApiError::Other(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a body with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::from(JsonRejection::from(r)))?;
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::invalid(
+                "invalid_json",
+                "text may not contain NUL characters (\\u0000)",
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
 
 /// `Path` whose rejections are [`ApiError`]s.
 #[derive(FromRequestParts)]
@@ -176,3 +222,16 @@ pub struct ApiPath<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escaped_nul_is_told_from_an_escaped_backslash() {
+        use super::has_escaped_nul;
+        assert!(has_escaped_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(has_escaped_nul(br#"{"a":"\\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"\u0001"}"#));
+    }
+}

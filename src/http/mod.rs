@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/videos/{id}/{file}", get(videos::video_file))
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())
+        .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -125,6 +126,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn api_not_found() -> ApiError {
     ApiError::not_found("endpoint")
+}
+
+/// Refuses a NUL character (`%00`) anywhere in the path or query before any route sees it:
+/// nothing in moim is named with one, and PostgreSQL cannot compare text holding one.
+async fn refuse_nul(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    if uri.path().contains("%00") {
+        return ApiError::invalid(
+            "invalid_path",
+            "the path may not contain NUL characters (%00)",
+        )
+        .into_response();
+    }
+    if uri.query().is_some_and(|q| q.contains("%00")) {
+        return ApiError::invalid(
+            "invalid_query",
+            "the query may not contain NUL characters (%00)",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts responses by route template and status.

@@ -15,6 +15,7 @@ backend_tests!(
     accounts_with_names_made_under_older_rules_keep_working,
     one_machine_cannot_inflate_a_viewer_count,
     invisible_text_is_refused_everywhere,
+    nul_characters_are_refused_at_the_edge,
 );
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
@@ -795,4 +796,61 @@ async fn invisible_text_is_refused_everywhere(b: Backend) {
         1,
         "{history}"
     );
+}
+
+/// `/api/v1/rooms/ab%00cd` (and its sub-routes) and a token name holding `\u0000` were 500s
+/// on PostgreSQL. NUL is now refused at the edge, the same on both backends.
+async fn nul_characters_are_refused_at_the_edge(b: Backend) {
+    let app = spawn_app(b).await;
+    let user = app.signup("nully").await;
+    app.room(&user, "real").await;
+    for path in [
+        "/api/v1/rooms/ab%00cd",
+        "/api/v1/rooms/ab%00cd/messages",
+        "/api/v1/rooms/ab%00cd/moderators",
+        "/api/v1/rooms/ab%00cd/bans",
+        "/api/v1/rooms/ab%00cd/stream-key",
+        "/api/v1/rooms/ab%00cd/ws",
+        "/api/v1/videos/1%00",
+        "/api/v1/rooms/real/messages?before=1%00",
+        "/live/ab%00cd/index.m3u8",
+    ] {
+        let (status, body) = user.client.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("NUL"),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = user
+        .client
+        .post("/api/v1/me/tokens", json!({"name": "bad\u{0}name"}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    for (path, body) in [
+        (
+            "/api/v1/auth/login",
+            json!({"username": "a\u{0}b", "password": "whatever1"}),
+        ),
+        (
+            "/api/v1/auth/signup",
+            json!({"username": "a\u{0}b", "password": "whatever1"}),
+        ),
+        ("/api/v1/rooms/real/bans", json!({"username": "x\u{0}"})),
+        ("/api/v1/rooms", json!({"slug": "n\u{0}l", "title": "t"})),
+    ] {
+        let (status, answer) = user.client.post(path, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+    }
+    // A literal backslash-u in text is not a NUL.
+    let (status, body) = user
+        .client
+        .post("/api/v1/me/tokens", json!({"name": "C:\\u0000 path"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "C:\\u0000 path");
 }
