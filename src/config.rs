@@ -310,6 +310,12 @@ options! {
         /// RTMP connections one address may hold before publishing with a valid key.
         #[arg(env = "MOIM_RTMP_UNAUTHENTICATED_PER_IP")]
         rtmp_unauthenticated_per_ip: usize = 8, in 1..=10_000;
+        /// Resumes with `since` one address may ask for per minute (burst); more get the recent history.
+        #[arg(env = "MOIM_REPLAYS_PER_MIN")]
+        replays_per_min: u32 = 30, in 1..=100_000;
+        /// Most KiB of chat history one welcome frame carries; older messages are left out.
+        #[arg(env = "MOIM_MAX_WELCOME_KIB")]
+        max_welcome_kib: usize = 256, in 16..=65_536;
         /// Seconds from RTMP connect to an accepted publish; then the connection closes.
         #[arg(env = "MOIM_RTMP_HANDSHAKE_TIMEOUT_S")]
         rtmp_handshake_timeout_s: u64 = 10, in 1..=600;

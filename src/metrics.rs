@@ -65,10 +65,12 @@ pub enum Refusal {
     RtmpUnauthenticated,
     /// An RTMP connection that did not publish with a valid key in time (closed).
     RtmpHandshakeTimeout,
+    /// A WebSocket resume (`since`) over its address's allowance: recent history instead.
+    ReplayRateLimited,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 7] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::PasswordHashBusy,
         Refusal::ConnectionsTotal,
         Refusal::ConnectionsPerAddress,
@@ -76,6 +78,7 @@ impl Refusal {
         Refusal::BodyTimeout,
         Refusal::RtmpUnauthenticated,
         Refusal::RtmpHandshakeTimeout,
+        Refusal::ReplayRateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +90,7 @@ impl Refusal {
             Refusal::BodyTimeout => "body_timeout",
             Refusal::RtmpUnauthenticated => "rtmp_unauthenticated",
             Refusal::RtmpHandshakeTimeout => "rtmp_handshake_timeout",
+            Refusal::ReplayRateLimited => "replay_rate_limited",
         }
     }
 }

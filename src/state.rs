@@ -53,6 +53,8 @@ pub struct Shared {
     pub login_by_ip: Arc<KeyedLimiter<IpAddr>>,
     pub login_by_account: Arc<KeyedLimiter<String>>,
     pub signup_by_ip: Arc<KeyedLimiter<IpAddr>>,
+    /// WebSocket resumes (`since`) per client address (an IPv6 one by its /64).
+    pub replays_by_ip: Arc<KeyedLimiter<IpAddr>>,
     /// Open TCP connections (HTTP, WebSocket, RTMP), per peer address and in total.
     pub connections: Arc<ConnLimits>,
     /// WebSockets per client address behind a trusted proxy (whose own connections

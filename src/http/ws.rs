@@ -105,6 +105,17 @@ pub async fn room_ws(
         None
     };
     let client = crate::live::client_hash(client_ip);
+    // Every resume may replay up to `resume_limit` messages: an address asking too often gets
+    // the recent history instead (marked truncated), which costs no more than a fresh join.
+    let replay_refused = q.since.is_some()
+        && state
+            .replays_by_ip
+            .check(&crate::limits::address_key(client_ip))
+            .is_err();
+    if replay_refused {
+        state.metrics.refused(Refusal::ReplayRateLimited);
+    }
+    let since = q.since.filter(|_| !replay_refused);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let token = state.sessions.token();
     tokio::spawn(async move {
@@ -140,12 +151,14 @@ pub async fn room_ws(
             grace: cfg.http.shutdown_grace(),
             history_limit: cfg.chat.history_limit,
             resume_limit: cfg.chat.resume_limit,
+            max_welcome_bytes: cfg.limits.max_welcome_kib * 1024,
         };
         let opened = Opened {
             room,
             info,
             user,
-            since: q.since,
+            since,
+            replay_refused,
             client,
         };
         session::run(

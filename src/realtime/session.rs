@@ -35,6 +35,9 @@ pub struct Opened {
     pub info: RoomInfo,
     pub user: Option<User>,
     pub since: Option<i64>,
+    /// The client asked to resume (`since`) but its address is over its replay allowance: it
+    /// gets the recent history instead, marked `truncated`.
+    pub replay_refused: bool,
     /// See `crate::live::client_hash`.
     pub client: u64,
 }
@@ -45,6 +48,29 @@ pub struct Settings {
     pub grace: Duration,
     pub history_limit: usize,
     pub resume_limit: usize,
+    /// Most bytes of history one welcome carries; older messages beyond it are left out and
+    /// the welcome says `truncated`.
+    pub max_welcome_bytes: usize,
+}
+
+/// Leaves out the oldest messages until the rest encode to at most `max_bytes`; true when it
+/// left any out.
+fn cap_history(history: &mut Vec<MessageView>, max_bytes: usize) -> bool {
+    let mut total = 0;
+    let mut keep_from = history.len();
+    for (i, m) in history.iter().enumerate().rev() {
+        // The message's JSON and its separating comma.
+        total += serde_json::to_vec(m).map_or(0, |v| v.len()) + 1;
+        if total > max_bytes {
+            break;
+        }
+        keep_from = i;
+    }
+    if keep_from == 0 {
+        return false;
+    }
+    history.drain(..keep_from);
+    true
 }
 
 /// The client side of the socket as tungstenite reads it.
@@ -63,12 +89,14 @@ pub async fn run(
         grace,
         history_limit,
         resume_limit,
+        max_welcome_bytes,
     } = settings;
     let Opened {
         room,
         info,
         user,
         since,
+        replay_refused,
         client,
     } = opened;
     // Joined before reading history: broadcasts from now on wait in the paused queue, and the
@@ -93,7 +121,7 @@ pub async fn run(
             .await
             .map(|rows| (rows, false)),
     };
-    let (history, truncated) = match loaded {
+    let (history, mut truncated) = match loaded {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "loading chat history failed");
@@ -103,7 +131,11 @@ pub async fn run(
         }
     };
     let covered = history.last().map_or(since.unwrap_or(0), |m| m.seq);
-    let history: Vec<MessageView> = history.iter().map(MessageView::from).collect();
+    let mut history: Vec<MessageView> = history.iter().map(MessageView::from).collect();
+    if cap_history(&mut history, max_welcome_bytes) {
+        truncated = true;
+    }
+    truncated |= replay_refused;
     let you = user.as_ref().map(UserView::from);
     // Asked after joining, so a broadcast that starts meanwhile is either in the welcome or
     // arrives as a `live` frame.
@@ -267,5 +299,38 @@ fn handle_frame(
                 )),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: i64, text: &str) -> MessageView {
+        MessageView {
+            seq,
+            user: crate::views::AuthorView {
+                id: "1".into(),
+                username: "u".into(),
+            },
+            text: text.into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            nonce: None,
+        }
+    }
+
+    #[test]
+    fn the_welcome_keeps_the_newest_messages_that_fit() {
+        let mut history: Vec<MessageView> = (1001..=1100)
+            .map(|i| message(i, &"가".repeat(500)))
+            .collect();
+        let one = serde_json::to_vec(&history[0]).unwrap().len() + 1;
+        assert!(cap_history(&mut history, one * 10 + one / 2));
+        assert_eq!(history.len(), 10);
+        assert_eq!(history.first().unwrap().seq, 1091);
+        assert_eq!(history.last().unwrap().seq, 1100);
+        // Under the cap nothing is left out.
+        assert!(!cap_history(&mut history, one * 10));
+        assert_eq!(history.len(), 10);
     }
 }

@@ -16,6 +16,7 @@ backend_tests!(
     one_machine_cannot_inflate_a_viewer_count,
     invisible_text_is_refused_everywhere,
     nul_characters_are_refused_at_the_edge,
+    resumes_from_the_start_are_bounded,
 );
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
@@ -853,4 +854,76 @@ async fn nul_characters_are_refused_at_the_edge(b: Backend) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["name"], "C:\\u0000 path");
+}
+
+/// Each tiny `?since=0` request once got a 579 KiB welcome (170 MiB and 2 s of CPU for 300
+/// connections). A welcome now carries at most `max_welcome_kib` of history, and an address
+/// resuming too often gets the recent history instead, both marked `truncated`.
+async fn resumes_from_the_start_are_bounded(b: Backend) {
+    let app = crate::helpers::spawn_with(
+        b,
+        &[
+            "--chat-rate-burst",
+            "0",
+            "--max-welcome-kib",
+            "64",
+            "--replays-per-min",
+            "5",
+        ],
+    )
+    .await;
+    let owner = app.signup("talker").await;
+    app.room(&owner, "long").await;
+    let mut w = app.ws(Some(&owner), "long", None).await;
+    w.welcome().await;
+    let text = "가".repeat(500);
+    for _ in 0..300 {
+        w.say(&text).await;
+    }
+    loop {
+        if w.expect("message").await["seq"] == 300 {
+            break;
+        }
+    }
+    let replayer: IpAddr = "127.0.0.120".parse().unwrap();
+    let mut sizes = Vec::new();
+    for _ in 0..8 {
+        let tcp = connect_from(&app.host, replayer).await;
+        let url = format!("ws://{}/api/v1/rooms/long/ws?since=0", app.host);
+        let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+        use futures_util::StreamExt;
+        let frame = loop {
+            match ws.next().await.unwrap().unwrap() {
+                tokio_tungstenite::tungstenite::Message::Text(t) => break t.to_string(),
+                _ => continue,
+            }
+        };
+        let welcome: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(
+            welcome["truncated"], true,
+            "300 messages never fit in 64 KiB"
+        );
+        let history = welcome["history"].as_array().unwrap();
+        assert_eq!(
+            history.last().unwrap()["seq"],
+            300,
+            "the newest are the ones kept"
+        );
+        sizes.push((frame.len(), history.len()));
+    }
+    for (bytes, _) in &sizes {
+        assert!(
+            *bytes <= 64 * 1024 + 2048,
+            "a welcome of {bytes} bytes: {sizes:?}"
+        );
+    }
+    // The first five resumes replay as much as fits; the rest get the recent history (100).
+    assert!(sizes[..5].iter().all(|(_, n)| *n > 0), "{sizes:?}");
+    assert!(sizes[5..].iter().all(|(_, n)| *n <= 100), "{sizes:?}");
+    let (_, metrics) = app.anon().get("/metrics").await;
+    assert_eq!(
+        refused_count(metrics.as_str().unwrap(), "replay_rate_limited"),
+        3
+    );
 }
