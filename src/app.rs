@@ -132,6 +132,10 @@ impl Application {
                 100_000,
             )),
             signup_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
+            site: crate::auth::origin::Site::new(
+                config.http.public_url.as_deref(),
+                config.http.trust_proxy,
+            ),
             replays_by_ip: {
                 let n = config.limits.replays_per_min;
                 Arc::new(KeyedLimiter::new(n, n as f64 / 60.0, 100_000))

@@ -49,6 +49,8 @@ pub struct Shared {
     pub blobs: Arc<dyn Blobs>,
     pub hub: Hub,
     pub config: Arc<Config>,
+    /// The site requests are checked against (Host, Origin).
+    pub site: crate::auth::origin::Site,
     pub metrics: Arc<Metrics>,
     pub login_by_ip: Arc<KeyedLimiter<IpAddr>>,
     pub login_by_account: Arc<KeyedLimiter<String>>,

@@ -5,6 +5,7 @@
 
 pub mod hasher;
 pub mod limiter;
+pub mod origin;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
@@ -178,20 +179,31 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+/// The bearer token, when the request has an `Authorization` header: `Err` when that header
+/// is anything but one well-formed `Bearer` token (so it never falls back to the cookie).
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, AuthError>> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let value = all.next()?;
+    if all.next().is_some() {
+        return Some(Err(AuthError::BadToken));
+    }
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::BadToken),
+    )
 }
 
-/// The caller: a bearer token (which must be valid), else the session cookie (an expired or
-/// unknown one counts as anonymous), else anonymous.
+/// The caller: with an `Authorization` header, its bearer token, which must be valid (the
+/// cookie is then not looked at); else the session cookie (an expired or unknown one counts as
+/// anonymous); else anonymous.
 pub async fn resolve(db: &Db, headers: &HeaderMap) -> Result<Option<User>, AuthError> {
     if let Some(token) = bearer(headers) {
-        return match users::user_by_token(&db.pool, &secret_hash(token)).await? {
+        return match users::user_by_token(&db.pool, &secret_hash(token?)).await? {
             Some(u) => Ok(Some(u)),
             None => Err(AuthError::BadToken),
         };

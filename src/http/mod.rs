@@ -15,8 +15,8 @@ pub mod ws;
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::get_blocked_terms).put(admin::put_blocked_terms),
         )
         .fallback(api_not_found)
-        .layer(middleware::from_fn(check_origin));
+        .layer(middleware::from_fn_with_state(state.clone(), check_origin));
 
     Router::new()
         .nest("/api/v1", api)
@@ -165,38 +165,35 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     resp
 }
 
-/// True when a browser says the request comes from this same site. Requests without Origin or
-/// Fetch-Metadata come from non-browser clients, which cannot carry a victim's cookies.
-pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.split_once("://"))
-            .map(|(_, rest)| rest.trim_end_matches('/'));
-        return matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
-    }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some(site) => site == "same-origin" || site == "none",
-        None => true,
-    }
-}
-
-/// CSRF defence for cookie-authenticated state changes: the request must come from our origin.
-async fn check_origin(req: Request, next: Next) -> Response {
+/// The DNS-rebinding and CSRF defences for state changes: the request must name this site in
+/// `Host`, and a browser's request must come from this site (`Origin`). A request with a bearer
+/// token skips the origin check only once the token has authenticated (a cookie is never
+/// consulted when an `Authorization` header is present).
+async fn check_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
-    if !safe && !bearer && !same_origin(req.headers()) {
-        return ApiError::Other(
-            StatusCode::FORBIDDEN,
-            "csrf_rejected",
-            "cross-site request refused".into(),
-        )
-        .into_response();
+    if safe {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let refused = |why: crate::auth::origin::Refusal| {
+        ApiError::Other(StatusCode::FORBIDDEN, "csrf_rejected", why.message().into())
+            .into_response()
+    };
+    if let Err(why) = state.site.check_host(req.headers()) {
+        return refused(why);
+    }
+    let (mut parts, body) = req.into_parts();
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        // Resolved here (and kept for the handler's extractor): 401 for a bad token.
+        match extract::MaybeUser::from_request_parts(&mut parts, &state).await {
+            Ok(extract::MaybeUser(Some(_))) => {
+                return next.run(Request::from_parts(parts, body)).await
+            }
+            Ok(extract::MaybeUser(None)) => {}
+            Err(e) => return e.into_response(),
+        }
+    }
+    if let Err(why) = state.site.check_origin(&parts.headers) {
+        return refused(why);
+    }
+    next.run(Request::from_parts(parts, body)).await
 }

@@ -15,7 +15,6 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::extract::MaybeUser;
-use super::same_origin;
 use super::serve::Admitted;
 use crate::metrics::Refusal;
 use crate::realtime::conn::{wire_close, wire_text, ConnIo, SharedIo};
@@ -68,12 +67,17 @@ pub async fn room_ws(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     mut req: Request,
 ) -> ApiResult<Response> {
-    // Browsers always send Origin on WebSocket handshakes; a foreign one would ride the cookie.
-    if !same_origin(&headers) {
+    // Browsers always send Origin on WebSocket handshakes; a foreign one would ride the
+    // cookie, and a foreign Host is a rebound DNS name.
+    if let Err(why) = state
+        .site
+        .check_host(&headers)
+        .and_then(|()| state.site.check_origin(&headers))
+    {
         return Err(ApiError::Other(
             StatusCode::FORBIDDEN,
             "csrf_rejected",
-            "cross-site WebSocket refused".into(),
+            why.message().into(),
         ));
     }
     let accept = accept_key(&headers)?;

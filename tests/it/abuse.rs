@@ -17,6 +17,8 @@ backend_tests!(
     invisible_text_is_refused_everywhere,
     nul_characters_are_refused_at_the_edge,
     resumes_from_the_start_are_bounded,
+    the_csrf_check_cannot_be_sidestepped,
+    a_rebound_dns_name_cannot_change_anything,
 );
 
 /// Client addresses 127.0.0.{first}… , one per simulated machine.
@@ -926,4 +928,194 @@ async fn resumes_from_the_start_are_bounded(b: Backend) {
         refused_count(metrics.as_str().unwrap(), "replay_rate_limited"),
         3
     );
+}
+
+/// A request written byte for byte (so headers may be malformed or repeated), without `Host`
+/// unless given; returns the status and JSON body.
+async fn raw_request(
+    server: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut conn = connect_from(server, "127.0.0.1".parse().unwrap()).await;
+    let mut request = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in headers {
+        request.extend_from_slice(name.as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    request.extend_from_slice(
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.write_all(&request).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (status, _, body) = parse_response(&response);
+    (status, body)
+}
+
+/// A malformed `Authorization: Bearer \xff` once skipped the CSRF check while the cookie still
+/// signed the request in; the scheme of `Origin` was not compared; a second `Origin` header
+/// was ignored. Now a bearer request skips the origin check only once its token has signed it
+/// in, and the one `Origin` must match scheme, host and port.
+async fn the_csrf_check_cannot_be_sidestepped(b: Backend) {
+    let app = spawn_app(b).await;
+    let eve = app.signup("eve").await;
+    let host = app.host.as_bytes();
+    let cookie = eve.cookie.as_bytes();
+    let room = |slug: &str| json!({"slug": slug, "title": "x"});
+    let https = format!("https://{}", app.host);
+    let same = format!("http://{}", app.host);
+    let cases: [(&[(&str, &[u8])], &str); 5] = [
+        (
+            &[
+                ("Authorization", b"Bearer \xff"),
+                ("Origin", b"http://evil.example"),
+            ],
+            "bad bearer",
+        ),
+        (
+            &[
+                ("Authorization", b"Basic Zm9vOmJhcg=="),
+                ("Origin", b"http://evil.example"),
+            ],
+            "not a bearer",
+        ),
+        (
+            &[
+                ("Authorization", b"Bearer moim_pat_nope"),
+                ("Origin", b"http://evil.example"),
+            ],
+            "unknown token",
+        ),
+        (&[("Origin", https.as_bytes())], "other scheme"),
+        (
+            &[
+                ("Origin", same.as_bytes()),
+                ("Origin", b"http://evil.example"),
+            ],
+            "two origins",
+        ),
+    ];
+    for (i, (extra, what)) in cases.iter().enumerate() {
+        let mut headers: Vec<(&str, &[u8])> = vec![("Host", host), ("Cookie", cookie)];
+        headers.extend_from_slice(extra);
+        let (status, body) = raw_request(
+            &app.host,
+            "POST",
+            "/api/v1/rooms",
+            &headers,
+            Some(&room(&format!("csrf-{i}"))),
+        )
+        .await;
+        assert!(status == 401 || status == 403, "{what}: {status} {body}");
+        assert_ne!(body["message"], body["error"], "{what}: {body}");
+    }
+    let (_, rooms) = app.anon().get("/api/v1/rooms").await;
+    assert_eq!(rooms["rooms"].as_array().unwrap().len(), 0, "{rooms}");
+    // A real token works from anywhere, with or without an Origin.
+    let (_, token) = eve
+        .client
+        .post("/api/v1/me/tokens", json!({"name": "script"}))
+        .await;
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let (status, body) = raw_request(
+        &app.host,
+        "POST",
+        "/api/v1/rooms",
+        &[
+            ("Host", host),
+            ("Authorization", bearer.as_bytes()),
+            ("Origin", b"http://evil.example"),
+        ],
+        Some(&room("scripted")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// With `Host: evil.example` and a matching `Origin`, a web page could once claim the admin
+/// account of a fresh install on loopback. State changes now need a Host this site answers to:
+/// the public URL's, or without one, an IP address or `localhost`.
+async fn a_rebound_dns_name_cannot_change_anything(b: Backend) {
+    let app = spawn_app(b.clone()).await;
+    let evil = [
+        ("Host", b"evil.example:8080" as &[u8]),
+        ("Origin", b"http://evil.example:8080"),
+    ];
+    let credentials = json!({"username": "victim", "password": "correct horse"});
+    let (status, body) = raw_request(
+        &app.host,
+        "POST",
+        "/api/v1/auth/signup",
+        &evil,
+        Some(&credentials),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Host"), "{body}");
+    let (status, _) = raw_request(
+        &app.host,
+        "GET",
+        "/api/v1/rooms/x/ws",
+        &[
+            ("Host", b"evil.example:8080"),
+            ("Origin", b"http://evil.example:8080"),
+            ("Upgrade", b"websocket"),
+            ("Connection", b"Upgrade"),
+            ("Sec-WebSocket-Version", b"13"),
+            ("Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Reading is not a state change: pages still load under any name.
+    let (status, _) = raw_request(&app.host, "GET", "/api/v1/rooms", &evil, None).await;
+    assert_eq!(status, 200);
+    // Nobody became admin; the real first account still does.
+    let (status, body) = app
+        .anon()
+        .post("/api/v1/auth/signup", credentials.clone())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+
+    // With a public URL, only its host is this site. (On PostgreSQL this server shares the
+    // database: another name.)
+    let public = crate::helpers::spawn_with(b, &["--public-url", "http://moim.example"]).await;
+    let credentials = json!({"username": "publicly", "password": "correct horse"});
+    let (status, body) = raw_request(
+        &public.host,
+        "POST",
+        "/api/v1/auth/signup",
+        &[("Host", public.host.as_bytes())],
+        Some(&credentials),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "the loopback address is not the public host: {body}"
+    );
+    let (status, body) = raw_request(
+        &public.host,
+        "POST",
+        "/api/v1/auth/signup",
+        &[
+            ("Host", b"moim.example"),
+            ("Origin", b"http://moim.example"),
+        ],
+        Some(&credentials),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
 }

@@ -335,7 +335,19 @@ async fn bad_frames_keep_the_connection(b: Backend) {
 
 async fn slow_readers_are_told_to_resync(b: Backend) {
     // A tiny room buffer and big messages: a reader that stops reading falls behind quickly.
-    let app = spawn_with(b, &["--room-buffer", "64", "--resume-limit", "10000"]).await;
+    // (The welcome may carry all it missed: the byte cap has a test of its own.)
+    let app = spawn_with(
+        b,
+        &[
+            "--room-buffer",
+            "64",
+            "--resume-limit",
+            "10000",
+            "--max-welcome-kib",
+            "65536",
+        ],
+    )
+    .await;
     let owner = app.signup("firehose").await;
     app.room(&owner, "lag").await;
     let mut fast = app.ws(Some(&owner), "lag", None).await;
