@@ -975,7 +975,8 @@ async fn the_csrf_check_cannot_be_sidestepped(b: Backend) {
     let room = |slug: &str| json!({"slug": slug, "title": "x"});
     let https = format!("https://{}", app.host);
     let same = format!("http://{}", app.host);
-    let cases: [(&[(&str, &[u8])], &str); 5] = [
+    type Headers<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: [(Headers, &str); 5] = [
         (
             &[
                 ("Authorization", b"Bearer \xff"),
