@@ -237,6 +237,8 @@ impl Application {
         state.draining.store(true, Ordering::SeqCst);
         state.shutdown.cancel();
         state.hub.restart_all();
+        // What shutdown is waiting for, for the log when the grace period cuts it short.
+        let stage = parking_lot::Mutex::new("closing WebSocket sessions");
         let drained = tokio::time::timeout(grace, async {
             // Readiness stays off for a moment so load balancers notice before the port closes.
             let min_drain = tokio::time::sleep(Duration::from_millis(
@@ -244,25 +246,42 @@ impl Application {
             ));
             state.sessions.close();
             // Broadcasts end cleanly (ENDLIST, recordings finished) while the database is up.
+            *stage.lock() = "ending broadcasts";
             state.live.shutdown().await;
             let _ = ingest.await;
             let _ = live_clock.await;
+            *stage.lock() = "closing WebSocket sessions";
             state.sessions.wait().await;
             min_drain.await;
+            *stage.lock() = "finishing HTTP requests";
             http_stop.cancel();
             let _ = server.await;
+            *stage.lock() = "writing the last chat messages";
             writer_stop.cancel();
             let _ = writer.await;
         })
         .await;
-        if drained.is_err() {
-            tracing::warn!(?grace, "grace period over; exiting with work unfinished");
+        let cut_short = drained.is_err().then(|| *stage.lock());
+        if let Some(stage) = cut_short {
+            tracing::error!(
+                ?grace,
+                stage,
+                websocket_sessions = state.sessions.len(),
+                broadcasts = state.live.running(),
+                "grace period over: shutdown cut short"
+            );
         }
         background.cancel();
         let _ = ticker.await;
         let _ = janitor.await;
         let _ = checkpoints.await;
         state.db.pool.close().await;
+        if let Some(stage) = cut_short {
+            anyhow::bail!(
+                "shutdown cut short after the {} s grace period while {stage}",
+                grace.as_secs()
+            );
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -12,8 +12,12 @@ use crate::storage::users::User;
 use crate::storage::{settings, Db};
 
 const KEY: &str = "blocked_terms";
-const MAX_TERMS: usize = 2000;
-const MAX_TERM_CHARS: usize = 64;
+pub const MAX_TERMS: usize = 2000;
+pub const MAX_TERM_CHARS: usize = 64;
+
+/// The largest body a valid lists update can be: both lists full of the longest terms, each
+/// character a 4-byte one escaped as two `\uXXXX` surrogates (12 bytes), plus quotes and commas.
+pub const MAX_LISTS_BYTES: usize = 2 * MAX_TERMS * (MAX_TERM_CHARS * 12 + 3) + 64;
 
 /// The stored lists.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

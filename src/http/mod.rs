@@ -78,7 +78,12 @@ pub fn router(state: AppState) -> Router {
         .route("/videos/{id}", get(videos::get_video))
         .route(
             "/admin/blocked-terms",
-            get(admin::get_blocked_terms).put(admin::put_blocked_terms),
+            get(admin::get_blocked_terms)
+                .put(admin::put_blocked_terms)
+                .layer(
+                    // The largest lists the rules allow must fit (about 3 MiB written as escapes).
+                    DefaultBodyLimit::max(crate::domain::settings::MAX_LISTS_BYTES),
+                ),
         )
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), check_origin));

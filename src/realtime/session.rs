@@ -24,6 +24,7 @@ use crate::storage::users::User;
 use crate::views::{MessageView, RoomView, UserView};
 
 /// Close codes we send.
+pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_RESTART: u16 = 1012;
 pub const CLOSE_LAGGED: u16 = 4001;
 pub const CLOSE_BANNED: u16 = 4003;
@@ -177,6 +178,7 @@ pub async fn run(
                     let err = protocol::ProtocolError::Binary;
                     io.send(0, wire_text(&error_frame(err.code(), &err.to_string(), None)));
                 }
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => break End::TooLarge,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::Gone,
                 Some(Ok(_)) => {} // pings are answered by tungstenite through the same queue
             },
@@ -186,6 +188,22 @@ pub async fn run(
     match end {
         // Whatever is still queued (a kick's last frames, say) gets its bounded chance.
         End::Gone | End::Kicked => drain_final(&io).await,
+        End::TooLarge => {
+            let f = error_frame(
+                "too_large",
+                &format!("frames are at most {} bytes", protocol::MAX_CLIENT_FRAME),
+                None,
+            );
+            finish(
+                &io,
+                false,
+                &[wire_text(&f), wire_close(CLOSE_TOO_BIG, "frame too large")],
+            )
+            .await;
+            // The rest of the oversized frame is still arriving: read it away (briefly), so
+            // closing does not reset the connection before the client reads why.
+            discard_input(ws.get_mut()).await;
+        }
         End::Lagged => {
             let f = ServerFrame::Reconnect { reason: "lagged" }.encode();
             let close = wire_close(CLOSE_LAGGED, "fell behind; reconnect with since");
@@ -207,6 +225,8 @@ pub async fn run(
 
 enum End {
     Gone,
+    /// The client sent a frame over [`protocol::MAX_CLIENT_FRAME`].
+    TooLarge,
     Kicked,
     Lagged,
     Shutdown,
@@ -219,6 +239,22 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn finish(io: &ConnIo, drop_queued: bool, frames: &[bytes::Bytes]) {
     io.finish(drop_queued, frames);
     drain_final(io).await;
+}
+
+/// Reads and drops what the client still sends, until it closes, for at most 2 s or 1 MiB.
+async fn discard_input(io: &mut SharedIo) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8192];
+    let mut left = 1 << 20;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    })
+    .await;
 }
 
 /// Writes what is queued, for at most [`WRITE_TIMEOUT`].

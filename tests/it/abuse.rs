@@ -1120,3 +1120,95 @@ async fn a_rebound_dns_name_cannot_change_anything(b: Backend) {
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// A WebSocket frame over 8 KiB once got a TCP reset. Now the client reads an `error`
+/// `too_large` and a close with code 1009.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_answered_before_the_close() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.signup("big").await;
+    app.room(&user, "big").await;
+    let mut ws = app.ws(Some(&user), "big", None).await;
+    ws.welcome().await;
+    let huge = json!({"type": "send", "text": "x".repeat(9 * 1024)}).to_string();
+    ws.send_raw(&huge).await;
+    let (frames, close) = ws.until_close().await;
+    let err = frames
+        .iter()
+        .find(|f| f["type"] == "error")
+        .unwrap_or_else(|| panic!("no error frame before the close: {frames:?}"));
+    assert_eq!(err["code"], "too_large", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("8192"), "{err}");
+    assert_eq!(u16::from(close.expect("a close frame").code), 1009);
+}
+
+/// The documented largest blocked-terms lists (2,000 entries of 64 characters, each list) did
+/// not fit the 64 KiB body limit. That route now takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_blocked_terms_lists_fit() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.signup("admin").await;
+    let term = |i: usize| format!("{i:04}{}", "금".repeat(60));
+    let terms: Vec<String> = (0..2000).map(term).collect();
+    let allowed: Vec<String> = (2000..4000).map(term).collect();
+    let (status, body) = admin
+        .client
+        .put(
+            "/api/v1/admin/blocked-terms",
+            json!({"terms": terms, "allowed": allowed}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        body.to_string().chars().take(300).collect::<String>()
+    );
+    assert_eq!(body["terms"].as_array().unwrap().len(), 2000);
+    assert_eq!(body["allowed"].as_array().unwrap().len(), 2000);
+    // Other routes keep the small limit.
+    let (status, _) = admin
+        .client
+        .post(
+            "/api/v1/rooms",
+            json!({"slug": "big", "title": "x".repeat(100_000)}),
+        )
+        .await;
+    assert_eq!(status, 413);
+}
+
+/// SIGTERM once exited 0 even when the grace period ran out with work unfinished. Now the exit
+/// status says so, and the log says what was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_cut_short_exits_non_zero() {
+    let mut app = spawn_with(Backend::Sqlite, &["--shutdown-grace-s", "1"]).await;
+    // An upload still arriving when the server is told to stop.
+    let mut conn = connect_from(&app.host, "127.0.0.130".parse().unwrap()).await;
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{",
+        app.host
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        for _ in 0..100 {
+            tick.tick().await;
+            if conn.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut child = app.sigterm();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    trickle.abort();
+    assert!(!status.success(), "exit status {status:?}");
+    let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("shutdown cut short"))
+        .unwrap_or_else(|| panic!("no line about the cut:\n{log}"));
+    assert!(line.contains("finishing HTTP requests"), "{line}");
+}

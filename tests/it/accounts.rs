@@ -298,6 +298,9 @@ async fn malformed_requests_get_json_errors(b: Backend) {
     assert_eq!(resp.status(), 400);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["error"], "invalid_json");
+    // The message says what was wrong, not the code again.
+    assert_ne!(v["message"], v["error"], "{v}");
+    assert!(v["message"].as_str().unwrap().len() > 20, "{v}");
     let resp = http
         .post(app.url("/api/v1/auth/signup"))
         .header("content-type", "application/json")
@@ -312,6 +315,16 @@ async fn malformed_requests_get_json_errors(b: Backend) {
     assert_eq!((st, v["error"].as_str()), (404, Some("not_found")));
     let (st, v) = app.anon().get("/api/v1/rooms/x/messages?limit=abc").await;
     assert_eq!((st, v["error"].as_str()), (400, Some("invalid_query")));
+    assert!(v["message"].as_str().unwrap().contains("limit"), "{v}");
+    let (st, v) = app
+        .anon()
+        .post(
+            "/api/v1/auth/signup",
+            json!({"username": "a", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!((st, v["error"].as_str()), (400, Some("invalid_username")));
+    assert_eq!(v["message"], "username must be 2 to 32 characters");
     // A plain GET on the WebSocket endpoint is refused clearly.
     let u = app.signup("plain").await;
     app.room(&u, "plain").await;
