@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use moim::realtime::protocol::{parse_client, ClientFrame};
-use moim::realtime::text;
+use moim::domain::text;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

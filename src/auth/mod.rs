@@ -288,4 +288,23 @@ mod tests {
         assert!(lookup_keys("a\u{0}b").is_empty());
         assert!(lookup_keys(&"x".repeat(65)).is_empty());
     }
+
+    /// Every fuzz seed keeps the username rules' promises (see `fuzz/fuzz_targets/username.rs`).
+    #[test]
+    fn fuzz_corpus_keeps_the_rules() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/username");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let Ok(raw) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            if let Ok(name) = check_new_username(raw) {
+                assert_eq!(lookup_keys(raw).first(), Some(&name.key), "{raw:?}");
+                assert_eq!(check_new_username(&name.display).unwrap(), name);
+            }
+            seen += 1;
+        }
+        assert!(seen >= 20, "corpus has {seen} seeds");
+    }
 }

@@ -302,4 +302,30 @@ mod tests {
         let untrusted = Site::new(None, false);
         assert!(untrusted.check_origin(&h).is_err());
     }
+
+    /// Every fuzz seed gets an answer; against a public URL only its origin passes.
+    #[test]
+    fn fuzz_corpus_gets_answers() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/request_origin");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut lines = bytes.split(|&b| b == b'\n');
+            let mut h = HeaderMap::new();
+            for name in ["host", "origin", "x-forwarded-proto"] {
+                if let Some(Ok(v)) = lines.next().map(HeaderValue::from_bytes) {
+                    h.append(name, v);
+                }
+            }
+            for site in [Site::new(None, false), Site::new(None, true)] {
+                let _ = (site.check_host(&h), site.check_origin(&h));
+            }
+            let public = Site::new(Some("https://moim.example"), false);
+            if h.contains_key("origin") {
+                assert!(public.check_origin(&h).is_err());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "corpus has {seen} seeds");
+    }
 }

@@ -182,4 +182,36 @@ mod tests {
         assert!(clean_line(&"x".repeat(64), 64).is_ok());
         assert_eq!(clean_line(&"x".repeat(65), 64), Err(TextError::TooLong));
     }
+
+    /// Every fuzz seed (and any crash the fuzzer saved there) keeps the sanitiser's promises.
+    #[test]
+    fn fuzz_corpus_keeps_the_rules() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/free_text");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let Ok(raw) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            if let Ok(clean) = clean_line(raw, MAX_CHARS) {
+                assert!(
+                    !clean.chars().any(|c| c.is_control() || is_stripped(c)),
+                    "{raw:?}"
+                );
+                assert!(clean.chars().any(|c| !c.is_whitespace() && !is_silent(c)));
+                let mut run = 0;
+                for c in clean.chars() {
+                    run = if is_combining_mark(c) { run + 1 } else { 0 };
+                    assert!(run <= MAX_MARKS_PER_CHAR, "{raw:?}");
+                }
+                assert_eq!(
+                    clean_line(&clean, MAX_CHARS).as_ref(),
+                    Ok(&clean),
+                    "{raw:?}"
+                );
+            }
+            seen += 1;
+        }
+        assert!(seen >= 15, "corpus has {seen} seeds");
+    }
 }
