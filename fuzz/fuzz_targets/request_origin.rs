@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) {
         let public = Site::new(Some("https://moim.example"), false);
         if public.check_origin(&headers).is_ok() {
-            assert!(origin.to_ascii_lowercase().starts_with("https://moim.example"));
+            assert!(origin
+                .to_ascii_lowercase()
+                .starts_with("https://moim.example"));
         }
     }
 });

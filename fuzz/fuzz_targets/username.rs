@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
             assert!((2..=32).contains(&n));
             assert!(name.display.chars().any(char::is_alphanumeric));
             assert!(!name.display.chars().any(char::is_control));
-            assert_eq!(keys.first(), Some(&name.key), "log-in finds what sign-up stored");
+            assert_eq!(
+                keys.first(),
+                Some(&name.key),
+                "log-in finds what sign-up stored"
+            );
             assert_eq!(skeleton_of(&name.key), name.skeleton);
             let again = check_new_username(&name.display).expect("a valid name stays valid");
             assert_eq!(again, name);

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moim::realtime::protocol::{parse_client, ClientFrame};
 use moim::domain::text;
+use moim::realtime::protocol::{parse_client, ClientFrame};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
