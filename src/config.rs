@@ -357,6 +357,16 @@ impl Config {
             "chat_rate_per_s must be a non-negative number"
         );
         config.http.worker_threads = config.http.worker_threads.map(|n| n.clamp(1, 1024));
+        if let Some(url) = &config.http.public_url {
+            let authority = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+            anyhow::ensure!(
+                authority.is_some_and(|a| !a.is_empty() && !a.contains('@')),
+                "public URL must look like https://moim.example (or http://host:port), not `{url}`"
+            );
+        }
         if let Some(url) = &config.storage.database_url {
             let u = url.expose();
             anyhow::ensure!(
@@ -535,6 +545,26 @@ mod tests {
             }
         }
         assert!(OPTIONS.len() >= 24);
+    }
+
+    #[test]
+    fn a_public_url_must_be_one() {
+        for bad in [
+            "moim.example",
+            "ftp://moim.example",
+            "https://",
+            "https://u@moim.example",
+        ] {
+            let err = Config::load(&args(&["--public-url", bad])).unwrap_err();
+            assert!(err.to_string().contains("public URL"), "{bad}: {err}");
+        }
+        for ok in [
+            "https://moim.example",
+            "http://127.0.0.1:8080/",
+            "https://moim.example/app",
+        ] {
+            assert!(Config::load(&args(&["--public-url", ok])).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -67,10 +67,22 @@ pub enum Refusal {
     RtmpHandshakeTimeout,
     /// A WebSocket resume (`since`) over its address's allowance: recent history instead.
     ReplayRateLimited,
+    /// A welcome whose history was cut to `max_welcome_kib` (the oldest messages left out).
+    WelcomeTruncated,
+    /// A client WebSocket frame over 8 KiB (error `too_large`, close 1009).
+    WsFrameTooLarge,
+    /// A log-in or sign-up over its per-address or per-account allowance (429).
+    LoginRateLimited,
+    /// A state change or WebSocket upgrade naming another site in `Host` (403).
+    WrongHost,
+    /// A browser's state change or WebSocket upgrade from another origin (403).
+    CrossSite,
+    /// A NUL character in a path, query or JSON string (400).
+    NulCharacter,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 14] = [
         Refusal::PasswordHashBusy,
         Refusal::ConnectionsTotal,
         Refusal::ConnectionsPerAddress,
@@ -79,6 +91,12 @@ impl Refusal {
         Refusal::RtmpUnauthenticated,
         Refusal::RtmpHandshakeTimeout,
         Refusal::ReplayRateLimited,
+        Refusal::WelcomeTruncated,
+        Refusal::WsFrameTooLarge,
+        Refusal::LoginRateLimited,
+        Refusal::WrongHost,
+        Refusal::CrossSite,
+        Refusal::NulCharacter,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +109,12 @@ impl Refusal {
             Refusal::RtmpUnauthenticated => "rtmp_unauthenticated",
             Refusal::RtmpHandshakeTimeout => "rtmp_handshake_timeout",
             Refusal::ReplayRateLimited => "replay_rate_limited",
+            Refusal::WelcomeTruncated => "welcome_truncated",
+            Refusal::WsFrameTooLarge => "ws_frame_too_large",
+            Refusal::LoginRateLimited => "login_rate_limited",
+            Refusal::WrongHost => "wrong_host",
+            Refusal::CrossSite => "cross_site",
+            Refusal::NulCharacter => "nul_character",
         }
     }
 }

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moim::domain::text::{clean_line, TextError, MAX_MARKS_PER_CHAR};
+use moim::domain::text::{clean_line, TextError, MAX_MARKS_PER_CHAR, MAX_SILENT_PER_CHAR};
 use unicode_normalization::char::is_combining_mark;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,10 +18,19 @@ fuzz_target!(|data: &[u8]| {
                 assert!(clean.chars().count() <= max);
                 assert!(!clean.chars().any(char::is_control));
                 assert!(!clean.contains(['\u{200B}', '\u{FEFF}', '\u{3164}', '\u{202E}']));
-                let mut run = 0;
+                // Marks (and silent characters in all) since the last visible character.
+                let (mut marks, mut silent) = (0, 0);
                 for c in clean.chars() {
-                    run = if is_combining_mark(c) { run + 1 } else { 0 };
-                    assert!(run <= MAX_MARKS_PER_CHAR);
+                    let mark = is_combining_mark(c);
+                    let quiet = mark
+                        || matches!(c, '\u{200C}' | '\u{200D}' | '\u{2800}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0020}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}');
+                    if quiet {
+                        silent += 1;
+                        marks += usize::from(mark);
+                    } else {
+                        (marks, silent) = (0, 0);
+                    }
+                    assert!(marks <= MAX_MARKS_PER_CHAR && silent <= MAX_SILENT_PER_CHAR);
                 }
                 assert_eq!(clean.trim(), clean);
                 assert_eq!(clean_line(&clean, max).as_deref(), Ok(clean.as_str()));

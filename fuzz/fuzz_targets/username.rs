@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moim::auth::{check_new_username, lookup_keys, skeleton_of, AuthError};
+use moim::auth::{check_new_username, lookup_keys, skeletons_of, AuthError};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
                 Some(&name.key),
                 "log-in finds what sign-up stored"
             );
-            assert_eq!(skeleton_of(&name.key), name.skeleton);
+            assert_eq!(skeletons_of(&name.display, &name.key), name.skeletons);
             let again = check_new_username(&name.display).expect("a valid name stays valid");
             assert_eq!(again, name);
         }

@@ -37,10 +37,11 @@ impl Bucket {
         }
     }
 
-    /// Whether a token is there to take at `now`, without taking it.
-    pub fn peek(&self, burst: u32, per_s: f64, now: Instant) -> Result<(), Duration> {
-        let mut copy = *self;
-        copy.take(burst, per_s, now)
+    /// Returns one token (never beyond the burst).
+    pub fn give_back(&mut self, burst: u32, per_s: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_s + 1.0).min(burst as f64);
+        self.updated = now;
     }
 
     /// True when the bucket has refilled completely by `now`.
@@ -68,19 +69,13 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
-    /// `Err(wait)` when `key` has no token left, without taking one (for limits charged only
-    /// on failure, see [`KeyedLimiter::charge`]).
-    pub fn peek(&self, key: &K) -> Result<(), Duration> {
+    /// Gives back a token [`KeyedLimiter::check`] took (for limits that count only failures:
+    /// take before trying, refund on success).
+    pub fn refund(&self, key: &K) {
         let now = Instant::now();
-        match self.buckets.lock().get(key) {
-            Some(b) => b.peek(self.burst, self.per_s, now),
-            None => Ok(()),
+        if let Some(b) = self.buckets.lock().get_mut(key) {
+            b.give_back(self.burst, self.per_s, now);
         }
-    }
-
-    /// Takes a token for `key` whether or not one is left.
-    pub fn charge(&self, key: &K) {
-        let _ = self.check(key);
     }
 
     /// Takes a token for `key`; `Err(wait)` when the key is over its limit.
@@ -128,15 +123,21 @@ mod tests {
     }
 
     #[test]
-    fn peeking_takes_nothing_and_charging_takes_one() {
+    fn refunds_give_a_token_back_up_to_the_burst() {
         let l = KeyedLimiter::new(2, 0.0, 10);
         for _ in 0..5 {
-            assert!(l.peek(&"a").is_ok());
+            assert!(l.check(&"a").is_ok());
+            l.refund(&"a");
         }
-        l.charge(&"a");
-        assert!(l.peek(&"a").is_ok());
-        l.charge(&"a");
-        assert!(l.peek(&"a").is_err());
-        assert!(l.peek(&"b").is_ok());
+        assert!(l.check(&"a").is_ok());
+        assert!(l.check(&"a").is_ok());
+        assert!(l.check(&"a").is_err());
+        l.refund(&"a");
+        l.refund(&"a");
+        l.refund(&"a");
+        assert!(l.check(&"a").is_ok());
+        assert!(l.check(&"a").is_ok());
+        assert!(l.check(&"a").is_err(), "refunds never exceed the burst");
+        l.refund(&"unknown");
     }
 }

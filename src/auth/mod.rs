@@ -46,9 +46,10 @@ pub struct Username {
     pub display: String,
     /// What log-in looks it up by: the display form case-folded (lowercased, NFKC again).
     pub key: String,
-    /// The confusable skeleton of the key (Unicode TS #39): one account per skeleton, so
-    /// `аdmin` with a Cyrillic `а` cannot sit next to `admin`.
-    pub skeleton: String,
+    /// The confusable skeletons (Unicode TS #39) of the key and of the name as shown, one or
+    /// two: one account per skeleton, so `аdmin` with a Cyrillic `а` cannot sit next to
+    /// `admin`, nor `Iris` (capital i) next to `lris`.
+    pub skeletons: Vec<String>,
 }
 
 fn invalid_username(message: &'static str) -> AuthError {
@@ -63,9 +64,21 @@ fn key_of(display: &str) -> String {
     display.to_lowercase().nfkc().collect()
 }
 
-/// The confusable skeleton of a lookup key.
-pub fn skeleton_of(key: &str) -> String {
-    unicode_security::skeleton(key).collect()
+/// The confusable skeleton of a name, made case-blind: the skeleton of the lowercased skeleton
+/// (the confusables table maps some lowercase look-alikes to capitals, such as `0` to `O`).
+pub fn skeleton_of(name: &str) -> String {
+    let first: String = unicode_security::skeleton(name).collect();
+    unicode_security::skeleton(&first.to_lowercase()).collect()
+}
+
+/// The skeletons an account with this display name and key holds (deduplicated).
+pub fn skeletons_of(display: &str, key: &str) -> Vec<String> {
+    let mut all = vec![skeleton_of(key)];
+    let shown = skeleton_of(display);
+    if shown != all[0] {
+        all.push(shown);
+    }
+    all
 }
 
 /// Checks a new username against the rules: 2–32 letters (any script), digits, `_` and `-`,
@@ -103,11 +116,11 @@ pub fn check_new_username(raw: &str) -> Result<Username, AuthError> {
         ));
     }
     let key = key_of(&display);
-    let skeleton = skeleton_of(&key);
+    let skeletons = skeletons_of(&display, &key);
     Ok(Username {
         display,
         key,
-        skeleton,
+        skeletons,
     })
 }
 
@@ -248,18 +261,23 @@ mod tests {
         let bold = check_new_username("𝐚𝐝𝐦𝐢𝐧").unwrap();
         assert_eq!(fullwidth.display, "admin");
         assert_eq!(bold.key, plain.key);
-        assert_eq!(fullwidth.skeleton, plain.skeleton);
+        assert_eq!(fullwidth.skeletons, plain.skeletons);
         // Case and look-alike letters meet in the skeleton too.
         assert_eq!(
-            check_new_username("ADMIN").unwrap().skeleton,
-            plain.skeleton
+            check_new_username("ADMIN").unwrap().skeletons[0],
+            plain.skeletons[0]
         );
         assert_eq!(
-            check_new_username("adrnin").unwrap().skeleton,
-            plain.skeleton
+            check_new_username("adrnin").unwrap().skeletons,
+            plain.skeletons
         );
         // A Cyrillic look-alike that a legacy account might hold has the same skeleton.
-        assert_eq!(skeleton_of("аdmin"), plain.skeleton);
+        assert_eq!(skeleton_of("аdmin"), plain.skeletons[0]);
+        // Digits and capitals that pass for letters meet too.
+        assert_eq!(skeleton_of("m0im"), skeleton_of("moim"));
+        let iris = check_new_username("Iris").unwrap();
+        let lris = check_new_username("lris").unwrap();
+        assert!(iris.skeletons.iter().any(|s| lris.skeletons.contains(s)));
     }
 
     #[test]
@@ -292,9 +310,9 @@ mod tests {
     /// Every fuzz seed keeps the username rules' promises (see `fuzz/fuzz_targets/username.rs`).
     #[test]
     fn fuzz_corpus_keeps_the_rules() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/username");
+        let dir = source_dir!().join("fuzz/corpus/username");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+        for entry in std::fs::read_dir(&dir).expect("corpus folder exists") {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             let Ok(raw) = std::str::from_utf8(&bytes) else {
                 continue;

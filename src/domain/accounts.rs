@@ -62,7 +62,9 @@ impl Accounts {
         let created = async {
             let mut tx = self.db.begin().await?;
             let user = users::create(&mut tx, &name.display, &name.key, &hash, now_ms()).await?;
-            users::claim_skeleton(&mut tx, &name.skeleton, user.id).await?;
+            for skeleton in &name.skeletons {
+                users::claim_skeleton(&mut tx, skeleton, user.id).await?;
+            }
             tx.commit().await?;
             Ok::<_, crate::storage::DbError>(user)
         }
@@ -81,15 +83,17 @@ impl Accounts {
         Ok(user)
     }
 
-    /// The account a name typed at log-in means: the first of `auth::lookup_keys` that
-    /// belongs to one.
-    async fn find_by_name(&self, keys: &[String]) -> Result<Option<(User, String)>> {
+    /// The accounts a name typed at log-in may mean: one per key of `auth::lookup_keys` that
+    /// belongs to one (two only when an account made under older rules shares today's key
+    /// with a newer one).
+    async fn find_by_name(&self, keys: &[String]) -> Result<Vec<(User, String)>> {
+        let mut found = Vec::with_capacity(1);
         for key in keys {
-            if let Some(found) = users::find_with_hash(&self.db.pool, key).await? {
-                return Ok(Some(found));
+            if let Some(account) = users::find_with_hash(&self.db.pool, key).await? {
+                found.push(account);
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Gives accounts made before confusable skeletons existed their skeleton (the older of
@@ -107,7 +111,13 @@ impl Accounts {
                     .into_iter()
                     .next()
                     .unwrap_or_default();
-                if !users::backfill_skeleton(&self.db.pool, &auth::skeleton_of(&key), id).await? {
+                let mut claimed = 0;
+                for skeleton in auth::skeletons_of(&username, &key) {
+                    if users::backfill_skeleton(&self.db.pool, &skeleton, id).await? {
+                        claimed += 1;
+                    }
+                }
+                if claimed == 0 {
                     tracing::warn!(%username, "an older account looks the same as this one");
                     users::backfill_skeleton(&self.db.pool, &format!("#look-alike-{id}"), id)
                         .await?;
@@ -121,36 +131,48 @@ impl Accounts {
     /// malformed) name alike, at the same cost. `keys` come from `auth::lookup_keys`.
     pub async fn verify(&self, keys: &[String], password: String) -> Result<Option<User>> {
         let found = self.find_by_name(keys).await?;
-        let (user, hash) = match found {
-            Some((u, h)) => (Some(u), Some(h)),
-            None => (None, None),
-        };
-        let ok = self.hasher.verify(password, hash).await?;
-        Ok(user.filter(|_| ok))
+        if found.is_empty() {
+            // Same cost as a wrong password: nothing to learn from the timing.
+            self.hasher.verify(password, None).await?;
+            return Ok(None);
+        }
+        for (user, hash) in found {
+            if self.hasher.verify(password.clone(), Some(hash)).await? {
+                return Ok(Some(user));
+            }
+        }
+        Ok(None)
     }
 
     /// True when the account `key` has signed in from this browser or this address before
     /// (within [`DEVICE_TRUST_MS`] / [`ADDRESS_TRUST_MS`]). Failures from such a source do not
     /// count toward the account's lock-out.
-    pub async fn is_trusted(&self, key: &str, source: &LoginSource) -> Result<bool> {
+    /// `keys` come from `auth::lookup_keys` (an account made under older rules is stored under
+    /// its second key).
+    pub async fn is_trusted(&self, keys: &[String], source: &LoginSource) -> Result<bool> {
         let now = now_ms();
         let device = source.device.as_deref().map(auth::secret_hash);
-        // One query per kind, each with its own horizon.
-        let by_device = match &device {
-            Some(d) => {
-                users::is_trusted(&self.db.pool, key, "", Some(d), now - DEVICE_TRUST_MS).await?
+        for key in keys {
+            // One query per kind, each with its own horizon.
+            if let Some(d) = &device {
+                if users::is_trusted(&self.db.pool, key, "", Some(d), now - DEVICE_TRUST_MS).await?
+                {
+                    return Ok(true);
+                }
             }
-            None => false,
-        };
-        Ok(by_device
-            || users::is_trusted(
+            if users::is_trusted(
                 &self.db.pool,
                 key,
                 &source.address,
                 None,
                 now - ADDRESS_TRUST_MS,
             )
-            .await?)
+            .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Remembers where `user` just signed in from. Returns a new device secret for the

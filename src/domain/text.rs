@@ -35,39 +35,57 @@ impl TextError {
     }
 }
 
+/// Silent characters (marks, joiners, selectors, tags) kept on one base character; a flag
+/// needs seven, a keycap two.
+pub const MAX_SILENT_PER_CHAR: usize = 8;
+
 /// Characters removed wherever they are: they render as nothing (or reorder what follows) and
-/// serve only to disguise text.
+/// serve only to disguise text. Every Default_Ignorable code point is one (per Unicode's
+/// identifier tables), except the few that [`is_silent`] keeps for emoji and joining scripts.
 fn is_stripped(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'                      // soft hyphen
-        | '\u{034F}'                    // combining grapheme joiner
-        | '\u{061C}'                    // Arabic letter mark
-        | '\u{115F}' | '\u{1160}'       // Hangul choseong / jungseong fillers
-        | '\u{17B4}' | '\u{17B5}'       // Khmer inherent vowels
-        | '\u{180B}'..='\u{180F}'       // Mongolian variation selectors and vowel separator
-        | '\u{200B}'                    // zero-width space
-        | '\u{200E}' | '\u{200F}'       // left-to-right / right-to-left marks
-        | '\u{202A}'..='\u{202E}'       // direction embeddings and overrides
-        | '\u{2060}'..='\u{206F}'       // word joiner, invisible operators, isolates, deprecated
-        | '\u{3164}'                    // Hangul filler
-        | '\u{FEFF}'                    // byte-order mark / zero-width no-break space
-        | '\u{FFA0}'                    // halfwidth Hangul filler
+    use unicode_security::general_security_profile::IdentifierType;
+    use unicode_security::GeneralSecurityProfile;
+    if is_kept_ignorable(c) {
+        return false;
+    }
+    c.identifier_type() == Some(IdentifierType::Default_Ignorable)
+        || matches!(c,
+            '\u{00AD}'                      // soft hyphen
+            | '\u{034F}'                    // combining grapheme joiner
+            | '\u{061C}'                    // Arabic letter mark
+            | '\u{115F}' | '\u{1160}'       // Hangul choseong / jungseong fillers
+            | '\u{17B4}' | '\u{17B5}'       // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}'       // Mongolian variation selectors and vowel separator
+            | '\u{200B}'                    // zero-width space
+            | '\u{200E}' | '\u{200F}'       // left-to-right / right-to-left marks
+            | '\u{202A}'..='\u{202E}'       // direction embeddings and overrides
+            | '\u{2060}'..='\u{206F}'       // word joiner, invisible operators, isolates, deprecated
+            | '\u{3164}'                    // Hangul filler
+            | '\u{FEFF}'                    // byte-order mark / zero-width no-break space
+            | '\u{FFA0}'                    // halfwidth Hangul filler
+            | '\u{FFF0}'..='\u{FFF8}'       // unassigned, default-ignorable
         | '\u{FFF9}'..='\u{FFFB}'       // interlinear annotation
-        | '\u{1BCA0}'..='\u{1BCA3}'     // shorthand format controls
-        | '\u{1D173}'..='\u{1D17A}'     // musical symbol format controls
-    )
+        | '\u{E0000}'..='\u{E0FFF}'     // tags and the rest of plane 14 (kept ones excepted above)
+            | '\u{1BCA0}'..='\u{1BCA3}'     // shorthand format controls
+            | '\u{1D173}'..='\u{1D17A}'     // musical symbol format controls
+        )
 }
 
-/// Characters kept because real text needs them (emoji sequences, Persian and Indic joining,
-/// flag tags) but that show nothing on their own.
-fn is_silent(c: char) -> bool {
+/// Default-ignorable characters real text needs (emoji sequences, Persian and Indic joining,
+/// flag tags).
+fn is_kept_ignorable(c: char) -> bool {
     matches!(c,
         '\u{200C}' | '\u{200D}'         // zero-width non-joiner / joiner
         | '\u{FE00}'..='\u{FE0F}'       // variation selectors
         | '\u{E0020}'..='\u{E007F}'     // tags
         | '\u{E0100}'..='\u{E01EF}'     // variation selectors supplement
-        | '\u{2800}'                    // braille pattern blank
-    ) || is_combining_mark(c)
+    )
+}
+
+/// Characters that show nothing on their own: the kept ignorables, combining marks, and the
+/// braille blank.
+fn is_silent(c: char) -> bool {
+    is_kept_ignorable(c) || is_combining_mark(c) || c == '\u{2800}'
 }
 
 /// Cleans one line of text for a field of at most `max_chars` characters: line breaks and tabs
@@ -76,20 +94,25 @@ fn is_silent(c: char) -> bool {
 /// `Empty` when nothing visible is left.
 pub fn clean_line(raw: &str, max_chars: usize) -> Result<String, TextError> {
     let mut out = String::with_capacity(raw.len().min(max_chars * 4 + 16));
-    let mut marks = 0;
+    // Counted since the last character that shows something: joiners and selectors between
+    // marks do not start a new count.
+    let (mut marks, mut silent) = (0, 0);
     for c in raw.chars() {
         let c = match c {
-            '\n' | '\r' | '\t' => ' ',
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' => ' ',
             c if c.is_control() || is_stripped(c) => continue,
             c => c,
         };
-        if is_combining_mark(c) {
-            marks += 1;
-            if marks > MAX_MARKS_PER_CHAR {
+        if is_silent(c) {
+            silent += 1;
+            if is_combining_mark(c) {
+                marks += 1;
+            }
+            if silent > MAX_SILENT_PER_CHAR || marks > MAX_MARKS_PER_CHAR {
                 continue;
             }
         } else {
-            marks = 0;
+            (marks, silent) = (0, 0);
         }
         out.push(c);
     }
@@ -166,6 +189,21 @@ mod tests {
     }
 
     #[test]
+    fn joiners_between_marks_do_not_reset_the_count() {
+        let sneaky = format!(
+            "a{}",
+            "\u{0301}\u{0301}\u{0301}\u{0301}\u{200D}".repeat(100)
+        );
+        let cleaned = clean(&sneaky).unwrap();
+        let marks = cleaned.chars().filter(|c| is_combining_mark(*c)).count();
+        assert!(marks <= MAX_MARKS_PER_CHAR, "{marks} marks kept");
+        assert!(cleaned.chars().count() <= 1 + MAX_SILENT_PER_CHAR);
+        // Other default-ignorables and line separators.
+        assert_eq!(clean("a\u{FFF0}b\u{E0001}c").unwrap(), "abc");
+        assert_eq!(clean("a\u{2028}b\u{2029}c").unwrap(), "a b c");
+    }
+
+    #[test]
     fn emoji_sequences_survive() {
         for emoji in [
             "👩\u{200D}👩\u{200D}👧",
@@ -186,9 +224,9 @@ mod tests {
     /// Every fuzz seed (and any crash the fuzzer saved there) keeps the sanitiser's promises.
     #[test]
     fn fuzz_corpus_keeps_the_rules() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/free_text");
+        let dir = source_dir!().join("fuzz/corpus/free_text");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+        for entry in std::fs::read_dir(&dir).expect("corpus folder exists") {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             let Ok(raw) = std::str::from_utf8(&bytes) else {
                 continue;
@@ -199,10 +237,18 @@ mod tests {
                     "{raw:?}"
                 );
                 assert!(clean.chars().any(|c| !c.is_whitespace() && !is_silent(c)));
-                let mut run = 0;
+                let (mut marks, mut silent) = (0, 0);
                 for c in clean.chars() {
-                    run = if is_combining_mark(c) { run + 1 } else { 0 };
-                    assert!(run <= MAX_MARKS_PER_CHAR, "{raw:?}");
+                    if is_silent(c) {
+                        silent += 1;
+                        marks += usize::from(is_combining_mark(c));
+                    } else {
+                        (marks, silent) = (0, 0);
+                    }
+                    assert!(
+                        marks <= MAX_MARKS_PER_CHAR && silent <= MAX_SILENT_PER_CHAR,
+                        "{raw:?}"
+                    );
                 }
                 assert_eq!(
                     clean_line(&clean, MAX_CHARS).as_ref(),

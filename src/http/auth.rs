@@ -15,6 +15,7 @@ use super::extract::CurrentUser;
 use crate::auth::{self, DEVICE_COOKIE, SESSION_COOKIE};
 use crate::domain::accounts::{LoginSource, DEVICE_TRUST_MS};
 use crate::limits::address_key;
+use crate::metrics::Refusal;
 use crate::state::AppState;
 use crate::storage::rfc3339;
 use crate::storage::users::User;
@@ -120,8 +121,11 @@ pub async fn signup(
     let names = state
         .accounts
         .check_signup(&body.username, &body.password)?;
-    let ip = client_ip(&state, &headers, peer);
-    state.signup_by_ip.check(&ip).map_err(limited)?;
+    let ip = address_key(client_ip(&state, &headers, peer));
+    state.signup_by_ip.check(&ip).map_err(|w| {
+        state.metrics.refused(Refusal::LoginRateLimited);
+        limited(w)
+    })?;
     let user = state.accounts.signup(names, body.password).await?;
     let source = login_source(&state, &headers, peer);
     start_session(&state, &user, &source, StatusCode::CREATED).await
@@ -133,8 +137,12 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    let ip = client_ip(&state, &headers, peer);
-    state.login_by_ip.check(&ip).map_err(limited)?;
+    let ip = address_key(client_ip(&state, &headers, peer));
+    let throttled = |w| {
+        state.metrics.refused(Refusal::LoginRateLimited);
+        limited(w)
+    };
+    state.login_by_ip.check(&ip).map_err(throttled)?;
     let bad = || {
         ApiError::Other(
             StatusCode::UNAUTHORIZED,
@@ -150,19 +158,21 @@ pub async fn login(
     // Per account, only failures from sources that never signed in to it count, and only
     // they are held back: strangers guessing cannot lock the owner out of a browser or an
     // address they have used before (see docs/operations.md, "Limits and abuse").
+    // The attempt's token is taken before the password is checked (so guesses sent at once
+    // cannot all slip through while each is being hashed) and given back if it was right.
     let source = login_source(&state, &headers, peer);
-    let trusted = state.accounts.is_trusted(&key, &source).await?;
+    let trusted = state.accounts.is_trusted(&keys, &source).await?;
     if !trusted {
-        state.login_by_account.peek(&key).map_err(limited)?;
+        state.login_by_account.check(&key).map_err(throttled)?;
     }
     match state.accounts.verify(&keys, body.password).await? {
-        Some(user) => start_session(&state, &user, &source, StatusCode::OK).await,
-        None => {
+        Some(user) => {
             if !trusted {
-                state.login_by_account.charge(&key);
+                state.login_by_account.refund(&key);
             }
-            Err(bad())
+            start_session(&state, &user, &source, StatusCode::OK).await
         }
+        None => Err(bad()),
     }
 }
 

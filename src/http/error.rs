@@ -174,14 +174,16 @@ fn has_escaped_nul(json: &[u8]) -> bool {
 /// any string: no field of moim means to hold one, and PostgreSQL cannot store them.
 pub struct ApiJson<T>(pub T);
 
-impl<T, S> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<crate::state::AppState> for ApiJson<T>
 where
     T: serde::de::DeserializeOwned,
-    S: Send + Sync,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &crate::state::AppState,
+    ) -> Result<Self, ApiError> {
         let json_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -203,6 +205,7 @@ where
             .await
             .map_err(|r| ApiError::from(JsonRejection::from(r)))?;
         if has_escaped_nul(&bytes) {
+            state.metrics.refused(crate::metrics::Refusal::NulCharacter);
             return Err(ApiError::invalid(
                 "invalid_json",
                 "text may not contain NUL characters (\\u0000)",

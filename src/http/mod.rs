@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 
+use crate::metrics::Refusal;
 use crate::state::AppState;
 use error::ApiError;
 
@@ -102,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/videos/{id}/{file}", get(videos::video_file))
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())
-        .layer(middleware::from_fn(refuse_nul))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_nul))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -135,9 +136,10 @@ async fn api_not_found() -> ApiError {
 
 /// Refuses a NUL character (`%00`) anywhere in the path or query before any route sees it:
 /// nothing in moim is named with one, and PostgreSQL cannot compare text holding one.
-async fn refuse_nul(req: Request, next: Next) -> Response {
+async fn refuse_nul(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let uri = req.uri();
     if uri.path().contains("%00") {
+        state.metrics.refused(Refusal::NulCharacter);
         return ApiError::invalid(
             "invalid_path",
             "the path may not contain NUL characters (%00)",
@@ -145,6 +147,7 @@ async fn refuse_nul(req: Request, next: Next) -> Response {
         .into_response();
     }
     if uri.query().is_some_and(|q| q.contains("%00")) {
+        state.metrics.refused(Refusal::NulCharacter);
         return ApiError::invalid(
             "invalid_query",
             "the query may not contain NUL characters (%00)",
@@ -171,20 +174,13 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 }
 
 /// The DNS-rebinding and CSRF defences for state changes: the request must name this site in
-/// `Host`, and a browser's request must come from this site (`Origin`). A request with a bearer
-/// token skips the origin check only once the token has authenticated (a cookie is never
-/// consulted when an `Authorization` header is present).
+/// `Host`, and a browser's request must come from this site (`Origin`). A request whose bearer
+/// token signed it in skips both (neither attack can know a token; a cookie is never consulted
+/// when an `Authorization` header is present).
 async fn check_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if safe {
         return next.run(req).await;
-    }
-    let refused = |why: crate::auth::origin::Refusal| {
-        ApiError::Other(StatusCode::FORBIDDEN, "csrf_rejected", why.message().into())
-            .into_response()
-    };
-    if let Err(why) = state.site.check_host(req.headers()) {
-        return refused(why);
     }
     let (mut parts, body) = req.into_parts();
     if parts.headers.contains_key(header::AUTHORIZATION) {
@@ -197,8 +193,17 @@ async fn check_origin(State(state): State<AppState>, req: Request, next: Next) -
             Err(e) => return e.into_response(),
         }
     }
-    if let Err(why) = state.site.check_origin(&parts.headers) {
-        return refused(why);
+    let checked = state
+        .site
+        .check_host(&parts.headers)
+        .and_then(|()| state.site.check_origin(&parts.headers));
+    if let Err(why) = checked {
+        state.metrics.refused(match why {
+            crate::auth::origin::Refusal::Host => Refusal::WrongHost,
+            _ => Refusal::CrossSite,
+        });
+        return ApiError::Other(StatusCode::FORBIDDEN, "csrf_rejected", why.message().into())
+            .into_response();
     }
     next.run(Request::from_parts(parts, body)).await
 }

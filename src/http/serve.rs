@@ -205,7 +205,11 @@ async fn refuse(mut stream: TcpStream, answer: &Answer) {
 /// answer goes into the socket's send buffer, and the socket closes now.
 fn refuse_at_once(stream: &TcpStream, answer: &Answer) {
     let mut sink = [0u8; 4096];
-    while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
+    for _ in 0..4 {
+        if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
     let _ = stream.try_write(&answer.bytes());
 }
 

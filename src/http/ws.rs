@@ -68,12 +68,18 @@ pub async fn room_ws(
     mut req: Request,
 ) -> ApiResult<Response> {
     // Browsers always send Origin on WebSocket handshakes; a foreign one would ride the
-    // cookie, and a foreign Host is a rebound DNS name.
-    if let Err(why) = state
+    // cookie, and a foreign Host is a rebound DNS name. A program signed in by its token is
+    // neither (with an Authorization header the cookie is not consulted).
+    let by_token = user.is_some() && headers.contains_key(header::AUTHORIZATION);
+    let checked = state
         .site
         .check_host(&headers)
-        .and_then(|()| state.site.check_origin(&headers))
-    {
+        .and_then(|()| state.site.check_origin(&headers));
+    if let (false, Err(why)) = (by_token, checked) {
+        state.metrics.refused(match why {
+            crate::auth::origin::Refusal::Host => Refusal::WrongHost,
+            _ => Refusal::CrossSite,
+        });
         return Err(ApiError::Other(
             StatusCode::FORBIDDEN,
             "csrf_rejected",

@@ -49,6 +49,13 @@ pub struct IngestLimits {
 /// unauthenticated connections its address may hold, for at most the handshake deadline.
 pub async fn run_listener(live: Live, listener: TcpListener, limits: IngestLimits) {
     let stop = live.stopping().clone();
+    // moim's own transcoder publishes its rungs from the address it connects to (loopback when
+    // listening on all addresses): this machine is not held to the unauthenticated cap, or
+    // broadcasts starting together could refuse their own rungs.
+    let own = match listener.local_addr().map(|a| a.ip()) {
+        Ok(ip) if !ip.is_unspecified() => ip,
+        _ => std::net::Ipv4Addr::LOCALHOST.into(),
+    };
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -76,7 +83,8 @@ pub async fn run_listener(live: Live, listener: TcpListener, limits: IngestLimit
                 continue;
             }
         };
-        let Ok(pending) = limits.unauthenticated.admit(Some(peer.ip())) else {
+        let counted = (peer.ip() != own).then(|| peer.ip());
+        let Ok(pending) = limits.unauthenticated.admit(counted) else {
             note_refusal(
                 live.metrics(),
                 &REFUSAL_LOG,

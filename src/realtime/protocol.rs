@@ -168,9 +168,9 @@ mod tests {
     /// Every fuzz seed (and any crash the fuzzer saved there) parses or is refused cleanly.
     #[test]
     fn fuzz_corpus_never_panics() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ws_frame");
+        let dir = source_dir!().join("fuzz/corpus/ws_frame");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).expect("corpus folder exists") {
+        for entry in std::fs::read_dir(&dir).expect("corpus folder exists") {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             if let Ok(s) = std::str::from_utf8(&bytes) {
                 match parse_client(s) {

@@ -134,6 +134,8 @@ pub async fn run(
     let covered = history.last().map_or(since.unwrap_or(0), |m| m.seq);
     let mut history: Vec<MessageView> = history.iter().map(MessageView::from).collect();
     if cap_history(&mut history, max_welcome_bytes) {
+        hub.metrics()
+            .refused(crate::metrics::Refusal::WelcomeTruncated);
         truncated = true;
     }
     truncated |= replay_refused;
@@ -189,6 +191,8 @@ pub async fn run(
         // Whatever is still queued (a kick's last frames, say) gets its bounded chance.
         End::Gone | End::Kicked => drain_final(&io).await,
         End::TooLarge => {
+            hub.metrics()
+                .refused(crate::metrics::Refusal::WsFrameTooLarge);
             let f = error_frame(
                 "too_large",
                 &format!("frames are at most {} bytes", protocol::MAX_CLIENT_FRAME),

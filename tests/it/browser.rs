@@ -15,8 +15,8 @@ fn have(cmd: &str, arg: &str) -> bool {
 /// under `MOIM_REQUIRE_ALL=1`).
 fn browser_setup(needs_ffmpeg: bool) -> Option<(String, String)> {
     let chromium = std::env::var("MOIM_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let root = env!("CARGO_MANIFEST_DIR");
-    let e2e = format!("{root}/e2e");
+    let root = crate::helpers::manifest_dir();
+    let e2e = format!("{}/e2e", root.display());
     let ffmpeg_ok = !needs_ffmpeg || have("ffmpeg", "-version");
     if !std::path::Path::new(&chromium).exists() || !have("node", "--version") || !ffmpeg_ok {
         assert!(
@@ -40,7 +40,10 @@ fn browser_setup(needs_ffmpeg: bool) -> Option<(String, String)> {
 }
 
 fn screenshots_dir() -> String {
-    let shots = format!("{}/target/screenshots", env!("CARGO_MANIFEST_DIR"));
+    let shots = format!(
+        "{}/target/screenshots",
+        crate::helpers::manifest_dir().display()
+    );
     std::fs::create_dir_all(&shots).unwrap();
     shots
 }

@@ -23,6 +23,14 @@ pub enum Backend {
 }
 
 /// True when every real component must be present (CI): missing ones fail instead of skipping.
+/// The package's folder, asked at run time: a test binary reused from another checkout of the
+/// same sources (cargo's cache sees no change) must use this checkout's files.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 pub fn require_all() -> bool {
     std::env::var("MOIM_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }

@@ -57,7 +57,7 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// The top-level modules each module's code (not its comments) names with `crate::`.
 fn used() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = crate::helpers::manifest_dir().join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

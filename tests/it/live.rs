@@ -746,10 +746,7 @@ async fn shutdown_ends_broadcasts_and_keeps_the_recording(backend: Backend) {
 /// Builds the librtmp test publisher (tests/clients/librtmp_publish.c) into `dir`, or None when
 /// librtmp's headers or a C compiler are missing (a failure under `MOIM_REQUIRE_ALL=1`).
 fn librtmp_publisher(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let src = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/librtmp_publish.c"
-    );
+    let src = crate::helpers::manifest_dir().join("tests/clients/librtmp_publish.c");
     let bin = dir.join("librtmp_publish");
     let built = Command::new("cc")
         .args(["-O2", "-o"])

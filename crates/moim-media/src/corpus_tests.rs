@@ -9,7 +9,7 @@ use crate::rtmp::{Event, ServerSession, SessionConfig};
 use crate::{amf0, flv};
 
 fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = format!("{}/../../fuzz/corpus/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{}/../../fuzz/corpus/{name}", crate::source_dir());
     let mut seeds: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {dir}: {e}"))
         .map(|e| {

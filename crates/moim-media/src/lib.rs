@@ -22,3 +22,11 @@ pub mod segmenter;
 
 #[cfg(test)]
 mod corpus_tests;
+
+/// The crate's source folder, for tests that read files next to the code (corpora, golden
+/// files). Asked at run time: a test binary reused from another checkout of the same sources
+/// (cargo's cache sees no change) must read this checkout's files.
+#[cfg(test)]
+fn source_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+}

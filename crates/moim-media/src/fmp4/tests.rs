@@ -412,7 +412,7 @@ fn golden_init_and_fragment() {
         },
     ];
     let frag = fragment(7, &video, &audio);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
+    let dir = format!("{}/tests/golden", crate::source_dir());
     for (name, got) in [("init.mp4", &init), ("fragment.m4s", &frag)] {
         let path = format!("{dir}/{name}");
         if std::env::var("MOIM_BLESS").is_ok() {
