@@ -20,6 +20,7 @@ use crate::domain::accounts::Accounts;
 use crate::domain::events::{Broker, LocalBroker};
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
+use crate::domain::uploads::{UploadLimits, Uploads};
 use crate::domain::videos::Videos;
 use crate::limits::ConnLimits;
 use crate::live::Live;
@@ -68,6 +69,15 @@ impl Application {
             );
         }
         let config = Arc::new(config);
+        let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
+        let uploads = Uploads::new(
+            db.clone(),
+            blobs.clone(),
+            UploadLimits {
+                max_bytes: config.limits.max_upload_mib * 1024 * 1024,
+                expiry_ms: config.limits.upload_expiry_s as i64 * 1000,
+            },
+        );
         let hasher = Hasher::new(
             config.limits.password_hash_workers(),
             config.limits.password_hash_wait(),
@@ -84,7 +94,6 @@ impl Application {
         // The event path: the hub and live subscribe; domain operations, the chat writer and
         // live publish.
         let broker = LocalBroker::new();
-        let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
         let live = Live::new(
             db.clone(),
             blobs.clone(),
@@ -120,6 +129,7 @@ impl Application {
             rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(db.clone()),
+            uploads: uploads.clone(),
             broker,
             blobs,
             db,
@@ -199,7 +209,11 @@ impl Application {
                 .run_viewer_ticker(Duration::from_secs(1), background.clone()),
         );
 
-        let janitor = tokio::spawn(janitor(state.db.clone(), background.clone()));
+        let janitor = tokio::spawn(janitor(
+            state.db.clone(),
+            state.uploads.clone(),
+            background.clone(),
+        ));
         let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(background.clone()));
 
         let http_stop = CancellationToken::new();
@@ -321,12 +335,18 @@ fn local_blobs(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Blobs>> {
 }
 
 /// Removes expired sessions and sanctions now and then, so the tables do not grow forever.
-async fn janitor(db: crate::storage::Db, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+async fn janitor(db: crate::storage::Db, uploads: Uploads, stop: CancellationToken) {
+    // Often enough that an expired upload's bytes do not linger long past their expiry.
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        match uploads.expire().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "expired uploads removed"),
+            Err(e) => tracing::warn!(error = %e, "removing expired uploads failed"),
         }
         let now = crate::storage::now_ms();
         let sessions = crate::storage::users::delete_expired_sessions(&db.pool, now).await;

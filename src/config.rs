@@ -316,6 +316,12 @@ options! {
         /// Most KiB of chat history one welcome frame carries; older messages are left out.
         #[arg(env = "MOIM_MAX_WELCOME_KIB")]
         max_welcome_kib: usize = 256, in 16..=65_536;
+        /// Largest file one upload may be, MiB.
+        #[arg(env = "MOIM_MAX_UPLOAD_MIB")]
+        max_upload_mib: u64 = 4096, in 1..=1_048_576;
+        /// Seconds an unfinished upload is kept; then it and its bytes are deleted.
+        #[arg(env = "MOIM_UPLOAD_EXPIRY_S")]
+        upload_expiry_s: u64 = 86_400, in 1..=2_592_000;
         /// Seconds from RTMP connect to an accepted publish; then the connection closes.
         #[arg(env = "MOIM_RTMP_HANDSHAKE_TIMEOUT_S")]
         rtmp_handshake_timeout_s: u64 = 10, in 1..=600;

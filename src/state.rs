@@ -14,6 +14,7 @@ use crate::domain::accounts::Accounts;
 use crate::domain::events::Broker;
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
+use crate::domain::uploads::Uploads;
 use crate::domain::videos::Videos;
 use crate::limits::ConnLimits;
 use crate::live::Live;
@@ -43,6 +44,7 @@ pub struct Shared {
     pub rooms: Rooms,
     pub settings: Settings,
     pub videos: Videos,
+    pub uploads: Uploads,
     /// The event path every domain operation publishes on.
     pub broker: Arc<dyn Broker>,
     /// Recordings (and later uploads and photos).

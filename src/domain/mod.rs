@@ -10,6 +10,7 @@ pub mod rooms;
 pub mod settings;
 pub mod streams;
 pub mod text;
+pub mod uploads;
 pub mod videos;
 
 use std::collections::HashSet;
@@ -32,6 +33,9 @@ pub enum Error {
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Bigger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
     /// A bounded resource is saturated; come back after `retry_after_s`.
     #[error("{message}")]
     Busy { message: String, retry_after_s: u64 },

@@ -10,6 +10,7 @@ pub mod live;
 pub mod media;
 pub mod rooms;
 pub mod serve;
+pub mod uploads;
 pub mod videos;
 pub mod ws;
 
@@ -74,6 +75,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/rooms/{slug}/stream-key",
             get(live::get_stream_key).post(live::rotate_stream_key),
+        )
+        .route("/uploads", post(uploads::create).options(uploads::options))
+        .route(
+            "/uploads/{id}",
+            axum::routing::head(uploads::head)
+                .patch(uploads::patch)
+                .delete(uploads::terminate)
+                .options(uploads::options),
         )
         .route("/videos", get(videos::list_videos))
         .route("/videos/{id}", get(videos::get_video))

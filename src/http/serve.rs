@@ -218,14 +218,21 @@ fn refuse_at_once(stream: &TcpStream, answer: &Answer) {
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTimedOut(pub Duration);
 
+/// Bytes per second a long body must average to earn time beyond the base deadline.
+pub const MIN_BODY_RATE: u64 = 16 * 1024;
+
 /// A request body that fails once its deadline passes (a trickle of a byte every few seconds
-/// would otherwise hold the connection for as long as the sender likes).
+/// would otherwise hold the connection for as long as the sender likes). The deadline is the
+/// base timeout plus a second for every [`MIN_BODY_RATE`] bytes received, so a large upload
+/// piece on a slow line is not cut while it keeps up that pace.
 struct Deadline {
     inner: Incoming,
     /// The timer and where to count its expiry; `None` for bodiless requests (most GETs),
     /// which never start one.
     timer: Option<(Pin<Box<Sleep>>, Arc<Metrics>)>,
     timeout: Duration,
+    started: tokio::time::Instant,
+    received: u64,
 }
 
 impl Deadline {
@@ -236,7 +243,16 @@ impl Deadline {
             inner,
             timer,
             timeout,
+            started: tokio::time::Instant::now(),
+            received: 0,
         }
+    }
+
+    /// When the body must be done, given what has arrived.
+    fn due(&self) -> tokio::time::Instant {
+        self.started
+            + self.timeout
+            + Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64)
     }
 }
 
@@ -250,16 +266,32 @@ impl Body for Deadline {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(axum::Error::new))),
-            Poll::Pending => match this.timer.as_mut().map(|(s, _)| s.as_mut().poll(cx)) {
-                Some(Poll::Ready(())) => {
-                    if let Some((_, metrics)) = this.timer.take() {
-                        metrics.refused(Refusal::BodyTimeout);
+            Poll::Ready(frame) => {
+                if let Some(Ok(f)) = &frame {
+                    if let Some(data) = f.data_ref() {
+                        this.received += data.len() as u64;
                     }
-                    Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(this.timeout)))))
                 }
-                _ => Poll::Pending,
-            },
+                return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
+            }
+            Poll::Pending => {}
+        }
+        let due = this.due();
+        let Some((sleep, _)) = this.timer.as_mut() else {
+            return Poll::Pending;
+        };
+        if sleep.deadline() < due {
+            // It earned more time since the timer was set.
+            sleep.as_mut().reset(due);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                if let Some((_, metrics)) = this.timer.take() {
+                    metrics.refused(Refusal::BodyTimeout);
+                }
+                Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(this.timeout)))))
+            }
         }
     }
 

@@ -10,6 +10,7 @@ pub mod live;
 pub mod messages;
 pub mod rooms;
 pub mod settings;
+pub mod uploads;
 pub mod users;
 pub mod videos;
 

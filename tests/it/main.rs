@@ -40,3 +40,4 @@ mod policy;
 mod rooms;
 mod schema;
 mod storage;
+mod uploads;

@@ -1,0 +1,417 @@
+//! Resumable uploads (the tus protocol's model, without its HTTP): a member announces a file's
+//! length, sends it in pieces at the offsets the server confirms, may stop and resume (even
+//! across restarts), and may abandon it. Each accepted piece is one blob,
+//! `uploads/{id}/{offset:016}`; the file is their concatenation in key order, streamed, never
+//! copied. Unfinished uploads expire and their bytes are freed.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use parking_lot::Mutex;
+use sha1::Digest as _;
+
+use super::{text, Error, Result};
+use crate::auth;
+use crate::storage::blobs::{BlobError, Blobs, ByteStream};
+use crate::storage::uploads::{self, Upload};
+use crate::storage::users::User;
+use crate::storage::{now_ms, Db};
+
+/// Unfinished uploads one member may have open at once.
+pub const MAX_OPEN_PER_USER: i64 = 20;
+
+/// What limits uploads.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// Largest file, bytes.
+    pub max_bytes: u64,
+    /// How long an unfinished upload is kept, milliseconds.
+    pub expiry_ms: i64,
+}
+
+/// The checksum a client sent with a piece (tus checksum extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    Sha1(Vec<u8>),
+    Sha256(Vec<u8>),
+}
+
+impl Checksum {
+    /// Parses `sha256 <base64>` / `sha1 <base64>`; `None` for other algorithms or bad base64.
+    pub fn parse(header: &str) -> Option<Checksum> {
+        let (algo, b64) = header.trim().split_once(' ')?;
+        let digest = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        match algo {
+            "sha256" if digest.len() == 32 => Some(Checksum::Sha256(digest)),
+            "sha1" if digest.len() == 20 => Some(Checksum::Sha1(digest)),
+            _ => None,
+        }
+    }
+}
+
+/// Why a piece was not taken (besides the usual domain errors).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The offset is not where the upload stands (tus: 409).
+    Offset { expected: i64 },
+    /// Another piece of this upload is arriving right now (423).
+    Busy,
+    /// The piece did not match its checksum (tus: 460); nothing was kept.
+    Checksum,
+    /// The piece would run past the announced length (413).
+    TooLong,
+    /// The upload is already complete.
+    Complete,
+}
+
+/// The upload service; cheap to clone.
+#[derive(Clone)]
+pub struct Uploads {
+    db: Db,
+    blobs: Arc<dyn Blobs>,
+    limits: UploadLimits,
+    /// Uploads a piece is arriving for on this node.
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Cleans a file name from `Upload-Metadata`: no folders, no control or invisible characters.
+pub fn clean_filename(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    match text::clean_line(last, 200) {
+        Ok(name) if name != "." && name != ".." => name,
+        _ => "upload".to_string(),
+    }
+}
+
+fn part_key(id: &str, offset: i64) -> String {
+    format!("uploads/{id}/{offset:016}")
+}
+
+impl Uploads {
+    pub fn new(db: Db, blobs: Arc<dyn Blobs>, limits: UploadLimits) -> Uploads {
+        Uploads {
+            db,
+            blobs,
+            limits,
+            busy: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    pub fn limits(&self) -> UploadLimits {
+        self.limits
+    }
+
+    /// Announces an upload of `length` bytes.
+    pub async fn create(
+        &self,
+        user: &User,
+        length: u64,
+        filename: Option<&str>,
+        title: Option<&str>,
+    ) -> Result<Upload> {
+        if length > self.limits.max_bytes {
+            return Err(Error::TooLarge(format!(
+                "files are at most {} bytes",
+                self.limits.max_bytes
+            )));
+        }
+        if length == 0 {
+            return Err(Error::invalid("empty_upload", "the file is empty"));
+        }
+        let filename = clean_filename(filename.unwrap_or("upload"));
+        let title = title
+            .and_then(|t| text::clean_line(t, 200).ok())
+            .unwrap_or_else(|| {
+                filename
+                    .rsplit_once('.')
+                    .map_or(filename.as_str(), |(stem, _)| stem)
+                    .to_string()
+            });
+        if uploads::open_count(&self.db.pool, user.id).await? >= MAX_OPEN_PER_USER {
+            return Err(Error::conflict(
+                "too_many_uploads",
+                format!("at most {MAX_OPEN_PER_USER} unfinished uploads; finish or cancel one"),
+            ));
+        }
+        let now = now_ms();
+        let upload = Upload {
+            id: auth::random_secret()[..22].to_string(),
+            user_id: user.id,
+            length: length as i64,
+            received: 0,
+            filename,
+            title,
+            created_at: now,
+            expires_at: now + self.limits.expiry_ms,
+            completed_at: None,
+        };
+        uploads::create(&self.db.pool, &upload).await?;
+        Ok(upload)
+    }
+
+    /// The caller's upload; someone else's, an unknown or an expired one is "not found" (an
+    /// expired one is removed on the way).
+    pub async fn get(&self, user: &User, id: &str) -> Result<Upload> {
+        let found = uploads::get(&self.db.pool, id).await?;
+        match found {
+            Some(u) if u.user_id == user.id => {
+                if u.completed_at.is_none() && u.expires_at <= now_ms() {
+                    self.remove(&u.id).await?;
+                    return Err(Error::not_found("upload"));
+                }
+                Ok(u)
+            }
+            _ => Err(Error::not_found("upload")),
+        }
+    }
+
+    /// Stores the piece `body` at `offset`: returns the new offset, or why it was refused. A
+    /// piece cut off early is kept as far as it arrived (so the client resumes from there),
+    /// unless it carried a checksum, which a partial piece cannot match.
+    pub async fn append(
+        &self,
+        user: &User,
+        id: &str,
+        offset: i64,
+        body: ByteStream,
+        checksum: Option<Checksum>,
+    ) -> Result<std::result::Result<i64, Refused>> {
+        let upload = self.get(user, id).await?;
+        if upload.completed_at.is_some() {
+            return Ok(Err(Refused::Complete));
+        }
+        if offset != upload.received {
+            return Ok(Err(Refused::Offset {
+                expected: upload.received,
+            }));
+        }
+        if !self.busy.lock().insert(id.to_string()) {
+            return Ok(Err(Refused::Busy));
+        }
+        let _release = Release(self.busy.clone(), id.to_string());
+        let room = (upload.length - offset) as u64;
+        let state = Arc::new(Mutex::new(PieceState::new(checksum.as_ref())));
+        let body = guarded(body, room, state.clone());
+        let key = part_key(id, offset);
+        let stored = match self.blobs.put(&key, body).await {
+            Ok(n) => n,
+            Err(BlobError::Io(_)) if state.lock().over => {
+                return Ok(Err(Refused::TooLong));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("storing an upload piece")
+                    .into())
+            }
+        };
+        let (over, cut, matches) = {
+            let s = state.lock();
+            (s.over, s.cut, s.matches(checksum.as_ref()))
+        };
+        let drop_piece = over || (checksum.is_some() && (cut || !matches)) || stored == 0;
+        if drop_piece {
+            let _ = self.blobs.delete(&key).await;
+            return Ok(if over {
+                Err(Refused::TooLong)
+            } else if checksum.is_some() && !cut {
+                Err(Refused::Checksum)
+            } else {
+                Ok(offset)
+            });
+        }
+        let to = offset + stored as i64;
+        if !uploads::advance(&self.db.pool, id, offset, to, now_ms()).await? {
+            // Another node took this offset first: this piece is not the upload's.
+            let _ = self.blobs.delete(&key).await;
+            let now = uploads::get(&self.db.pool, id)
+                .await?
+                .map_or(0, |u| u.received);
+            return Ok(Err(Refused::Offset { expected: now }));
+        }
+        Ok(Ok(to))
+    }
+
+    /// Abandons the caller's upload; its bytes go.
+    pub async fn terminate(&self, user: &User, id: &str) -> Result<()> {
+        let upload = self.get(user, id).await?;
+        self.remove(&upload.id).await
+    }
+
+    /// The whole file of a complete upload, streamed piece by piece.
+    pub async fn read(&self, upload: &Upload) -> Result<ByteStream> {
+        let keys = self
+            .blobs
+            .list(&format!("uploads/{}/", upload.id))
+            .await
+            .map_err(blob_error)?;
+        let blobs = self.blobs.clone();
+        let body = stream::iter(keys)
+            .then(move |key| {
+                let blobs = blobs.clone();
+                async move {
+                    blobs
+                        .get(&key, None)
+                        .await
+                        .map(|b| b.body)
+                        .map_err(|e| io::Error::other(e.to_string()))
+                }
+            })
+            .map(|r| match r {
+                Ok(body) => body,
+                Err(e) => stream::once(std::future::ready(Err(e))).boxed(),
+            })
+            .flatten()
+            .boxed();
+        Ok(body)
+    }
+
+    /// Removes unfinished uploads past their expiry, with their bytes; returns how many.
+    pub async fn expire(&self) -> Result<usize> {
+        let ids = uploads::expired(&self.db.pool, now_ms(), 100).await?;
+        for id in &ids {
+            self.remove(id).await?;
+        }
+        Ok(ids.len())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let keys = self
+            .blobs
+            .list(&format!("uploads/{id}/"))
+            .await
+            .map_err(blob_error)?;
+        for key in keys {
+            self.blobs.delete(&key).await.map_err(blob_error)?;
+        }
+        uploads::delete(&self.db.pool, id).await?;
+        Ok(())
+    }
+}
+
+fn blob_error(e: BlobError) -> Error {
+    Error::Internal(anyhow::Error::new(e).context("upload blobs"))
+}
+
+/// Takes an upload off the busy list when the piece is done, however it ends.
+struct Release(Arc<Mutex<HashSet<String>>>, String);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
+/// What happened to a piece's body on its way to the blob.
+struct PieceState {
+    sha1: Option<sha1::Sha1>,
+    sha256: Option<sha2::Sha256>,
+    received: u64,
+    /// The body ended in an error (the client went away): what arrived is kept.
+    cut: bool,
+    /// The body ran past the upload's length.
+    over: bool,
+}
+
+impl PieceState {
+    fn new(checksum: Option<&Checksum>) -> PieceState {
+        PieceState {
+            sha1: matches!(checksum, Some(Checksum::Sha1(_))).then(sha1::Sha1::new),
+            sha256: matches!(checksum, Some(Checksum::Sha256(_))).then(sha2::Sha256::new),
+            received: 0,
+            cut: false,
+            over: false,
+        }
+    }
+
+    fn matches(&self, checksum: Option<&Checksum>) -> bool {
+        match checksum {
+            None => true,
+            Some(Checksum::Sha1(want)) => self
+                .sha1
+                .clone()
+                .is_some_and(|h| h.finalize().as_slice() == want.as_slice()),
+            Some(Checksum::Sha256(want)) => self
+                .sha256
+                .clone()
+                .is_some_and(|h| h.finalize().as_slice() == want.as_slice()),
+        }
+    }
+}
+
+/// The piece's body, hashed on the way, ended quietly when the client goes away (so the bytes
+/// that did arrive are stored), and failed when it runs past `room`.
+fn guarded(body: ByteStream, room: u64, state: Arc<Mutex<PieceState>>) -> ByteStream {
+    stream::unfold(
+        (body, state, false),
+        move |(mut body, state, done)| async move {
+            if done {
+                return None;
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    let mut s = state.lock();
+                    s.received += chunk.len() as u64;
+                    if s.received > room {
+                        s.over = true;
+                        drop(s);
+                        let err = io::Error::other("the piece runs past the upload's length");
+                        return Some((Err(err), (body, state, true)));
+                    }
+                    if let Some(h) = s.sha1.as_mut() {
+                        h.update(&chunk);
+                    }
+                    if let Some(h) = s.sha256.as_mut() {
+                        h.update(&chunk);
+                    }
+                    drop(s);
+                    Some((Ok::<Bytes, io::Error>(chunk), (body, state, false)))
+                }
+                Some(Err(_)) => {
+                    state.lock().cut = true;
+                    None
+                }
+                None => None,
+            }
+        },
+    )
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_parse_only_known_algorithms_of_the_right_length() {
+        let sha256 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(
+            Checksum::parse(&format!("sha256 {sha256}")),
+            Some(Checksum::Sha256(vec![7; 32]))
+        );
+        let sha1 = base64::engine::general_purpose::STANDARD.encode([1u8; 20]);
+        assert!(matches!(
+            Checksum::parse(&format!("sha1 {sha1}")),
+            Some(Checksum::Sha1(_))
+        ));
+        assert_eq!(Checksum::parse(&format!("md5 {sha1}")), None);
+        assert_eq!(Checksum::parse(&format!("sha256 {sha1}")), None);
+        assert_eq!(Checksum::parse("sha256 !!!"), None);
+        assert_eq!(Checksum::parse("sha256"), None);
+    }
+
+    #[test]
+    fn file_names_lose_folders_and_invisible_characters() {
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("C:\\\\Users\\\\me\\\\clip.mp4"), "clip.mp4");
+        assert_eq!(clean_filename("clip\u{0}\u{202E}4pm.exe"), "clip4pm.exe");
+        assert_eq!(clean_filename(".."), "upload");
+        assert_eq!(clean_filename("\u{200B}"), "upload");
+        assert_eq!(clean_filename("가족 여행.mov"), "가족 여행.mov");
+    }
+}

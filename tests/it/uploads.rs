@@ -1,0 +1,391 @@
+//! Resumable uploads over tus 1.0.0, driven by a small tus client written here: pieces,
+//! a connection cut mid-piece, a server restart, checksums, termination, expiry and refusals.
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::helpers::{eventually, spawn_app, spawn_with, Backend, TestApp, User};
+
+backend_tests!(
+    a_file_arrives_in_pieces_and_survives_cuts_and_restarts,
+    uploads_refuse_what_they_must,
+    unfinished_uploads_expire_and_free_their_bytes,
+);
+
+/// The tus client: one signed-in user's requests.
+struct Tus {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn offset(&self) -> i64 {
+        self.header("upload-offset")
+            .unwrap_or_else(|| panic!("no Upload-Offset ({} {})", self.status, self.body))
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Tus {
+    fn new(app: &TestApp, user: &User) -> Tus {
+        Tus {
+            http: reqwest::Client::new(),
+            base: app.url(""),
+            cookie: user.cookie.clone(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let resp = req
+            .header("cookie", &self.cookie)
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn create(&self, length: usize, meta: &[(&str, &str)]) -> Answer {
+        let metadata: Vec<String> = meta
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k} {}",
+                    base64::engine::general_purpose::STANDARD.encode(v)
+                )
+            })
+            .collect();
+        self.send(
+            self.http
+                .post(format!("{}/api/v1/uploads", self.base))
+                .header("upload-length", length.to_string())
+                .header("upload-metadata", metadata.join(",")),
+        )
+        .await
+    }
+
+    async fn head(&self, location: &str) -> Answer {
+        self.send(self.http.head(format!("{}{location}", self.base)))
+            .await
+    }
+
+    async fn patch(&self, location: &str, offset: i64, piece: &[u8], sha256: bool) -> Answer {
+        let mut req = self
+            .http
+            .patch(format!("{}{location}", self.base))
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(piece.to_vec());
+        if sha256 {
+            let digest = Sha256::digest(piece);
+            req = req.header(
+                "upload-checksum",
+                format!(
+                    "sha256 {}",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                ),
+            );
+        }
+        self.send(req).await
+    }
+
+    async fn delete(&self, location: &str) -> Answer {
+        self.send(self.http.delete(format!("{}{location}", self.base)))
+            .await
+    }
+}
+
+/// A file of `n` bytes that differ along its length.
+fn file(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// The bytes stored for an upload: its pieces in key order (the local blob store's layout).
+fn stored(app: &TestApp, location: &str) -> Vec<u8> {
+    let id = location.rsplit('/').next().unwrap();
+    let dir = app.data_dir.join("blobs/uploads").join(id);
+    let mut parts: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    parts.retain(|p: &std::path::PathBuf| !p.to_string_lossy().contains('~'));
+    parts.sort();
+    parts
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+/// Sends a PATCH announcing `piece` but only `send` bytes of it, then drops the connection,
+/// as a laptop closing mid-upload does.
+async fn cut_patch(
+    app: &TestApp,
+    user: &User,
+    location: &str,
+    offset: i64,
+    piece: &[u8],
+    send: usize,
+) {
+    let mut conn = tokio::net::TcpStream::connect(&app.host).await.unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n\
+         Content-Length: {}\r\n\r\n",
+        app.host,
+        user.cookie,
+        piece.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&piece[..send]).await.unwrap();
+    conn.flush().await.unwrap();
+    drop(conn);
+}
+
+async fn a_file_arrives_in_pieces_and_survives_cuts_and_restarts(b: Backend) {
+    let mut app = spawn_app(b).await;
+    let user = app.signup("uploader").await;
+    let tus = Tus::new(&app, &user);
+    let options = tus
+        .send(tus.http.request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/uploads", tus.base),
+        ))
+        .await;
+    assert_eq!(options.status, 204);
+    assert_eq!(options.header("tus-version"), Some("1.0.0"));
+    let extensions = options.header("tus-extension").unwrap();
+    for ext in ["creation", "termination", "checksum"] {
+        assert!(extensions.contains(ext), "{extensions}");
+    }
+    assert!(
+        options
+            .header("tus-max-size")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+
+    let data = file(1_000_000);
+    let created = tus
+        .create(
+            data.len(),
+            &[
+                ("filename", "../../secret/clip.mp4"),
+                ("title", "Holiday\u{200B}"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("tus-resumable"), Some("1.0.0"));
+    let location = created.header("location").unwrap().to_string();
+    assert!(location.starts_with("/api/v1/uploads/"), "{location}");
+    assert_eq!(tus.head(&location).await.offset(), 0);
+
+    // A first piece.
+    let first = tus.patch(&location, 0, &data[..250_000], false).await;
+    assert_eq!(first.status, 204, "{}", first.body);
+    assert_eq!(first.offset(), 250_000);
+
+    // The laptop closes mid-piece: what arrived is kept, and the client resumes from there.
+    cut_patch(
+        &app,
+        &user,
+        &location,
+        250_000,
+        &data[250_000..500_000],
+        100_000,
+    )
+    .await;
+    let resumed_at = eventually(10, || {
+        let (tus, location) = (&tus, &location);
+        async move {
+            let at = tus.head(location).await.offset();
+            (at > 250_000).then_some(at)
+        }
+    })
+    .await;
+    assert!(resumed_at <= 350_000, "{resumed_at}");
+
+    // The server restarts; the upload is still there, at the same offset.
+    app.restart().await;
+    let tus = Tus {
+        base: app.url(""),
+        ..tus
+    };
+    assert_eq!(tus.head(&location).await.offset(), resumed_at);
+
+    // The rest, in checksummed pieces.
+    let mut at = resumed_at;
+    while (at as usize) < data.len() {
+        let end = (at as usize + 300_000).min(data.len());
+        let answer = tus
+            .patch(&location, at, &data[at as usize..end], true)
+            .await;
+        assert_eq!(answer.status, 204, "{}", answer.body);
+        at = answer.offset();
+        assert_eq!(at as usize, end);
+    }
+    let done = tus.head(&location).await;
+    assert_eq!(done.offset(), data.len() as i64);
+    assert_eq!(done.header("upload-length"), Some("1000000"));
+    assert_eq!(
+        stored(&app, &location),
+        data,
+        "the stored file is the sent one"
+    );
+    // Nothing more fits.
+    let extra = tus.patch(&location, at, b"more", false).await;
+    assert_eq!(extra.status, 409, "{}", extra.body);
+}
+
+async fn uploads_refuse_what_they_must(b: Backend) {
+    let app = spawn_with(b, &["--max-upload-mib", "1"]).await;
+    let user = app.signup("careful").await;
+    let other = app.signup("stranger").await;
+    let tus = Tus::new(&app, &user);
+    let theirs = Tus::new(&app, &other);
+
+    // The version header is required.
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/uploads"))
+        .header("cookie", &user.cookie)
+        .header("upload-length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 412);
+    // Anonymous callers may not upload.
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/uploads"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // Too large for the limit, and said so with the limit.
+    let big = tus.create(2 * 1024 * 1024, &[]).await;
+    assert_eq!(big.status, 413, "{}", big.body);
+    assert_eq!(big.body["error"], "too_large");
+    assert_eq!(big.header("tus-max-size"), Some("1048576"));
+    // Bad metadata.
+    let bad = tus
+        .send(
+            tus.http
+                .post(format!("{}/api/v1/uploads", tus.base))
+                .header("upload-length", "10")
+                .header("upload-metadata", "filename %%%"),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["error"].as_str()),
+        (400, Some("invalid_metadata"))
+    );
+
+    let data = file(1000);
+    let created = tus.create(data.len(), &[("filename", "a.mp4")]).await;
+    let location = created.header("location").unwrap().to_string();
+    // Wrong offset.
+    let wrong = tus.patch(&location, 10, &data[10..20], false).await;
+    assert_eq!(
+        (wrong.status, wrong.body["error"].as_str()),
+        (409, Some("offset_mismatch"))
+    );
+    // Wrong content type.
+    let typed = tus
+        .send(
+            tus.http
+                .patch(format!("{}{location}", tus.base))
+                .header("content-type", "application/json")
+                .header("upload-offset", "0")
+                .body("{}"),
+        )
+        .await;
+    assert_eq!(typed.status, 415);
+    // A checksum that does not match: refused, nothing kept.
+    let mismatch = tus
+        .send(
+            tus.http
+                .patch(format!("{}{location}", tus.base))
+                .header("content-type", "application/offset+octet-stream")
+                .header("upload-offset", "0")
+                .header(
+                    "upload-checksum",
+                    format!(
+                        "sha256 {}",
+                        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"other"))
+                    ),
+                )
+                .body(data[..100].to_vec()),
+        )
+        .await;
+    assert_eq!(mismatch.status, 460, "{}", mismatch.body);
+    assert_eq!(tus.head(&location).await.offset(), 0);
+    assert!(stored(&app, &location).is_empty());
+    // A piece longer than the upload.
+    let long = tus.patch(&location, 0, &file(1500), false).await;
+    assert_eq!(long.status, 413, "{}", long.body);
+    assert_eq!(tus.head(&location).await.offset(), 0);
+    // Someone else's upload does not exist for them.
+    assert_eq!(theirs.head(&location).await.status, 404);
+    assert_eq!(
+        theirs.patch(&location, 0, &data[..10], false).await.status,
+        404
+    );
+    assert_eq!(theirs.delete(&location).await.status, 404);
+    // Termination frees the bytes.
+    assert_eq!(
+        tus.patch(&location, 0, &data[..500], false).await.status,
+        204
+    );
+    assert_eq!(stored(&app, &location).len(), 500);
+    assert_eq!(tus.delete(&location).await.status, 204);
+    assert_eq!(tus.head(&location).await.status, 404);
+    assert!(stored(&app, &location).is_empty());
+    // At most 20 unfinished uploads at once.
+    for _ in 0..20 {
+        assert_eq!(tus.create(10, &[]).await.status, 201);
+    }
+    let many = tus.create(10, &[]).await;
+    assert_eq!(
+        (many.status, many.body["error"].as_str()),
+        (409, Some("too_many_uploads"))
+    );
+}
+
+async fn unfinished_uploads_expire_and_free_their_bytes(b: Backend) {
+    let app = spawn_with(b, &["--upload-expiry-s", "1"]).await;
+    let user = app.signup("forgetful").await;
+    let tus = Tus::new(&app, &user);
+    let created = tus.create(1000, &[]).await;
+    let location = created.header("location").unwrap().to_string();
+    assert_eq!(tus.patch(&location, 0, &file(400), false).await.status, 204);
+    assert_eq!(stored(&app, &location).len(), 400);
+    eventually(10, || {
+        let (tus, location) = (&tus, &location);
+        async move { (tus.head(location).await.status == 404).then_some(()) }
+    })
+    .await;
+    assert!(stored(&app, &location).is_empty(), "its bytes are freed");
+}
