@@ -80,6 +80,26 @@ pub struct Uploads {
     busy: Arc<Mutex<HashSet<String>>>,
 }
 
+/// Parses tus `Upload-Metadata`: comma-separated `key base64value` pairs (a key alone has an
+/// empty value). `None` when a value is not base64 of UTF-8, or there are over 32 pairs.
+pub fn parse_metadata(raw: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if out.len() == 32 {
+            return None;
+        }
+        let (key, value) = match pair.split_once(' ') {
+            Some((k, v)) => (k, v.trim()),
+            None => (pair, ""),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()?;
+        out.push((key.to_string(), String::from_utf8(bytes).ok()?));
+    }
+    Some(out)
+}
+
 /// Cleans a file name from `Upload-Metadata`: no folders, no control or invisible characters.
 pub fn clean_filename(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
@@ -403,6 +423,42 @@ mod tests {
         assert_eq!(Checksum::parse(&format!("sha256 {sha1}")), None);
         assert_eq!(Checksum::parse("sha256 !!!"), None);
         assert_eq!(Checksum::parse("sha256"), None);
+    }
+
+    #[test]
+    fn metadata_pairs_parse_or_are_refused() {
+        let meta = parse_metadata("filename Y2xpcC5tcDQ=, title 7Jes7ZaJ,empty").unwrap();
+        assert_eq!(
+            meta,
+            [
+                ("filename".into(), "clip.mp4".into()),
+                ("title".into(), "여행".into()),
+                ("empty".into(), String::new())
+            ]
+        );
+        assert_eq!(parse_metadata("filename %%%"), None);
+        assert_eq!(parse_metadata("bin /w=="), None, "not UTF-8");
+        assert!(parse_metadata(&"k,".repeat(40)).is_none());
+        assert_eq!(parse_metadata(""), Some(vec![]));
+    }
+
+    /// Every fuzz seed of the tus headers parses or is refused, never panics.
+    #[test]
+    fn fuzz_corpus_is_answered() {
+        let dir = source_dir!().join("fuzz/corpus/tus_headers");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("corpus folder exists") {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(meta) = parse_metadata(&text) {
+                for (_, v) in meta {
+                    assert!(!clean_filename(&v).contains(['/', '\\']));
+                }
+            }
+            let _ = Checksum::parse(&text);
+            seen += 1;
+        }
+        assert!(seen >= 8, "corpus has {seen} seeds");
     }
 
     #[test]

@@ -6,12 +6,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::{ApiError, ApiPath, ApiResult};
 use super::extract::CurrentUser;
-use crate::domain::uploads::{Checksum, Refused};
+use crate::domain::uploads::{parse_metadata, Checksum, Refused};
 use crate::state::AppState;
 
 pub const TUS_VERSION: &str = "1.0.0";
@@ -56,25 +55,13 @@ fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<Option<i64>> {
     }
 }
 
-/// `Upload-Metadata`: comma-separated `key base64value` pairs.
+/// `Upload-Metadata`, parsed (see `domain::uploads::parse_metadata`).
 fn metadata(headers: &HeaderMap) -> ApiResult<Vec<(String, String)>> {
     let Some(raw) = headers.get("upload-metadata") else {
         return Ok(Vec::new());
     };
     let raw = raw.to_str().map_err(|_| bad_metadata())?;
-    let mut out = Vec::new();
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = match pair.split_once(' ') {
-            Some((k, v)) => (k, v.trim()),
-            None => (pair, ""),
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(value)
-            .map_err(|_| bad_metadata())?;
-        let value = String::from_utf8(bytes).map_err(|_| bad_metadata())?;
-        out.push((key.to_string(), value));
-    }
-    Ok(out)
+    parse_metadata(raw).ok_or_else(bad_metadata)
 }
 
 fn bad_metadata() -> ApiError {
