@@ -182,14 +182,20 @@ impl Answer {
     }
 }
 
-/// Answers and closes, reading what the client sends for up to a second so that closing does
-/// not reset the answer away before the client reads it.
+/// Answers and closes, reading what the client sends (its request, then its close) so that
+/// closing does not reset the answer away before the client reads it. A client that sends
+/// nothing within 250 ms is not waited for (connection squatters would hold every refusal's
+/// place); one that does gets up to a second.
 async fn refuse(mut stream: TcpStream, answer: &Answer) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(&answer.bytes()).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 1024];
-        let mut left = 16 * 1024;
+        let first = tokio::time::timeout(Duration::from_millis(250), stream.read(&mut sink));
+        let mut left = match first.await {
+            Ok(Ok(n)) if n > 0 => 16 * 1024 - n,
+            _ => return Ok(()),
+        };
         while left > 0 {
             match stream.read(&mut sink).await? {
                 0 => break,
