@@ -18,6 +18,7 @@ use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
 use crate::domain::events::{Broker, LocalBroker};
+use crate::domain::plans::Plans;
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
 use crate::domain::uploads::{UploadLimits, Uploads};
@@ -70,8 +71,10 @@ impl Application {
         }
         let config = Arc::new(config);
         let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
+        let plans = Plans::new(db.clone(), config.storage.default_plan.clone());
         let uploads = Uploads::new(
             db.clone(),
+            plans.clone(),
             blobs.clone(),
             UploadLimits {
                 max_bytes: config.limits.max_upload_mib * 1024 * 1024,
@@ -130,6 +133,7 @@ impl Application {
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(db.clone()),
             uploads: uploads.clone(),
+            plans,
             broker,
             blobs,
             db,

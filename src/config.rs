@@ -334,6 +334,9 @@ options! {
         /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
         #[arg(env = "MOIM_DATABASE_URL", hide_env_values = true)]
         database_url: Secret = none;
+        /// Storage plan of members an admin gave no plan (by name); none: only `max_upload_mib`.
+        #[arg(env = "MOIM_DEFAULT_PLAN")]
+        default_plan: String = none;
     }
 }
 

@@ -12,6 +12,7 @@ use crate::auth::limiter::KeyedLimiter;
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
 use crate::domain::events::Broker;
+use crate::domain::plans::Plans;
 use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
 use crate::domain::uploads::Uploads;
@@ -45,6 +46,7 @@ pub struct Shared {
     pub settings: Settings,
     pub videos: Videos,
     pub uploads: Uploads,
+    pub plans: Plans,
     /// The event path every domain operation publishes on.
     pub broker: Arc<dyn Broker>,
     /// Recordings (and later uploads and photos).

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod events;
+pub mod plans;
 pub mod policy;
 pub mod rooms;
 pub mod settings;
@@ -36,6 +37,9 @@ pub enum Error {
     /// Bigger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// Over what the caller's plan allows.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A bounded resource is saturated; come back after `retry_after_s`.
     #[error("{message}")]
     Busy { message: String, retry_after_s: u64 },

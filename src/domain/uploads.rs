@@ -74,6 +74,7 @@ pub enum Refused {
 #[derive(Clone)]
 pub struct Uploads {
     db: Db,
+    plans: super::plans::Plans,
     blobs: Arc<dyn Blobs>,
     limits: UploadLimits,
     /// Uploads a piece is arriving for on this node.
@@ -114,9 +115,15 @@ fn part_key(id: &str, offset: i64) -> String {
 }
 
 impl Uploads {
-    pub fn new(db: Db, blobs: Arc<dyn Blobs>, limits: UploadLimits) -> Uploads {
+    pub fn new(
+        db: Db,
+        plans: super::plans::Plans,
+        blobs: Arc<dyn Blobs>,
+        limits: UploadLimits,
+    ) -> Uploads {
         Uploads {
             db,
+            plans,
             blobs,
             limits,
             busy: Arc::new(Mutex::new(HashSet::new())),
@@ -144,6 +151,7 @@ impl Uploads {
         if length == 0 {
             return Err(Error::invalid("empty_upload", "the file is empty"));
         }
+        self.plans.check_upload(user, length as i64).await?;
         let filename = clean_filename(filename.unwrap_or("upload"));
         let title = title
             .and_then(|t| text::clean_line(t, 200).ok())

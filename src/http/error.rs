@@ -58,6 +58,7 @@ impl From<crate::domain::Error> for ApiError {
             E::NotFound(m) => ApiError::NotFound(m),
             E::Conflict { code, message } => ApiError::Conflict(code, message),
             E::TooLarge(m) => ApiError::Other(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            E::QuotaExceeded(m) => ApiError::Other(StatusCode::FORBIDDEN, "quota_exceeded", m),
             E::Busy {
                 message,
                 retry_after_s,

@@ -84,6 +84,19 @@ pub fn router(state: AppState) -> Router {
                 .delete(uploads::terminate)
                 .options(uploads::options),
         )
+        .route("/me/usage", get(admin::my_usage))
+        .route(
+            "/admin/plans",
+            get(admin::list_plans).post(admin::create_plan),
+        )
+        .route(
+            "/admin/plans/{name}",
+            axum::routing::patch(admin::update_plan),
+        )
+        .route(
+            "/admin/users/{username}/plan",
+            axum::routing::put(admin::assign_plan),
+        )
         .route("/videos", get(videos::list_videos))
         .route("/videos/{id}", get(videos::get_video))
         .route(

@@ -8,6 +8,7 @@
 pub mod blobs;
 pub mod live;
 pub mod messages;
+pub mod plans;
 pub mod rooms;
 pub mod settings;
 pub mod uploads;

@@ -265,6 +265,22 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
             201,
         ),
         row(Method::GET, "/api/v1/videos", None, Member, 200),
+        row(Method::GET, "/api/v1/me/usage", None, Member, 200),
+        row(Method::GET, "/api/v1/admin/plans", None, Admin, 200),
+        row(
+            Method::POST,
+            "/api/v1/admin/plans",
+            Some(json!({"name": "plan-{n}", "storage_bytes": 1000})),
+            Admin,
+            201,
+        ),
+        row(
+            Method::PUT,
+            "/api/v1/admin/users/victim/plan",
+            Some(json!({"plan": null})),
+            Admin,
+            200,
+        ),
     ];
     let mut n = 0;
     for (i, r) in rows.iter().enumerate() {

@@ -12,6 +12,8 @@ backend_tests!(
     a_file_arrives_in_pieces_and_survives_cuts_and_restarts,
     uploads_refuse_what_they_must,
     unfinished_uploads_expire_and_free_their_bytes,
+    plans_limit_what_members_upload,
+    the_default_plan_applies_to_members_without_one,
 );
 
 /// The tus client: one signed-in user's requests.
@@ -388,4 +390,147 @@ async fn unfinished_uploads_expire_and_free_their_bytes(b: Backend) {
     })
     .await;
     assert!(stored(&app, &location).is_empty(), "its bytes are freed");
+}
+
+async fn plans_limit_what_members_upload(b: Backend) {
+    let app = spawn_app(b).await;
+    let admin = app.signup("admin").await;
+    let member = app.signup("member").await;
+    let tus = Tus::new(&app, &member);
+    let (status, usage) = member.client.get("/api/v1/me/usage").await;
+    assert_eq!(status, 200);
+    assert_eq!(usage["plan"], Value::Null);
+    assert_eq!(
+        (
+            usage["used_bytes"].as_i64(),
+            usage["videos"].as_i64(),
+            usage["uploads_today"].as_i64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+
+    let small = serde_json::json!({
+        "name": "small", "storage_bytes": 1500, "max_file_bytes": 1000, "uploads_per_day": 3
+    });
+    let (status, body) = admin
+        .client
+        .post("/api/v1/admin/plans", small.clone())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["plan"]["max_duration_s"], Value::Null);
+    let (status, body) = admin
+        .client
+        .post("/api/v1/admin/plans", small.clone())
+        .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("plan_exists")));
+    let (status, body) = admin
+        .client
+        .post(
+            "/api/v1/admin/plans",
+            serde_json::json!({"name": "Big Plan!"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_plan"))
+    );
+    let (status, _) = member.client.post("/api/v1/admin/plans", small).await;
+    assert_eq!(status, 403);
+    let (_, list) = admin.client.get("/api/v1/admin/plans").await;
+    assert_eq!(list["plans"].as_array().unwrap().len(), 1);
+
+    let assign = |who: &str, plan: Value| {
+        let admin = &admin;
+        let path = format!("/api/v1/admin/users/{who}/plan");
+        async move {
+            admin
+                .client
+                .put(&path, serde_json::json!({ "plan": plan }))
+                .await
+        }
+    };
+    assert_eq!(assign("nobody", "small".into()).await.0, 404);
+    assert_eq!(assign("member", "missing".into()).await.0, 404);
+    assert_eq!(assign("member", "small".into()).await.0, 200);
+
+    let big = tus.create(1200, &[]).await;
+    assert_eq!(
+        (big.status, big.body["error"].as_str()),
+        (413, Some("too_large")),
+        "{}",
+        big.body
+    );
+    let first = tus.create(800, &[]).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let (_, usage) = member.client.get("/api/v1/me/usage").await;
+    assert_eq!(usage["plan"]["name"], "small");
+    assert_eq!(usage["used_bytes"], 800);
+    assert_eq!(usage["uploads_today"], 1);
+    let over = tus.create(800, &[]).await;
+    assert_eq!(
+        (over.status, over.body["error"].as_str()),
+        (403, Some("quota_exceeded"))
+    );
+    assert!(
+        over.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("700 of 1500"),
+        "{}",
+        over.body
+    );
+    assert_eq!(tus.create(600, &[]).await.status, 201);
+    assert_eq!(tus.create(50, &[]).await.status, 201);
+    let fourth = tus.create(10, &[]).await;
+    assert_eq!(fourth.status, 403);
+    assert!(
+        fourth.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 uploads a day"),
+        "{}",
+        fourth.body
+    );
+    // Cancelling an upload gives its bytes back; lifting the limit lets more through.
+    let location = first.header("location").unwrap().to_string();
+    assert_eq!(tus.delete(&location).await.status, 204);
+    let (_, usage) = member.client.get("/api/v1/me/usage").await;
+    assert_eq!(usage["used_bytes"], 650);
+    let (status, body) = admin
+        .client
+        .patch(
+            "/api/v1/admin/plans/small",
+            serde_json::json!({"uploads_per_day": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plan"]["uploads_per_day"], Value::Null);
+    assert_eq!(body["plan"]["storage_bytes"], 1500, "untouched fields stay");
+    assert_eq!(tus.create(10, &[]).await.status, 201);
+    // Back to the default (here: none).
+    assert_eq!(assign("member", Value::Null).await.0, 200);
+    let (_, usage) = member.client.get("/api/v1/me/usage").await;
+    assert_eq!(usage["plan"], Value::Null);
+}
+
+async fn the_default_plan_applies_to_members_without_one(b: Backend) {
+    let app = spawn_with(b, &["--default-plan", "starter"]).await;
+    let admin = app.signup("admin").await;
+    let member = app.signup("member").await;
+    // Until the plan exists, nothing but the server's limit applies.
+    let (_, usage) = member.client.get("/api/v1/me/usage").await;
+    assert_eq!(usage["plan"], Value::Null);
+    let (status, _) = admin
+        .client
+        .post(
+            "/api/v1/admin/plans",
+            serde_json::json!({"name": "starter", "max_file_bytes": 100}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, usage) = member.client.get("/api/v1/me/usage").await;
+    assert_eq!(usage["plan"]["name"], "starter");
+    let tus = Tus::new(&app, &member);
+    assert_eq!(tus.create(101, &[]).await.status, 413);
+    assert_eq!(tus.create(100, &[]).await.status, 201);
 }
