@@ -152,9 +152,14 @@ impl Plans {
     }
 
     pub async fn usage(&self, user: &User) -> Result<Usage> {
-        let plan = self.plan_of(user).await?;
         let mut conn = self.db.pool.acquire().await?;
-        let u = plans::usage(&mut conn, user.id, now_ms() - DAY_MS).await?;
+        self.usage_in(&mut conn, user).await
+    }
+
+    /// As [`Plans::usage`], read on `conn` (inside the caller's transaction).
+    async fn usage_in(&self, conn: &mut sqlx::AnyConnection, user: &User) -> Result<Usage> {
+        let plan = self.plan_of(user).await?;
+        let u = plans::usage(conn, user.id, now_ms() - DAY_MS).await?;
         Ok(Usage {
             plan,
             used_bytes: u.used_bytes,
@@ -163,9 +168,15 @@ impl Plans {
         })
     }
 
-    /// Whether `user` may start an upload of `length` bytes under their plan.
-    pub async fn check_upload(&self, user: &User, length: i64) -> Result<()> {
-        let usage = self.usage(user).await?;
+    /// Whether `user` may start an upload of `length` bytes under their plan, read on `conn`
+    /// (the transaction that then records the upload, with the member's uploads serialised).
+    pub async fn check_upload(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user: &User,
+        length: i64,
+    ) -> Result<()> {
+        let usage = self.usage_in(conn, user).await?;
         let Some(plan) = usage.plan else {
             return Ok(());
         };

@@ -19,7 +19,7 @@ use crate::auth;
 use crate::storage::blobs::{BlobError, Blobs, ByteStream};
 use crate::storage::uploads::{self, Upload};
 use crate::storage::users::User;
-use crate::storage::{now_ms, Db};
+use crate::storage::{now_ms, Backend, Db};
 
 /// Unfinished uploads one member may have open at once.
 pub const MAX_OPEN_PER_USER: i64 = 20;
@@ -110,8 +110,8 @@ pub fn clean_filename(raw: &str) -> String {
     }
 }
 
-fn part_key(id: &str, offset: i64) -> String {
-    format!("uploads/{id}/{offset:016}")
+fn part_key(id: &str, offset: i64, nonce: u32) -> String {
+    format!("uploads/{id}/{offset:016}.{nonce:08x}")
 }
 
 impl Uploads {
@@ -151,7 +151,7 @@ impl Uploads {
         if length == 0 {
             return Err(Error::invalid("empty_upload", "the file is empty"));
         }
-        self.plans.check_upload(user, length as i64).await?;
+
         let filename = clean_filename(filename.unwrap_or("upload"));
         let title = title
             .and_then(|t| text::clean_line(t, 200).ok())
@@ -161,13 +161,20 @@ impl Uploads {
                     .map_or(filename.as_str(), |(stem, _)| stem)
                     .to_string()
             });
-        if uploads::open_count(&self.db.pool, user.id).await? >= MAX_OPEN_PER_USER {
+        let now = now_ms();
+        // The checks and the insert in one transaction, with the member's announcements
+        // serialised, so parallel requests cannot all pass a limit only one of them fits.
+        let mut tx = self.db.begin().await?;
+        uploads::lock_user(&mut tx, user.id, self.db.backend == Backend::Postgres).await?;
+        if uploads::open_count(&mut *tx, user.id).await? >= MAX_OPEN_PER_USER {
             return Err(Error::conflict(
                 "too_many_uploads",
                 format!("at most {MAX_OPEN_PER_USER} unfinished uploads; finish or cancel one"),
             ));
         }
-        let now = now_ms();
+        self.plans
+            .check_upload(&mut tx, user, length as i64)
+            .await?;
         let upload = Upload {
             id: auth::random_secret()[..22].to_string(),
             user_id: user.id,
@@ -179,7 +186,9 @@ impl Uploads {
             expires_at: now + self.limits.expiry_ms,
             completed_at: None,
         };
-        uploads::create(&self.db.pool, &upload).await?;
+        uploads::create(&mut *tx, &upload).await?;
+        uploads::note_start(&mut *tx, user.id, now).await?;
+        tx.commit().await?;
         Ok(upload)
     }
 
@@ -223,10 +232,21 @@ impl Uploads {
             return Ok(Err(Refused::Busy));
         }
         let _release = Release(self.busy.clone(), id.to_string());
+        // Read again now that this node's turn is ours: a piece may have landed in between.
+        let upload = self.get(user, id).await?;
+        if upload.completed_at.is_some() {
+            return Ok(Err(Refused::Complete));
+        }
+        if offset != upload.received {
+            return Ok(Err(Refused::Offset {
+                expected: upload.received,
+            }));
+        }
         let room = (upload.length - offset) as u64;
         let state = Arc::new(Mutex::new(PieceState::new(checksum.as_ref())));
         let body = guarded(body, room, state.clone());
-        let key = part_key(id, offset);
+        // Each attempt has a blob of its own: one that loses the race below deletes only that.
+        let key = part_key(id, offset, rand::random::<u32>());
         let stored = match self.blobs.put(&key, body).await {
             Ok(n) => n,
             Err(BlobError::Io(_)) if state.lock().over => {
@@ -254,7 +274,24 @@ impl Uploads {
             });
         }
         let to = offset + stored as i64;
-        if !uploads::advance(&self.db.pool, id, offset, to, now_ms()).await? {
+        let now = now_ms();
+        let advanced = async {
+            let mut tx = self.db.begin().await?;
+            let won = uploads::advance(
+                &mut tx,
+                id,
+                offset,
+                to,
+                &key,
+                now,
+                now + self.limits.expiry_ms,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, crate::storage::DbError>(won)
+        }
+        .await?;
+        if !advanced {
             // Another node took this offset first: this piece is not the upload's.
             let _ = self.blobs.delete(&key).await;
             let now = uploads::get(&self.db.pool, id)
@@ -271,16 +308,21 @@ impl Uploads {
         self.remove(&upload.id).await
     }
 
-    /// The whole file of a complete upload, streamed piece by piece.
+    /// The whole file of a complete upload, streamed piece by piece (the accepted pieces, which
+    /// must add up to its length).
     pub async fn read(&self, upload: &Upload) -> Result<ByteStream> {
-        let keys = self
-            .blobs
-            .list(&format!("uploads/{}/", upload.id))
-            .await
-            .map_err(blob_error)?;
+        let pieces = uploads::pieces(&self.db.pool, &upload.id).await?;
+        let total: i64 = pieces.iter().map(|(_, n)| n).sum();
+        if upload.completed_at.is_none() || total != upload.length {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "upload {} holds {total} of {} bytes",
+                upload.id,
+                upload.length
+            )));
+        }
         let blobs = self.blobs.clone();
-        let body = stream::iter(keys)
-            .then(move |key| {
+        let body = stream::iter(pieces)
+            .then(move |(key, _)| {
                 let blobs = blobs.clone();
                 async move {
                     blobs
@@ -301,11 +343,20 @@ impl Uploads {
 
     /// Removes unfinished uploads past their expiry, with their bytes; returns how many.
     pub async fn expire(&self) -> Result<usize> {
-        let ids = uploads::expired(&self.db.pool, now_ms(), 100).await?;
+        let now = now_ms();
+        uploads::prune_starts(&self.db.pool, now - 24 * 3600 * 1000).await?;
+        let ids = uploads::expired(&self.db.pool, now, 100).await?;
+        let mut removed = 0;
         for id in &ids {
-            self.remove(id).await?;
+            // One that cannot be removed now must not hold up the others.
+            match self.remove(id).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(upload = %id, error = %e, "removing an expired upload failed")
+                }
+            }
         }
-        Ok(ids.len())
+        Ok(removed)
     }
 
     async fn remove(&self, id: &str) -> Result<()> {

@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())
         .layer(middleware::from_fn_with_state(state.clone(), refuse_nul))
+        .layer(middleware::from_fn(uploads::mark_tus))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

@@ -230,7 +230,8 @@ pub const MIN_BODY_RATE: u64 = 16 * 1024;
 /// A request body that fails once its deadline passes (a trickle of a byte every few seconds
 /// would otherwise hold the connection for as long as the sender likes). The deadline is the
 /// base timeout plus a second for every [`MIN_BODY_RATE`] bytes received, so a large upload
-/// piece on a slow line is not cut while it keeps up that pace.
+/// piece on a slow line is not cut while it keeps up that pace; and a body that goes silent for
+/// the base timeout is cut whatever it earned (time is not banked by a fast start).
 struct Deadline {
     inner: Incoming,
     /// The timer and where to count its expiry; `None` for bodiless requests (most GETs),
@@ -239,6 +240,8 @@ struct Deadline {
     timeout: Duration,
     started: tokio::time::Instant,
     received: u64,
+    /// When the last bytes came.
+    last: tokio::time::Instant,
 }
 
 impl Deadline {
@@ -251,14 +254,16 @@ impl Deadline {
             timeout,
             started: tokio::time::Instant::now(),
             received: 0,
+            last: tokio::time::Instant::now(),
         }
     }
 
     /// When the body must be done, given what has arrived.
     fn due(&self) -> tokio::time::Instant {
-        self.started
+        let earned = self.started
             + self.timeout
-            + Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64)
+            + Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64);
+        earned.min(self.last + self.timeout)
     }
 }
 
@@ -276,6 +281,7 @@ impl Body for Deadline {
                 if let Some(Ok(f)) = &frame {
                     if let Some(data) = f.data_ref() {
                         this.received += data.len() as u64;
+                        this.last = tokio::time::Instant::now();
                     }
                 }
                 return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
@@ -286,8 +292,8 @@ impl Body for Deadline {
         let Some((sleep, _)) = this.timer.as_mut() else {
             return Poll::Pending;
         };
-        if sleep.deadline() < due {
-            // It earned more time since the timer was set.
+        if sleep.deadline() != due {
+            // It earned more time, or went quiet, since the timer was set.
             sleep.as_mut().reset(due);
         }
         match sleep.as_mut().poll(cx) {

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::{ApiError, ApiPath, ApiResult};
@@ -28,15 +29,33 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
     ApiError::Other(status, code, message.into())
 }
 
-/// Every request but `OPTIONS` must say which tus it speaks.
-fn check_version(headers: &HeaderMap) -> ApiResult<()> {
+/// Every request but `OPTIONS` must say which tus it speaks (412 names the one we speak).
+fn check_version(headers: &HeaderMap) -> Result<(), Response> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(TUS_VERSION) => Ok(()),
-        _ => Err(error(
-            StatusCode::PRECONDITION_FAILED,
-            "tus_version",
-            format!("send `Tus-Resumable: {TUS_VERSION}`"),
-        )),
+        _ => {
+            let mut resp = error(
+                StatusCode::PRECONDITION_FAILED,
+                "tus_version",
+                format!("send `Tus-Resumable: {TUS_VERSION}`"),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+            Err(resp)
+        }
+    }
+}
+
+/// Adds `Tus-Resumable` to every answer under `/api/v1/uploads`, including the ones other
+/// layers give (401, 403, 404, 405).
+pub async fn mark_tus(req: Request, next: axum::middleware::Next) -> Response {
+    let tus = req.uri().path().starts_with("/api/v1/uploads");
+    let resp = next.run(req).await;
+    if tus {
+        tus_headers(resp)
+    } else {
+        resp
     }
 }
 
@@ -47,7 +66,7 @@ fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<Option<i64>> {
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok())
-            .filter(|n| *n >= 0)
+            .filter(|_| v.as_bytes().iter().all(u8::is_ascii_digit) && !v.is_empty())
             .map(Some)
             .ok_or_else(|| {
                 ApiError::invalid("invalid_header", format!("{name} must be a whole number"))
@@ -100,7 +119,9 @@ pub async fn create(
     headers: HeaderMap,
 ) -> Response {
     let made = async {
-        check_version(&headers)?;
+        if let Err(resp) = check_version(&headers) {
+            return Ok(resp);
+        }
         if headers.contains_key("upload-defer-length") {
             return Err(ApiError::invalid(
                 "invalid_header",
@@ -147,12 +168,19 @@ pub async fn head(
     ApiPath(id): ApiPath<String>,
 ) -> Response {
     let answer = async {
-        check_version(&headers)?;
+        if let Err(resp) = check_version(&headers) {
+            return Ok(resp);
+        }
         let u = state.uploads.get(&user, &id).await?;
         let mut resp = StatusCode::OK.into_response();
         let h = resp.headers_mut();
         h.insert("upload-offset", HeaderValue::from(u.received));
         h.insert("upload-length", HeaderValue::from(u.length));
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let meta = format!("filename {},title {}", b64(&u.filename), b64(&u.title));
+        if let Ok(v) = HeaderValue::from_str(&meta) {
+            h.insert("upload-metadata", v);
+        }
         Ok::<_, ApiError>(resp)
     }
     .await;
@@ -168,7 +196,9 @@ pub async fn patch(
 ) -> Response {
     let answer = async {
         let headers = req.headers();
-        check_version(headers)?;
+        if let Err(resp) = check_version(headers) {
+            return Ok(resp);
+        }
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -244,7 +274,9 @@ pub async fn terminate(
     ApiPath(id): ApiPath<String>,
 ) -> Response {
     let answer = async {
-        check_version(&headers)?;
+        if let Err(resp) = check_version(&headers) {
+            return Ok(resp);
+        }
         state.uploads.terminate(&user, &id).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     }

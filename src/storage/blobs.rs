@@ -139,6 +139,8 @@ impl Blobs for LocalBlobs {
                     n += chunk.len() as u64;
                 }
                 f.flush().await?;
+                // On disk before it is renamed into place: a database row may point at it.
+                f.sync_all().await?;
                 Ok::<_, io::Error>(n)
             }
             .await;

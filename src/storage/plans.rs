@@ -109,7 +109,7 @@ pub async fn assign(
 }
 
 /// What a member holds now: bytes of uploads (finished or still arriving, counted at their full
-/// length), videos, and uploads started since `since`.
+/// length), videos, and uploads started since `since` (cancelled ones included).
 pub struct Usage {
     pub used_bytes: i64,
     pub videos: i64,
@@ -122,9 +122,13 @@ pub async fn usage(
     since: i64,
 ) -> Result<Usage, DbError> {
     let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) AS used, \
-         CAST(COALESCE(SUM(CASE WHEN created_at >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent \
-         FROM uploads WHERE user_id = $1",
+        "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) AS used FROM uploads WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *ex)
+    .await?;
+    let recent = sqlx::query(
+        "SELECT COUNT(*) AS n FROM upload_starts WHERE user_id = $1 AND started_at >= $2",
     )
     .bind(user_id)
     .bind(since)
@@ -136,7 +140,7 @@ pub async fn usage(
         .await?;
     Ok(Usage {
         used_bytes: row.try_get("used")?,
-        uploads_since: row.try_get("recent")?,
+        uploads_since: recent.try_get("n")?,
         videos: videos.try_get("n")?,
     })
 }

@@ -72,17 +72,20 @@ pub async fn open_count(ex: impl Exec<'_>, user_id: i64) -> Result<i64, DbError>
     row.try_get("n")
 }
 
-/// Moves `received` from `from` to `to` (marking the upload complete at `now` when `to` is its
-/// length). False when another request moved it first.
+/// Moves `received` from `from` to `to` and records the piece stored under `blob_key`
+/// (marking the upload complete at `now` when `to` is its length, and moving its expiry to
+/// `expires_at`). False, recording nothing, when another request moved it first.
 pub async fn advance(
-    ex: impl Exec<'_>,
+    conn: &mut sqlx::AnyConnection,
     id: &str,
     from: i64,
     to: i64,
+    blob_key: &str,
     now: i64,
+    expires_at: i64,
 ) -> Result<bool, DbError> {
     let res = sqlx::query(
-        "UPDATE uploads SET received = $3, \
+        "UPDATE uploads SET received = $3, expires_at = $5, \
          completed_at = CASE WHEN $3 = length THEN $4 ELSE completed_at END \
          WHERE id = $1 AND received = $2 AND completed_at IS NULL",
     )
@@ -90,9 +93,70 @@ pub async fn advance(
     .bind(from)
     .bind(to)
     .bind(now)
-    .execute(ex)
+    .bind(expires_at)
+    .execute(&mut *conn)
     .await?;
-    Ok(res.rows_affected() == 1)
+    if res.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO upload_pieces (upload_id, start_at, length, blob_key) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to - from)
+    .bind(blob_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// The blob keys of an upload's accepted pieces, in order, with their lengths.
+pub async fn pieces(ex: impl Exec<'_>, id: &str) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT blob_key, length FROM upload_pieces WHERE upload_id = $1 ORDER BY start_at",
+    )
+    .bind(id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("blob_key")?, r.try_get("length")?)))
+        .collect()
+}
+
+/// Notes that `user_id` started an upload at `now` (for uploads per day).
+pub async fn note_start(ex: impl Exec<'_>, user_id: i64, now: i64) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO upload_starts (user_id, started_at) VALUES ($1, $2)")
+        .bind(user_id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Forgets upload starts before `before`.
+pub async fn prune_starts(ex: impl Exec<'_>, before: i64) -> Result<u64, DbError> {
+    let res = sqlx::query("DELETE FROM upload_starts WHERE started_at < $1")
+        .bind(before)
+        .execute(ex)
+        .await?;
+    Ok(res.rows_affected())
+}
+
+/// Serialises a member's upload announcements on PostgreSQL (SQLite's write transactions are
+/// serial already): locks their user row until the transaction ends.
+pub async fn lock_user(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    postgres: bool,
+) -> Result<(), DbError> {
+    if postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn delete(ex: impl Exec<'_>, id: &str) -> Result<bool, DbError> {

@@ -258,7 +258,20 @@ async fn a_file_arrives_in_pieces_and_survives_cuts_and_restarts(b: Backend) {
     );
     // Nothing more fits.
     let extra = tus.patch(&location, at, b"more", false).await;
-    assert_eq!(extra.status, 409, "{}", extra.body);
+    assert_eq!(
+        (extra.status, extra.body["error"].as_str()),
+        (409, Some("upload_complete"))
+    );
+    // HEAD gives the metadata back, cleaned.
+    let meta = done.header("upload-metadata").unwrap();
+    let filename = meta
+        .split(',')
+        .find_map(|p| p.strip_prefix("filename "))
+        .unwrap();
+    let filename = base64::engine::general_purpose::STANDARD
+        .decode(filename)
+        .unwrap();
+    assert_eq!(String::from_utf8(filename).unwrap(), "clip.mp4");
 }
 
 async fn uploads_refuse_what_they_must(b: Backend) {
@@ -277,6 +290,7 @@ async fn uploads_refuse_what_they_must(b: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 412);
+    assert_eq!(resp.headers()["tus-version"], "1.0.0");
     // Anonymous callers may not upload.
     let resp = reqwest::Client::new()
         .post(app.url("/api/v1/uploads"))
@@ -286,6 +300,7 @@ async fn uploads_refuse_what_they_must(b: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(resp.headers()["tus-resumable"], "1.0.0", "on every answer");
     // Too large for the limit, and said so with the limit.
     let big = tus.create(2 * 1024 * 1024, &[]).await;
     assert_eq!(big.status, 413, "{}", big.body);
@@ -349,6 +364,40 @@ async fn uploads_refuse_what_they_must(b: Backend) {
     let long = tus.patch(&location, 0, &file(1500), false).await;
     assert_eq!(long.status, 413, "{}", long.body);
     assert_eq!(tus.head(&location).await.offset(), 0);
+    // While one piece is arriving, a second one waits its turn (423). `Expect: 100-continue`
+    // makes the server say when it has started reading the first.
+    let mut first = tokio::net::TcpStream::connect(&app.host).await.unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
+         Content-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+        app.host, user.cookie
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut first, &mut byte)
+            .await
+            .unwrap();
+        interim.push(byte[0]);
+    }
+    let second = tus.patch(&location, 0, &data[..10], false).await;
+    assert_eq!(
+        (second.status, second.body["error"].as_str()),
+        (423, Some("upload_busy"))
+    );
+    first.write_all(&data[..100]).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::io::AsyncReadExt::read(&mut first, &mut answer)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).contains("204"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert_eq!(tus.head(&location).await.offset(), 100);
     // Someone else's upload does not exist for them.
     assert_eq!(theirs.head(&location).await.status, 404);
     assert_eq!(
@@ -358,7 +407,9 @@ async fn uploads_refuse_what_they_must(b: Backend) {
     assert_eq!(theirs.delete(&location).await.status, 404);
     // Termination frees the bytes.
     assert_eq!(
-        tus.patch(&location, 0, &data[..500], false).await.status,
+        tus.patch(&location, 100, &data[100..500], false)
+            .await
+            .status,
         204
     );
     assert_eq!(stored(&app, &location).len(), 500);
@@ -507,6 +558,27 @@ async fn plans_limit_what_members_upload(b: Backend) {
     assert_eq!(body["plan"]["uploads_per_day"], Value::Null);
     assert_eq!(body["plan"]["storage_bytes"], 1500, "untouched fields stay");
     assert_eq!(tus.create(10, &[]).await.status, 201);
+    // Announcements sent at once cannot all fit in what is left.
+    let left = 1500 - 660;
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let tus = Tus::new(&app, &member);
+            tokio::spawn(async move { tus.create(left, &[]).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in racers {
+        statuses.push(r.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 403),
+        "{statuses:?}"
+    );
     // Back to the default (here: none).
     assert_eq!(assign("member", Value::Null).await.0, 200);
     let (_, usage) = member.client.get("/api/v1/me/usage").await;
