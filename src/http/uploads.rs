@@ -30,9 +30,9 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
 }
 
 /// Every request but `OPTIONS` must say which tus it speaks (412 names the one we speak).
-fn check_version(headers: &HeaderMap) -> Result<(), Response> {
+fn version_refusal(headers: &HeaderMap) -> Option<Response> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
-        Some(TUS_VERSION) => Ok(()),
+        Some(TUS_VERSION) => None,
         _ => {
             let mut resp = error(
                 StatusCode::PRECONDITION_FAILED,
@@ -42,7 +42,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
             .into_response();
             resp.headers_mut()
                 .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
-            Err(resp)
+            Some(resp)
         }
     }
 }
@@ -119,7 +119,7 @@ pub async fn create(
     headers: HeaderMap,
 ) -> Response {
     let made = async {
-        if let Err(resp) = check_version(&headers) {
+        if let Some(resp) = version_refusal(&headers) {
             return Ok(resp);
         }
         if headers.contains_key("upload-defer-length") {
@@ -168,7 +168,7 @@ pub async fn head(
     ApiPath(id): ApiPath<String>,
 ) -> Response {
     let answer = async {
-        if let Err(resp) = check_version(&headers) {
+        if let Some(resp) = version_refusal(&headers) {
             return Ok(resp);
         }
         let u = state.uploads.get(&user, &id).await?;
@@ -196,7 +196,7 @@ pub async fn patch(
 ) -> Response {
     let answer = async {
         let headers = req.headers();
-        if let Err(resp) = check_version(headers) {
+        if let Some(resp) = version_refusal(headers) {
             return Ok(resp);
         }
         let content_type = headers
@@ -274,7 +274,7 @@ pub async fn terminate(
     ApiPath(id): ApiPath<String>,
 ) -> Response {
     let answer = async {
-        if let Err(resp) = check_version(&headers) {
+        if let Some(resp) = version_refusal(&headers) {
             return Ok(resp);
         }
         state.uploads.terminate(&user, &id).await?;
