@@ -1,6 +1,7 @@
 //! Resumable uploads over tus 1.0.0 (core, creation, termination, checksum) at
-//! `/api/v1/uploads`: the protocol's headers here, the model in `domain::uploads`. Every answer
-//! carries `Tus-Resumable`; errors are also JSON like the rest of the API.
+//! `/api/v1/uploads`: the protocol's headers here, the model in `domain::uploads`. The
+//! [`mark_tus`] layer checks `Tus-Resumable` and puts it on every answer; errors are also JSON
+//! like the rest of the API.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -30,7 +31,11 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
 }
 
 /// Every request but `OPTIONS` must say which tus it speaks (412 names the one we speak).
-fn version_refusal(headers: &HeaderMap) -> Option<Response> {
+fn version_refusal(req: &Request) -> Option<Response> {
+    if req.method() == axum::http::Method::OPTIONS {
+        return None;
+    }
+    let headers = req.headers();
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(TUS_VERSION) => None,
         _ => {
@@ -47,16 +52,18 @@ fn version_refusal(headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-/// Adds `Tus-Resumable` to every answer under `/api/v1/uploads`, including the ones other
-/// layers give (401, 403, 404, 405).
+/// The protocol's frame around everything under `/api/v1/uploads`: the version check before
+/// any route runs, and `Tus-Resumable` on every answer, including the ones other layers give
+/// (401, 403, 404, 405).
 pub async fn mark_tus(req: Request, next: axum::middleware::Next) -> Response {
-    let tus = req.uri().path().starts_with("/api/v1/uploads");
-    let resp = next.run(req).await;
-    if tus {
-        tus_headers(resp)
-    } else {
-        resp
+    if !req.uri().path().starts_with("/api/v1/uploads") {
+        return next.run(req).await;
     }
+    let resp = match version_refusal(&req) {
+        Some(refusal) => refusal,
+        None => next.run(req).await,
+    };
+    tus_headers(resp)
 }
 
 fn number(headers: &HeaderMap, name: &'static str) -> ApiResult<Option<i64>> {
@@ -108,7 +115,7 @@ fn advertise(resp: &mut Response, state: &AppState) {
 pub async fn options(State(state): State<AppState>) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     advertise(&mut resp, &state);
-    tus_headers(resp)
+    resp
 }
 
 /// `POST /api/v1/uploads`: announces an upload (`Upload-Length`, `Upload-Metadata` with
@@ -119,9 +126,6 @@ pub async fn create(
     headers: HeaderMap,
 ) -> Response {
     let made = async {
-        if let Some(resp) = version_refusal(&headers) {
-            return Ok(resp);
-        }
         if headers.contains_key("upload-defer-length") {
             return Err(ApiError::invalid(
                 "invalid_header",
@@ -157,34 +161,26 @@ pub async fn create(
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         advertise(&mut resp, &state);
     }
-    tus_headers(resp)
+    resp
 }
 
 /// `HEAD /api/v1/uploads/{id}`: where the upload stands.
 pub async fn head(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Response {
-    let answer = async {
-        if let Some(resp) = version_refusal(&headers) {
-            return Ok(resp);
-        }
-        let u = state.uploads.get(&user, &id).await?;
-        let mut resp = StatusCode::OK.into_response();
-        let h = resp.headers_mut();
-        h.insert("upload-offset", HeaderValue::from(u.received));
-        h.insert("upload-length", HeaderValue::from(u.length));
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let meta = format!("filename {},title {}", b64(&u.filename), b64(&u.title));
-        if let Ok(v) = HeaderValue::from_str(&meta) {
-            h.insert("upload-metadata", v);
-        }
-        Ok::<_, ApiError>(resp)
+) -> ApiResult<Response> {
+    let u = state.uploads.get(&user, &id).await?;
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    h.insert("upload-offset", HeaderValue::from(u.received));
+    h.insert("upload-length", HeaderValue::from(u.length));
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let meta = format!("filename {},title {}", b64(&u.filename), b64(&u.title));
+    if let Ok(v) = HeaderValue::from_str(&meta) {
+        h.insert("upload-metadata", v);
     }
-    .await;
-    tus_headers(answer.unwrap_or_else(IntoResponse::into_response))
+    Ok(resp)
 }
 
 /// `PATCH /api/v1/uploads/{id}`: the next piece, at `Upload-Offset`.
@@ -193,93 +189,78 @@ pub async fn patch(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
     req: Request,
-) -> Response {
-    let answer = async {
-        let headers = req.headers();
-        if let Some(resp) = version_refusal(headers) {
-            return Ok(resp);
-        }
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if content_type != "application/offset+octet-stream" {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send pieces as `Content-Type: application/offset+octet-stream`",
-            ));
-        }
-        let offset = number(headers, "upload-offset")?
-            .ok_or_else(|| ApiError::invalid("invalid_header", "Upload-Offset is required"))?;
-        let checksum = match headers.get("upload-checksum") {
-            None => None,
-            Some(v) => Some(v.to_str().ok().and_then(Checksum::parse).ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_checksum",
-                    "Upload-Checksum must be `sha256 <base64>` or `sha1 <base64>`",
-                )
-            })?),
-        };
-        let body = Body::into_data_stream(req.into_body())
-            .map_err(std::io::Error::other)
-            .boxed();
-        match state
-            .uploads
-            .append(&user, &id, offset, body, checksum)
-            .await?
-        {
-            Ok(now) => {
-                let mut resp = StatusCode::NO_CONTENT.into_response();
-                resp.headers_mut()
-                    .insert("upload-offset", HeaderValue::from(now));
-                Ok(resp)
-            }
-            Err(Refused::Offset { expected }) => Err(error(
-                StatusCode::CONFLICT,
-                "offset_mismatch",
-                format!("the upload stands at byte {expected}; send that offset"),
-            )),
-            Err(Refused::Busy) => Err(error(
-                StatusCode::LOCKED,
-                "upload_busy",
-                "another piece of this upload is arriving; try again when it is done",
-            )),
-            Err(Refused::Checksum) => Err(error(
-                StatusCode::from_u16(460).expect("460 is a valid status"),
-                "checksum_mismatch",
-                "the piece does not match its Upload-Checksum; it was not kept",
-            )),
-            Err(Refused::TooLong) => Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the piece runs past the upload's length",
-            )),
-            Err(Refused::Complete) => Err(error(
-                StatusCode::CONFLICT,
-                "upload_complete",
-                "the upload is already complete",
-            )),
-        }
+) -> ApiResult<Response> {
+    let headers = req.headers();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/offset+octet-stream" {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send pieces as `Content-Type: application/offset+octet-stream`",
+        ));
     }
-    .await;
-    tus_headers(answer.unwrap_or_else(IntoResponse::into_response))
+    let offset = number(headers, "upload-offset")?
+        .ok_or_else(|| ApiError::invalid("invalid_header", "Upload-Offset is required"))?;
+    let checksum = match headers.get("upload-checksum") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(Checksum::parse).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_checksum",
+                "Upload-Checksum must be `sha256 <base64>` or `sha1 <base64>`",
+            )
+        })?),
+    };
+    let body = Body::into_data_stream(req.into_body())
+        .map_err(std::io::Error::other)
+        .boxed();
+    match state
+        .uploads
+        .append(&user, &id, offset, body, checksum)
+        .await?
+    {
+        Ok(now) => {
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            resp.headers_mut()
+                .insert("upload-offset", HeaderValue::from(now));
+            Ok(resp)
+        }
+        Err(Refused::Offset { expected }) => Err(error(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!("the upload stands at byte {expected}; send that offset"),
+        )),
+        Err(Refused::Busy) => Err(error(
+            StatusCode::LOCKED,
+            "upload_busy",
+            "another piece of this upload is arriving; try again when it is done",
+        )),
+        Err(Refused::Checksum) => Err(error(
+            StatusCode::from_u16(460).expect("460 is a valid status"),
+            "checksum_mismatch",
+            "the piece does not match its Upload-Checksum; it was not kept",
+        )),
+        Err(Refused::TooLong) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the piece runs past the upload's length",
+        )),
+        Err(Refused::Complete) => Err(error(
+            StatusCode::CONFLICT,
+            "upload_complete",
+            "the upload is already complete",
+        )),
+    }
 }
 
 /// `DELETE /api/v1/uploads/{id}`: abandons the upload (tus termination).
 pub async fn terminate(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Response {
-    let answer = async {
-        if let Some(resp) = version_refusal(&headers) {
-            return Ok(resp);
-        }
-        state.uploads.terminate(&user, &id).await?;
-        Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
-    }
-    .await;
-    tus_headers(answer.unwrap_or_else(IntoResponse::into_response))
+) -> ApiResult<StatusCode> {
+    state.uploads.terminate(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -51,27 +51,47 @@ async fn ws_from(
         .map(|(ws, _)| ws)
 }
 
-/// A refused connection's answer: the status line and JSON error, read to the end (the
-/// server closes), or a panic if the server does not answer within 10 s.
-async fn answer_of(
-    mut conn: tokio::net::TcpStream,
-    server: &str,
-) -> (u16, Option<String>, serde_json::Value) {
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n");
-    let _ = conn.write_all(request.as_bytes()).await;
-    let mut response = String::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        conn.read_to_string(&mut response),
-    )
-    .await
-    .expect("the server answers within 10 s")
-    .ok();
-    parse_response(&response)
+/// A response read off a raw connection.
+struct Raw {
+    status: u16,
+    /// Header lines, `name: value` as sent.
+    head: Vec<String>,
+    body: serde_json::Value,
 }
 
-/// As [`answer_of`], but `None` when the connection was reset before a whole answer arrived
-/// (it still panics when no answer comes within 10 s).
+impl Raw {
+    /// Every value of header `name`.
+    fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = String> + 'a {
+        self.head.iter().filter_map(move |l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    fn retry_after(&self) -> Option<String> {
+        self.headers("retry-after").next()
+    }
+}
+
+/// Parses an HTTP/1.1 response; `None` when it is not whole.
+fn parse_raw(response: &str) -> Option<Raw> {
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    Some(Raw {
+        status,
+        head: lines.map(str::to_string).collect(),
+        body: serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string())),
+    })
+}
+
+fn parse_response(response: &str) -> (u16, Option<String>, serde_json::Value) {
+    let raw = parse_raw(response).unwrap_or_else(|| panic!("no whole response: {response:?}"));
+    (raw.status, raw.retry_after(), raw.body)
+}
+
+/// Sends `GET /healthz` on `conn` and reads the answer to the end; `None` when the connection
+/// was reset before a whole answer arrived (it panics when none comes within 10 s).
 async fn try_answer_of(
     mut conn: tokio::net::TcpStream,
     server: &str,
@@ -85,25 +105,48 @@ async fn try_answer_of(
     )
     .await
     .expect("the server answers within 10 s");
-    let text = String::from_utf8_lossy(&response);
-    text.contains("\r\n\r\n").then(|| parse_response(&text))
+    parse_raw(&String::from_utf8_lossy(&response)).map(|r| (r.status, r.retry_after(), r.body))
 }
 
-fn parse_response(response: &str) -> (u16, Option<String>, serde_json::Value) {
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no whole response: {response:?}"));
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let retry = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("retry-after:")
-            .map(|v| v.trim().to_string())
-    });
-    (
-        status,
-        retry,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string())),
-    )
+/// As [`try_answer_of`], for a connection that must get a whole answer.
+async fn answer_of(
+    conn: tokio::net::TcpStream,
+    server: &str,
+) -> (u16, Option<String>, serde_json::Value) {
+    try_answer_of(conn, server).await.expect("a whole answer")
+}
+
+/// One request written byte for byte on a fresh connection from `src` (so headers may be
+/// malformed or repeated; `Host` only if given), with a JSON body if given, read to the end.
+async fn raw_exchange(
+    server: &str,
+    src: IpAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: Option<&serde_json::Value>,
+) -> Raw {
+    let mut conn = connect_from(server, src).await;
+    let mut request = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in headers {
+        request.extend_from_slice(name.as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    request.extend_from_slice(
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.write_all(&request).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    parse_raw(&text).unwrap_or_else(|| panic!("no whole response: {text:?}"))
 }
 
 fn refused_count(metrics: &str, reason: &str) -> u64 {
@@ -116,36 +159,24 @@ fn refused_count(metrics: &str, reason: &str) -> u64 {
         .unwrap()
 }
 
-/// One HTTP/1.1 request on a fresh connection from `src`, as an attacker's script sends it;
-/// returns the status, the `Retry-After` header and the JSON body.
+/// A JSON POST from `src`, as an attacker's script sends it; returns the status, the
+/// `Retry-After` header and the body.
 async fn raw_post(
     server: &str,
     src: IpAddr,
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, Option<String>, serde_json::Value) {
-    let mut conn = connect_from(server, src).await;
-    let body = body.to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let retry = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("retry-after:")
-            .map(|v| v.trim().to_string())
-    });
-    (
-        status,
-        retry,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    let raw = raw_exchange(
+        server,
+        src,
+        "POST",
+        path,
+        &[("Host", server.as_bytes())],
+        Some(body),
     )
+    .await;
+    (raw.status, raw.retry_after(), raw.body)
 }
 
 /// Sends `per_address` log-ins for unknown names from each address, all at once; returns each
@@ -558,34 +589,22 @@ async fn login_from(
     password: &str,
     cookie: Option<&str>,
 ) -> (u16, Vec<String>, serde_json::Value) {
-    let mut conn = connect_from(server, src).await;
-    let body = json!({"username": username, "password": password}).to_string();
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\n\
-         {cookie}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let cookies = head
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("set-cookie")
-                .then(|| v.trim().to_string())
-        })
-        .collect();
-    (
-        status,
-        cookies,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    let body = json!({"username": username, "password": password});
+    let mut headers: Vec<(&str, &[u8])> = vec![("Host", server.as_bytes())];
+    if let Some(c) = cookie {
+        headers.push(("Cookie", c.as_bytes()));
+    }
+    let raw = raw_exchange(
+        server,
+        src,
+        "POST",
+        "/api/v1/auth/login",
+        &headers,
+        Some(&body),
     )
+    .await;
+    let cookies = raw.headers("set-cookie").collect();
+    (raw.status, cookies, raw.body)
 }
 
 /// Five wrong guesses from five addresses once locked the owner out of their own account,
@@ -992,8 +1011,7 @@ async fn resumes_from_the_start_are_bounded(b: Backend) {
     );
 }
 
-/// A request written byte for byte (so headers may be malformed or repeated), without `Host`
-/// unless given; returns the status and JSON body.
+/// [`raw_exchange`] from 127.0.0.1; returns the status and body.
 async fn raw_request(
     server: &str,
     method: &str,
@@ -1001,28 +1019,16 @@ async fn raw_request(
     headers: &[(&str, &[u8])],
     body: Option<&serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let mut conn = connect_from(server, "127.0.0.1".parse().unwrap()).await;
-    let mut request = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
-    for (name, value) in headers {
-        request.extend_from_slice(name.as_bytes());
-        request.extend_from_slice(b": ");
-        request.extend_from_slice(value);
-        request.extend_from_slice(b"\r\n");
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request.extend_from_slice(
-        format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    conn.write_all(&request).await.unwrap();
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8_lossy(&response).to_string();
-    let (status, _, body) = parse_response(&response);
-    (status, body)
+    let raw = raw_exchange(
+        server,
+        "127.0.0.1".parse().unwrap(),
+        method,
+        path,
+        headers,
+        body,
+    )
+    .await;
+    (raw.status, raw.body)
 }
 
 /// A malformed `Authorization: Bearer \xff` once skipped the CSRF check while the cookie still

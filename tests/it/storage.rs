@@ -13,24 +13,30 @@ backend_tests!(
     the_janitor_removes_expired_uploads_with_their_bytes,
 );
 
+/// A fresh database on backend `b` (its own PostgreSQL database, or SQLite in a new folder),
+/// and the folder for its files.
+async fn fresh_db(b: &Backend, name: &str) -> (Db, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "moim-{name}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = match b {
+        Backend::Sqlite => None,
+        Backend::Postgres(_) => match Backend::postgres().await {
+            Some(Backend::Postgres(url)) => Some(url),
+            _ => unreachable!("PostgreSQL was configured for this test"),
+        },
+    };
+    (Db::connect(url.as_deref(), &dir).await.unwrap(), dir)
+}
+
 /// Twelve accounts created at the same instant on a fresh database, ten times over: exactly one
 /// admin each time. (Deciding "no users yet?" inside the insert let several win on PostgreSQL.)
 async fn racing_first_accounts_make_exactly_one_admin(b: Backend) {
     for round in 0..10 {
-        let dir = std::env::temp_dir().join(format!(
-            "moim-race-{}-{round}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = match &b {
-            Backend::Sqlite => None,
-            Backend::Postgres(_) => match Backend::postgres().await {
-                Some(Backend::Postgres(url)) => Some(url),
-                _ => unreachable!("PostgreSQL was configured for this test"),
-            },
-        };
-        let db = Db::connect(url.as_deref(), &dir).await.unwrap();
+        let (db, dir) = fresh_db(&b, &format!("race-{round}")).await;
         let start = Arc::new(tokio::sync::Barrier::new(12));
         let racers: Vec<_> = (0..12)
             .map(|i| {
@@ -64,20 +70,7 @@ async fn the_janitor_removes_expired_uploads_with_their_bytes(b: Backend) {
     use moim::domain::uploads::{UploadLimits, Uploads};
     use moim::storage::blobs::{self, Blobs, LocalBlobs};
 
-    let dir = std::env::temp_dir().join(format!(
-        "moim-expire-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = match &b {
-        Backend::Sqlite => None,
-        Backend::Postgres(_) => match Backend::postgres().await {
-            Some(Backend::Postgres(url)) => Some(url),
-            _ => unreachable!("PostgreSQL was configured for this test"),
-        },
-    };
-    let db = Db::connect(url.as_deref(), &dir).await.unwrap();
+    let (db, dir) = fresh_db(&b, "expire").await;
     let mut tx = db.begin().await.unwrap();
     let user = users::create(&mut tx, "keeper", "keeper", "x", 0)
         .await
