@@ -112,3 +112,20 @@ fn segmenter_seeds() {
         assert!(seg.playlist(true).ends_with("#EXT-X-ENDLIST\n"));
     }
 }
+
+#[test]
+fn mp4_seeds() {
+    let mut remuxed = 0;
+    for (name, data) in corpus("mp4") {
+        if crate::mp4::remux_in_memory(&data).is_ok() {
+            remuxed += 1;
+        }
+        // Every prefix of a good file is refused cleanly or remuxes what it holds.
+        if name.starts_with("h264-aac") {
+            for cut in (0..data.len()).step_by(997) {
+                let _ = crate::mp4::remux_in_memory(&data[..cut]);
+            }
+        }
+    }
+    assert!(remuxed >= 4, "the well-formed seeds remux");
+}

@@ -10,12 +10,14 @@
 //! - [`fmp4`]: CMAF / fragmented MP4 boxes (init segment, `moof` + `mdat` fragments).
 //! - [`segmenter`]: cuts samples into LL-HLS parts and keyframe-aligned segments.
 //! - [`playlist`]: LL-HLS media and multivariant playlists.
+//! - [`mp4`]: stored MP4/QuickTime files (the `moov` via mp4parse) remuxed into CMAF segments.
 
 pub mod aac;
 pub mod amf0;
 pub mod avc;
 pub mod flv;
 pub mod fmp4;
+pub mod mp4;
 pub mod playlist;
 pub mod rtmp;
 pub mod segmenter;
