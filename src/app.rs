@@ -23,6 +23,7 @@ use crate::domain::rooms::Rooms;
 use crate::domain::settings::Settings;
 use crate::domain::uploads::{UploadLimits, Uploads};
 use crate::domain::videos::Videos;
+use crate::library::{Library, Tools};
 use crate::limits::ConnLimits;
 use crate::live::Live;
 use crate::metrics::Metrics;
@@ -39,6 +40,7 @@ pub struct Application {
     writer_rx: tokio::sync::mpsc::Receiver<realtime::writer::Pending>,
     /// The open-file soft limit in force (after raising it).
     open_file_limit: u64,
+    library: Library,
 }
 
 impl Application {
@@ -72,6 +74,7 @@ impl Application {
         let config = Arc::new(config);
         let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
         let plans = Plans::new(db.clone(), config.storage.default_plan.clone());
+        let broker = LocalBroker::new();
         let uploads = Uploads::new(
             db.clone(),
             plans.clone(),
@@ -80,6 +83,7 @@ impl Application {
                 max_bytes: config.limits.max_upload_mib * 1024 * 1024,
                 expiry_ms: config.limits.upload_expiry_s as i64 * 1000,
             },
+            broker.clone(),
         );
         let hasher = Hasher::new(
             config.limits.password_hash_workers(),
@@ -94,9 +98,8 @@ impl Application {
         if filled > 0 {
             tracing::info!(accounts = filled, "username skeletons computed");
         }
-        // The event path: the hub and live subscribe; domain operations, the chat writer and
-        // live publish.
-        let broker = LocalBroker::new();
+        // The event path (the broker is made above, for the domain services): the hub and live
+        // subscribe; domain operations, the chat writer and live publish.
         let live = Live::new(
             db.clone(),
             blobs.clone(),
@@ -125,6 +128,33 @@ impl Application {
         ));
         broker.subscribe(Arc::new(hub.clone()));
         broker.subscribe(Arc::new(live.clone()));
+        let tools = Tools::detect(&config.library.ffmpeg, &config.library.ffprobe).await;
+        if !tools.available() {
+            tracing::info!(
+                "ffmpeg/ffprobe not found: uploads other than H.264/AAC MP4 are refused, and \
+                 videos get no thumbnails"
+            );
+        }
+        let library = Library::new(
+            db.clone(),
+            blobs.clone(),
+            broker.clone(),
+            uploads.clone(),
+            plans.clone(),
+            Arc::new(config.library.clone()),
+            tools,
+            config.storage.data_dir.join("work"),
+        );
+        broker.subscribe(Arc::new(library.clone()));
+        let orphans = crate::storage::videos::fail_orphans(&db.pool, crate::storage::now_ms())
+            .await
+            .context("checking videos left processing")?;
+        if orphans > 0 {
+            tracing::warn!(
+                videos = orphans,
+                "videos with no processing job were marked failed"
+            );
+        }
         let broker: Arc<dyn Broker> = broker;
         let per_min = config.http.login_rate_per_min;
         let state = AppState(Arc::new(Shared {
@@ -169,6 +199,7 @@ impl Application {
             state,
             writer_rx,
             open_file_limit,
+            library,
         })
     }
 
@@ -196,6 +227,7 @@ impl Application {
             state,
             writer_rx,
             open_file_limit,
+            library,
         } = self;
         let grace = state.config.http.shutdown_grace();
         let background = CancellationToken::new();
@@ -219,6 +251,9 @@ impl Application {
             background.clone(),
         ));
         let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(background.clone()));
+        // Video processing stops first at shutdown: a job cut short goes back to the queue.
+        let processing_stop = CancellationToken::new();
+        let processing = library.spawn_workers(processing_stop.clone());
 
         let http_stop = CancellationToken::new();
         let router = crate::http::router(state.clone());
@@ -253,6 +288,7 @@ impl Application {
         signal.await;
         tracing::info!("shutting down: draining connections");
         state.draining.store(true, Ordering::SeqCst);
+        processing_stop.cancel();
         state.shutdown.cancel();
         state.hub.restart_all();
         // What shutdown is waiting for, for the log when the grace period cuts it short.
@@ -290,6 +326,9 @@ impl Application {
             );
         }
         background.cancel();
+        for worker in processing {
+            let _ = worker.await;
+        }
         let _ = ticker.await;
         let _ = janitor.await;
         let _ = checkpoints.await;

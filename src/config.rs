@@ -289,6 +289,28 @@ options! {
         #[arg(env = "MOIM_TRANSCODE_LADDER")]
         transcode_ladder: Ladder = { DEFAULT_LADDER.parse().expect("the default ladder parses") };
     }
+    /// The video library: turning uploads into playable videos.
+    library: LibraryConfig {
+        /// Videos processed at once on this node (default: half the CPU cores, at least one).
+        #[arg(env = "MOIM_VIDEO_WORKERS")]
+        video_workers: usize = none;
+        /// Longest one video may take to process, seconds; then it fails, saying so.
+        #[arg(env = "MOIM_VIDEO_TIMEOUT_S")]
+        video_timeout_s: u64 = 14_400, in 1..=604_800;
+        /// Seconds a worker's claim on a job lasts unrenewed: how soon another worker takes
+        /// over the job of a node that died.
+        #[arg(env = "MOIM_VIDEO_LEASE_S")]
+        video_lease_s: u64 = 30, in 3..=3600;
+        /// The ffmpeg program (transcoding, thumbnails); without it only H.264/AAC MP4 is taken.
+        #[arg(env = "MOIM_FFMPEG")]
+        ffmpeg: String = { "ffmpeg".to_string() };
+        /// The ffprobe program (reading files that are not H.264/AAC MP4).
+        #[arg(env = "MOIM_FFPROBE")]
+        ffprobe: String = { "ffprobe".to_string() };
+        /// Renditions transcoded uploads get, `HEIGHT:KBPS,…` (peak kbit/s); none above the source.
+        #[arg(env = "MOIM_VIDEO_LADDER")]
+        video_ladder: Ladder = { DEFAULT_VIDEO_LADDER.parse().expect("the default ladder parses") };
+    }
     /// Limits that keep one client (or a crowd) from exhausting the server; see
     /// docs/operations.md, "Limits and abuse".
     limits: LimitsConfig {
@@ -339,6 +361,9 @@ options! {
         default_plan: String = none;
     }
 }
+
+/// Default ladder for transcoded uploads: height:kbit/s.
+pub const DEFAULT_VIDEO_LADDER: &str = "1080:5000,720:2800,480:1400,360:800";
 
 /// Default transcoding ladder: height:kbit/s.
 pub const DEFAULT_LADDER: &str = "720:2800,480:1400,360:800";
@@ -424,6 +449,24 @@ impl LimitsConfig {
 
     pub fn rtmp_handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.rtmp_handshake_timeout_s)
+    }
+}
+
+impl LibraryConfig {
+    /// Processing workers: the configured number, else half the cores (at least one), since
+    /// one transcode keeps more than one core busy.
+    pub fn video_workers(&self) -> usize {
+        self.video_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) / 2)
+            .clamp(1, 64)
+    }
+
+    pub fn video_timeout(&self) -> Duration {
+        Duration::from_secs(self.video_timeout_s)
+    }
+
+    pub fn video_lease(&self) -> Duration {
+        Duration::from_secs(self.video_lease_s)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod library;
 pub mod limits;
 pub mod live;
 pub mod metrics;

@@ -6,7 +6,7 @@ use crate::storage::messages::Message;
 use crate::storage::rfc3339;
 use crate::storage::rooms::Room;
 use crate::storage::users::User;
-use crate::storage::videos::{Video, VideoSource, VideoStatus};
+use crate::storage::videos::{Video, VideoSource, VideoStatus, Visibility};
 
 /// A user as the API shows them.
 #[derive(Debug, Clone, Serialize)]
@@ -107,15 +107,27 @@ impl RoomView {
 }
 
 /// A video as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VideoView {
     pub id: String,
     pub title: String,
     pub status: VideoStatus,
     pub source: VideoSource,
+    /// Processing progress, 0 to 1.
+    pub progress: f64,
+    /// Why processing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub duration_s: f64,
+    pub width: i64,
+    pub height: i64,
+    /// Bytes kept for it (the original and what was made from it).
+    pub size_bytes: i64,
+    pub visibility: Visibility,
     pub hls_url: Option<String>,
     pub thumbnail_url: Option<String>,
+    /// WebVTT cues pointing into the storyboard sprite, for seek previews.
+    pub storyboard_url: Option<String>,
     pub created_at: String,
 }
 
@@ -127,10 +139,22 @@ impl From<&Video> for VideoView {
             title: v.title.clone(),
             status: v.status,
             source: v.source,
+            progress: v.progress as f64 / 1000.0,
+            error: v.error.clone(),
             duration_s: v.duration_ms as f64 / 1000.0,
+            width: v.width,
+            height: v.height,
+            size_bytes: if v.status == VideoStatus::Processing {
+                v.original_bytes
+            } else {
+                v.stored_bytes
+            },
+            visibility: v.visibility,
             hls_url: ready.then(|| format!("/videos/{}/index.m3u8", v.public_id)),
             thumbnail_url: (ready && v.has_thumbnail)
                 .then(|| format!("/videos/{}/thumbnail.jpg", v.public_id)),
+            storyboard_url: (ready && v.has_storyboard)
+                .then(|| format!("/videos/{}/storyboard.vtt", v.public_id)),
             created_at: rfc3339(v.created_at),
         }
     }

@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::rooms::{Room, SanctionKind};
-use crate::views::{LiveView, MessageView};
+use crate::views::{LiveView, MessageView, VideoView};
 
 /// Something that happened, after it was committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +26,10 @@ pub enum Event {
         terms: Vec<String>,
         allowed: Vec<String>,
     },
+    /// A video was added or changed (uploaded, processing progress, ready, failed, edited).
+    Video { owner_id: i64, video: VideoView },
+    /// A video was deleted.
+    VideoDeleted { owner_id: i64, id: String },
 }
 
 /// What happened in a room.

@@ -142,7 +142,12 @@ impl Plans {
 
     /// The plan that applies to `user`: their own, else the default (if it exists).
     pub async fn plan_of(&self, user: &User) -> Result<Option<Plan>> {
-        if let Some(p) = plans::of_user(&self.db.pool, user.id).await? {
+        self.plan_of_member(user.id).await
+    }
+
+    /// The plan that applies to the member `user_id`.
+    pub async fn plan_of_member(&self, user_id: i64) -> Result<Option<Plan>> {
+        if let Some(p) = plans::of_user(&self.db.pool, user_id).await? {
             return Ok(Some(p));
         }
         match &self.default_plan {

@@ -6,7 +6,7 @@
 //! standing ([`RoomAction::least`]); the table test below pins the whole matrix.
 
 use crate::storage::users::{Role, User};
-use crate::storage::videos::VideoStatus;
+use crate::storage::videos::{Video, VideoStatus, Visibility};
 
 use super::Error;
 
@@ -113,21 +113,23 @@ pub fn require_site(user: Option<&User>, action: SiteAction) -> Result<(), Error
 /// Things done to a video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoAction {
-    /// See it and play it. A ready video is visible to anyone with its (random) id, like an
-    /// unlisted video; one still processing or failed only to its owner and admins.
+    /// See it and play it: a ready public or unlisted video, anyone with its (random) id; a
+    /// private one, or one still processing or failed, only its owner and admins.
     Watch,
+    /// Rename it, change who sees it, download the original, share it, delete it: its owner
+    /// and admins.
+    Manage,
 }
 
-/// Whether `user` may do `action` to a video of `owner_id` in `status`.
-pub fn may_video(
-    user: Option<&User>,
-    owner_id: i64,
-    status: VideoStatus,
-    action: VideoAction,
-) -> bool {
-    let privileged = user.is_some_and(|u| u.role == Role::Admin || u.id == owner_id);
+/// Whether `user` may do `action` to `video`.
+pub fn may_video(user: Option<&User>, video: &Video, action: VideoAction) -> bool {
+    let privileged = user.is_some_and(|u| u.role == Role::Admin || u.id == video.owner_id);
     match action {
-        VideoAction::Watch => status == VideoStatus::Ready || privileged,
+        VideoAction::Watch => {
+            privileged
+                || (video.status == VideoStatus::Ready && video.visibility != Visibility::Private)
+        }
+        VideoAction::Manage => privileged,
     }
 }
 
@@ -208,12 +210,47 @@ mod tests {
             assert_eq!(may_site(u, SiteAction::Administer), administer);
         }
         let owner = user(7, Role::Member);
-        for status in [VideoStatus::Processing, VideoStatus::Failed] {
-            assert!(!may_video(None, 7, status, VideoAction::Watch));
-            assert!(!may_video(Some(&member), 7, status, VideoAction::Watch));
-            assert!(may_video(Some(&owner), 7, status, VideoAction::Watch));
-            assert!(may_video(Some(&admin), 7, status, VideoAction::Watch));
+        let video = |status, visibility| Video {
+            id: 1,
+            public_id: "v".into(),
+            owner_id: 7,
+            room_id: None,
+            title: "t".into(),
+            source: crate::storage::videos::VideoSource::Upload,
+            status,
+            duration_ms: 0,
+            has_thumbnail: false,
+            has_storyboard: false,
+            upload_id: None,
+            error: None,
+            progress: 0,
+            width: 0,
+            height: 0,
+            original_bytes: 0,
+            stored_bytes: 0,
+            visibility,
+            filename: String::new(),
+            created_at: 0,
+        };
+        use Visibility::*;
+        for (status, vis) in [
+            (VideoStatus::Processing, Public),
+            (VideoStatus::Failed, Public),
+            (VideoStatus::Ready, Private),
+        ] {
+            let v = video(status, vis);
+            assert!(!may_video(None, &v, VideoAction::Watch));
+            assert!(!may_video(Some(&member), &v, VideoAction::Watch));
+            assert!(may_video(Some(&owner), &v, VideoAction::Watch));
+            assert!(may_video(Some(&admin), &v, VideoAction::Watch));
         }
-        assert!(may_video(None, 7, VideoStatus::Ready, VideoAction::Watch));
+        for vis in [Public, Unlisted] {
+            let v = video(VideoStatus::Ready, vis);
+            assert!(may_video(None, &v, VideoAction::Watch));
+            assert!(!may_video(None, &v, VideoAction::Manage));
+            assert!(!may_video(Some(&member), &v, VideoAction::Manage));
+            assert!(may_video(Some(&owner), &v, VideoAction::Manage));
+            assert!(may_video(Some(&admin), &v, VideoAction::Manage));
+        }
     }
 }

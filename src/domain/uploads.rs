@@ -14,12 +14,15 @@ use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 use sha1::Digest as _;
 
+use super::events::{Broker, Event};
+use super::videos::{new_public_id, PROCESS_JOB};
 use super::{text, Error, Result};
 use crate::auth;
 use crate::storage::blobs::{BlobError, Blobs, ByteStream};
 use crate::storage::uploads::{self, Upload};
 use crate::storage::users::User;
-use crate::storage::{now_ms, Backend, Db};
+use crate::storage::{jobs, now_ms, videos, Backend, Db};
+use crate::views::VideoView;
 
 /// Unfinished uploads one member may have open at once.
 pub const MAX_OPEN_PER_USER: i64 = 20;
@@ -77,6 +80,7 @@ pub struct Uploads {
     plans: super::plans::Plans,
     blobs: Arc<dyn Blobs>,
     limits: UploadLimits,
+    broker: Arc<dyn Broker>,
     /// Uploads a piece is arriving for on this node.
     busy: Arc<Mutex<HashSet<String>>>,
 }
@@ -120,12 +124,14 @@ impl Uploads {
         plans: super::plans::Plans,
         blobs: Arc<dyn Blobs>,
         limits: UploadLimits,
+        broker: Arc<dyn Broker>,
     ) -> Uploads {
         Uploads {
             db,
             plans,
             blobs,
             limits,
+            broker,
             busy: Arc::new(Mutex::new(HashSet::new())),
         }
     }
@@ -204,7 +210,23 @@ impl Uploads {
                 }
                 Ok(u)
             }
-            _ => Err(Error::not_found("upload")),
+            Some(_) => Err(Error::not_found("upload")),
+            // Once its video holds the file, the upload itself is gone; it still answers as
+            // complete (a client resuming a finished upload learns it is done).
+            None => match videos::by_upload(&self.db.pool, id).await? {
+                Some(v) if v.owner_id == user.id => Ok(Upload {
+                    id: id.to_string(),
+                    user_id: v.owner_id,
+                    length: v.original_bytes,
+                    received: v.original_bytes,
+                    filename: v.filename,
+                    title: v.title,
+                    created_at: v.created_at,
+                    expires_at: v.created_at,
+                    completed_at: Some(v.created_at),
+                }),
+                _ => Err(Error::not_found("upload")),
+            },
         }
     }
 
@@ -287,10 +309,37 @@ impl Uploads {
                 now + self.limits.expiry_ms,
             )
             .await?;
+            // The last byte: the video and the job that processes it, with the upload's end.
+            let mut video = None;
+            if won && to == upload.length {
+                let public_id = new_public_id();
+                videos::create_uploaded(
+                    &mut *tx,
+                    &public_id,
+                    upload.user_id,
+                    &upload.title,
+                    &upload.filename,
+                    &upload.id,
+                    upload.length,
+                    now,
+                )
+                .await?;
+                jobs::enqueue(&mut *tx, PROCESS_JOB, &public_id, now).await?;
+                video = videos::get(&mut *tx, &public_id).await?;
+            }
             tx.commit().await?;
-            Ok::<_, crate::storage::DbError>(won)
+            Ok::<_, crate::storage::DbError>((won, video))
         }
         .await?;
+        let (advanced, video) = advanced;
+        if let Some(v) = video {
+            self.broker
+                .publish(Event::Video {
+                    owner_id: v.owner_id,
+                    video: VideoView::from(&v),
+                })
+                .await;
+        }
         if !advanced {
             // Another node took this offset first: this piece is not the upload's.
             let _ = self.blobs.delete(&key).await;
@@ -339,6 +388,18 @@ impl Uploads {
             .flatten()
             .boxed();
         Ok(body)
+    }
+
+    /// A finished upload by id, for whoever processes it.
+    pub async fn finished(&self, id: &str) -> Result<Option<Upload>> {
+        Ok(uploads::get(&self.db.pool, id)
+            .await?
+            .filter(|u| u.completed_at.is_some()))
+    }
+
+    /// Deletes a finished upload and its pieces, once its video holds the file.
+    pub async fn discard(&self, id: &str) -> Result<()> {
+        self.remove(id).await
     }
 
     /// Removes unfinished uploads past their expiry, with their bytes; returns how many.

@@ -1,11 +1,24 @@
-//! Videos: for now the recordings of broadcasts, listed for their owner and shown to whoever
-//! the policy lets watch them (the library adds uploads, sharing and deletion).
+//! Videos: recordings of broadcasts and members' uploads, listed for their owner and shown to
+//! whoever the policy lets watch them.
 
 use super::policy::{self, VideoAction};
 use super::{Error, Result};
 use crate::storage::users::User;
 use crate::storage::videos::{self, Video};
 use crate::storage::Db;
+
+/// The job kind that turns an upload into a playable video (subject: its public id).
+pub const PROCESS_JOB: &str = "video.process";
+
+/// A random id for URLs: 11 characters of `[A-Za-z0-9]` (65 bits).
+pub fn new_public_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..11)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
 
 /// Most videos listed at once.
 const LIST_LIMIT: i64 = 500;
@@ -34,9 +47,16 @@ impl Videos {
         let v = videos::get(&self.db.pool, public_id)
             .await?
             .ok_or_else(|| Error::not_found("video"))?;
-        if !policy::may_video(user, v.owner_id, v.status, VideoAction::Watch) {
+        if !policy::may_video(user, &v, VideoAction::Watch) {
             return Err(Error::not_found("video"));
         }
         Ok(v)
+    }
+
+    /// The video made from the caller's upload `upload_id`, if it is one of theirs.
+    pub async fn of_upload(&self, user: &User, upload_id: &str) -> Result<Option<Video>> {
+        Ok(videos::by_upload(&self.db.pool, upload_id)
+            .await?
+            .filter(|v| v.owner_id == user.id))
     }
 }

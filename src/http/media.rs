@@ -16,14 +16,20 @@ pub enum File {
     Segment(u64),
     Part(u64, u32),
     Thumbnail,
+    /// A stored video's storyboard sprite and its WebVTT cues.
+    Storyboard,
+    StoryboardCues,
 }
 
 pub fn parse_file(name: &str) -> Option<File> {
     if name == "index.m3u8" {
         return Some(File::Playlist);
     }
-    if name == "thumbnail.jpg" {
-        return Some(File::Thumbnail);
+    match name {
+        "thumbnail.jpg" => return Some(File::Thumbnail),
+        "storyboard.jpg" => return Some(File::Storyboard),
+        "storyboard.vtt" => return Some(File::StoryboardCues),
+        _ => {}
     }
     fn num(s: &str) -> Option<&str> {
         (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
@@ -59,6 +65,13 @@ pub fn media(body: Bytes, content_type: &'static str, cache: &'static str) -> Re
         .into_response()
 }
 
+/// A rendition's directory in a stored video: `720p`.
+pub fn is_rendition(name: &str) -> bool {
+    name.strip_suffix('p').is_some_and(|h| {
+        (2..=4).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()) && !h.starts_with('0')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +82,11 @@ mod tests {
         assert_eq!(parse_file("init0.mp4"), Some(File::Init(0)));
         assert_eq!(parse_file("s12.m4s"), Some(File::Segment(12)));
         assert_eq!(parse_file("p12.3.m4s"), Some(File::Part(12, 3)));
+        assert_eq!(parse_file("storyboard.vtt"), Some(File::StoryboardCues));
+        assert!(is_rendition("720p") && is_rendition("1080p") && is_rendition("90p"));
+        for bad in ["p", "0p", "720", "12345p", "72op", "../p", "720p/"] {
+            assert!(!is_rendition(bad), "{bad}");
+        }
         for bad in [
             "",
             "s.m4s",

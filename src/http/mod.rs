@@ -123,6 +123,10 @@ pub fn router(state: AppState) -> Router {
             get(live::live_file),
         )
         .route("/videos/{id}/{file}", get(videos::video_file))
+        .route(
+            "/videos/{id}/{rendition}/{file}",
+            get(videos::rendition_file),
+        )
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())
         .layer(middleware::from_fn_with_state(state.clone(), refuse_nul))

@@ -180,7 +180,25 @@ pub async fn head(
     if let Ok(v) = HeaderValue::from_str(&meta) {
         h.insert("upload-metadata", v);
     }
+    if u.completed_at.is_some() {
+        add_video_id(&state, &user, &id, &mut resp).await?;
+    }
     Ok(resp)
+}
+
+/// `Moim-Video-Id`: the video a finished upload became.
+async fn add_video_id(
+    state: &AppState,
+    user: &crate::storage::users::User,
+    upload_id: &str,
+    resp: &mut Response,
+) -> ApiResult<()> {
+    if let Some(v) = state.videos.of_upload(user, upload_id).await? {
+        if let Ok(value) = HeaderValue::from_str(&v.public_id) {
+            resp.headers_mut().insert("moim-video-id", value);
+        }
+    }
+    Ok(())
 }
 
 /// `PATCH /api/v1/uploads/{id}`: the next piece, at `Upload-Offset`.
@@ -225,6 +243,7 @@ pub async fn patch(
             let mut resp = StatusCode::NO_CONTENT.into_response();
             resp.headers_mut()
                 .insert("upload-offset", HeaderValue::from(now));
+            add_video_id(&state, &user, &id, &mut resp).await?;
             Ok(resp)
         }
         Err(Refused::Offset { expected }) => Err(error(

@@ -11,10 +11,12 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiPath, ApiResult};
 use super::extract::{CurrentUser, MaybeUser};
-use super::media::{parse_file, File, PLAYLIST};
+use super::media::{is_rendition, parse_file, File, PLAYLIST};
 use crate::live::recorder::video_key;
 use crate::state::AppState;
 use crate::storage::blobs::BlobError;
+use crate::storage::users::User;
+use crate::storage::videos::Visibility;
 use crate::views::VideoView;
 
 /// `GET /api/v1/videos`: the caller's own videos, newest first.
@@ -69,24 +71,67 @@ fn wanted_range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>, ()
     Ok(Some(range))
 }
 
-/// `GET /videos/{id}/{file}`: a ready video's playlist, init segments, segments and thumbnail,
-/// with single byte ranges.
+/// `GET /videos/{id}/{file}`: a ready video's playlist, init segments, segments, thumbnail and
+/// storyboard, with single byte ranges and `ETag`.
 pub async fn video_file(
     State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
     ApiPath((id, name)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let v = state.videos.watchable(None, &id).await?;
-    let file = parse_file(&name).ok_or_else(|| ApiError::not_found("file"))?;
-    let (content_type, cache) = match file {
-        File::Playlist => (PLAYLIST, "public, max-age=60"),
-        File::Init(_) => ("video/mp4", "public, max-age=86400"),
-        File::Segment(_) => ("video/iso.segment", "public, max-age=86400"),
-        File::Thumbnail => ("image/jpeg", "public, max-age=3600"),
+    serve_file(&state, user.as_ref(), &id, None, &name, &headers).await
+}
+
+/// `GET /videos/{id}/{rendition}/{file}`: the same for one rendition of a transcoded video.
+pub async fn rendition_file(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath((id, rendition, name)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !is_rendition(&rendition) {
+        return Err(ApiError::not_found("file"));
+    }
+    serve_file(
+        &state,
+        user.as_ref(),
+        &id,
+        Some(&rendition),
+        &name,
+        &headers,
+    )
+    .await
+}
+
+async fn serve_file(
+    state: &AppState,
+    user: Option<&User>,
+    id: &str,
+    rendition: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let v = state.videos.watchable(user, id).await?;
+    let file = parse_file(name).ok_or_else(|| ApiError::not_found("file"))?;
+    let (content_type, max_age) = match file {
+        File::Playlist => (PLAYLIST, 60),
+        File::Init(_) => ("video/mp4", 86400),
+        File::Segment(_) => ("video/iso.segment", 86400),
+        File::Thumbnail | File::Storyboard => ("image/jpeg", 3600),
+        File::StoryboardCues => ("text/vtt; charset=utf-8", 3600),
         File::Part(..) => return Err(ApiError::not_found("file")),
     };
-    // `name` passed `parse_file`, so it is one of a few fixed shapes: a valid key.
-    let key = video_key(&v.public_id, &name);
+    // Only what anyone may see goes into shared caches.
+    let cache = if v.visibility == Visibility::Public {
+        format!("public, max-age={max_age}")
+    } else {
+        format!("private, max-age={max_age}")
+    };
+    // `name` passed `parse_file` and `rendition` `is_rendition`: a valid key.
+    let key = match rendition {
+        Some(r) => video_key(&v.public_id, &format!("{r}/{name}")),
+        None => video_key(&v.public_id, name),
+    };
     let blob_error = |e: BlobError| match e {
         BlobError::NotFound => ApiError::not_found("file"),
         e => ApiError::Internal(anyhow::Error::new(e).context("reading a video file")),
@@ -98,7 +143,31 @@ pub async fn video_file(
         .await
         .map_err(blob_error)?
         .size;
-    let Ok(range) = wanted_range(&headers, size) else {
+    // A video's files never change once written (a new processing writes a new video), so
+    // the key and size name the content.
+    let etag = format!("\"{:016x}\"", fxhash(&format!("{key}:{size}")));
+    let common = |h: &mut HeaderMap| {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&cache).expect("ascii"),
+        );
+        h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    };
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        common(resp.headers_mut());
+        return Ok(resp);
+    }
+    let Ok(range) = wanted_range(headers, size) else {
         return Ok((
             StatusCode::RANGE_NOT_SATISFIABLE,
             [
@@ -113,12 +182,7 @@ pub async fn video_file(
     let mut resp = Response::new(Body::from_stream(blob.body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    common(h);
     h.insert(
         header::CONTENT_LENGTH,
         HeaderValue::from(blob.range.end - blob.range.start),
@@ -133,6 +197,13 @@ pub async fn video_file(
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(resp)
+}
+
+/// FNV-1a: a stable 64-bit digest for `ETag`s (not a security boundary).
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

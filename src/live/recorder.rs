@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use moim_media::playlist::{self, MediaPlaylist, SegmentRef};
-use rand::Rng;
+use moim_media::playlist::{self, VodSegment};
 use tokio::sync::mpsc;
 
 use super::Live;
@@ -34,15 +33,6 @@ pub enum Op {
     Finish,
 }
 
-/// A random id for URLs: 11 characters of `[A-Za-z0-9]` (65 bits).
-pub fn new_public_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..11)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
 /// `2026-11-22 21:51 UTC`: readable in a title.
 fn when(ms: i64) -> String {
     let full = storage::rfc3339(ms);
@@ -59,7 +49,7 @@ pub fn video_key(public_id: &str, name: &str) -> String {
 
 /// Creates the video row and directory and starts the recorder task.
 pub async fn start(live: &Live, room: &Room) -> anyhow::Result<mpsc::Sender<Op>> {
-    let public_id = new_public_id();
+    let public_id = crate::domain::videos::new_public_id();
     let title = format!("{} — {}", room.title, when(now_ms()));
     let id = videos::create(
         &live.db().pool,
@@ -172,32 +162,20 @@ async fn write_playlist(
     key: &str,
     segments: &[Written],
 ) -> Result<(), blobs::BlobError> {
-    let refs: Vec<SegmentRef<'_>> = segments
+    let list: Vec<VodSegment> = segments
         .iter()
-        .map(|s| SegmentRef {
+        .map(|s| VodSegment {
             msn: s.msn,
-            duration: s.duration_ms / 1000.0,
-            discontinuity: s.discontinuity,
+            duration_ms: s.duration_ms,
             init_epoch: s.init_epoch,
-            program_date_time_ms: 0,
-            parts: &[],
-            open: false,
+            discontinuity: s.discontinuity,
         })
         .collect();
-    let max = segments.iter().map(|s| s.duration_ms).fold(0.0, f64::max);
-    let text = MediaPlaylist {
-        target_duration: (max / 1000.0).round().max(1.0) as u32,
-        part_target: None,
-        media_sequence: segments.first().map_or(0, |s| s.msn),
-        discontinuity_sequence: 0,
-        segments: &refs,
-        preload_hint: None,
-        ended: true,
-        vod: true,
-    }
-    .render();
     // A put is whole or nothing, so a reader never sees half a playlist.
-    blobs.put(key, blobs::once(text)).await.map(drop)
+    blobs
+        .put(key, blobs::once(playlist::vod(&list)))
+        .await
+        .map(drop)
 }
 
 /// A JPEG from the first keyframe of a middle segment, if ffmpeg is installed. Best effort.

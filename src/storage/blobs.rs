@@ -61,6 +61,21 @@ pub trait Blobs: Send + Sync {
     fn delete(&self, key: &str) -> BoxFuture<'_, Result<(), BlobError>>;
     /// Keys starting with `prefix`, sorted.
     fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>, BlobError>>;
+    /// The blob as a file on this machine, when the store keeps it as one (for programs such as
+    /// ffmpeg that read files, which must not write to it); `None` means copy it out first.
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let _ = key;
+        None
+    }
+}
+
+/// Deletes every blob under `prefix`; returns how many there were.
+pub async fn delete_all(blobs: &dyn Blobs, prefix: &str) -> Result<usize, BlobError> {
+    let keys = blobs.list(prefix).await?;
+    for key in &keys {
+        blobs.delete(key).await?;
+    }
+    Ok(keys.len())
 }
 
 /// A body of one chunk.
@@ -196,6 +211,10 @@ impl Blobs for LocalBlobs {
                 _ => Ok(()),
             }
         })
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
     }
 
     fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>, BlobError>> {

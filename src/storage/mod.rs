@@ -6,6 +6,7 @@
 //! so a domain operation can run several in one transaction. Byte objects live in [`blobs`].
 
 pub mod blobs;
+pub mod jobs;
 pub mod live;
 pub mod messages;
 pub mod plans;

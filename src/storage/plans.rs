@@ -108,8 +108,10 @@ pub async fn assign(
     Ok(())
 }
 
-/// What a member holds now: bytes of uploads (finished or still arriving, counted at their full
-/// length), videos, and uploads started since `since` (cancelled ones included).
+/// What a member holds now: bytes of uploads not yet made into a video (finished or still
+/// arriving, counted at their full length) and of their videos (the original while processing;
+/// then the original and everything made from it; nothing for a failed one), videos, and
+/// uploads started since `since` (cancelled ones included).
 pub struct Usage {
     pub used_bytes: i64,
     pub videos: i64,
@@ -122,7 +124,15 @@ pub async fn usage(
     since: i64,
 ) -> Result<Usage, DbError> {
     let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) AS used FROM uploads WHERE user_id = $1",
+        "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) AS used FROM uploads u \
+         WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM videos v WHERE v.upload_id = u.id)",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *ex)
+    .await?;
+    let kept = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'processing' THEN original_bytes \
+         ELSE stored_bytes END), 0) AS BIGINT) AS kept FROM videos WHERE owner_id = $1",
     )
     .bind(user_id)
     .fetch_one(&mut *ex)
@@ -139,7 +149,7 @@ pub async fn usage(
         .fetch_one(&mut *ex)
         .await?;
     Ok(Usage {
-        used_bytes: row.try_get("used")?,
+        used_bytes: row.try_get::<i64, _>("used")? + kept.try_get::<i64, _>("kept")?,
         uploads_since: recent.try_get("n")?,
         videos: videos.try_get("n")?,
     })

@@ -1,4 +1,4 @@
-//! Videos: for now the recordings of live broadcasts (the library adds uploads).
+//! Videos: recordings of live broadcasts and members' uploads.
 
 use sqlx::Row;
 
@@ -26,6 +26,20 @@ pub enum VideoSource {
 super::column_enum!(VideoStatus { Processing => "processing", Ready => "ready", Failed => "failed" });
 super::column_enum!(VideoSource { Live => "live", Upload => "upload" });
 
+/// Who may watch a ready video (its owner and admins always may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Anyone, and it is listed on the owner's page.
+    Public,
+    /// Anyone with its address; listed nowhere.
+    Unlisted,
+    /// The owner, and visitors with one of its share links.
+    Private,
+}
+
+super::column_enum!(Visibility { Public => "public", Unlisted => "unlisted", Private => "private" });
+
 /// A stored video.
 #[derive(Debug, Clone)]
 pub struct Video {
@@ -39,11 +53,28 @@ pub struct Video {
     pub status: VideoStatus,
     pub duration_ms: i64,
     pub has_thumbnail: bool,
+    pub has_storyboard: bool,
+    /// The upload it was made from.
+    pub upload_id: Option<String>,
+    /// Why processing failed, in words for its owner.
+    pub error: Option<String>,
+    /// Processing progress, per mille.
+    pub progress: i64,
+    pub width: i64,
+    pub height: i64,
+    /// Size of the original file.
+    pub original_bytes: i64,
+    /// Bytes kept for it: the original and everything made from it.
+    pub stored_bytes: i64,
+    pub visibility: Visibility,
+    /// The uploaded file's name (cleaned), for downloads.
+    pub filename: String,
     pub created_at: i64,
 }
 
 const COLUMNS: &str = "id, public_id, owner_id, room_id, title, source, status, duration_ms, \
-     has_thumbnail, created_at";
+     has_thumbnail, has_storyboard, upload_id, error, progress, width, height, original_bytes, \
+     stored_bytes, visibility, filename, created_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Video, DbError> {
     Ok(Video {
@@ -56,6 +87,16 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Video, DbError> {
         status: VideoStatus::parse(&row.try_get::<String, _>("status")?)?,
         duration_ms: row.try_get("duration_ms")?,
         has_thumbnail: row.try_get::<i64, _>("has_thumbnail")? != 0,
+        has_storyboard: row.try_get::<i64, _>("has_storyboard")? != 0,
+        upload_id: row.try_get("upload_id")?,
+        error: row.try_get("error")?,
+        progress: row.try_get("progress")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        original_bytes: row.try_get("original_bytes")?,
+        stored_bytes: row.try_get("stored_bytes")?,
+        visibility: Visibility::parse(&row.try_get::<String, _>("visibility")?)?,
+        filename: row.try_get("filename")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -85,7 +126,36 @@ pub async fn create(
     .try_get("id")
 }
 
-/// Records the outcome of processing.
+/// A new uploaded video waiting to be processed (private until its owner says otherwise).
+#[allow(clippy::too_many_arguments)]
+pub async fn create_uploaded(
+    ex: impl Exec<'_>,
+    public_id: &str,
+    owner_id: i64,
+    title: &str,
+    filename: &str,
+    upload_id: &str,
+    original_bytes: i64,
+    now: i64,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "INSERT INTO videos (public_id, owner_id, title, source, status, upload_id, filename, \
+         original_bytes, visibility, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'upload', 'processing', $4, $5, $6, 'private', $7, $7) RETURNING id",
+    )
+    .bind(public_id)
+    .bind(owner_id)
+    .bind(title)
+    .bind(upload_id)
+    .bind(filename)
+    .bind(original_bytes)
+    .bind(now)
+    .fetch_one(ex)
+    .await?
+    .try_get("id")
+}
+
+/// Records the outcome of a recording.
 pub async fn finish(
     ex: impl Exec<'_>,
     id: i64,
@@ -95,8 +165,8 @@ pub async fn finish(
     now: i64,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE videos SET status = $1, duration_ms = $2, has_thumbnail = $3, updated_at = $4 \
-         WHERE id = $5",
+        "UPDATE videos SET status = $1, duration_ms = $2, has_thumbnail = $3, updated_at = $4, \
+         progress = 1000 WHERE id = $5",
     )
     .bind(status.as_str())
     .bind(duration_ms)
@@ -106,6 +176,89 @@ pub async fn finish(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// What processing an upload made.
+#[derive(Debug, Clone, Default)]
+pub struct Processed {
+    pub duration_ms: i64,
+    pub width: i64,
+    pub height: i64,
+    pub stored_bytes: i64,
+    pub has_thumbnail: bool,
+    pub has_storyboard: bool,
+}
+
+/// Marks a video that is still processing ready; false when it is not (deleted meanwhile).
+pub async fn mark_ready(
+    ex: impl Exec<'_>,
+    id: i64,
+    p: &Processed,
+    now: i64,
+) -> Result<bool, DbError> {
+    let r = sqlx::query(
+        "UPDATE videos SET status = 'ready', progress = 1000, error = NULL, duration_ms = $1, \
+         width = $2, height = $3, stored_bytes = $4, has_thumbnail = $5, has_storyboard = $6, \
+         updated_at = $7 WHERE id = $8 AND status = 'processing'",
+    )
+    .bind(p.duration_ms)
+    .bind(p.width)
+    .bind(p.height)
+    .bind(p.stored_bytes)
+    .bind(i64::from(p.has_thumbnail))
+    .bind(i64::from(p.has_storyboard))
+    .bind(now)
+    .bind(id)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks a video that is still processing failed, with the reason; it keeps no bytes.
+pub async fn mark_failed(
+    ex: impl Exec<'_>,
+    id: i64,
+    error: &str,
+    now: i64,
+) -> Result<bool, DbError> {
+    let r = sqlx::query(
+        "UPDATE videos SET status = 'failed', error = $1, stored_bytes = 0, has_thumbnail = 0, \
+         has_storyboard = 0, updated_at = $2 WHERE id = $3 AND status = 'processing'",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Moves a processing video's progress (per mille) and what is known of it so far.
+pub async fn set_progress(
+    ex: impl Exec<'_>,
+    id: i64,
+    progress: i64,
+    duration_ms: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE videos SET progress = $1, duration_ms = CASE WHEN $2 > 0 THEN $2 ELSE duration_ms END, \
+         updated_at = $3 WHERE id = $4 AND status = 'processing'",
+    )
+    .bind(progress.clamp(0, 999))
+    .bind(duration_ms)
+    .bind(now)
+    .bind(id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The video made from an upload.
+pub async fn by_upload(ex: impl Exec<'_>, upload_id: &str) -> Result<Option<Video>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM videos WHERE upload_id = $1");
+    let row = sqlx::query(&sql).bind(upload_id).fetch_optional(ex).await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 pub async fn get(ex: impl Exec<'_>, public_id: &str) -> Result<Option<Video>, DbError> {
@@ -129,6 +282,20 @@ pub async fn list_owned(
         .fetch_all(ex)
         .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Uploaded videos left `processing` with no job to finish them (which a transaction makes
+/// impossible; this is the backstop that keeps a video from spinning forever).
+pub async fn fail_orphans(ex: impl Exec<'_>, now: i64) -> Result<u64, DbError> {
+    let r = sqlx::query(
+        "UPDATE videos SET status = 'failed', error = 'processing stopped; upload it again', \
+         stored_bytes = 0, updated_at = $1 WHERE status = 'processing' AND source = 'upload' \
+         AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.subject = videos.public_id)",
+    )
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 /// Videos left `processing` by a crash: the recorder that owned them is gone.

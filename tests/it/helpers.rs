@@ -462,6 +462,32 @@ impl Client {
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::DELETE, path, None).await
     }
+
+    async fn fetch(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .headers(self.headers())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The status of a GET.
+    pub async fn status(&self, path: &str) -> u16 {
+        self.fetch(path).await.status().as_u16()
+    }
+
+    /// The body of a GET that must succeed.
+    pub async fn bytes(&self, path: &str) -> bytes::Bytes {
+        let resp = self.fetch(path).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.bytes().await.unwrap()
+    }
+
+    /// The text of a GET that must succeed.
+    pub async fn text(&self, path: &str) -> String {
+        String::from_utf8(self.bytes(path).await.to_vec()).expect("UTF-8")
+    }
 }
 
 /// A room WebSocket client.

@@ -23,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "live",
         &["config", "domain", "limits", "metrics", "storage", "views"],
     ),
+    ("library", &["config", "domain", "storage", "views"]),
     (
         "state",
         &[
@@ -38,8 +39,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "app",
         &[
-            "auth", "config", "domain", "http", "limits", "live", "metrics", "realtime", "state",
-            "storage",
+            "auth", "config", "domain", "http", "library", "limits", "live", "metrics", "realtime",
+            "state", "storage",
         ],
     ),
 ];

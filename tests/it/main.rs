@@ -32,6 +32,7 @@ mod accounts;
 mod browser;
 mod chat;
 mod layering;
+mod library;
 mod lifecycle;
 mod live;
 mod live_abr;

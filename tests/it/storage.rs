@@ -86,6 +86,7 @@ async fn the_janitor_removes_expired_uploads_with_their_bytes(b: Backend) {
         Plans::new(db.clone(), None),
         store.clone(),
         limits,
+        moim::domain::events::LocalBroker::new(),
     );
     let stale = uploads
         .create(&user, 100, Some("a.mp4"), None)

@@ -17,23 +17,23 @@ backend_tests!(
 );
 
 /// The tus client: one signed-in user's requests.
-struct Tus {
+pub(crate) struct Tus {
     http: reqwest::Client,
     base: String,
     cookie: String,
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
-    fn offset(&self) -> i64 {
+    pub(crate) fn offset(&self) -> i64 {
         self.header("upload-offset")
             .unwrap_or_else(|| panic!("no Upload-Offset ({} {})", self.status, self.body))
             .parse()
@@ -42,7 +42,7 @@ impl Answer {
 }
 
 impl Tus {
-    fn new(app: &TestApp, user: &User) -> Tus {
+    pub(crate) fn new(app: &TestApp, user: &User) -> Tus {
         Tus {
             http: reqwest::Client::new(),
             base: app.url(""),
@@ -68,7 +68,7 @@ impl Tus {
         }
     }
 
-    async fn create(&self, length: usize, meta: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn create(&self, length: usize, meta: &[(&str, &str)]) -> Answer {
         let metadata: Vec<String> = meta
             .iter()
             .map(|(k, v)| {
@@ -87,12 +87,18 @@ impl Tus {
         .await
     }
 
-    async fn head(&self, location: &str) -> Answer {
+    pub(crate) async fn head(&self, location: &str) -> Answer {
         self.send(self.http.head(format!("{}{location}", self.base)))
             .await
     }
 
-    async fn patch(&self, location: &str, offset: i64, piece: &[u8], sha256: bool) -> Answer {
+    pub(crate) async fn patch(
+        &self,
+        location: &str,
+        offset: i64,
+        piece: &[u8],
+        sha256: bool,
+    ) -> Answer {
         let mut req = self
             .http
             .patch(format!("{}{location}", self.base))
@@ -112,9 +118,34 @@ impl Tus {
         self.send(req).await
     }
 
-    async fn delete(&self, location: &str) -> Answer {
+    pub(crate) async fn delete(&self, location: &str) -> Answer {
         self.send(self.http.delete(format!("{}{location}", self.base)))
             .await
+    }
+
+    /// Uploads `data` as `filename` in pieces of `piece` bytes; returns the last answer (with
+    /// `Moim-Video-Id`) and the upload's location.
+    pub(crate) async fn upload(
+        &self,
+        data: &[u8],
+        filename: &str,
+        piece: usize,
+    ) -> (Answer, String) {
+        let created = self.create(data.len(), &[("filename", filename)]).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let location = created.header("location").unwrap().to_string();
+        let mut offset = 0;
+        loop {
+            let end = (offset + piece).min(data.len());
+            let a = self
+                .patch(&location, offset as i64, &data[offset..end], false)
+                .await;
+            assert_eq!(a.status, 204, "{}", a.body);
+            offset = a.offset() as usize;
+            if offset == data.len() {
+                return (a, location);
+            }
+        }
     }
 }
 
@@ -241,6 +272,14 @@ async fn a_file_arrives_in_pieces_and_survives_cuts_and_restarts(b: Backend) {
     let mut at = resumed_at;
     while (at as usize) < data.len() {
         let end = (at as usize + 300_000).min(data.len());
+        if end == data.len() {
+            // Before the last piece (after it, the file moves into its video).
+            assert_eq!(
+                stored(&app, &location),
+                &data[..at as usize],
+                "the stored bytes are the sent ones"
+            );
+        }
         let answer = tus
             .patch(&location, at, &data[at as usize..end], true)
             .await;
@@ -251,11 +290,13 @@ async fn a_file_arrives_in_pieces_and_survives_cuts_and_restarts(b: Backend) {
     let done = tus.head(&location).await;
     assert_eq!(done.offset(), data.len() as i64);
     assert_eq!(done.header("upload-length"), Some("1000000"));
-    assert_eq!(
-        stored(&app, &location),
-        data,
-        "the stored file is the sent one"
-    );
+    // It became a video (which fails: these bytes are no video).
+    let video = done
+        .header("moim-video-id")
+        .expect("a finished upload names its video");
+    let client = crate::helpers::Client::with_cookie(&app.url(""), &user.cookie);
+    let (s, body) = client.get(&format!("/api/v1/videos/{video}")).await;
+    assert_eq!(s, 200, "{body}");
     // Nothing more fits.
     let extra = tus.patch(&location, at, b"more", false).await;
     assert_eq!(

@@ -146,6 +146,45 @@ impl MediaPlaylist<'_> {
     }
 }
 
+/// One segment of a finished video.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VodSegment {
+    pub msn: u64,
+    pub duration_ms: f64,
+    pub init_epoch: u32,
+    /// `EXT-X-DISCONTINUITY` before it (never before the first).
+    pub discontinuity: bool,
+}
+
+/// The playlist of a finished video (a recording, an upload): every segment, then `ENDLIST`.
+pub fn vod(segments: &[VodSegment]) -> String {
+    let refs: Vec<SegmentRef<'_>> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SegmentRef {
+            msn: s.msn,
+            duration: s.duration_ms / 1000.0,
+            discontinuity: s.discontinuity && i > 0,
+            init_epoch: s.init_epoch,
+            program_date_time_ms: 0,
+            parts: &[],
+            open: false,
+        })
+        .collect();
+    let max = segments.iter().map(|s| s.duration_ms).fold(0.0, f64::max);
+    MediaPlaylist {
+        target_duration: (max / 1000.0).round().max(1.0) as u32,
+        part_target: None,
+        media_sequence: segments.first().map_or(0, |s| s.msn),
+        discontinuity_sequence: 0,
+        segments: &refs,
+        preload_hint: None,
+        ended: true,
+        vod: true,
+    }
+    .render()
+}
+
 /// One rendition in a multivariant playlist.
 #[derive(Debug, Clone)]
 pub struct Variant<'a> {

@@ -1,0 +1,484 @@
+//! The video library's processing, end to end: ffmpeg makes real files (H.264/AAC MP4, VP9/Opus
+//! WebM, QuickTime, a truncated MP4, text and a zip), the tus client uploads them, and the test
+//! waits for each video to become ready (then decodes what moim serves, frame by frame, with
+//! ffprobe) or failed with a reason and nothing left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, spawn_with, Backend, TestApp, User};
+use crate::uploads::Tus;
+
+backend_tests!(
+    an_h264_mp4_is_remuxed_and_served_privately,
+    other_formats_are_transcoded_to_a_ladder,
+    files_that_are_not_videos_fail_with_a_reason_and_leave_nothing,
+    a_plan_limits_how_long_videos_may_be,
+    processing_survives_crashes_and_stops_and_never_runs_forever,
+);
+
+/// Test media made once per run with ffmpeg, or `None` (the test is skipped) without it.
+fn fixtures() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if !crate::live::have_ffmpeg() {
+            return None;
+        }
+        // Made once per machine (the name changes with the recipe): into a scratch directory,
+        // then renamed into place, so runs side by side never see half of them.
+        let done = std::env::temp_dir().join("moim-test-media-v1");
+        if done.join("complete").exists() {
+            return Some(done);
+        }
+        let dir = std::env::temp_dir().join(format!("moim-test-media-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ff = |args: &str, out: &str| {
+            let status = Command::new("ffmpeg")
+                .args(["-v", "error", "-y"])
+                .args(args.split_whitespace())
+                .arg(dir.join(out))
+                .status()
+                .unwrap();
+            assert!(status.success(), "ffmpeg {args} {out}");
+        };
+        let av = "-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=300:sample_rate=48000 -t 10";
+        // H.264/AAC, a keyframe every second: remuxed into segments of four seconds.
+        ff(&format!("{av} -c:v libx264 -preset ultrafast -g 30 -pix_fmt yuv420p -c:a aac -b:a 64k"), "h264.mp4");
+        ff(&format!("-i {} -c copy", dir.join("h264.mp4").display()), "h264.mov");
+        let av2 = "-f lavfi -i testsrc2=size=480x360:rate=24 -f lavfi -i sine=frequency=500:sample_rate=48000 -t 4";
+        ff(&format!("{av2} -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 300k -c:a libopus -b:a 48k"), "vp9.webm");
+        // A minute of MPEG-4 Part 2 in Matroska: cheap to make, some seconds to transcode.
+        ff("-f lavfi -i testsrc2=size=640x360:rate=24 -f lavfi -i sine=frequency=200:sample_rate=48000 -t 60 -c:v mpeg4 -q:v 8 -c:a libopus -b:a 32k", "long.mkv");
+        let mp4 = std::fs::read(dir.join("h264.mp4")).unwrap();
+        std::fs::write(dir.join("truncated.mp4"), &mp4[..mp4.len() / 2]).unwrap();
+        std::fs::write(dir.join("notes.mp4"), "these are my notes, not a video\n".repeat(40)).unwrap();
+        std::fs::write(dir.join("archive.mp4"), b"PK\x03\x04\x14\x00\x00\x00\x08\x00 rest of a zip").unwrap();
+        std::fs::write(dir.join("complete"), b"").unwrap();
+        if std::fs::rename(&dir, &done).is_err() {
+            // Another run got there first.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Some(done)
+    })
+    .as_deref()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().unwrap().join(name)).unwrap()
+}
+
+/// Uploads `name` and returns the video's id (from `Moim-Video-Id`).
+async fn upload(app: &TestApp, user: &User, name: &str) -> String {
+    let tus = Tus::new(app, user);
+    let data = fixture(name);
+    // Three pieces, so the file is put together from several.
+    let (last, location) = tus.upload(&data, name, data.len() / 3 + 1).await;
+    let id = last
+        .header("moim-video-id")
+        .expect("the last piece names the video")
+        .to_string();
+    let head = tus.head(&location).await;
+    assert_eq!(head.header("moim-video-id"), Some(id.as_str()));
+    id
+}
+
+/// Waits for the video to leave `processing`.
+async fn settled(user: &User, id: &str) -> Value {
+    let c = user.client.clone();
+    eventually(120, || async {
+        let (s, body) = c.get(&format!("/api/v1/videos/{id}")).await;
+        assert_eq!(s, 200, "{body}");
+        (body["video"]["status"] != "processing").then(|| body["video"].clone())
+    })
+    .await
+}
+
+/// Fetches a media playlist and its files as `user`, puts init and segments together into
+/// one file, and returns what ffprobe counts in it: (video frames, audio frames, seconds).
+async fn decode(user: &User, playlist_url: &str) -> (u64, u64, f64) {
+    let c = user.client.clone();
+    let text = c.text(playlist_url).await;
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{text}");
+    let base = playlist_url.rsplit_once('/').unwrap().0;
+    let mut whole = Vec::new();
+    for line in text.lines() {
+        let uri = if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            rest.trim_end_matches('"')
+        } else if !line.starts_with('#') && !line.is_empty() {
+            line
+        } else {
+            continue;
+        };
+        whole.extend_from_slice(&c.bytes(&format!("{base}/{uri}")).await);
+    }
+    let path = std::env::temp_dir().join(format!("moim-decode-{}.mp4", rand_name()));
+    std::fs::write(&path, &whole).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-print_format",
+            "json",
+            "-show_streams",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let frames = |kind: &str| {
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["codec_type"] == kind)
+            .map(|s| {
+                s["nb_read_frames"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum::<u64>()
+    };
+    let seconds = v["streams"][0]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (frames("video"), frames("audio"), seconds)
+}
+
+fn rand_name() -> String {
+    format!("{:x}", rand::random::<u64>())
+}
+
+/// The files kept for a video in the local blob store.
+fn files_of(app: &TestApp, id: &str) -> Vec<String> {
+    let dir = app.data_dir.join("blobs/videos").join(id);
+    let mut out = Vec::new();
+    let mut todo = vec![dir.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn uploads_left(app: &TestApp) -> usize {
+    std::fs::read_dir(app.data_dir.join("blobs/uploads"))
+        .map(|d| {
+            d.flat_map(|e| std::fs::read_dir(e.unwrap().path()).into_iter().flatten())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn an_h264_mp4_is_remuxed_and_served_privately(b: Backend) {
+    if fixtures().is_none() {
+        return;
+    }
+    let app = spawn_with(b, &[]).await;
+    let mina = app.signup("mina").await;
+    let id = upload(&app, &mina, "h264.mp4").await;
+    let v = settled(&mina, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(v["progress"], 1.0);
+    assert_eq!(
+        (v["width"].as_i64(), v["height"].as_i64()),
+        (Some(320), Some(240))
+    );
+    let duration = v["duration_s"].as_f64().unwrap();
+    assert!((9.8..=10.2).contains(&duration), "{v}");
+    assert_eq!(v["visibility"], "private");
+    assert_eq!(v["title"], "h264");
+
+    // Remuxed, not re-encoded: three segments (4 s, 4 s, 2 s) of every frame, with the
+    // original, a thumbnail and a storyboard beside them.
+    let files = files_of(&app, &id);
+    for f in [
+        "index.m3u8",
+        "init0.mp4",
+        "s0.m4s",
+        "s1.m4s",
+        "s2.m4s",
+        "original",
+        "thumbnail.jpg",
+        "storyboard.jpg",
+        "storyboard.vtt",
+    ] {
+        assert!(files.contains(&f.to_string()), "{f} in {files:?}");
+    }
+    assert!(!files.contains(&"s3.m4s".to_string()), "{files:?}");
+    let hls = v["hls_url"].as_str().unwrap();
+    let (video_frames, audio_frames, _) = decode(&mina, hls).await;
+    assert_eq!(video_frames, 300, "ten seconds at 30 fps");
+    // 48 kHz AAC is 1024 samples a frame: ten seconds is about 469 frames.
+    assert!((465..=472).contains(&audio_frames), "{audio_frames}");
+    assert_eq!(
+        mina.client.status(&format!("/videos/{id}/original")).await,
+        404,
+        "the original is not one of the files players fetch"
+    );
+
+    // The upload's pieces are gone; what is kept counts against the plan exactly.
+    assert_eq!(uploads_left(&app), 0);
+    let kept: u64 = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(app.data_dir.join("blobs/videos").join(&id).join(f))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(v["size_bytes"].as_u64(), Some(kept));
+    let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
+    assert_eq!(usage["used_bytes"].as_u64(), Some(kept), "{usage}");
+
+    // Private: another member and a visitor see nothing, on every URL.
+    let jun = app.signup("jun").await;
+    for client in [jun.client.clone(), app.anon()] {
+        let (s, _) = client.get(&format!("/api/v1/videos/{id}")).await;
+        assert_eq!(s, 404);
+        for f in [
+            "index.m3u8",
+            "init0.mp4",
+            "s0.m4s",
+            "thumbnail.jpg",
+            "storyboard.vtt",
+        ] {
+            assert_eq!(
+                client.status(&format!("/videos/{id}/{f}")).await,
+                404,
+                "{f}"
+            );
+        }
+    }
+
+    // Segments answer ranges and revalidation.
+    let c = reqwest::Client::new();
+    let seg = app.url(&format!("/videos/{id}/s1.m4s"));
+    let whole = c
+        .get(&seg)
+        .header("cookie", &mina.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["cache-control"], "private, max-age=86400");
+    let etag = whole.headers()["etag"].to_str().unwrap().to_string();
+    let whole = whole.bytes().await.unwrap();
+    let part = c
+        .get(&seg)
+        .header("cookie", &mina.cookie)
+        .header("range", "bytes=8-15")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    let range = format!("bytes 8-15/{}", whole.len());
+    assert_eq!(part.headers()["content-range"], range.as_str());
+    assert_eq!(part.bytes().await.unwrap(), whole.slice(8..16));
+    let again = c
+        .get(&seg)
+        .header("cookie", &mina.cookie)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    // The cues walk a sprite of 160-pixel tiles.
+    let vtt = mina
+        .client
+        .clone()
+        .text(v["storyboard_url"].as_str().unwrap())
+        .await;
+    assert!(
+        vtt.starts_with(
+            "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nstoryboard.jpg#xywh=0,0,160,120\n"
+        ),
+        "{vtt}"
+    );
+}
+
+async fn other_formats_are_transcoded_to_a_ladder(b: Backend) {
+    if fixtures().is_none() {
+        return;
+    }
+    let app = spawn_with(b, &["--video-ladder", "360:700,240:400,144:200"]).await;
+    let mina = app.signup("mina").await;
+    let id = upload(&app, &mina, "vp9.webm").await;
+    let v = settled(&mina, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(
+        (v["width"].as_i64(), v["height"].as_i64()),
+        (Some(480), Some(360))
+    );
+    let master = mina
+        .client
+        .clone()
+        .text(v["hls_url"].as_str().unwrap())
+        .await;
+    for rung in ["360p/index.m3u8", "240p/index.m3u8", "144p/index.m3u8"] {
+        assert!(master.contains(rung), "{master}");
+    }
+    assert!(master.contains("RESOLUTION=480x360"), "{master}");
+    assert!(master.contains("CODECS=\"avc1."), "{master}");
+    for rung in ["360p", "240p", "144p"] {
+        let (video_frames, audio_frames, _) =
+            decode(&mina, &format!("/videos/{id}/{rung}/index.m3u8")).await;
+        assert_eq!(video_frames, 96, "{rung}: four seconds at 24 fps");
+        assert!(audio_frames > 180, "{rung}: {audio_frames}");
+    }
+    // QuickTime with H.264/AAC is remuxed, like MP4.
+    let mov = upload(&app, &mina, "h264.mov").await;
+    let v = settled(&mina, &mov).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert!(files_of(&app, &mov).contains(&"s0.m4s".to_string()));
+}
+
+async fn files_that_are_not_videos_fail_with_a_reason_and_leave_nothing(b: Backend) {
+    if fixtures().is_none() {
+        return;
+    }
+    for ffmpeg in ["ffmpeg", "/nonexistent/ffmpeg"] {
+        let app = spawn_with(b.clone(), &["--ffmpeg", ffmpeg]).await;
+        // One database for both runs (on PostgreSQL): a member each.
+        let mina = app
+            .signup(if ffmpeg == "ffmpeg" { "mina" } else { "jun" })
+            .await;
+        let mut cases = vec![
+            ("truncated.mp4", "the file is cut short"),
+            ("notes.mp4", "this is a text file"),
+            ("archive.mp4", "this is a zip archive"),
+        ];
+        if ffmpeg != "ffmpeg" {
+            cases.push(("vp9.webm", "this is a Matroska or WebM file, not an MP4 video; this server takes only H.264/AAC MP4 files (ffmpeg is not installed)"));
+        }
+        for (name, reason) in cases {
+            let id = upload(&app, &mina, name).await;
+            let v = settled(&mina, &id).await;
+            assert_eq!(v["status"], "failed", "{name}: {v}");
+            let error = v["error"].as_str().unwrap();
+            assert!(error.starts_with(reason), "{name}: {error}");
+            assert_eq!(files_of(&app, &id), Vec::<String>::new(), "{name}");
+            assert_eq!(v["size_bytes"], 0);
+        }
+        assert_eq!(uploads_left(&app), 0);
+        let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
+        assert_eq!(usage["used_bytes"], 0, "{usage}");
+        // Without ffmpeg, H.264/AAC MP4 still becomes a video (with no pictures).
+        if ffmpeg != "ffmpeg" {
+            let id = upload(&app, &mina, "h264.mp4").await;
+            let v = settled(&mina, &id).await;
+            assert_eq!(v["status"], "ready", "{v}");
+            assert_eq!(v["thumbnail_url"], Value::Null);
+            assert_eq!(v["storyboard_url"], Value::Null);
+            let (frames, _, _) = decode(&mina, v["hls_url"].as_str().unwrap()).await;
+            assert_eq!(frames, 300);
+        }
+    }
+}
+
+async fn a_plan_limits_how_long_videos_may_be(b: Backend) {
+    if fixtures().is_none() {
+        return;
+    }
+    let app = spawn_with(b, &[]).await;
+    let admin = app.signup("admin").await;
+    let mina = app.signup("mina").await;
+    let c = admin.client.clone();
+    let (s, body) = c
+        .post(
+            "/api/v1/admin/plans",
+            json!({"name": "short", "max_duration_s": 5}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, _) = c
+        .put("/api/v1/admin/users/mina/plan", json!({"plan": "short"}))
+        .await;
+    assert_eq!(s, 200);
+    let id = upload(&app, &mina, "h264.mp4").await;
+    let v = settled(&mina, &id).await;
+    assert_eq!(v["status"], "failed");
+    assert_eq!(
+        v["error"],
+        "videos on your plan are at most 0:05 long; this one is 0:10"
+    );
+    assert_eq!(files_of(&app, &id), Vec::<String>::new());
+}
+
+/// Waits until the video is processing and has moved (ffmpeg is at work).
+async fn working(user: &User, id: &str) {
+    let c = user.client.clone();
+    eventually(60, || async {
+        let (_, body) = c.get(&format!("/api/v1/videos/{id}")).await;
+        let v = &body["video"];
+        assert_eq!(v["status"], "processing", "it must still be at work: {v}");
+        (v["progress"].as_f64().unwrap() > 0.0).then_some(())
+    })
+    .await
+}
+
+async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend) {
+    if fixtures().is_none() {
+        return;
+    }
+    let ladder = "144:200";
+    // Killed mid-transcode: once the dead node's lease (3 s) runs out, the job is taken again.
+    let mut app = spawn_with(
+        b.clone(),
+        &["--video-lease-s", "3", "--video-ladder", ladder],
+    )
+    .await;
+    let mina = app.signup("mina").await;
+    let id = upload(&app, &mina, "long.mkv").await;
+    working(&mina, &id).await;
+    app.restart_same_port().await;
+    let v = settled(&mina, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert!(!app.data_dir.join("work").join(format!("{id}-tx")).exists());
+
+    // Stopped with SIGTERM mid-transcode: the job is handed back at once, not left to a
+    // lease of ten minutes.
+    let mut app = spawn_with(
+        b.clone(),
+        &["--video-lease-s", "600", "--video-ladder", ladder],
+    )
+    .await;
+    let jun = app.signup("jun").await;
+    let id = upload(&app, &jun, "long.mkv").await;
+    working(&jun, &id).await;
+    let mut child = app.sigterm();
+    assert!(child.wait().unwrap().success());
+    app.restart_same_port().await;
+    let v = settled(&jun, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+
+    // A video may not process for longer than the limit.
+    let app = spawn_with(b, &["--video-timeout-s", "2", "--video-ladder", ladder]).await;
+    let ara = app.signup("ara").await;
+    let id = upload(&app, &ara, "long.mkv").await;
+    let v = settled(&ara, &id).await;
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"], "processing took longer than 2 seconds");
+    assert_eq!(files_of(&app, &id), Vec::<String>::new());
+}
