@@ -146,6 +146,8 @@ impl Application {
             config.storage.data_dir.join("work"),
         );
         broker.subscribe(Arc::new(library.clone()));
+        let inboxes = crate::realtime::inbox::Inboxes::new();
+        broker.subscribe(inboxes.clone());
         let orphans = crate::storage::videos::fail_orphans(&db.pool, crate::storage::now_ms())
             .await
             .context("checking videos left processing")?;
@@ -161,13 +163,18 @@ impl Application {
             accounts,
             rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
             settings: Settings::new(db.clone(), broker.clone()),
-            videos: Videos::new(db.clone()),
+            videos: Videos::new(
+                db.clone(),
+                broker.clone(),
+                2 * config.library.video_lease().as_millis() as i64,
+            ),
             uploads: uploads.clone(),
             plans,
             broker,
             blobs,
             db,
             hub,
+            inboxes,
             metrics,
             login_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
             login_by_account: Arc::new(KeyedLimiter::new(

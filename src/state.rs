@@ -52,6 +52,8 @@ pub struct Shared {
     /// Recordings (and later uploads and photos).
     pub blobs: Arc<dyn Blobs>,
     pub hub: Hub,
+    /// Members' own event streams (`/me/events`).
+    pub inboxes: Arc<crate::realtime::inbox::Inboxes>,
     pub config: Arc<Config>,
     /// The site requests are checked against (Host, Origin).
     pub site: crate::auth::origin::Site,

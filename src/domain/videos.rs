@@ -1,11 +1,15 @@
 //! Videos: recordings of broadcasts and members' uploads, listed for their owner and shown to
 //! whoever the policy lets watch them.
 
+use std::sync::Arc;
+
+use super::events::{Broker, Event};
 use super::policy::{self, VideoAction};
-use super::{Error, Result};
+use super::{text, Error, Result};
 use crate::storage::users::User;
-use crate::storage::videos::{self, Video};
-use crate::storage::Db;
+use crate::storage::videos::{self, Video, VideoSource, VideoStatus, Visibility};
+use crate::storage::{jobs, now_ms, uploads, Db};
+use crate::views::VideoView;
 
 /// The job kind that turns an upload into a playable video (subject: its public id).
 pub const PROCESS_JOB: &str = "video.process";
@@ -20,6 +24,10 @@ pub fn new_public_id() -> String {
         .collect()
 }
 
+/// The job kind that deletes every blob under a prefix (subject: `videos/{id}/` or
+/// `uploads/{id}/`), after the video's row is gone.
+pub const DELETE_BLOBS_JOB: &str = "blobs.delete";
+
 /// Most videos listed at once.
 const LIST_LIMIT: i64 = 500;
 
@@ -27,11 +35,118 @@ const LIST_LIMIT: i64 = 500;
 #[derive(Clone)]
 pub struct Videos {
     db: Db,
+    broker: Arc<dyn Broker>,
+    /// How long a deleted video's files wait before they go: long enough for a worker still
+    /// processing it to notice (its job is gone) and stop writing.
+    delete_delay_ms: i64,
+}
+
+/// A change to a video's details; absent fields stay as they are.
+#[derive(Debug, Default, Clone)]
+pub struct VideoPatch {
+    pub title: Option<String>,
+    pub visibility: Option<Visibility>,
 }
 
 impl Videos {
-    pub fn new(db: Db) -> Videos {
-        Videos { db }
+    pub fn new(db: Db, broker: Arc<dyn Broker>, delete_delay_ms: i64) -> Videos {
+        Videos {
+            db,
+            broker,
+            delete_delay_ms,
+        }
+    }
+
+    /// The video if `user` may manage it: 404 when they may not even see it, 403 when they may
+    /// watch but not change it.
+    pub async fn manageable(&self, user: &User, public_id: &str) -> Result<Video> {
+        let v = self.watchable(Some(user), public_id).await?;
+        if !policy::may_video(Some(user), &v, VideoAction::Manage) {
+            return Err(Error::Forbidden(
+                "only its owner may change this video".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Renames a video or changes who may watch it.
+    pub async fn update(&self, user: &User, public_id: &str, patch: VideoPatch) -> Result<Video> {
+        let v = self.manageable(user, public_id).await?;
+        let title = match &patch.title {
+            Some(t) => Some(text::clean_line(t, 200).map_err(|why| {
+                Error::invalid(
+                    "invalid_title",
+                    match why {
+                        text::TextError::Empty => "the title is empty",
+                        text::TextError::TooLong => "the title is longer than 200 characters",
+                    },
+                )
+            })?),
+            None => None,
+        };
+        videos::update(
+            &self.db.pool,
+            v.id,
+            title.as_deref(),
+            patch.visibility,
+            now_ms(),
+        )
+        .await?;
+        let v = videos::get(&self.db.pool, public_id)
+            .await?
+            .ok_or_else(|| Error::not_found("video"))?;
+        self.broker
+            .publish(Event::Video {
+                owner_id: v.owner_id,
+                video: VideoView::from(&v),
+            })
+            .await;
+        Ok(v)
+    }
+
+    /// Deletes a video: at once for its owner and for usage; its files (and an upload not yet
+    /// moved into it) go in a job, so a crash cannot leave them behind.
+    pub async fn delete(&self, user: &User, public_id: &str) -> Result<()> {
+        let v = self.manageable(user, public_id).await?;
+        if v.source == VideoSource::Live && v.status == VideoStatus::Processing {
+            return Err(Error::conflict(
+                "still_recording",
+                "the broadcast is still being recorded; delete it when it has ended",
+            ));
+        }
+        let now = now_ms();
+        let after = now + self.delete_delay_ms;
+        let mut tx = self.db.begin().await?;
+        videos::delete(&mut *tx, v.id).await?;
+        jobs::cancel(&mut *tx, PROCESS_JOB, &v.public_id).await?;
+        jobs::enqueue_after(
+            &mut *tx,
+            DELETE_BLOBS_JOB,
+            &format!("videos/{}/", v.public_id),
+            now,
+            after,
+        )
+        .await?;
+        if let Some(upload) = &v.upload_id {
+            if uploads::delete(&mut *tx, upload).await? {
+                jobs::enqueue_after(
+                    &mut *tx,
+                    DELETE_BLOBS_JOB,
+                    &format!("uploads/{upload}/"),
+                    now,
+                    after,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.broker
+            .publish(Event::VideoDeleted {
+                owner_id: v.owner_id,
+                id: v.public_id,
+            })
+            .await;
+        Ok(())
     }
 
     /// The caller's own videos, newest first.

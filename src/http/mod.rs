@@ -5,6 +5,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod live;
 pub mod media;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
                 .options(uploads::options),
         )
         .route("/me/usage", get(admin::my_usage))
+        .route("/me/events", get(events::me_events))
         .route(
             "/admin/plans",
             get(admin::list_plans).post(admin::create_plan),
@@ -98,7 +100,13 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(admin::assign_plan),
         )
         .route("/videos", get(videos::list_videos))
-        .route("/videos/{id}", get(videos::get_video))
+        .route(
+            "/videos/{id}",
+            get(videos::get_video)
+                .patch(videos::update_video)
+                .delete(videos::delete_video),
+        )
+        .route("/videos/{id}/original", get(videos::download_original))
         .route(
             "/admin/blocked-terms",
             get(admin::get_blocked_terms)

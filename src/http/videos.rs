@@ -9,14 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiPath, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media::{is_rendition, parse_file, File, PLAYLIST};
+use crate::domain::videos::VideoPatch;
 use crate::live::recorder::video_key;
 use crate::state::AppState;
 use crate::storage::blobs::BlobError;
 use crate::storage::users::User;
-use crate::storage::videos::Visibility;
+use crate::storage::videos::{VideoSource, VideoStatus, Visibility};
 use crate::views::VideoView;
 
 /// `GET /api/v1/videos`: the caller's own videos, newest first.
@@ -37,6 +38,97 @@ pub async fn get_video(
 ) -> ApiResult<Json<Value>> {
     let v = state.videos.watchable(user.as_ref(), &id).await?;
     Ok(Json(json!({"video": VideoView::from(&v)})))
+}
+
+/// What may change on a video.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    title: Option<String>,
+    visibility: Option<Visibility>,
+}
+
+/// `PATCH /api/v1/videos/{id}`: rename, or change who may watch.
+pub async fn update_video(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> ApiResult<Json<Value>> {
+    let patch = VideoPatch {
+        title: body.title,
+        visibility: body.visibility,
+    };
+    let v = state.videos.update(&user, &id, patch).await?;
+    Ok(Json(json!({"video": VideoView::from(&v)})))
+}
+
+/// `DELETE /api/v1/videos/{id}`: the video and all its files.
+pub async fn delete_video(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    state.videos.delete(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/videos/{id}/original`: the file as uploaded, for its owner.
+pub async fn download_original(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let v = state.videos.manageable(&user, &id).await?;
+    if v.source != VideoSource::Upload || v.status == VideoStatus::Failed {
+        return Err(ApiError::not_found("original"));
+    }
+    let name = if v.filename.is_empty() {
+        "video".to_string()
+    } else {
+        v.filename.clone()
+    };
+    let mut resp = blob_response(
+        &state,
+        &video_key(&v.public_id, "original"),
+        &headers,
+        "application/octet-stream",
+        "private, no-store".into(),
+    )
+    .await?;
+    resp.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, attachment(&name));
+    Ok(resp)
+}
+
+/// `Content-Disposition: attachment` naming the file (RFC 6266: an ASCII fallback and the
+/// UTF-8 name).
+fn attachment(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// What a `Range` header asks of a blob of `size` bytes: `Ok(None)` for all of it (no header, or
@@ -132,6 +224,22 @@ async fn serve_file(
         Some(r) => video_key(&v.public_id, &format!("{r}/{name}")),
         None => video_key(&v.public_id, name),
     };
+    let mut resp = blob_response(state, &key, headers, content_type, cache).await?;
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    Ok(resp)
+}
+
+/// A blob as an HTTP answer: one byte range (206), `ETag` and `If-None-Match` (304).
+async fn blob_response(
+    state: &AppState,
+    key: &str,
+    headers: &HeaderMap,
+    content_type: &'static str,
+    cache: String,
+) -> ApiResult<Response> {
     let blob_error = |e: BlobError| match e {
         BlobError::NotFound => ApiError::not_found("file"),
         e => ApiError::Internal(anyhow::Error::new(e).context("reading a video file")),
@@ -139,7 +247,7 @@ async fn serve_file(
     // The size first (a zero-length read), then the body for the range asked.
     let size = state
         .blobs
-        .get(&key, Some(0..0))
+        .get(key, Some(0..0))
         .await
         .map_err(blob_error)?
         .size;
@@ -153,10 +261,6 @@ async fn serve_file(
         );
         h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
     };
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -168,17 +272,16 @@ async fn serve_file(
         return Ok(resp);
     }
     let Ok(range) = wanted_range(headers, size) else {
-        return Ok((
+        let mut resp = (
             StatusCode::RANGE_NOT_SATISFIABLE,
-            [
-                (header::CONTENT_RANGE, format!("bytes */{size}")),
-                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_string()),
-            ],
+            [(header::CONTENT_RANGE, format!("bytes */{size}"))],
         )
-            .into_response());
+            .into_response();
+        common(resp.headers_mut());
+        return Ok(resp);
     };
     let partial = range.is_some();
-    let blob = state.blobs.get(&key, range).await.map_err(blob_error)?;
+    let blob = state.blobs.get(key, range).await.map_err(blob_error)?;
     let mut resp = Response::new(Body::from_stream(blob.body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -235,5 +338,22 @@ mod tests {
         for odd in ["bytes=5-2", "bytes=-", "bytes=x-1", "bytes=3", "bytes=1-x"] {
             assert_eq!(range(odd, 10), Ok(None), "{odd}");
         }
+    }
+}
+
+#[cfg(test)]
+mod attachment_tests {
+    use super::attachment;
+
+    #[test]
+    fn file_names_are_quoted_safely() {
+        assert_eq!(
+            attachment("clip.mp4").to_str().unwrap(),
+            "attachment; filename=\"clip.mp4\"; filename*=UTF-8''clip.mp4"
+        );
+        assert_eq!(
+            attachment("여름 \"휴가\".mov").to_str().unwrap(),
+            "attachment; filename=\"__ ____.mov\"; filename*=UTF-8''%EC%97%AC%EB%A6%84%20%22%ED%9C%B4%EA%B0%80%22.mov"
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::config::LibraryConfig;
 use crate::domain::events::{Broker, Event, Subscriber};
 use crate::domain::plans::Plans;
 use crate::domain::uploads::Uploads;
-use crate::domain::videos::PROCESS_JOB;
+use crate::domain::videos::{DELETE_BLOBS_JOB, PROCESS_JOB};
 use crate::storage::blobs::{self, Blobs};
 use crate::storage::jobs::{self, Job};
 use crate::storage::videos::{self, VideoStatus};
@@ -123,6 +123,9 @@ impl Library {
 
     /// Runs one claimed job to its end, keeping its lease alive meanwhile.
     async fn run(&self, job: Job, stop: &CancellationToken) {
+        if job.kind == DELETE_BLOBS_JOB {
+            return self.delete_blobs(job).await;
+        }
         if job.kind != PROCESS_JOB {
             tracing::warn!(kind = %job.kind, "unknown job kind dropped");
             let _ = jobs::finish(&self.0.db.pool, job.id).await;
@@ -178,6 +181,27 @@ impl Library {
                 };
                 self.give_up(&job, &reason).await;
             }
+        }
+    }
+
+    /// Deletes a deleted video's files (or an upload's pieces); on failure the job stays and
+    /// is tried again when its lease runs out.
+    async fn delete_blobs(&self, job: Job) {
+        let prefix = &job.subject;
+        let sane = (prefix.starts_with("videos/") || prefix.starts_with("uploads/"))
+            && prefix.ends_with('/')
+            && prefix.matches('/').count() == 2;
+        if !sane {
+            tracing::warn!(%prefix, "refusing to delete an odd blob prefix");
+            let _ = jobs::finish(&self.0.db.pool, job.id).await;
+            return;
+        }
+        match blobs::delete_all(&*self.0.blobs, prefix).await {
+            Ok(n) => {
+                tracing::debug!(%prefix, blobs = n, "deleted");
+                let _ = jobs::finish(&self.0.db.pool, job.id).await;
+            }
+            Err(e) => tracing::warn!(%prefix, error = %e, "deleting blobs failed; will retry"),
         }
     }
 

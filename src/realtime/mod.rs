@@ -8,6 +8,7 @@
 
 pub mod conn;
 mod events;
+pub mod inbox;
 pub mod protocol;
 pub mod session;
 pub mod writer;

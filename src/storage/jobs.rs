@@ -36,6 +36,38 @@ pub async fn enqueue(
         .try_get("id")
 }
 
+/// Adds a job that cannot be claimed before `after`.
+pub async fn enqueue_after(
+    ex: impl Exec<'_>,
+    kind: &str,
+    subject: &str,
+    now: i64,
+    after: i64,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "INSERT INTO jobs (kind, subject, lease_until, created_at) VALUES ($1, $2, $3, $4) \
+         RETURNING id",
+    )
+    .bind(kind)
+    .bind(subject)
+    .bind(after)
+    .bind(now)
+    .fetch_one(ex)
+    .await?
+    .try_get("id")
+}
+
+/// Drops the pending jobs of one kind and subject (a worker holding one loses its lease at the
+/// next renewal and stops).
+pub async fn cancel(ex: impl Exec<'_>, kind: &str, subject: &str) -> Result<u64, DbError> {
+    let r = sqlx::query("DELETE FROM jobs WHERE kind = $1 AND subject = $2")
+        .bind(kind)
+        .bind(subject)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected())
+}
+
 /// Claims the oldest claimable job for `owner` until `until`, or `None` when there is none.
 pub async fn claim(
     pool: &sqlx::AnyPool,

@@ -254,6 +254,35 @@ pub async fn set_progress(
     Ok(())
 }
 
+/// Changes a video's title and visibility (`None` keeps each).
+pub async fn update(
+    ex: impl Exec<'_>,
+    id: i64,
+    title: Option<&str>,
+    visibility: Option<Visibility>,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE videos SET title = COALESCE($1, title), visibility = COALESCE($2, visibility), \
+         updated_at = $3 WHERE id = $4",
+    )
+    .bind(title)
+    .bind(visibility.map(|v| v.as_str()))
+    .bind(now)
+    .bind(id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(ex: impl Exec<'_>, id: i64) -> Result<bool, DbError> {
+    let r = sqlx::query("DELETE FROM videos WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// The video made from an upload.
 pub async fn by_upload(ex: impl Exec<'_>, upload_id: &str) -> Result<Option<Video>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM videos WHERE upload_id = $1");

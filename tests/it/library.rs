@@ -18,7 +18,61 @@ backend_tests!(
     files_that_are_not_videos_fail_with_a_reason_and_leave_nothing,
     a_plan_limits_how_long_videos_may_be,
     processing_survives_crashes_and_stops_and_never_runs_forever,
+    a_member_renames_shares_downloads_and_deletes_videos,
 );
+
+/// A member's `/me/events` stream, read event by event.
+struct Events {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Events {
+    async fn open(app: &TestApp, user: &User) -> Events {
+        let resp = reqwest::Client::new()
+            .get(app.url("/api/v1/me/events"))
+            .header("cookie", &user.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut e = Events {
+            resp,
+            buf: String::new(),
+        };
+        assert_eq!(e.next().await.0, "ready");
+        e
+    }
+
+    /// The next event: its name and JSON data (keep-alive comments skipped).
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(n) = line.strip_prefix("event: ") {
+                        name = n.to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data.push_str(d);
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return (name, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), self.resp.chunk())
+                .await
+                .expect("an event within 30 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
 
 /// Test media made once per run with ffmpeg, or `None` (the test is skipped) without it.
 fn fixtures() -> Option<&'static Path> {
@@ -481,4 +535,150 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error"], "processing took longer than 2 seconds");
     assert_eq!(files_of(&app, &id), Vec::<String>::new());
+}
+
+async fn a_member_renames_shares_downloads_and_deletes_videos(b: Backend) {
+    // A small H.264/AAC MP4 from the fuzz corpus: remuxed without ffmpeg, so this runs anywhere.
+    let data =
+        std::fs::read(crate::helpers::manifest_dir().join("fuzz/corpus/mp4/h264-aac.mp4")).unwrap();
+    let app = spawn_with(
+        b,
+        &["--ffmpeg", "/nonexistent/ffmpeg", "--video-lease-s", "3"],
+    )
+    .await;
+    let mina = app.signup("mina").await;
+    let jun = app.signup("jun").await;
+    assert_eq!(app.anon().status("/api/v1/me/events").await, 401);
+    let mut events = Events::open(&app, &mina).await;
+    let mut juns = Events::open(&app, &jun).await;
+
+    // Her pages hear the video appear, move and become ready.
+    let tus = Tus::new(&app, &mina);
+    let (last, _) = tus.upload(&data, "여름.mp4", 20_000).await;
+    let id = last.header("moim-video-id").unwrap().to_string();
+    let (name, first) = events.next().await;
+    assert_eq!(
+        (name.as_str(), &first["video"]["id"]),
+        ("video", &json!(id))
+    );
+    assert_eq!(first["video"]["status"], "processing");
+    assert_eq!(first["video"]["title"], "여름");
+    loop {
+        let (name, e) = events.next().await;
+        assert_eq!(name, "video");
+        if e["video"]["status"] == "ready" {
+            break;
+        }
+        assert_eq!(e["video"]["status"], "processing", "{e}");
+    }
+    let c = mina.client.clone();
+    let (_, list) = c.get("/api/v1/videos").await;
+    assert_eq!(list["videos"][0]["id"], json!(id));
+
+    // Renamed (cleaned) and made unlisted: anyone with the address may watch.
+    let path = format!("/api/v1/videos/{id}");
+    let (s, v) = c
+        .patch(
+            &path,
+            json!({"title": "  Summer\u{200B} trip ", "visibility": "unlisted"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["video"]["title"].as_str(),
+            v["video"]["visibility"].as_str()
+        ),
+        (Some("Summer trip"), Some("unlisted"))
+    );
+    assert_eq!(events.next().await.1["video"]["title"], "Summer trip");
+    let (s, _) = app.anon().get(&path).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        app.anon().status(&format!("/videos/{id}/index.m3u8")).await,
+        200
+    );
+    for (body, status, code) in [
+        (json!({"visibility": "secret"}), 422, "invalid_json"),
+        (json!({"title": "  \u{200B} "}), 400, "invalid_title"),
+        (json!({"title": "x".repeat(201)}), 400, "invalid_title"),
+        (json!({"owner": "jun"}), 422, "invalid_json"),
+    ] {
+        let (s, e) = c.patch(&path, body.clone()).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (status, Some(code)),
+            "{body}: {e}"
+        );
+    }
+    // Someone else may watch it but not change it.
+    let (s, e) = jun.client.patch(&path, json!({"title": "mine now"})).await;
+    assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")), "{e}");
+    let (s, _) = jun.client.delete(&path).await;
+    assert_eq!(s, 403);
+    assert_eq!(jun.client.status(&format!("{path}/original")).await, 403);
+    // Private again: to him it does not exist.
+    let (s, _) = c.patch(&path, json!({"visibility": "private"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(events.next().await.1["video"]["visibility"], "private");
+    let (s, _) = jun.client.patch(&path, json!({"title": "mine now"})).await;
+    assert_eq!(s, 404);
+
+    // The original, as uploaded, with its name, and in ranges.
+    let resp = reqwest::Client::new()
+        .get(app.url(&format!("{path}/original")))
+        .header("cookie", &mina.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.ends_with("filename*=UTF-8''%EC%97%AC%EB%A6%84.mp4"),
+        "{disposition}"
+    );
+    assert_eq!(resp.bytes().await.unwrap(), data);
+    let part = reqwest::Client::new()
+        .get(app.url(&format!("{path}/original")))
+        .header("cookie", &mina.cookie)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), &data[100..200]);
+
+    // Deleted: gone at once for everyone, its usage with it, and its files soon after.
+    let (_, usage) = c.get("/api/v1/me/usage").await;
+    assert!(usage["used_bytes"].as_u64().unwrap() > data.len() as u64);
+    let (s, _) = c.delete(&path).await;
+    assert_eq!(s, 204);
+    let (name, gone) = events.next().await;
+    assert_eq!((name.as_str(), &gone["id"]), ("video_deleted", &json!(id)));
+    let (s, _) = c.get(&path).await;
+    assert_eq!(s, 404);
+    assert_eq!(c.status(&format!("/videos/{id}/index.m3u8")).await, 404);
+    let (_, usage) = c.get("/api/v1/me/usage").await;
+    assert_eq!(
+        (usage["used_bytes"].as_u64(), usage["videos"].as_u64()),
+        (Some(0), Some(0)),
+        "{usage}"
+    );
+    eventually(30, || async {
+        files_of(&app, &id).is_empty().then_some(())
+    })
+    .await;
+    // Jun's stream heard none of it: the first thing it carries is his own upload.
+    let (last, _) = Tus::new(&app, &jun)
+        .upload(&data, "jun.mp4", data.len())
+        .await;
+    let his = last.header("moim-video-id").unwrap().to_string();
+    let (name, first) = juns.next().await;
+    assert_eq!(
+        (name.as_str(), &first["video"]["id"]),
+        ("video", &json!(his))
+    );
 }

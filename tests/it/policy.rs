@@ -40,6 +40,8 @@ enum Setup {
     Ban,
     /// The victim is timed out.
     Timeout,
+    /// A fresh public video of the owner's; `{video}` in the path is its id.
+    Video,
 }
 
 struct Row {
@@ -96,7 +98,31 @@ async fn make_room(app: &TestApp, p: &People, slug: &str) {
     assert_eq!(st, 201, "{body}");
 }
 
-async fn prepare(app: &TestApp, p: &People, setup: Setup, slug: &str) -> i64 {
+/// A public video of the owner's, ready (a small H.264/AAC MP4: remuxed, no ffmpeg needed).
+async fn public_video(app: &TestApp, p: &People) -> String {
+    let data =
+        std::fs::read(crate::helpers::manifest_dir().join("fuzz/corpus/mp4/h264-aac.mp4")).unwrap();
+    let tus = crate::uploads::Tus::new(app, &p.owner);
+    let (last, _) = tus.upload(&data, "clip.mp4", data.len()).await;
+    let id = last.header("moim-video-id").unwrap().to_string();
+    let c = &p.owner.client;
+    crate::helpers::eventually(60, || async {
+        let (_, v) = c.get(&format!("/api/v1/videos/{id}")).await;
+        assert_ne!(v["video"]["status"], "failed", "{v}");
+        (v["video"]["status"] == "ready").then_some(())
+    })
+    .await;
+    let (st, body) = c
+        .patch(
+            &format!("/api/v1/videos/{id}"),
+            json!({"visibility": "public"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    id
+}
+
+async fn prepare(app: &TestApp, p: &People, setup: Setup, slug: &str) -> String {
     let owner = &p.owner.client;
     let ok = |(st, body): (u16, Value)| assert!((200..300).contains(&st), "{setup:?}: {body}");
     match setup {
@@ -112,8 +138,9 @@ async fn prepare(app: &TestApp, p: &People, setup: Setup, slug: &str) -> i64 {
             ws.say("a message to delete").await;
             let seq = ws.expect("message").await["seq"].as_i64().unwrap();
             ws.close().await;
-            return seq;
+            return seq.to_string();
         }
+        Setup::Video => return public_video(app, p).await,
         Setup::Moderator => ok(owner
             .post(
                 &format!("/api/v1/rooms/{slug}/moderators"),
@@ -133,7 +160,7 @@ async fn prepare(app: &TestApp, p: &People, setup: Setup, slug: &str) -> i64 {
             )
             .await),
     }
-    0
+    "0".into()
 }
 
 async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
@@ -281,22 +308,48 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
             Admin,
             200,
         ),
+        Row {
+            setup: Setup::Video,
+            ..row(
+                Method::PATCH,
+                "/api/v1/videos/{video}",
+                Some(json!({"title": "Renamed", "visibility": "unlisted"})),
+                Owner,
+                200,
+            )
+        },
+        Row {
+            setup: Setup::Video,
+            ..row(
+                Method::GET,
+                "/api/v1/videos/{video}/original",
+                None,
+                Owner,
+                200,
+            )
+        },
+        Row {
+            setup: Setup::Video,
+            ..row(Method::DELETE, "/api/v1/videos/{video}", None, Owner, 204)
+        },
     ];
     let mut n = 0;
     for (i, r) in rows.iter().enumerate() {
         let slug = format!("policy-{i}");
         make_room(&app, &people, &slug).await;
         for s in STANDINGS {
-            let seq = if s >= r.least {
+            // A video must exist for a refusal to be about standing (not 404).
+            let seq = if s >= r.least || matches!(r.setup, Setup::Video) {
                 prepare(&app, &people, r.setup, &slug).await
             } else {
-                0
+                "0".into()
             };
             n += 1;
             let path = r
                 .path
                 .replace("{room}", &slug)
-                .replace("{seq}", &seq.to_string())
+                .replace("{seq}", &seq)
+                .replace("{video}", &seq)
                 .replace("{n}", &n.to_string());
             let body = r.body.as_ref().map(|b| {
                 serde_json::from_str(&b.to_string().replace("{n}", &n.to_string())).unwrap()
