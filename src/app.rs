@@ -90,6 +90,9 @@ impl Application {
             config.limits.password_hash_wait(),
             metrics.clone(),
         );
+        let shares = crate::domain::shares::Shares::new(db.clone(), hasher.clone())
+            .await
+            .context("loading the share-link key")?;
         let accounts = Accounts::new(db.clone(), hasher);
         let filled = accounts
             .backfill_skeletons()
@@ -175,6 +178,7 @@ impl Application {
             db,
             hub,
             inboxes,
+            shares,
             metrics,
             login_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
             login_by_account: Arc::new(KeyedLimiter::new(

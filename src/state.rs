@@ -54,6 +54,7 @@ pub struct Shared {
     pub hub: Hub,
     /// Members' own event streams (`/me/events`).
     pub inboxes: Arc<crate::realtime::inbox::Inboxes>,
+    pub shares: crate::domain::shares::Shares,
     pub config: Arc<Config>,
     /// The site requests are checked against (Host, Origin).
     pub site: crate::auth::origin::Site,

@@ -9,6 +9,7 @@ pub mod plans;
 pub mod policy;
 pub mod rooms;
 pub mod settings;
+pub mod shares;
 pub mod streams;
 pub mod text;
 pub mod uploads;
@@ -40,6 +41,12 @@ pub enum Error {
     /// Over what the caller's plan allows.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// It existed and is over (an expired, used-up or revoked share link).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    /// This needs a password (`code` says whether one was given and was wrong).
+    #[error("{message}")]
+    PasswordRequired { code: &'static str, message: String },
     /// A bounded resource is saturated; come back after `retry_after_s`.
     #[error("{message}")]
     Busy { message: String, retry_after_s: u64 },

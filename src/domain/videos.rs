@@ -168,6 +168,30 @@ impl Videos {
         Ok(v)
     }
 
+    /// As [`Videos::watchable`], or through a share-link grant the visitor holds.
+    pub async fn watchable_shared(
+        &self,
+        user: Option<&User>,
+        public_id: &str,
+        shares: &super::shares::Shares,
+        grants: &[super::shares::Grant],
+    ) -> Result<Video> {
+        match self.watchable(user, public_id).await {
+            Ok(v) => Ok(v),
+            Err(e) if grants.is_empty() => Err(e),
+            Err(e) => {
+                let Some(v) = videos::get(&self.db.pool, public_id).await? else {
+                    return Err(e);
+                };
+                if v.status == VideoStatus::Ready && shares.admits(&v, grants).await? {
+                    Ok(v)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     /// The video made from the caller's upload `upload_id`, if it is one of theirs.
     pub async fn of_upload(&self, user: &User, upload_id: &str) -> Result<Option<Video>> {
         Ok(videos::by_upload(&self.db.pool, upload_id)

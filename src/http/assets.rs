@@ -63,13 +63,21 @@ async fn shell(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     }
     let page = matches!(method, Method::GET | Method::HEAD)
         && !NOT_PAGES.iter().any(|p| path.starts_with(p));
-    let Some(file) = Web::get("index.html").filter(|_| page) else {
+    if !page {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    self::page(&headers)
+}
+
+/// The page shell for a page the server routes itself (a share link, whose status it sets).
+pub fn page(headers: &HeaderMap) -> Response {
+    let Some(file) = Web::get("index.html") else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
     file_response(
         "index.html",
         &file,
-        &headers,
+        headers,
         &[
             (header::CONTENT_SECURITY_POLICY, CSP),
             (header::REFERRER_POLICY, "same-origin"),

@@ -59,6 +59,10 @@ impl From<crate::domain::Error> for ApiError {
             E::Conflict { code, message } => ApiError::Conflict(code, message),
             E::TooLarge(m) => ApiError::Other(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
             E::QuotaExceeded(m) => ApiError::Other(StatusCode::FORBIDDEN, "quota_exceeded", m),
+            E::Gone { code, message } => ApiError::Other(StatusCode::GONE, code, message),
+            E::PasswordRequired { code, message } => {
+                ApiError::Other(StatusCode::UNAUTHORIZED, code, message)
+            }
             E::Busy {
                 message,
                 retry_after_s,

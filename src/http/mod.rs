@@ -11,6 +11,7 @@ pub mod live;
 pub mod media;
 pub mod rooms;
 pub mod serve;
+pub mod shares;
 pub mod uploads;
 pub mod videos;
 pub mod ws;
@@ -108,6 +109,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/videos/{id}/original", get(videos::download_original))
         .route(
+            "/videos/{id}/shares",
+            get(shares::list_shares).post(shares::create_share),
+        )
+        .route(
+            "/videos/{id}/shares/{code}",
+            axum::routing::delete(shares::revoke_share),
+        )
+        .route("/videos/{id}/shares/{code}/qr.svg", get(shares::share_qr))
+        .route("/s/{code}", get(shares::open_share))
+        .route("/s/{code}/unlock", post(shares::unlock_share))
+        .route(
             "/admin/blocked-terms",
             get(admin::get_blocked_terms)
                 .put(admin::put_blocked_terms)
@@ -130,6 +142,7 @@ pub fn router(state: AppState) -> Router {
             "/live/{slug}/{bid}/{rendition}/{file}",
             get(live::live_file),
         )
+        .route("/s/{code}", get(shares::share_page))
         .route("/videos/{id}/{file}", get(videos::video_file))
         .route(
             "/videos/{id}/{rendition}/{file}",

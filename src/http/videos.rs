@@ -203,7 +203,11 @@ async fn serve_file(
     name: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let v = state.videos.watchable(user, id).await?;
+    let grants = super::shares::grants(headers);
+    let v = state
+        .videos
+        .watchable_shared(user, id, &state.shares, &grants)
+        .await?;
     let file = parse_file(name).ok_or_else(|| ApiError::not_found("file"))?;
     let (content_type, max_age) = match file {
         File::Playlist => (PLAYLIST, 60),

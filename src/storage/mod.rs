@@ -12,6 +12,7 @@ pub mod messages;
 pub mod plans;
 pub mod rooms;
 pub mod settings;
+pub mod shares;
 pub mod uploads;
 pub mod users;
 pub mod videos;

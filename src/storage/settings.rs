@@ -23,3 +23,14 @@ pub async fn put(ex: impl Exec<'_>, key: &str, value: &str) -> Result<(), DbErro
     .await?;
     Ok(())
 }
+
+/// Stores `value` unless the key has one; returns the value that is kept (the first writer's,
+/// when nodes race).
+pub async fn put_if_absent(ex: &sqlx::AnyPool, key: &str, value: &str) -> Result<String, DbError> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(key)
+        .bind(value)
+        .execute(ex)
+        .await?;
+    Ok(get(ex, key).await?.unwrap_or_else(|| value.to_string()))
+}

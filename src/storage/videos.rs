@@ -290,6 +290,12 @@ pub async fn by_upload(ex: impl Exec<'_>, upload_id: &str) -> Result<Option<Vide
     row.as_ref().map(from_row).transpose()
 }
 
+pub async fn get_by_id(ex: impl Exec<'_>, id: i64) -> Result<Option<Video>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM videos WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(ex).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub async fn get(ex: impl Exec<'_>, public_id: &str) -> Result<Option<Video>, DbError> {
     let sql = format!("SELECT {COLUMNS} FROM videos WHERE public_id = $1");
     let row = sqlx::query(&sql).bind(public_id).fetch_optional(ex).await?;

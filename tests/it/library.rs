@@ -19,7 +19,58 @@ backend_tests!(
     a_plan_limits_how_long_videos_may_be,
     processing_survives_crashes_and_stops_and_never_runs_forever,
     a_member_renames_shares_downloads_and_deletes_videos,
+    share_links_admit_visitors_as_far_as_they_say,
 );
+
+/// A visitor without an account: keeps the cookies moim sets, like a browser.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<String>,
+}
+
+impl Visitor {
+    fn new(app: &TestApp) -> Visitor {
+        Visitor {
+            http: reqwest::Client::new(),
+            base: app.url(""),
+            cookies: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let mut req = req;
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookies.join("; "));
+        }
+        let resp = req.send().await.unwrap();
+        for c in resp.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap().to_string();
+            let name = pair.split('=').next().unwrap().to_string();
+            self.cookies.retain(|k| !k.starts_with(&format!("{name}=")));
+            self.cookies.push(pair);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn open(&mut self, code: &str) -> (u16, Value) {
+        let url = format!("{}/api/v1/s/{code}", self.base);
+        self.send(self.http.get(url)).await
+    }
+
+    async fn unlock(&mut self, code: &str, password: &str) -> (u16, Value) {
+        let url = format!("{}/api/v1/s/{code}/unlock", self.base);
+        self.send(self.http.post(url).json(&json!({ "password": password })))
+            .await
+    }
+
+    async fn status(&mut self, path: &str) -> u16 {
+        let url = format!("{}{path}", self.base);
+        self.send(self.http.get(url)).await.0
+    }
+}
 
 /// A member's `/me/events` stream, read event by event.
 struct Events {
@@ -681,4 +732,151 @@ async fn a_member_renames_shares_downloads_and_deletes_videos(b: Backend) {
         (name.as_str(), &first["video"]["id"]),
         ("video", &json!(his))
     );
+}
+
+async fn share_links_admit_visitors_as_far_as_they_say(b: Backend) {
+    let data =
+        std::fs::read(crate::helpers::manifest_dir().join("fuzz/corpus/mp4/h264-aac.mp4")).unwrap();
+    let app = spawn_with(b, &["--ffmpeg", "/nonexistent/ffmpeg"]).await;
+    let mina = app.signup("mina").await;
+    let jun = app.signup("jun").await;
+    let mut ids = Vec::new();
+    for name in ["one.mp4", "two.mp4"] {
+        let (last, _) = Tus::new(&app, &mina).upload(&data, name, data.len()).await;
+        let id = last.header("moim-video-id").unwrap().to_string();
+        assert_eq!(settled(&mina, &id).await["status"], "ready");
+        ids.push(id);
+    }
+    let (id, other) = (ids[0].clone(), ids[1].clone());
+    let c = mina.client.clone();
+    let shares = format!("/api/v1/videos/{id}/shares");
+    let media = format!("/videos/{id}/index.m3u8");
+
+    // A plain link: a visitor with it watches the private video; without it, nothing.
+    let (s, body) = c.post(&shares, json!({})).await;
+    assert_eq!(s, 201, "{body}");
+    let code = body["share"]["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 8);
+    assert_eq!(body["share"]["url"], format!("{}/s/{code}", app.url("")));
+    assert_eq!(body["share"]["views"], 0);
+    let mut ara = Visitor::new(&app);
+    assert_eq!(ara.status(&media).await, 404);
+    assert_eq!(ara.status(&format!("/s/{code}")).await, 200);
+    let (s, opened) = ara.open(&code).await;
+    assert_eq!(s, 200, "{opened}");
+    assert_eq!(opened["video"]["id"], json!(id));
+    assert_eq!(ara.status(&media).await, 200);
+    assert_eq!(ara.status(&format!("/videos/{id}/s0.m4s")).await, 200);
+    // The grant is for this video only.
+    assert_eq!(
+        ara.status(&format!("/videos/{other}/index.m3u8")).await,
+        404
+    );
+    // Reopening with the grant counts nothing; a second visitor counts one more.
+    assert_eq!(ara.open(&code).await.0, 200);
+    let mut bo = Visitor::new(&app);
+    assert_eq!(bo.open(&code).await.0, 200);
+    let (_, list) = c.get(&shares).await;
+    assert_eq!(list["shares"][0]["views"], 2, "{list}");
+    assert_eq!(list["shares"][0]["state"], "active");
+    // A forged grant opens nothing.
+    let mut eve = Visitor::new(&app);
+    let stolen = ara.cookies[0].clone();
+    let (name, value) = stolen.split_once('=').unwrap();
+    let (until, _) = value.split_once('.').unwrap();
+    eve.cookies.push(format!("{name}={until}.AAAA"));
+    assert_eq!(eve.status(&media).await, 404);
+    let far = until.parse::<i64>().unwrap() + 86_400_000;
+    let (_, mac) = value.split_once('.').unwrap();
+    eve.cookies = vec![format!("{name}={far}.{mac}")];
+    assert_eq!(eve.status(&media).await, 404, "a grant cannot be stretched");
+
+    // Revoked: the page and the API say so, and the grant no longer opens the media.
+    let (s, _) = jun.client.delete(&format!("{shares}/{code}")).await;
+    assert_eq!(
+        s, 404,
+        "someone else's private video does not exist for him"
+    );
+    let (s, _) = c.delete(&format!("{shares}/{code}")).await;
+    assert_eq!(s, 204);
+    let (s, e) = bo.open(&code).await;
+    assert_eq!((s, e["error"].as_str()), (410, Some("share_revoked")));
+    assert_eq!(bo.status(&format!("/s/{code}")).await, 410);
+    assert_eq!(ara.status(&media).await, 404);
+
+    // At most one view: the second visitor is told it is used up; the first keeps watching.
+    let (_, body) = c.post(&shares, json!({"max_views": 1})).await;
+    let once = body["share"]["code"].as_str().unwrap().to_string();
+    let mut first = Visitor::new(&app);
+    assert_eq!(first.open(&once).await.0, 200);
+    let mut second = Visitor::new(&app);
+    let (s, e) = second.open(&once).await;
+    assert_eq!((s, e["error"].as_str()), (410, Some("share_exhausted")));
+    assert_eq!(second.status(&format!("/s/{once}")).await, 410);
+    assert_eq!(first.status(&media).await, 200);
+    assert_eq!(first.open(&once).await.0, 200, "a grant holder may reload");
+
+    // A password: asked for, refused when wrong, and then the link opens.
+    let (_, body) = c
+        .post(
+            &shares,
+            json!({"password": "open sesame", "slug": "Summer-Trip"}),
+        )
+        .await;
+    assert_eq!(body["share"]["code"], "summer-trip", "{body}");
+    assert_eq!(body["share"]["has_password"], true);
+    let mut cho = Visitor::new(&app);
+    assert_eq!(cho.status("/s/summer-trip").await, 401);
+    let (s, e) = cho.open("summer-trip").await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("password_required")));
+    let (s, e) = cho.unlock("summer-trip", "open sesame!").await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("wrong_password")));
+    assert_eq!(cho.status(&media).await, 404);
+    let (s, e) = cho.unlock("summer-trip", "open sesame").await;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(cho.status(&media).await, 200);
+    assert_eq!(cho.open("SUMMER-TRIP").await.0, 200, "codes ignore case");
+    assert_eq!(cho.status("/s/summer-trip").await, 200);
+
+    // Expiry: refused in the past; a link that runs out says so.
+    let past = "2020-01-01T00:00:00Z";
+    let (s, e) = c.post(&shares, json!({"expires_at": past})).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_expiry")));
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(1500);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, body) = c.post(&shares, json!({"expires_at": soon})).await;
+    assert_eq!(s, 201, "{body}");
+    let brief = body["share"]["code"].as_str().unwrap().to_string();
+    eventually(10, || async {
+        let (s, e) = Visitor::new(&app).open(&brief).await;
+        (s == 410).then(|| assert_eq!(e["error"], "share_expired"))
+    })
+    .await;
+
+    // Names and refusals.
+    let (s, e) = c.post(&shares, json!({"slug": "summer-trip"})).await;
+    assert_eq!((s, e["error"].as_str()), (409, Some("slug_taken")));
+    for bad in [
+        json!({"slug": "a b"}),
+        json!({"max_views": 0}),
+        json!({"expires_at": "soon"}),
+    ] {
+        let (s, _) = c.post(&shares, bad.clone()).await;
+        assert_eq!(s, 400, "{bad}");
+    }
+    let (s, _) = Visitor::new(&app).open("no-such-link").await;
+    assert_eq!(s, 404);
+    assert_eq!(Visitor::new(&app).status("/s/no-such-link").await, 404);
+    let (s, _) = jun.client.post(&shares, json!({})).await;
+    assert_eq!(s, 404);
+    let qr = reqwest::Client::new()
+        .get(app.url(&format!("{shares}/summer-trip/qr.svg")))
+        .header("cookie", &mina.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
+    assert!(qr.text().await.unwrap().contains("<svg"));
 }

@@ -330,6 +330,26 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
         },
         Row {
             setup: Setup::Video,
+            ..row(
+                Method::POST,
+                "/api/v1/videos/{video}/shares",
+                Some(json!({"max_views": 3})),
+                Owner,
+                201,
+            )
+        },
+        Row {
+            setup: Setup::Video,
+            ..row(
+                Method::GET,
+                "/api/v1/videos/{video}/shares",
+                None,
+                Owner,
+                200,
+            )
+        },
+        Row {
+            setup: Setup::Video,
             ..row(Method::DELETE, "/api/v1/videos/{video}", None, Owner, 204)
         },
     ];
