@@ -158,6 +158,11 @@ impl Rooms {
     /// Every room: live rooms first, then most viewers, then most recent activity.
     pub async fn list(&self) -> Result<Vec<RoomView>> {
         let list = rooms::list(&self.db.pool, LIST_LIMIT).await?;
+        Ok(self.ordered(&list))
+    }
+
+    /// Live rooms first, then most viewers, then most recent activity.
+    fn ordered(&self, list: &[Room]) -> Vec<RoomView> {
         let mut views: Vec<(RoomView, i64)> = list
             .iter()
             .map(|r| (self.view(r), r.last_activity_at))
@@ -168,7 +173,7 @@ impl Rooms {
                 .then(b.0.viewers.cmp(&a.0.viewers))
                 .then(b.1.cmp(&a.1))
         });
-        Ok(views.into_iter().map(|(v, _)| v).collect())
+        views.into_iter().map(|(v, _)| v).collect()
     }
 
     /// A room and what the caller may do in it.
@@ -247,6 +252,17 @@ impl Rooms {
         self.publish(room.id, RoomEvent::MessageDeleted { seq })
             .await;
         Ok(())
+    }
+
+    /// A member's rooms, as [`Rooms::list`] orders them (live first).
+    pub async fn owned_by(&self, owner_id: i64) -> Result<Vec<RoomView>> {
+        let list = rooms::list_owned(&self.db.pool, owner_id, LIST_LIMIT).await?;
+        Ok(self.ordered(&list))
+    }
+
+    /// A member by name (as typed: case and look-alikes folded).
+    pub async fn member(&self, username: &str) -> Result<User> {
+        self.find_user(username).await
     }
 
     async fn find_user(&self, username: &str) -> Result<User> {

@@ -154,6 +154,11 @@ impl Videos {
         Ok(videos::list_owned(&self.db.pool, user.id, LIST_LIMIT).await?)
     }
 
+    /// A member's public videos (what their page lists).
+    pub async fn list_public(&self, owner_id: i64) -> Result<Vec<Video>> {
+        Ok(videos::list_public(&self.db.pool, owner_id, LIST_LIMIT).await?)
+    }
+
     /// The video if `user` may watch it; 404 otherwise (a hidden video is not admitted to).
     pub async fn watchable(&self, user: Option<&User>, public_id: &str) -> Result<Video> {
         if public_id.len() > 32 || !public_id.bytes().all(|b| b.is_ascii_alphanumeric()) {

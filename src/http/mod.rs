@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(admin::assign_plan),
         )
         .route("/videos", get(videos::list_videos))
+        .route("/users/{username}", get(videos::member_page))
         .route(
             "/videos/{id}",
             get(videos::get_video)

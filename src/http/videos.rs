@@ -40,6 +40,23 @@ pub async fn get_video(
     Ok(Json(json!({"video": VideoView::from(&v)})))
 }
 
+/// `GET /api/v1/users/{username}`: a member's page: their public videos and their rooms (live
+/// ones first).
+pub async fn member_page(
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let member = state.rooms.member(&username).await?;
+    let videos = state.videos.list_public(member.id).await?;
+    let rooms = state.rooms.owned_by(member.id).await?;
+    let views: Vec<VideoView> = videos.iter().map(VideoView::from).collect();
+    Ok(Json(json!({
+        "user": {"id": member.id.to_string(), "username": member.username},
+        "videos": views,
+        "rooms": rooms,
+    })))
+}
+
 /// What may change on a video.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

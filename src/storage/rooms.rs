@@ -74,6 +74,24 @@ pub async fn list(ex: impl Exec<'_>, limit: i64) -> Result<Vec<Room>, DbError> {
     rows.iter().map(room_from_row).collect()
 }
 
+/// One member's rooms.
+pub async fn list_owned(
+    ex: impl Exec<'_>,
+    owner_id: i64,
+    limit: i64,
+) -> Result<Vec<Room>, DbError> {
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id \
+         WHERE r.owner_id = $1 ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(owner_id)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(room_from_row).collect()
+}
+
 pub async fn update(
     ex: impl Exec<'_>,
     id: i64,

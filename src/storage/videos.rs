@@ -319,6 +319,24 @@ pub async fn list_owned(
     rows.iter().map(from_row).collect()
 }
 
+/// A member's public, ready videos, newest first (their page).
+pub async fn list_public(
+    ex: impl Exec<'_>,
+    owner_id: i64,
+    limit: i64,
+) -> Result<Vec<Video>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM videos WHERE owner_id = $1 AND status = 'ready' \
+         AND visibility = 'public' ORDER BY created_at DESC, id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(owner_id)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Uploaded videos left `processing` with no job to finish them (which a transaction makes
 /// impossible; this is the backstop that keeps a video from spinning forever).
 pub async fn fail_orphans(ex: impl Exec<'_>, now: i64) -> Result<u64, DbError> {

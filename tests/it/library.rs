@@ -662,6 +662,24 @@ async fn a_member_renames_shares_downloads_and_deletes_videos(b: Backend) {
             "{body}: {e}"
         );
     }
+    // Her page lists public videos only, with her rooms.
+    let (s, page) = app.anon().get("/api/v1/users/MINA").await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["user"]["username"], "mina");
+    assert_eq!(
+        page["videos"],
+        json!([]),
+        "unlisted videos are listed nowhere"
+    );
+    app.room(&mina, "minas-room").await;
+    let (s, _) = c.patch(&path, json!({"visibility": "public"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(events.next().await.1["video"]["visibility"], "public");
+    let (_, page) = app.anon().get("/api/v1/users/mina").await;
+    assert_eq!(page["videos"][0]["id"], json!(id));
+    assert_eq!(page["rooms"][0]["slug"], "minas-room");
+    let (s, _) = app.anon().get("/api/v1/users/nobody").await;
+    assert_eq!(s, 404);
     // Someone else may watch it but not change it.
     let (s, e) = jun.client.patch(&path, json!({"title": "mine now"})).await;
     assert_eq!((s, e["error"].as_str()), (403, Some("forbidden")), "{e}");
