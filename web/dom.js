@@ -110,6 +110,43 @@ export function fmtDuration(s) {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/** A fraction (0 to 1) as a whole percentage, e.g. "42%". @param {number} f */
+export function fmtPercent(f) {
+  return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format(Math.floor(f * 100) / 100);
+}
+
+/** A byte count in the largest fitting unit (1 000-based, as "MB" means), e.g. "12.5 MB". @param {number} n */
+export function fmtBytes(n) {
+  const units = ["byte", "kilobyte", "megabyte", "gigabyte", "terabyte"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+  return new Intl.NumberFormat(locale(), { style: "unit", unit: units[i], unitDisplay: i ? "short" : "long", maximumFractionDigits: i ? 1 : 0 }).format(n);
+}
+
+/**
+ * Loads a vendored script on first use and resolves to what it defines (`get`), or null when
+ * it would not load. The script tag is the only record of the load, so callers share one; a
+ * failed load is forgotten, so the next caller tries again.
+ * @template T
+ * @param {string} src
+ * @param {() => T | undefined} get
+ * @returns {Promise<T | null>}
+ */
+export function loadScript(src, get) {
+  const have = get();
+  if (have) return Promise.resolve(have);
+  return new Promise((resolve) => {
+    let s = /** @type {HTMLScriptElement | null} */ (document.querySelector(`script[src="${src}"]`));
+    if (!s) {
+      s = el("script", { src });
+      document.head.append(s);
+    }
+    const script = s;
+    script.addEventListener("load", () => resolve(get() ?? null));
+    script.addEventListener("error", () => { script.remove(); resolve(null); });
+  });
+}
+
 /** @param {string} [title] */
 export function setTitle(title) {
   document.title = title ? `${title} · moim` : "moim";

@@ -3,7 +3,7 @@
 // hls.js (vendored, loaded on first use) plays where the browser has no native HLS; Safari plays
 // the same playlists natively.
 
-import { el, errMsg, fmtDuration } from "./dom.js";
+import { el, errMsg, fmtDuration, loadScript } from "./dom.js";
 import { t } from "./i18n.js";
 
 /**
@@ -28,25 +28,13 @@ import { t } from "./i18n.js";
  */
 
 /**
- * The hls.js constructor, or null when the browser can play HLS itself or not at all. The
- * script tag is the only record of the load, so several players share one.
+ * The hls.js constructor, or null when the browser can play HLS itself or not at all.
  * @returns {Promise<HlsClass | null>}
  */
-function loadHls() {
+async function loadHls() {
   const w = /** @type {Window & { Hls?: HlsClass }} */ (window);
-  const ready = () => (w.Hls && w.Hls.isSupported() ? w.Hls : null);
-  if (w.Hls) return Promise.resolve(ready());
-  return new Promise((resolve) => {
-    let s = /** @type {HTMLScriptElement | null} */ (document.querySelector("script[data-hls]"));
-    if (!s) {
-      s = el("script", { src: "/assets/vendor/hls.light.min.js", "data-hls": true });
-      document.head.append(s);
-    }
-    const script = s;
-    script.addEventListener("load", () => resolve(ready()));
-    // Forget a failed load, so the next player tries again.
-    script.addEventListener("error", () => { script.remove(); resolve(null); });
-  });
+  const Hls = await loadScript("/assets/vendor/hls.light.min.js", () => w.Hls);
+  return Hls && Hls.isSupported() ? Hls : null;
 }
 
 /**
@@ -197,13 +185,14 @@ export class LivePlayer {
 }
 
 /**
- * A recorded video.
+ * A recorded video; `poster` is shown until it plays.
  * @param {HTMLElement} container
  * @param {string} url
+ * @param {{ poster?: string | null }} [opts]
  * @returns {Promise<Session | null>}
  */
-export async function playVideo(container, url) {
-  const video = el("video", { id: "video", controls: true, playsinline: true });
+export async function playVideo(container, url, { poster } = {}) {
+  const video = el("video", { id: "video", controls: true, playsinline: true, poster });
   container.replaceChildren(el("div", { class: "player-frame" }, video));
   try {
     return await attach(video, url, { lowLatency: false });

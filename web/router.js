@@ -9,6 +9,8 @@ import { mount as home } from "./pages/home.js";
 import { mount as room } from "./pages/room.js";
 import { mount as videos } from "./pages/videos.js";
 import { mount as video } from "./pages/video.js";
+import { mount as share } from "./pages/share.js";
+import { mount as user } from "./pages/user.js";
 import { mount as admin } from "./pages/admin.js";
 import { mount as notFound } from "./pages/not-found.js";
 
@@ -32,6 +34,8 @@ const routes = [
   ["/r/:slug", room],
   ["/videos", videos],
   ["/v/:id", video],
+  ["/s/:code", share],
+  ["/u/:username", user],
   ["/admin", admin],
 ];
 

@@ -30,17 +30,57 @@
 
 /** @typedef {{ stream_key: string, rtmp_url: string }} StreamKey */
 
+/** Who may watch a video: anyone (and it is listed on the owner's page), anyone with its address, only its owner. */
+/** @typedef {"public" | "unlisted" | "private"} Visibility */
+
 /**
  * @typedef {object} Video
  * @property {string} id
  * @property {string} title
  * @property {"processing" | "ready" | "failed" | string} status
- * @property {string} source
+ * @property {"upload" | "live" | string} source
+ * @property {number} progress processing, 0 to 1
+ * @property {string} [error] why processing failed, in words for its owner
  * @property {number} duration_s
+ * @property {number} width
+ * @property {number} height
+ * @property {number} size_bytes what it keeps (the original and what was made from it)
+ * @property {Visibility} visibility
  * @property {string | null} hls_url
  * @property {string | null} thumbnail_url
+ * @property {string | null} storyboard_url WebVTT cues pointing into the storyboard sprite
  * @property {string} created_at
  */
+
+/**
+ * A share link of a video.
+ * @typedef {object} Share
+ * @property {string} code
+ * @property {string} url what people open
+ * @property {string | null} expires_at
+ * @property {number | null} max_views
+ * @property {number} views
+ * @property {boolean} has_password
+ * @property {"active" | "expired" | "exhausted" | "revoked"} state
+ * @property {string | null} last_view_at
+ * @property {string} created_at
+ */
+
+/** What a visitor gets from opening a share link. @typedef {{ share: { code: string, expires_at: string | null }, video: Video }} OpenedShare */
+
+/**
+ * A storage plan; a null limit is no limit.
+ * @typedef {object} Plan
+ * @property {string} name
+ * @property {number | null} storage_bytes
+ * @property {number | null} max_file_bytes
+ * @property {number | null} max_duration_s
+ * @property {number | null} uploads_per_day
+ */
+
+/** @typedef {{ plan: Plan | null, used_bytes: number, videos: number, uploads_today: number }} Usage */
+
+/** A member's public page. @typedef {{ user: { id: string, username: string }, videos: Video[], rooms: Room[] }} Member */
 
 /** @typedef {{ terms: string[], allowed: string[] }} BlockedTerms */
 

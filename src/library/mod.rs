@@ -226,13 +226,31 @@ impl Library {
             return Ok(());
         }
         match process::run(self, &video).await {
-            Ok(done) => {
+            Ok((done, later)) => {
                 let ok = videos::mark_ready(&self.0.db.pool, video.id, &done, now_ms())
                     .await
                     .map_err(retry)?;
-                if ok {
-                    tracing::info!(video = %video.public_id, duration_s = done.duration_ms / 1000, "video ready");
-                    self.announce(&video.public_id).await;
+                if !ok {
+                    return Ok(()); // deleted meanwhile
+                }
+                tracing::info!(video = %video.public_id, duration_s = done.duration_ms / 1000, "video ready");
+                self.announce(&video.public_id).await;
+                // Pictures after it plays. Best effort: a failure (or a crash, after which the
+                // video is ready and not processed again) leaves it without them.
+                match process::pictures(self, later).await {
+                    Ok((thumb, board, bytes)) if thumb || board => {
+                        videos::set_pictures(&self.0.db.pool, video.id, thumb, board, bytes)
+                            .await
+                            .map_err(retry)?;
+                        self.announce(&video.public_id).await;
+                    }
+                    Ok(_) => {}
+                    Err(process::Failure::File(why)) => {
+                        tracing::info!(video = %video.public_id, %why, "no pictures")
+                    }
+                    Err(process::Failure::Server(e)) => {
+                        tracing::warn!(video = %video.public_id, error = %e, "storing pictures failed")
+                    }
                 }
                 Ok(())
             }

@@ -68,7 +68,9 @@ fn refuse(why: impl Into<String>) -> Failure {
     Failure::File(why.into())
 }
 
-pub async fn run(lib: &Library, video: &Video) -> Result<Processed, Failure> {
+/// Makes the video playable; its pictures come after ([`pictures`]), so waiting for them does
+/// not delay playback.
+pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Failure> {
     let inner = &lib.0;
     let dir = format!("videos/{}", video.public_id);
     let original_key = format!("{dir}/original");
@@ -215,22 +217,45 @@ pub async fn run(lib: &Library, video: &Video) -> Result<Processed, Failure> {
         }
     }
 
-    if let Some(local) = &local_original {
-        let seconds = done.duration_ms as f64 / 1000.0;
+    done.stored_bytes = out.bytes;
+    let later = Later {
+        local: local_original,
+        out,
+        seconds: done.duration_ms as f64 / 1000.0,
+    };
+    Ok((done, later))
+}
+
+/// What is left once the video plays: its pictures.
+pub struct Later {
+    local: Option<LocalFile>,
+    out: Output,
+    seconds: f64,
+}
+
+/// The thumbnail and the storyboard (keyframes only; nothing without ffmpeg): whether each was
+/// made, and the bytes the video keeps now.
+pub async fn pictures(lib: &Library, later: Later) -> Result<(bool, bool, i64), Failure> {
+    let Later {
+        local,
+        mut out,
+        seconds,
+    } = later;
+    let (mut thumb, mut board) = (false, false);
+    if let Some(local) = &local {
         let at = (seconds / 4.0).min(30.0);
-        if let Some(jpeg) = inner.tools.thumbnail(&local.path, at).await {
+        if let Some(jpeg) = lib.0.tools.thumbnail(&local.path, at).await {
             out.put("thumbnail.jpg", jpeg.into()).await?;
-            done.has_thumbnail = true;
+            thumb = true;
         }
-        if let Some(board) = inner.tools.storyboard(&local.path, seconds).await {
-            out.put("storyboard.vtt", storyboard_vtt(&board, seconds).into())
+        if let Some(b) = lib.0.tools.storyboard(&local.path, seconds).await {
+            out.put("storyboard.vtt", storyboard_vtt(&b, seconds).into())
                 .await?;
-            out.put("storyboard.jpg", board.jpeg.into()).await?;
-            done.has_storyboard = true;
+            out.put("storyboard.jpg", b.jpeg.into()).await?;
+            board = true;
         }
     }
-    done.stored_bytes = out.bytes;
-    Ok(done)
+    Ok((thumb, board, out.bytes))
 }
 
 /// Moves the finished upload into the video's `original` blob (once: a retry finds it there),

@@ -108,6 +108,9 @@ pub struct LocalBlobs {
     root: Arc<PathBuf>,
 }
 
+/// Bytes gathered before each write to a local blob.
+const WRITE_BUFFER: usize = 1 << 20;
+
 /// Size of the chunks a local blob is read in.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -146,7 +149,12 @@ impl Blobs for LocalBlobs {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let tmp = path.with_file_name(format!("{name}~{:08x}", rand::random::<u32>()));
             let written = async {
-                let mut f = tokio::fs::File::create(&tmp).await?;
+                // Bodies arrive in small chunks (an HTTP upload: tens of KiB); one write per
+                // MiB instead of one per chunk.
+                let mut f = tokio::io::BufWriter::with_capacity(
+                    WRITE_BUFFER,
+                    tokio::fs::File::create(&tmp).await?,
+                );
                 let mut n = 0u64;
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk?;
@@ -155,7 +163,7 @@ impl Blobs for LocalBlobs {
                 }
                 f.flush().await?;
                 // On disk before it is renamed into place: a database row may point at it.
-                f.sync_all().await?;
+                f.get_ref().sync_all().await?;
                 Ok::<_, io::Error>(n)
             }
             .await;

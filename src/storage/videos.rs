@@ -214,6 +214,27 @@ pub async fn mark_ready(
     Ok(r.rows_affected() == 1)
 }
 
+/// Records a ready video's pictures and the bytes it keeps with them.
+pub async fn set_pictures(
+    ex: impl Exec<'_>,
+    id: i64,
+    has_thumbnail: bool,
+    has_storyboard: bool,
+    stored_bytes: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE videos SET has_thumbnail = $1, has_storyboard = $2, stored_bytes = $3 \
+         WHERE id = $4 AND status = 'ready'",
+    )
+    .bind(i64::from(has_thumbnail))
+    .bind(i64::from(has_storyboard))
+    .bind(stored_bytes)
+    .bind(id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 /// Marks a video that is still processing failed, with the reason; it keeps no bytes.
 pub async fn mark_failed(
     ex: impl Exec<'_>,

@@ -113,3 +113,61 @@ async fn two_browsers_chat_reload_and_recover_from_restart() {
     );
     assert!(restarted, "the script never asked for a restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_is_uploaded_played_and_shared_in_chromium() {
+    let Some((chromium, e2e)) = browser_setup(true) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    // Twelve seconds of H.264/AAC with a keyframe every second: remuxed, three segments.
+    let clip = app.data_dir.join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:sample_rate=48000",
+            "-t",
+            "12",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-b:a", "64k"])
+        .arg(&clip)
+        .status()
+        .expect("run ffmpeg");
+    assert!(made.success());
+    let shots = screenshots_dir();
+    let status = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/library.mjs"))
+        .env("MOIM_URL", &app.base)
+        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_SCREENSHOTS", &shots)
+        .env("MOIM_VIDEO_FILE", &clip)
+        .status()
+        .await
+        .expect("start node");
+    assert!(
+        status.success(),
+        "library browser script failed: {status:?}; screenshots in {shots}; server log in {}",
+        app.data_dir.join("server.log").display()
+    );
+}

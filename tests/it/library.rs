@@ -304,6 +304,12 @@ async fn an_h264_mp4_is_remuxed_and_served_privately(b: Backend) {
     let id = upload(&app, &mina, "h264.mp4").await;
     let v = settled(&mina, &id).await;
     assert_eq!(v["status"], "ready", "{v}");
+    // It plays before its pictures are made; they follow.
+    let v = eventually(60, || async {
+        let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
+        (!body["video"]["storyboard_url"].is_null()).then(|| body["video"].clone())
+    })
+    .await;
     assert_eq!(v["progress"], 1.0);
     assert_eq!(
         (v["width"].as_i64(), v["height"].as_i64()),

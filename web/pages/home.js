@@ -73,8 +73,8 @@ function createRoomCard({ signal, navigate }) {
   return el("section", { class: "card" }, el("h2", { text: t("home.newRoom") }), form);
 }
 
-/** @param {Room} r */
-function roomCard(r) {
+/** A room as a card: the live ones with their picture and a LIVE badge. @param {Room} r */
+export function roomCard(r) {
   return el("li", {},
     el("a", { class: "room-card", href: `/r/${encodeURIComponent(r.slug)}`, "data-slug": r.slug },
       r.live ? el("div", { class: "thumb" },

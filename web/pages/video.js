@@ -1,25 +1,29 @@
 // @ts-check
-// One recorded video, playing.
+// One video: the player with storyboard previews and, for its owner (and admins), the panels
+// that rename it, set who may watch, delete it and share it.
 
-import { api, ApiError, el, errMsg, fmtDateTime, fmtDuration, setTitle } from "../dom.js";
+import { api, ApiError, el, errMsg, setTitle } from "../dom.js";
 import { t } from "../i18n.js";
-import { playVideo } from "../player.js";
-import { statusText } from "./videos.js";
+import * as store from "../store.js";
+import { managePanel } from "../video/manage.js";
+import { sharesPanel } from "../video/shares.js";
+import { watchStage } from "../video/watch.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Video} Video */
-/** @typedef {import("../player.js").Session} Session */
+/** @typedef {import("../types.js").Share} Share */
 
 /** @param {PageContext} ctx */
-export function mount({ root, params, signal }) {
-  /** @type {Session | null} */
-  let session = null;
+export function mount(ctx) {
+  const { root, params, signal } = ctx;
+  const path = `/videos/${encodeURIComponent(params.id)}`;
+  let dispose = () => {};
   root.replaceChildren(el("p", { class: "muted", text: t("common.loading") }));
   const show = async () => {
     /** @type {Video} */
     let v;
     try {
-      ({ video: v } = await api("GET", `/videos/${encodeURIComponent(params.id)}`, undefined, { signal }));
+      ({ video: v } = await api("GET", path, undefined, { signal }));
     } catch (e) {
       if (signal.aborted) return;
       const missing = e instanceof ApiError && e.status === 404;
@@ -30,18 +34,24 @@ export function mount({ root, params, signal }) {
     }
     if (signal.aborted) return;
     setTitle(v.title);
-    const box = el("div", { class: "player", id: "player" });
-    root.replaceChildren(el("section", { class: "stage video-page" },
-      el("h1", { text: v.title }), box,
-      el("p", { class: "muted", text: `${fmtDuration(v.duration_s)} · ${fmtDateTime(v.created_at)}` })));
-    if (v.status !== "ready" || !v.hls_url) {
-      box.replaceChildren(el("div", { class: "player-card", text: t("video.unavailable", { status: statusText(v.status) }) }));
+    const watch = watchStage(v, signal);
+    dispose = watch.dispose;
+    root.replaceChildren(el("div", { class: "video-layout" }, watch.stage));
+    if (!store.get().user) return;
+    // Only those who manage the video may list its links: that answer says whether to show the
+    // owner's panels (403 or 404 for everyone else).
+    /** @type {Share[]} */
+    let shares;
+    try {
+      ({ shares } = await api("GET", `${path}/shares`, undefined, { signal }));
+    } catch {
       return;
     }
-    const s = await playVideo(box, v.hls_url);
-    if (signal.aborted) { if (s) s.destroy(); return; }
-    session = s;
+    if (signal.aborted) return;
+    /** @param {Video} changed */
+    const onChange = (changed) => { watch.title.textContent = changed.title; setTitle(changed.title); };
+    watch.stage.after(el("div", { class: "video-panels" }, managePanel(v, ctx, onChange), sharesPanel(v, shares, ctx)));
   };
   void show();
-  return () => { if (session) session.destroy(); };
+  return () => dispose();
 }

@@ -5,6 +5,7 @@
 
 mod client;
 mod hist;
+mod library;
 mod live;
 mod report;
 mod server;
@@ -38,6 +39,9 @@ enum Cmd {
     All(Opts),
     /// Live streaming: moim against nginx-rtmp (latency, ingest cost, delivery).
     Live(live::LiveOpts),
+    /// The video library: moim against ffmpeg and the disk (time to playable, upload speed,
+    /// transcode cost, share links).
+    Library(library::LibraryOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -232,6 +236,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let opts = match cli.cmd {
         Cmd::All(opts) => opts,
+        Cmd::Library(lo) => {
+            let root = {
+                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                std::fs::canonicalize(&built).unwrap_or(built)
+            };
+            let bin = match &lo.moim_bin {
+                Some(b) => b.clone(),
+                None => build_moim(&root)?,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(library::run(lo, bin));
+        }
         Cmd::Live(lo) => {
             server::raise_nofile();
             let root = {

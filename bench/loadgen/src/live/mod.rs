@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::hist::Histogram;
 
 mod load;
-mod servers;
+pub(crate) mod servers;
 
 use load::{capacity, delivery};
 use servers::{start_moim, start_nginx, Srv};
