@@ -20,6 +20,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listening for SIGTERM before anything starts: a signal that arrives while moim is still
+    // starting must begin a graceful shutdown, not kill it by the default action.
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(not(unix))]
+    let term = None::<()>;
     let app = Application::build(config).await?;
     let addr = app.local_addr();
     let rtmp = app.rtmp_addr();
@@ -27,24 +33,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // A machine-readable line on stdout for scripts and tests that start moim on port 0.
     println!("moim listening on http://{addr}");
     println!("moim rtmp on rtmp://{rtmp}/live");
-    app.run_until(shutdown_signal()).await
+    app.run_until(shutdown_signal(term)).await
 }
 
-async fn shutdown_signal() {
+#[cfg(unix)]
+type Term = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Term = Option<()>;
+
+async fn shutdown_signal(term: Term) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+    let term = async move {
+        match term {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = async move {
+        let _ = term;
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},

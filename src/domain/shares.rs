@@ -271,6 +271,11 @@ impl Shares {
                 message: "that is not the link's password".into(),
             });
         }
+        // Only wrong guesses count against the link.
+        self.unlocks.refund(&share.code);
+        if video.status != VideoStatus::Ready {
+            return Err(Error::conflict("not_ready", "the video is not ready yet"));
+        }
         self.count_and_grant(share, video).await
     }
 
@@ -306,6 +311,10 @@ impl Shares {
     /// against its link, which must still be live).
     pub async fn admits(&self, video: &Video, grants: &[Grant]) -> Result<bool> {
         for g in grants {
+            // The signature first: made-up cookies cost no database reads.
+            if !self.signed(g, &video.public_id) {
+                continue;
+            }
             let Some(share) = shares::get(&self.db.pool, &g.code).await? else {
                 continue;
             };
@@ -322,18 +331,20 @@ impl Shares {
 
     /// Whether one of `grants` is a valid, unexpired grant of `share` for `video`.
     fn holds(&self, share: &Share, video: &Video, grants: &[Grant]) -> bool {
-        grants.iter().any(|g| {
-            if g.code != share.code {
-                return false;
-            }
-            let Some((until, mac)) = g.value.split_once('.') else {
-                return false;
-            };
-            let Ok(until) = until.parse::<i64>() else {
-                return false;
-            };
-            until > now_ms() && self.verify(&share.code, &video.public_id, until, mac)
-        })
+        grants
+            .iter()
+            .any(|g| g.code == share.code && self.signed(g, &video.public_id))
+    }
+
+    /// Whether `g` carries our unexpired signature for its code and `video`.
+    fn signed(&self, g: &Grant, video: &str) -> bool {
+        let Some((until, mac)) = g.value.split_once('.') else {
+            return false;
+        };
+        let Ok(until) = until.parse::<i64>() else {
+            return false;
+        };
+        until > now_ms() && self.verify(&g.code, video, until, mac)
     }
 
     fn mac(&self, code: &str, video: &str, until: i64) -> Hmac<Sha256> {

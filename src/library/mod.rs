@@ -281,13 +281,15 @@ impl Library {
     }
 
     /// A failed video keeps nothing: its files and its upload go, the reason stays.
+    /// Only a video still processing: a ready one (its pictures timed out, say) keeps its files.
     async fn fail(&self, video: &videos::Video, reason: &str) -> anyhow::Result<()> {
+        if !videos::mark_failed(&self.0.db.pool, video.id, reason, now_ms()).await? {
+            return Ok(());
+        }
+        self.announce(&video.public_id).await;
         blobs::delete_all(&*self.0.blobs, &format!("videos/{}/", video.public_id)).await?;
         if let Some(upload) = &video.upload_id {
             self.0.uploads.discard(upload).await?;
-        }
-        if videos::mark_failed(&self.0.db.pool, video.id, reason, now_ms()).await? {
-            self.announce(&video.public_id).await;
         }
         Ok(())
     }

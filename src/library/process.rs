@@ -143,6 +143,10 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
             )));
         }
         _ => {
+            // What is plainly no video never reaches ffmpeg.
+            if let Some(kind) = sniff(&original.read(0, 64).await?).filter(|k| !is_container(k)) {
+                return Err(refuse(format!("this is {kind}, not a video")));
+            }
             let local = LocalFile::of(lib, &original_key, &video.public_id).await?;
             let info = inner.tools.probe(&local.path).await.map_err(|why| {
                 let head = std::fs::read(&local.path)
@@ -633,6 +637,11 @@ fn sniff(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// Whether a kind [`sniff`] names is a video container (ffmpeg's to read).
+fn is_container(kind: &str) -> bool {
+    matches!(kind, "a Matroska or WebM file" | "an AVI file")
+}
+
 /// WebVTT cues over the storyboard sprite: each names its tile by `#xywh=`.
 fn storyboard_vtt(b: &Storyboard, duration_s: f64) -> String {
     let mut out = String::from("WEBVTT\n");
@@ -693,6 +702,7 @@ mod tests {
         assert_eq!(sniff(b"RIFF\0\0\0\0AVI LIST"), Some("an AVI file"));
         assert_eq!(sniff(b"\x00\x00\x00\x18ftypmp42"), None);
         assert_eq!(sniff(b""), None);
+        assert!(is_container("an AVI file") && !is_container("a text file"));
     }
 
     #[test]

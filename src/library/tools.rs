@@ -24,6 +24,16 @@ const MAX_PROBE_JSON: u64 = 1 << 20;
 const PICTURE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Tiles in a storyboard, at most (10 × 10).
 const MAX_TILES: u32 = 100;
+/// What ffmpeg may read an upload as: files only (no network, no other protocols), and only
+/// container formats a video comes in. Playlist and concat formats (HLS, ffconcat) could name
+/// other files on this machine, and their contents would end up in the video.
+const INPUT_LIMITS: [&str; 4] = [
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,dv",
+];
+
 /// Width of one storyboard tile, pixels.
 pub const TILE_WIDTH: u32 = 160;
 
@@ -132,6 +142,7 @@ impl Tools {
         let mut cmd = Command::new(program);
         cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
             .args(["-progress", "pipe:1", "-nostats"])
+            .args(INPUT_LIMITS)
             .arg("-i")
             .arg(input);
         let n = rungs.len();
@@ -209,6 +220,7 @@ impl Tools {
         let mut cmd = Command::new(program);
         cmd.args(["-v", "error", "-nostdin"])
             .args(["-ss", &format!("{at_s:.3}")])
+            .args(INPUT_LIMITS)
             .args(["-skip_frame", "nokey", "-i"])
             .arg(input)
             .args(["-frames:v", "1", "-vf", "scale=640:-2", "-q:v", "4"])
@@ -227,7 +239,9 @@ impl Tools {
         let columns = count.min(10);
         let rows = count.div_ceil(columns);
         let mut cmd = Command::new(program);
-        cmd.args(["-v", "error", "-nostdin", "-skip_frame", "nokey", "-i"])
+        cmd.args(["-v", "error", "-nostdin"])
+            .args(INPUT_LIMITS)
+            .args(["-skip_frame", "nokey", "-i"])
             .arg(input)
             .args([
                 "-vf",

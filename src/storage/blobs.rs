@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// A stream of body chunks.
 pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
@@ -108,8 +108,57 @@ pub struct LocalBlobs {
     root: Arc<PathBuf>,
 }
 
-/// Bytes gathered before each write to a local blob.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Chunks of a body waiting for the thread that writes them.
+const WRITE_QUEUE: usize = 32;
+
+/// Writes `body` to a new file at `path` and syncs it; returns its length. The chunks go to
+/// one blocking thread as they are (no copy into a buffer on the way: a body's bytes are
+/// copied once, into the page cache), so the runtime's threads only move pointers.
+async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    // Set once the whole body was handed over. If the caller gives up first (its future is
+    // dropped: a cancelled request, a stopped worker), the writer sees the channel close
+    // without it and removes the partial file instead of keeping it.
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let whole = complete.clone();
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+        use std::io::Write;
+        let written = (|| {
+            let mut f = std::fs::File::create(&path)?;
+            let mut n = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                f.write_all(&chunk)?;
+                n += chunk.len() as u64;
+            }
+            if !whole.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(io::Error::other("the body was abandoned"));
+            }
+            // On disk before it is renamed into place: a database row may point at it.
+            f.sync_all()?;
+            Ok(n)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        written
+    });
+    let fed = async {
+        while let Some(chunk) = body.next().await {
+            if tx.send(chunk?).await.is_err() {
+                return Ok(()); // the writer failed; its error is the one to report
+            }
+        }
+        complete.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, io::Error>(())
+    }
+    .await;
+    drop(tx);
+    let wrote = writer
+        .await
+        .map_err(|e| io::Error::other(format!("blob writer: {e}")))?;
+    fed?;
+    wrote
+}
 
 /// Size of the chunks a local blob is read in.
 const READ_CHUNK: usize = 64 * 1024;
@@ -137,7 +186,7 @@ fn not_found(e: io::Error) -> BlobError {
 }
 
 impl Blobs for LocalBlobs {
-    fn put(&self, key: &str, mut body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
+    fn put(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
         let path = self.path(key);
         Box::pin(async move {
             let path = path?;
@@ -148,25 +197,7 @@ impl Blobs for LocalBlobs {
             // keeps the temporary name out of the key space (and out of `list`).
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let tmp = path.with_file_name(format!("{name}~{:08x}", rand::random::<u32>()));
-            let written = async {
-                // Bodies arrive in small chunks (an HTTP upload: tens of KiB); one write per
-                // MiB instead of one per chunk.
-                let mut f = tokio::io::BufWriter::with_capacity(
-                    WRITE_BUFFER,
-                    tokio::fs::File::create(&tmp).await?,
-                );
-                let mut n = 0u64;
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk?;
-                    f.write_all(&chunk).await?;
-                    n += chunk.len() as u64;
-                }
-                f.flush().await?;
-                // On disk before it is renamed into place: a database row may point at it.
-                f.get_ref().sync_all().await?;
-                Ok::<_, io::Error>(n)
-            }
-            .await;
+            let written = write_file(tmp.clone(), body).await;
             match written {
                 Ok(n) => {
                     tokio::fs::rename(&tmp, &path).await?;
@@ -360,6 +391,38 @@ mod tests {
         let kept = blobs.get("k/v", None).await.unwrap();
         assert_eq!(kept.bytes().await.unwrap(), "old");
         assert_eq!(blobs.list("k/").await.unwrap(), ["k/v"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_put_leaves_no_partial_file() {
+        let (blobs, dir) = store();
+        // One chunk, then a body that never ends: the caller gives up on it.
+        let stalled: ByteStream = stream::iter([Ok(Bytes::from_static(b"partial"))])
+            .chain(stream::pending())
+            .boxed();
+        let put = blobs.put("k/v", stalled);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(100), put)
+                .await
+                .is_err()
+        );
+        // The writer thread notices and removes its temporary file.
+        let folder = dir.join("k");
+        let mut left = usize::MAX;
+        for _ in 0..200 {
+            left = std::fs::read_dir(&folder).map_or(0, |d| d.count());
+            if left == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(left, 0, "a partial file was left behind");
+        assert!(matches!(
+            blobs.get("k/v", None).await,
+            Err(BlobError::NotFound)
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

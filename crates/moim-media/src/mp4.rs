@@ -382,18 +382,29 @@ fn codec_name(c: CodecType) -> &'static str {
 
 /// A track's samples from its tables, each checked to lie inside the file.
 fn samples_of(t: &mp4parse::Track, file_len: u64) -> Result<Vec<SampleRef>, Mp4Error> {
-    let declared = t.stsz.as_ref().map_or(0, |s| {
-        if s.sample_size > 0 {
-            usize::MAX // a fixed size: the count comes from the chunk tables, checked below
-        } else {
-            s.sample_sizes.len()
-        }
-    });
-    if declared != usize::MAX && declared > MAX_SAMPLES {
+    let (Some(stsz), Some(stsc), Some(stco)) = (&t.stsz, &t.stsc, &t.stco) else {
+        return Ok(Vec::new());
+    };
+    if t.stts.is_none() {
+        return Ok(Vec::new());
+    }
+    // Count the samples the chunk tables promise before mp4parse builds the table (it reserves
+    // that many entries): a few bytes of `stsc` may promise billions.
+    let chunks = stco.offsets.len() as u64;
+    let mut promised = 0u64;
+    for (i, e) in stsc.samples.iter().enumerate() {
+        let next = stsc
+            .samples
+            .get(i + 1)
+            .map_or(chunks + 1, |n| u64::from(n.first_chunk));
+        let span = next.saturating_sub(u64::from(e.first_chunk));
+        promised = promised.saturating_add(span.saturating_mul(u64::from(e.samples_per_chunk)));
+    }
+    if promised > MAX_SAMPLES as u64 || stsz.sample_sizes.len() > MAX_SAMPLES {
         return Err(Mp4Error::TooManySamples);
     }
-    if t.stsz.is_none() || t.stts.is_none() || t.stco.is_none() || t.stsc.is_none() {
-        return Ok(Vec::new());
+    if stsz.sample_size > 0 && promised.saturating_mul(u64::from(stsz.sample_size)) > file_len {
+        return Err(Mp4Error::Truncated);
     }
     let table = create_sample_table(t, CheckedInteger(0))
         .ok_or_else(|| Mp4Error::Damaged("its sample tables do not add up".into()))?;
@@ -733,6 +744,8 @@ mod tests {
         assert_eq!(err("zero-size-box"), Mp4Error::NotMp4.to_string());
         assert_eq!(err("huge-size"), Mp4Error::Truncated.to_string());
         assert_eq!(err("empty-moov"), RemuxError::NoVideo.to_string());
+        // A `stsc` promising two billion samples a chunk is refused before anything is built.
+        assert_eq!(err("huge-stsc.mp4"), Mp4Error::TooManySamples.to_string());
         assert_eq!(
             remux_in_memory(&[]).unwrap_err(),
             Mp4Error::NotMp4.to_string()
