@@ -189,21 +189,25 @@ impl Member {
     }
 }
 
-/// Reads the event stream until `id` is ready (or failed); returns when that was seen.
-async fn wait_ready(
-    events: &mut reqwest::Response,
-    buf: &mut String,
-    id: &str,
-) -> anyhow::Result<Instant> {
-    wait_for(events, buf, id, false).await
+/// What a video must be for [`wait_until`] to return.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Ready (playable).
+    Ready,
+    /// Ready and with its thumbnail (so the next run starts on an idle server).
+    Pictures,
+    /// Failed (the throughput file is no video).
+    Failed,
 }
 
-/// Reads the event stream until `id` has failed (the throughput file is no video).
-async fn wait_failed(
+/// Reads the event stream until video `id` is as `until` says; returns when that was seen. A
+/// failure nobody expected is an error.
+async fn wait_until(
     events: &mut reqwest::Response,
     buf: &mut String,
     id: &str,
-) -> anyhow::Result<()> {
+    until: Until,
+) -> anyhow::Result<Instant> {
     loop {
         while let Some(end) = buf.find("\n\n") {
             let block: String = buf.drain(..end + 2).collect();
@@ -211,41 +215,19 @@ async fn wait_failed(
                 continue;
             };
             let v: Value = serde_json::from_str(data).unwrap_or_default();
-            if v["video"]["id"] == id && v["video"]["status"] == "failed" {
-                return Ok(());
+            let video = &v["video"];
+            if video["id"] != id {
+                continue;
             }
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(900), events.chunk())
-            .await
-            .context("no event in 15 minutes")??
-            .context("the event stream ended")?;
-        buf.push_str(std::str::from_utf8(&chunk)?);
-    }
-}
-
-/// Reads the event stream until `id` is ready, and with `pictures` until it has its thumbnail
-/// too (so the next run starts on an idle server).
-async fn wait_for(
-    events: &mut reqwest::Response,
-    buf: &mut String,
-    id: &str,
-    pictures: bool,
-) -> anyhow::Result<Instant> {
-    loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) else {
-                continue;
+            let done = match (video["status"].as_str(), until) {
+                (Some("failed"), Until::Failed) => true,
+                (Some("failed"), _) => bail!("video failed: {}", video["error"]),
+                (Some("ready"), Until::Ready) => true,
+                (Some("ready"), Until::Pictures) => !video["thumbnail_url"].is_null(),
+                _ => false,
             };
-            let v: Value = serde_json::from_str(data).unwrap_or_default();
-            if v["video"]["id"] == id {
-                match v["video"]["status"].as_str() {
-                    Some("ready") if !pictures || !v["video"]["thumbnail_url"].is_null() => {
-                        return Ok(Instant::now())
-                    }
-                    Some("failed") => bail!("video failed: {}", v["video"]["error"]),
-                    _ => {}
-                }
+            if done {
+                return Ok(Instant::now());
             }
         }
         let chunk = tokio::time::timeout(Duration::from_secs(900), events.chunk())
@@ -433,14 +415,14 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         let (id, took, _) = member.upload(&big_data, &format!("big-{i}.bin")).await?;
         upload_mbps.push(big_mb / took);
         // Its processing (it is refused) ends before the next run starts.
-        wait_failed(&mut events, &mut buf, &id).await?;
+        wait_until(&mut events, &mut buf, &id, Until::Failed).await?;
     }
     drop(big_data);
     for i in 0..o.runs {
         let (id, _, done) = member.upload(&data, &format!("clip-{i}.mp4")).await?;
-        let ready = wait_ready(&mut events, &mut buf, &id).await?;
+        let ready = wait_until(&mut events, &mut buf, &id, Until::Ready).await?;
         playable_s.push(ready.duration_since(done).as_secs_f64());
-        wait_for(&mut events, &mut buf, &id, true).await?;
+        wait_until(&mut events, &mut buf, &id, Until::Pictures).await?;
     }
 
     // Transcoding: moim (with its ffmpeg children) against the one ffmpeg ladder command.
@@ -448,7 +430,7 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     let pid = srv.pids[0];
     let cpu0 = cpu_with_children_us(pid);
     let (id, _, done) = member.upload(&mkv_data, "ladder.mkv").await?;
-    let ready = wait_ready(&mut events, &mut buf, &id).await?;
+    let ready = wait_until(&mut events, &mut buf, &id, Until::Ready).await?;
     let moim_tx_wall = ready.duration_since(done).as_secs_f64();
     let moim_tx_cpu = (cpu_with_children_us(pid) - cpu0) as f64 / 1e6;
     let out = dir.join("ffmpeg-ladder");
