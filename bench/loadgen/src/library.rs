@@ -124,6 +124,8 @@ impl Member {
     /// last answer).
     async fn upload(&self, data: &[u8], name: &str) -> anyhow::Result<(String, f64, Instant)> {
         let b64 = base64::engine::general_purpose::STANDARD.encode(name);
+        // Pieces are slices of one buffer: the client copies nothing of its own.
+        let data = bytes::Bytes::copy_from_slice(data);
         let started = Instant::now();
         let resp = self
             .http
@@ -148,7 +150,7 @@ impl Member {
                 .header("tus-resumable", "1.0.0")
                 .header("content-type", "application/offset+octet-stream")
                 .header("upload-offset", offset.to_string())
-                .body(data[offset..end].to_vec())
+                .body(data.slice(offset..end))
                 .send()
                 .await?;
             if resp.status() != 204 {
@@ -202,6 +204,13 @@ enum Until {
 
 /// Reads the event stream until video `id` is as `until` says; returns when that was seen. A
 /// failure nobody expected is an error.
+/// Lets the disk finish what earlier steps left it (dirty pages of a copy, a refused upload's
+/// deleted files), so each timed write starts from the same quiet disk.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 async fn wait_until(
     events: &mut reqwest::Response,
     buf: &mut String,
@@ -376,6 +385,7 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     let mut copy_mbps = Vec::new();
     for i in 0..o.runs {
         let to = dir.join(format!("copy-{i}.bin"));
+        settle();
         let t = Instant::now();
         std::fs::copy(&big, &to)?;
         std::fs::File::open(&to)?.sync_all()?;
@@ -388,6 +398,7 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     for i in 0..o.runs {
         use std::io::{Read, Write};
         let to = dir.join(format!("rw-{i}.bin"));
+        settle();
         let t = Instant::now();
         let mut from = std::fs::File::open(&big)?;
         let mut out = std::fs::File::create(&to)?;
@@ -412,10 +423,23 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     let mut playable_s = Vec::new();
     let mut upload_mbps = Vec::new();
     for i in 0..o.runs {
+        settle();
         let (id, took, _) = member.upload(&big_data, &format!("big-{i}.bin")).await?;
         upload_mbps.push(big_mb / took);
-        // Its processing (it is refused) ends before the next run starts.
+        // Its processing (it is refused) ends, and its files go, before the next run starts.
         wait_until(&mut events, &mut buf, &id, Until::Failed).await?;
+        let blobs = dir.join("moim/moim/blobs");
+        let leftovers = || {
+            blobs.join("videos").join(&id).exists()
+                || std::fs::read_dir(blobs.join("uploads")).is_ok_and(|mut d| d.next().is_some())
+        };
+        let since = Instant::now();
+        while leftovers() {
+            if since.elapsed() > Duration::from_secs(120) {
+                bail!("the refused upload's files were still there after 2 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     drop(big_data);
     for i in 0..o.runs {
