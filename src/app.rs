@@ -151,7 +151,7 @@ impl Application {
         broker.subscribe(Arc::new(library.clone()));
         let inboxes = crate::realtime::inbox::Inboxes::new();
         broker.subscribe(inboxes.clone());
-        let orphans = crate::storage::videos::fail_orphans(&db.pool, crate::storage::now_ms())
+        let orphans = crate::domain::videos::fail_orphans(&db)
             .await
             .context("checking videos left processing")?;
         if orphans > 0 {

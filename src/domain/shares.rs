@@ -132,6 +132,13 @@ impl Shares {
                     "the password is over 200 characters",
                 ))
             }
+            // Guessing is slowed per link, not stopped: a password needs some length.
+            Some(p) if p.chars().count() < MIN_PASSWORD => {
+                return Err(Error::invalid(
+                    "invalid_password",
+                    format!("a link's password has at least {MIN_PASSWORD} characters"),
+                ))
+            }
             Some(p) => Some(self.hasher.hash(p.to_string()).await?),
         };
         let custom = match new.slug.as_deref() {
@@ -385,6 +392,9 @@ fn exhausted() -> Error {
         "this link has been viewed as often as it may be",
     )
 }
+
+/// The shortest password a link may have.
+const MIN_PASSWORD: usize = 6;
 
 fn password_required() -> Error {
     Error::PasswordRequired {

@@ -48,6 +48,27 @@ pub struct VideoPatch {
     pub visibility: Option<Visibility>,
 }
 
+/// Fails uploaded videos left processing with no job to finish them (a backstop run at
+/// start: a transaction makes them impossible) and lets their files and uploads go. Returns
+/// how many there were.
+pub async fn fail_orphans(db: &Db) -> Result<usize> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let orphans = videos::fail_orphans(&mut *tx, now).await?;
+    for (public_id, upload) in &orphans {
+        let dir = format!("videos/{public_id}/");
+        jobs::enqueue(&mut *tx, DELETE_BLOBS_JOB, &dir, now).await?;
+        if let Some(upload) = upload {
+            if uploads::delete(&mut *tx, upload).await? {
+                let dir = format!("uploads/{upload}/");
+                jobs::enqueue(&mut *tx, DELETE_BLOBS_JOB, &dir, now).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(orphans.len())
+}
+
 impl Videos {
     pub fn new(db: Db, broker: Arc<dyn Broker>, delete_delay_ms: i64) -> Videos {
         Videos {

@@ -86,12 +86,14 @@ async fn run(
     let key = |name: &str| video_key(&public_id, name);
     let mut segments: Vec<Written> = Vec::new();
     let mut failed = false;
+    // What the video keeps, for its owner's storage use.
+    let mut stored: u64 = 0;
     while let Some(op) = rx.recv().await {
         let result = match op {
             Op::Init { epoch, data } => blobs
                 .put(&key(&playlist::init_uri(epoch)), blobs::once(data))
                 .await
-                .map(drop),
+                .map(|n| stored += n),
             Op::Segment {
                 msn,
                 duration_ms,
@@ -102,7 +104,7 @@ async fn run(
                 let r = blobs
                     .put(&key(&playlist::segment_uri(msn)), blobs::once(data))
                     .await
-                    .map(drop);
+                    .map(|n| stored += n);
                 if r.is_ok() {
                     segments.push(Written {
                         msn,
@@ -128,21 +130,35 @@ async fn run(
         VideoStatus::Failed
     } else {
         match write_playlist(&*blobs, &key("index.m3u8"), &segments).await {
-            Ok(()) => VideoStatus::Ready,
+            Ok(n) => {
+                stored += n;
+                VideoStatus::Ready
+            }
             Err(e) => {
                 tracing::warn!(video = id, error = %e, "writing the recording's playlist failed");
                 VideoStatus::Failed
             }
         }
     };
-    let thumb =
-        status == VideoStatus::Ready && make_thumbnail(&*blobs, &public_id, &segments).await;
+    let thumb = match status {
+        VideoStatus::Ready => make_thumbnail(&*blobs, &public_id, &segments).await,
+        _ => None,
+    };
+    stored += thumb.unwrap_or(0);
+    if status != VideoStatus::Ready {
+        // A failed recording keeps nothing: its files go now.
+        if let Err(e) = blobs::delete_all(&*blobs, &format!("videos/{public_id}/")).await {
+            tracing::warn!(video = id, error = %e, "cannot delete a failed recording's files");
+        }
+        stored = 0;
+    }
     if let Err(e) = videos::finish(
         &db.pool,
         id,
         status,
         duration_ms.round() as i64,
-        thumb,
+        thumb.is_some(),
+        stored as i64,
         now_ms(),
     )
     .await
@@ -161,7 +177,7 @@ async fn write_playlist(
     blobs: &dyn Blobs,
     key: &str,
     segments: &[Written],
-) -> Result<(), blobs::BlobError> {
+) -> Result<u64, blobs::BlobError> {
     let list: Vec<VodSegment> = segments
         .iter()
         .map(|s| VodSegment {
@@ -172,17 +188,13 @@ async fn write_playlist(
         })
         .collect();
     // A put is whole or nothing, so a reader never sees half a playlist.
-    blobs
-        .put(key, blobs::once(playlist::vod(&list)))
-        .await
-        .map(drop)
+    blobs.put(key, blobs::once(playlist::vod(&list))).await
 }
 
-/// A JPEG from the first keyframe of a middle segment, if ffmpeg is installed. Best effort.
-async fn make_thumbnail(blobs: &dyn Blobs, public_id: &str, segments: &[Written]) -> bool {
-    let Some(seg) = segments.get(segments.len() / 2) else {
-        return false;
-    };
+/// A JPEG from the first keyframe of a middle segment, if ffmpeg is installed (its size).
+/// Best effort.
+async fn make_thumbnail(blobs: &dyn Blobs, public_id: &str, segments: &[Written]) -> Option<u64> {
+    let seg = segments.get(segments.len() / 2)?;
     let read = |name: String| async move {
         blobs
             .get(&video_key(public_id, &name), None)
@@ -196,15 +208,13 @@ async fn make_thumbnail(blobs: &dyn Blobs, public_id: &str, segments: &[Written]
         read(playlist::init_uri(seg.init_epoch)).await,
         read(playlist::segment_uri(seg.msn)).await,
     ) else {
-        return false;
+        return None;
     };
     let mut input = init.to_vec();
     input.extend_from_slice(&media);
-    match super::thumbnail::jpeg(input).await {
-        Some(jpeg) => blobs
-            .put(&video_key(public_id, "thumbnail.jpg"), blobs::once(jpeg))
-            .await
-            .is_ok(),
-        None => false,
-    }
+    let jpeg = super::thumbnail::jpeg(input).await?;
+    blobs
+        .put(&video_key(public_id, "thumbnail.jpg"), blobs::once(jpeg))
+        .await
+        .ok()
 }

@@ -162,17 +162,19 @@ pub async fn finish(
     status: VideoStatus,
     duration_ms: i64,
     has_thumbnail: bool,
+    stored_bytes: i64,
     now: i64,
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE videos SET status = $1, duration_ms = $2, has_thumbnail = $3, updated_at = $4, \
-         progress = 1000 WHERE id = $5",
+         progress = 1000, stored_bytes = $6 WHERE id = $5",
     )
     .bind(status.as_str())
     .bind(duration_ms)
     .bind(i64::from(has_thumbnail))
     .bind(now)
     .bind(id)
+    .bind(stored_bytes)
     .execute(ex)
     .await?;
     Ok(())
@@ -360,16 +362,23 @@ pub async fn list_public(
 
 /// Uploaded videos left `processing` with no job to finish them (which a transaction makes
 /// impossible; this is the backstop that keeps a video from spinning forever).
-pub async fn fail_orphans(ex: impl Exec<'_>, now: i64) -> Result<u64, DbError> {
-    let r = sqlx::query(
+/// Returns each one's public id and upload.
+pub async fn fail_orphans(
+    ex: impl Exec<'_>,
+    now: i64,
+) -> Result<Vec<(String, Option<String>)>, DbError> {
+    let rows = sqlx::query(
         "UPDATE videos SET status = 'failed', error = 'processing stopped; upload it again', \
          stored_bytes = 0, updated_at = $1 WHERE status = 'processing' AND source = 'upload' \
-         AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.subject = videos.public_id)",
+         AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.subject = videos.public_id) \
+         RETURNING public_id, upload_id",
     )
     .bind(now)
-    .execute(ex)
+    .fetch_all(ex)
     .await?;
-    Ok(r.rows_affected())
+    rows.iter()
+        .map(|r| Ok((r.try_get("public_id")?, r.try_get("upload_id")?)))
+        .collect()
 }
 
 /// Videos left `processing` by a crash: the recorder that owned them is gone.

@@ -226,6 +226,23 @@ impl TestApp {
         c
     }
 
+    /// Runs one SQL statement on the server's database (stop the server first when the
+    /// statement must not race it). For tests that stage what no request can make.
+    pub async fn sql(&self, statement: &str) -> u64 {
+        sqlx::any::install_default_drivers();
+        let url = match &self.backend {
+            Backend::Postgres(url) => url.clone(),
+            Backend::Sqlite => format!("sqlite://{}", self.data_dir.join("moim.db").display()),
+        };
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .expect("connect to the test database");
+        sqlx::Executor::execute(&mut conn, statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"))
+            .rows_affected()
+    }
+
     /// Starts the server again on the same data dir and database (new port).
     pub async fn restart(&mut self) {
         self.kill9();

@@ -590,6 +590,29 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
     let v = settled(&jun, &id).await;
     assert_eq!(v["status"], "ready", "{v}");
 
+    // A video left processing with no job (the start-up backstop): failed, files gone.
+    let id = upload(&app, &jun, "h264.mp4").await;
+    let v = settled(&jun, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert!(!files_of(&app, &id).is_empty());
+    app.kill9();
+    let staged = app
+        .sql(&format!(
+            "UPDATE videos SET status = 'processing' WHERE public_id = '{id}'"
+        ))
+        .await;
+    assert_eq!(staged, 1);
+    app.sql(&format!("DELETE FROM jobs WHERE subject = '{id}'"))
+        .await;
+    app.restart_same_port().await;
+    let (_, body) = jun.client.get(&format!("/api/v1/videos/{id}")).await;
+    assert_eq!(body["video"]["status"], "failed", "{body}");
+    assert_eq!(
+        body["video"]["error"],
+        "processing stopped; upload it again"
+    );
+    no_files_left(&app, &id).await;
+
     // A video may not process for longer than the limit.
     let app = spawn_with(b, &["--video-timeout-s", "2", "--video-ladder", ladder]).await;
     let ara = app.signup("ara").await;
@@ -843,7 +866,14 @@ async fn share_links_admit_visitors_as_far_as_they_say(b: Backend) {
     assert_eq!(first.status(&media).await, 200);
     assert_eq!(first.open(&once).await.0, 200, "a grant holder may reload");
 
-    // A password: asked for, refused when wrong, and then the link opens.
+    // A password: at least six characters; asked for, refused when wrong, then the link opens.
+    let (s, e) = c.post(&shares, json!({"password": "1234"})).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_password")),
+        "{e}"
+    );
+    assert_eq!(e["message"], "a link's password has at least 6 characters");
     let (_, body) = c
         .post(
             &shares,

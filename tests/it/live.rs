@@ -445,6 +445,15 @@ async fn broadcast_end_to_end(backend: Backend) {
         "recording of {dur} s for an 8 s broadcast"
     );
     let id = video["id"].as_str().unwrap();
+    // What it keeps on disk counts against the owner's storage, exactly.
+    let on_disk: u64 = std::fs::read_dir(app.data_dir.join("blobs/videos").join(id))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk > 0);
+    assert_eq!(video["size_bytes"].as_u64(), Some(on_disk), "{video}");
+    let (_, usage) = owner.client.get("/api/v1/me/usage").await;
+    assert_eq!(usage["used_bytes"].as_u64(), Some(on_disk), "{usage}");
     let (st, one) = app.anon().get(&format!("/api/v1/videos/{id}")).await;
     assert_eq!(st, 200);
     assert_eq!(one["video"]["hls_url"], format!("/videos/{id}/index.m3u8"));

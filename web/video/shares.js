@@ -71,7 +71,7 @@ export function sharesPanel(v, initial, { signal }) {
 
   const slug = el("input", { name: "slug", id: "share-slug", maxlength: 64, autocomplete: "off", placeholder: t("share.slugPlaceholder") });
   const expires = el("input", { name: "expires", id: "share-expires", type: "datetime-local" });
-  const password = el("input", { name: "password", id: "share-password", type: "password", maxlength: 200, autocomplete: "new-password" });
+  const password = el("input", { name: "password", id: "share-password", type: "password", minlength: 6, maxlength: 200, autocomplete: "new-password" });
   const maxViews = el("input", { name: "max_views", id: "share-max-views", type: "number", min: 1, step: 1, inputmode: "numeric" });
   const form = el("form", { class: "form share-form", id: "share-form" },
     el("label", {}, t("share.slug"), slug),
