@@ -310,6 +310,10 @@ options! {
         /// Renditions transcoded uploads get, `HEIGHT:KBPS,…` (peak kbit/s); none above the source.
         #[arg(env = "MOIM_VIDEO_LADDER")]
         video_ladder: Ladder = { DEFAULT_VIDEO_LADDER.parse().expect("the default ladder parses") };
+        /// Also give remuxed uploads (playable as they came) the ladder's rungs below their
+        /// height, made with ffmpeg after they play; off = one rendition, no encoding at all.
+        #[arg(env = "MOIM_VIDEO_REMUX_LADDER")]
+        video_remux_ladder: bool = true;
     }
     /// Limits that keep one client (or a crowd) from exhausting the server; see
     /// docs/operations.md, "Limits and abuse".

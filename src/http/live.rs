@@ -236,7 +236,7 @@ pub async fn live_file(
             data.map(|d| media(d, "video/iso.segment", "public, max-age=60"))
                 .ok_or_else(|| ApiError::not_found("part"))
         }
-        File::Thumbnail | File::Storyboard | File::StoryboardCues => {
+        File::Thumbnail | File::Storyboard | File::StoryboardCues | File::SourcePlaylist => {
             Err(ApiError::not_found("file"))
         }
     }

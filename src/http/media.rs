@@ -16,6 +16,8 @@ pub enum File {
     Segment(u64),
     Part(u64, u32),
     Thumbnail,
+    /// A stored video's source rendition once lower ones were made beside it.
+    SourcePlaylist,
     /// A stored video's storyboard sprite and its WebVTT cues.
     Storyboard,
     StoryboardCues,
@@ -27,6 +29,7 @@ pub fn parse_file(name: &str) -> Option<File> {
     }
     match name {
         "thumbnail.jpg" => return Some(File::Thumbnail),
+        "source.m3u8" => return Some(File::SourcePlaylist),
         "storyboard.jpg" => return Some(File::Storyboard),
         "storyboard.vtt" => return Some(File::StoryboardCues),
         _ => {}
@@ -83,6 +86,7 @@ mod tests {
         assert_eq!(parse_file("s12.m4s"), Some(File::Segment(12)));
         assert_eq!(parse_file("p12.3.m4s"), Some(File::Part(12, 3)));
         assert_eq!(parse_file("storyboard.vtt"), Some(File::StoryboardCues));
+        assert_eq!(parse_file("source.m3u8"), Some(File::SourcePlaylist));
         assert!(is_rendition("720p") && is_rendition("1080p") && is_rendition("90p"));
         for bad in ["p", "0p", "720", "12345p", "72op", "../p", "720p/"] {
             assert!(!is_rendition(bad), "{bad}");

@@ -227,7 +227,7 @@ async fn serve_file(
         .await?;
     let file = parse_file(name).ok_or_else(|| ApiError::not_found("file"))?;
     let (content_type, max_age) = match file {
-        File::Playlist => (PLAYLIST, 60),
+        File::Playlist | File::SourcePlaylist => (PLAYLIST, 60),
         File::Init(_) => ("video/mp4", 86400),
         File::Segment(_) => ("video/iso.segment", 86400),
         File::Thumbnail | File::Storyboard => ("image/jpeg", 3600),

@@ -27,7 +27,7 @@ use crate::domain::uploads::Uploads;
 use crate::domain::videos::{DELETE_BLOBS_JOB, PROCESS_JOB};
 use crate::storage::blobs::{self, Blobs};
 use crate::storage::jobs::{self, Job};
-use crate::storage::videos::{self, VideoStatus};
+use crate::storage::videos::{self, Video, VideoStatus};
 use crate::storage::{now_ms, Db};
 use crate::views::VideoView;
 
@@ -205,6 +205,36 @@ impl Library {
         }
     }
 
+    /// Best effort: see [`process::drop_unlisted_renditions`].
+    async fn drop_unlisted(&self, public_id: &str) {
+        match process::drop_unlisted_renditions(self, public_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(video = %public_id, blobs = n, "unfinished renditions removed"),
+            Err(process::Failure::File(e)) => {
+                tracing::warn!(video = %public_id, error = %e, "cannot remove unfinished renditions")
+            }
+            Err(process::Failure::Server(e)) => {
+                tracing::warn!(video = %public_id, error = %e, "cannot remove unfinished renditions")
+            }
+        }
+    }
+
+    /// Records what came after the video played (pictures, renditions) and tells its owner.
+    async fn store_extras(
+        &self,
+        video: &Video,
+        thumb: bool,
+        board: bool,
+        later: &process::Later,
+    ) -> Result<(), Retry> {
+        let bytes = later.stored_bytes();
+        videos::set_pictures(&self.0.db.pool, video.id, thumb, board, bytes)
+            .await
+            .map_err(retry)?;
+        self.announce(&video.public_id).await;
+        Ok(())
+    }
+
     /// One job's work: `Ok` when the video ended ready or failed for its file's sake.
     async fn process_job(&self, job: &Job) -> Result<(), Retry> {
         let Some(video) = videos::get(&self.0.db.pool, &job.subject)
@@ -214,6 +244,11 @@ impl Library {
             return Ok(()); // deleted meanwhile
         };
         if video.status != VideoStatus::Processing {
+            // Ready, with its job still here: an attempt at lower renditions was cut short
+            // (a crash, a stop). The video plays as it is; what that attempt wrote goes.
+            if video.status == VideoStatus::Ready {
+                self.drop_unlisted(&video.public_id).await;
+            }
             return Ok(());
         }
         if job.attempts > MAX_ATTEMPTS {
@@ -226,7 +261,7 @@ impl Library {
             return Ok(());
         }
         match process::run(self, &video).await {
-            Ok((done, later)) => {
+            Ok((done, mut later)) => {
                 let ok = videos::mark_ready(&self.0.db.pool, video.id, &done, now_ms())
                     .await
                     .map_err(retry)?;
@@ -237,19 +272,36 @@ impl Library {
                 self.announce(&video.public_id).await;
                 // Pictures after it plays. Best effort: a failure (or a crash, after which the
                 // video is ready and not processed again) leaves it without them.
-                match process::pictures(self, later).await {
-                    Ok((thumb, board, bytes)) if thumb || board => {
-                        videos::set_pictures(&self.0.db.pool, video.id, thumb, board, bytes)
-                            .await
-                            .map_err(retry)?;
-                        self.announce(&video.public_id).await;
-                    }
-                    Ok(_) => {}
+                let (mut thumb, mut board) = (false, false);
+                match process::pictures(self, &mut later).await {
+                    Ok(made) => (thumb, board) = made,
                     Err(process::Failure::File(why)) => {
                         tracing::info!(video = %video.public_id, %why, "no pictures")
                     }
                     Err(process::Failure::Server(e)) => {
                         tracing::warn!(video = %video.public_id, error = %e, "storing pictures failed")
+                    }
+                }
+                if thumb || board {
+                    self.store_extras(&video, thumb, board, &later).await?;
+                }
+                // Then, for a remuxed video, lower renditions (best effort, like pictures).
+                match process::lower_renditions(self, &video, &mut later).await {
+                    Ok(true) => {
+                        tracing::info!(video = %video.public_id, "lower renditions added");
+                        self.store_extras(&video, thumb, board, &later).await?;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        match e {
+                            process::Failure::File(why) => {
+                                tracing::info!(video = %video.public_id, %why, "no lower renditions")
+                            }
+                            process::Failure::Server(e) => {
+                                tracing::warn!(video = %video.public_id, error = %e, "making lower renditions failed")
+                            }
+                        }
+                        self.drop_unlisted(&video.public_id).await;
                     }
                 }
                 Ok(())
@@ -265,6 +317,10 @@ impl Library {
     /// Fails the job's video with `reason` and drops the job.
     async fn give_up(&self, job: &Job, reason: &str) {
         match videos::get(&self.0.db.pool, &job.subject).await {
+            Ok(Some(v)) if v.status == VideoStatus::Ready => {
+                // It plays; only what came after (lower renditions) ran out of time.
+                self.drop_unlisted(&v.public_id).await;
+            }
             Ok(Some(v)) => {
                 if let Err(e) = self.fail(&v, reason).await {
                     tracing::warn!(video = %v.public_id, error = %e, "cannot mark a video failed");

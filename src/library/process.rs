@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::tools::{self, Storyboard};
 use super::Library;
+use crate::config::Step;
 use crate::storage::blobs::{self, BlobError, Blobs};
 use crate::storage::now_ms;
 use crate::storage::videos::{self, Processed, Video};
@@ -114,6 +115,7 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
     let turned = matches!(&probe, Ok(m) if m.video().is_some_and(|v| v.transformed));
     let mut done = Processed::default();
     let local_original: Option<LocalFile>;
+    let mut remuxed = None;
     match (probe, remux) {
         (Ok(movie), Ok(remux)) if !(turned && ffmpeg) => {
             check_duration(movie.duration_ms() as f64 / 1000.0)?;
@@ -135,6 +137,7 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
             } else {
                 None
             };
+            remuxed = Some(r);
         }
         (_, Err(why)) if !ffmpeg => {
             return Err(
@@ -228,25 +231,37 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
         local: local_original,
         out,
         seconds: done.duration_ms as f64 / 1000.0,
+        remuxed,
     };
     Ok((done, later))
 }
 
-/// What is left once the video plays: its pictures.
+/// What is left once the video plays: its pictures, and lower renditions of a remuxed one.
 pub struct Later {
     local: Option<LocalFile>,
     out: Output,
     seconds: f64,
+    /// The one rendition a remuxed video plays from.
+    remuxed: Option<Rendition>,
+}
+
+impl Later {
+    /// The bytes the video keeps now.
+    pub fn stored_bytes(&self) -> i64 {
+        self.out.bytes
+    }
 }
 
 /// The thumbnail and the storyboard (keyframes only; nothing without ffmpeg): whether each was
-/// made, and the bytes the video keeps now.
-pub async fn pictures(lib: &Library, later: Later) -> Result<(bool, bool, i64), Failure> {
+/// made.
+pub async fn pictures(lib: &Library, later: &mut Later) -> Result<(bool, bool), Failure> {
     let Later {
         local,
-        mut out,
+        out,
         seconds,
+        ..
     } = later;
+    let seconds = *seconds;
     let (mut thumb, mut board) = (false, false);
     if let Some(local) = &local {
         let at = (seconds / 4.0).min(30.0);
@@ -261,7 +276,135 @@ pub async fn pictures(lib: &Library, later: Later) -> Result<(bool, bool, i64), 
             board = true;
         }
     }
-    Ok((thumb, board, out.bytes))
+    Ok((thumb, board))
+}
+
+/// Deletes rendition folders (`{name}/…`) of the video that its `index.m3u8` does not list:
+/// what an attempt at [`lower_renditions`] that failed, timed out or crashed left behind (the
+/// playlist that lists them is written last). Returns how many blobs went.
+pub async fn drop_unlisted_renditions(lib: &Library, public_id: &str) -> Result<usize, Failure> {
+    let dir = format!("videos/{public_id}/");
+    let index = match lib.0.blobs.get(&format!("{dir}index.m3u8"), None).await {
+        Ok(b) => String::from_utf8_lossy(&b.bytes().await?).into_owned(),
+        Err(BlobError::NotFound) => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut gone = 0;
+    for key in lib.0.blobs.list(&dir).await? {
+        let rest = &key[dir.len()..];
+        let Some((folder, _)) = rest.split_once('/') else {
+            continue;
+        };
+        if !index.lines().any(|l| l.starts_with(&format!("{folder}/"))) {
+            lib.0.blobs.delete(&key).await?;
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
+
+/// The rendition a remuxed video played from, renamed when lower ones join it: the
+/// multivariant playlist takes its name (`index.m3u8`, the video's `hls_url`).
+const SOURCE_PLAYLIST: &str = "source.m3u8";
+
+/// Gives a remuxed video the ladder's rungs below its height (one ffmpeg run, after it plays),
+/// then turns `index.m3u8` into a multivariant playlist over the source and them. Whether it
+/// did; nothing to do without ffmpeg, for a transcoded video, or below the lowest rung.
+pub async fn lower_renditions(
+    lib: &Library,
+    video: &Video,
+    later: &mut Later,
+) -> Result<bool, Failure> {
+    let inner = &lib.0;
+    let (Some(local), Some(source)) = (&later.local, &later.remuxed) else {
+        return Ok(false);
+    };
+    if !inner.cfg.video_remux_ladder {
+        return Ok(false);
+    }
+    let mut rungs: Vec<Step> = inner
+        .cfg
+        .video_ladder
+        .0
+        .iter()
+        .copied()
+        .filter(|s| i64::from(s.height) < source.height)
+        .collect();
+    rungs.sort_by_key(|s| std::cmp::Reverse(s.height));
+    rungs.dedup_by_key(|s| s.height);
+    if rungs.is_empty() {
+        return Ok(false);
+    }
+    let info = inner.tools.probe(&local.path).await.map_err(refuse)?;
+    let work = inner.work_dir.join(format!("{}-rungs", video.public_id));
+    let _ = tokio::fs::remove_dir_all(&work).await;
+    tokio::fs::create_dir_all(&work).await?;
+    let _clean = RemoveDir(work.clone());
+    let files = inner
+        .tools
+        .transcode(&local.path, &info, &rungs, &work, |_| {})
+        .await
+        .map_err(refuse)?;
+    let mut made = Vec::new();
+    // Progress is not shown again: the video is ready and plays meanwhile.
+    let mut quiet = Progress::silent(lib, video);
+    for (file, rung) in files.iter().zip(&rungs) {
+        let len = tokio::fs::metadata(file).await?.len();
+        let src = Source::File {
+            path: file.clone(),
+            len,
+        };
+        let movie = probe_mp4(&src).await?.map_err(|e| {
+            Failure::Server(anyhow::anyhow!("ffmpeg wrote an unreadable rendition: {e}"))
+        })?;
+        let remux = Remux::new(&movie).map_err(|e| {
+            Failure::Server(anyhow::anyhow!("ffmpeg wrote an unusable rendition: {e}"))
+        })?;
+        let name = format!("{}p", rung.height);
+        let r = remux_to(
+            &src,
+            &movie,
+            remux,
+            &mut later.out,
+            &format!("{name}/"),
+            &mut quiet,
+            0.0,
+            1.0,
+        )
+        .await?;
+        made.push((name, r));
+    }
+    // The source's playlist under its new name first, then the one that points at it.
+    let source_list = inner
+        .blobs
+        .get(&format!("{}/{}", later.out.dir, source.playlist), None)
+        .await?
+        .bytes()
+        .await?;
+    later.out.put(SOURCE_PLAYLIST, source_list.clone()).await?;
+    let mut list = vec![Variant {
+        uri: SOURCE_PLAYLIST,
+        bandwidth: source.peak_bps,
+        average_bandwidth: Some(source.average_bps),
+        codecs: &source.codecs,
+        resolution: Some((source.width as u32, source.height as u32)),
+        frame_rate: None,
+        name: "source",
+    }];
+    list.extend(made.iter().map(|(name, r)| Variant {
+        uri: &r.playlist,
+        bandwidth: r.peak_bps,
+        average_bandwidth: Some(r.average_bps),
+        codecs: &r.codecs,
+        resolution: Some((r.width as u32, r.height as u32)),
+        frame_rate: None,
+        name,
+    }));
+    let index = playlist::multivariant(&list);
+    // It replaces the source's playlist, whose bytes now count under the new name.
+    later.out.bytes -= source_list.len() as i64;
+    later.out.put(&source.playlist, index.into()).await?;
+    Ok(true)
 }
 
 /// Moves the finished upload into the video's `original` blob (once: a retry finds it there),
@@ -559,6 +702,14 @@ impl<'a> Progress<'a> {
             video,
             shown: 0.0,
             at: Instant::now(),
+        }
+    }
+
+    /// Progress that is never shown (work on a video that is already ready).
+    fn silent(lib: &'a Library, video: &'a Video) -> Progress<'a> {
+        Progress {
+            shown: f64::INFINITY,
+            ..Progress::new(lib, video)
         }
     }
 

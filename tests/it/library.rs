@@ -14,6 +14,7 @@ use crate::uploads::Tus;
 
 backend_tests!(
     an_h264_mp4_is_remuxed_and_served_privately,
+    a_remuxed_video_gains_the_lower_rungs_of_the_ladder,
     other_formats_are_transcoded_to_a_ladder,
     files_that_are_not_videos_fail_with_a_reason_and_leave_nothing,
     a_plan_limits_how_long_videos_may_be,
@@ -287,6 +288,56 @@ fn files_of(app: &TestApp, id: &str) -> Vec<String> {
 }
 
 /// Waits for a failed video's files to go (they are deleted right after it is marked failed).
+async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
+    if fixtures().is_none() {
+        return;
+    }
+    // The 240-line clip is below 1080 and above 144: it gets a 144p rendition, no 1080p.
+    let app = spawn_with(b, &["--video-ladder", "1080:5000,144:200"]).await;
+    let mina = app.signup("mina").await;
+    let id = upload(&app, &mina, "h264.mp4").await;
+    let v = settled(&mina, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let hls = v["hls_url"].as_str().unwrap().to_string();
+    // Once the rendition is made, the playlist lists both, the source first; every file
+    // the video keeps counts.
+    let (index, v) = eventually(120, || async {
+        let index = mina.client.clone().text(&hls).await;
+        if !index.contains("#EXT-X-STREAM-INF") {
+            return None;
+        }
+        let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
+        let kept: u64 = files_of(&app, &id)
+            .iter()
+            .map(|f| {
+                std::fs::metadata(app.data_dir.join("blobs/videos").join(&id).join(f))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        (body["video"]["size_bytes"].as_u64() == Some(kept)).then(|| (index, body["video"].clone()))
+    })
+    .await;
+    let variants: Vec<&str> = index
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert_eq!(variants, ["source.m3u8", "144p/index.m3u8"], "{index}");
+    assert!(index.contains("RESOLUTION=320x240"), "{index}");
+    assert!(index.contains("RESOLUTION=192x144"), "{index}");
+    let files = files_of(&app, &id);
+    assert!(!files.iter().any(|f| f.starts_with("1080p/")), "{files:?}");
+    // Both play every frame: the source as it came, the new one re-encoded.
+    let dir = hls.rsplit_once('/').unwrap().0;
+    for list in variants {
+        let (video_frames, _, _) = decode(&mina, &format!("{dir}/{list}")).await;
+        assert_eq!(video_frames, 300, "{list}");
+    }
+    let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
+    assert_eq!(usage["used_bytes"], v["size_bytes"], "{usage}");
+    assert_eq!(v["width"], 320, "the video's size is its source's");
+}
+
 /// Waits for every file of the video to go, and its directories with them.
 async fn no_files_left(app: &TestApp, id: &str) {
     let dir = app.data_dir.join("blobs/videos").join(id);

@@ -21,7 +21,7 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::live::servers::{start_moim, Srv};
+use crate::live::servers::{start_moim_with, Srv};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct LibraryOpts {
@@ -77,6 +77,15 @@ fn cpu_with_children_us(pid: u32) -> u64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     ticks * 1_000_000 / hz
+}
+
+/// The benchmark's own CPU so far (the HTTP client's), microseconds.
+fn own_us() -> u64 {
+    // SAFETY: getrusage fills a stack struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
 }
 
 /// The benchmark's own children's CPU so far (ffmpeg runs it waited for), microseconds.
@@ -414,9 +423,35 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         rw_mbps.push(big_mb / t.elapsed().as_secs_f64());
         std::fs::remove_file(&to)?;
     }
+    // What keeping each acknowledged piece durable costs at the least: every 8 MiB piece
+    // written to a file of its own and synced before the next (as moim does; tusd does not
+    // sync), from memory, without HTTP.
+    let mut pieces_mbps = Vec::new();
+    for i in 0..o.runs {
+        use std::io::Write;
+        let to = dir.join(format!("pieces-{i}"));
+        std::fs::create_dir_all(&to)?;
+        settle();
+        let t = Instant::now();
+        for (n, piece) in big_data.chunks(PIECE).enumerate() {
+            let mut out = std::fs::File::create(to.join(format!("{n}")))?;
+            out.write_all(piece)?;
+            out.sync_all()?;
+        }
+        pieces_mbps.push(big_mb / t.elapsed().as_secs_f64());
+        std::fs::remove_dir_all(&to)?;
+    }
 
     // moim: time to playable and upload speed.
-    let srv: Srv = start_moim(&moim_bin, &dir.join("moim"), 0).await?;
+    // Without the lower renditions a remuxed upload gains after it plays: they would encode
+    // beside the next run (what is measured is the remux, and the transcode on its own).
+    let srv: Srv = start_moim_with(
+        &moim_bin,
+        &dir.join("moim"),
+        0,
+        &["--video-remux-ladder", "false"],
+    )
+    .await?;
     let member = Member::signup(&srv.http, "uploader").await?;
     let mut events = member.events().await?;
     let mut buf = String::new();
@@ -424,8 +459,15 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     let mut upload_mbps = Vec::new();
     for i in 0..o.runs {
         settle();
+        let (server0, client0) = (srv.cpu_us(), own_us());
         let (id, took, _) = member.upload(&big_data, &format!("big-{i}.bin")).await?;
         upload_mbps.push(big_mb / took);
+        // Where the time goes: both sides share the machine's cores.
+        println!(
+            "upload run {i}: {took:.3} s wall, moim {:.3} CPU-s, client {:.3} CPU-s",
+            (srv.cpu_us() - server0) as f64 / 1e6,
+            (own_us() - client0) as f64 / 1e6
+        );
         // Its processing (it is refused) ends, and its files go, before the next run starts.
         wait_until(&mut events, &mut buf, &id, Until::Failed).await?;
         let blobs = dir.join("moim/moim/blobs");
@@ -553,6 +595,7 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         upload_mbps.iter().copied().fold(0.0, f64::max),
         rw_mbps.iter().copied().fold(0.0, f64::max),
     );
+    let pieces = pieces_mbps.iter().copied().fold(0.0, f64::max);
     println!(
         "\n## Video library ({} s 720p30 test video, {mb:.1} MB; best of {})\n",
         o.seconds, o.runs
@@ -573,6 +616,10 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         upload / rw
     );
     println!(
+        "| the same upload | {upload:.0} MB/s | 8 MiB pieces from memory, each in its own file and synced: {pieces:.0} MB/s | {:.2}× | — |",
+        upload / pieces
+    );
+    println!(
         "| transcode to the 720/480/360 ladder, CPU-s per video-s | {:.2} (wall {moim_tx_wall:.1} s) | one ffmpeg command: {:.2} (wall {ff_tx_wall:.1} s) | {:.2}× | ≤ 1.1× |",
         moim_tx_cpu / video_s,
         ff_tx_cpu / video_s,
@@ -580,7 +627,7 @@ pub async fn run(o: LibraryOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     );
     println!("| share page `/s/{{code}}`, wrk -t2 -c32 | {page_rps:.0} req/s, p99 {page_p99:.1} ms | — | — | a figure |");
     println!("| share API with a grant, wrk -t2 -c32 | {api_rps:.0} req/s, p99 {api_p99:.1} ms | — | — | a figure |");
-    println!("\nruns: playable {playable_s:.3?} s, ffmpeg remux {remux_s:.3?} s, upload {upload_mbps:.0?} MB/s, copy {copy_mbps:.0?} MB/s, read+write {rw_mbps:.0?} MB/s");
+    println!("\nruns: playable {playable_s:.3?} s, ffmpeg remux {remux_s:.3?} s, upload {upload_mbps:.0?} MB/s, copy {copy_mbps:.0?} MB/s, read+write {rw_mbps:.0?} MB/s, synced pieces {pieces_mbps:.0?} MB/s");
     if o.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }

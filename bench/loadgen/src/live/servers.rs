@@ -61,6 +61,16 @@ fn free_port() -> u16 {
 }
 
 pub async fn start_moim(bin: &Path, dir: &Path, streams: usize) -> anyhow::Result<Srv> {
+    start_moim_with(bin, dir, streams, &[]).await
+}
+
+/// [`start_moim`] with more flags.
+pub async fn start_moim_with(
+    bin: &Path,
+    dir: &Path,
+    streams: usize,
+    extra: &[&str],
+) -> anyhow::Result<Srv> {
     let data = dir.join("moim");
     std::fs::create_dir_all(&data)?;
     let log = std::fs::File::create(dir.join("moim.log"))?;
@@ -76,6 +86,7 @@ pub async fn start_moim(bin: &Path, dir: &Path, streams: usize) -> anyhow::Resul
         .arg(&data)
         .args(["--max-broadcasts", "50", "--shutdown-grace-s", "3"])
         .args(["--login-rate-per-min", "1000"])
+        .args(extra)
         // Every simulated viewer connects from 127.0.0.1.
         .args(["--max-connections-per-ip", "1000000"])
         .env("RUST_LOG", "warn")
