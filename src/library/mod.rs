@@ -205,6 +205,30 @@ impl Library {
         }
     }
 
+    /// Sets the video's stored bytes from what the store holds: after an attempt cut short,
+    /// the count may lag what was written (a new playlist) or removed.
+    async fn recount(&self, video: &Video) -> Result<(), Retry> {
+        let bytes = process::stored_bytes(self, &video.public_id)
+            .await
+            .map_err(|e| match e {
+                process::Failure::Server(e) => Retry(e),
+                process::Failure::File(why) => Retry(anyhow::anyhow!(why)),
+            })?;
+        if bytes != video.stored_bytes {
+            videos::set_pictures(
+                &self.0.db.pool,
+                video.id,
+                video.has_thumbnail,
+                video.has_storyboard,
+                bytes,
+            )
+            .await
+            .map_err(retry)?;
+            self.announce(&video.public_id).await;
+        }
+        Ok(())
+    }
+
     /// Best effort: see [`process::drop_unlisted_renditions`].
     async fn drop_unlisted(&self, public_id: &str) {
         match process::drop_unlisted_renditions(self, public_id).await {
@@ -248,6 +272,7 @@ impl Library {
             // (a crash, a stop). The video plays as it is; what that attempt wrote goes.
             if video.status == VideoStatus::Ready {
                 self.drop_unlisted(&video.public_id).await;
+                self.recount(&video).await?;
             }
             return Ok(());
         }

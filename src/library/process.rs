@@ -289,18 +289,34 @@ pub async fn drop_unlisted_renditions(lib: &Library, public_id: &str) -> Result<
         Err(BlobError::NotFound) => String::new(),
         Err(e) => return Err(e.into()),
     };
+    let listed = |prefix: &str| index.lines().any(|l| l.starts_with(prefix));
     let mut gone = 0;
     for key in lib.0.blobs.list(&dir).await? {
         let rest = &key[dir.len()..];
-        let Some((folder, _)) = rest.split_once('/') else {
-            continue;
+        let unlisted = match rest.split_once('/') {
+            Some((folder, _)) => !listed(&format!("{folder}/")),
+            // The source's copy, written just before the playlist that would list it.
+            None => rest == SOURCE_PLAYLIST && !listed(SOURCE_PLAYLIST),
         };
-        if !index.lines().any(|l| l.starts_with(&format!("{folder}/"))) {
+        if unlisted {
             lib.0.blobs.delete(&key).await?;
             gone += 1;
         }
     }
     Ok(gone)
+}
+
+/// The bytes the video's blobs take, counted from the store.
+pub async fn stored_bytes(lib: &Library, public_id: &str) -> Result<i64, Failure> {
+    let mut total = 0;
+    for key in lib.0.blobs.list(&format!("videos/{public_id}/")).await? {
+        match lib.0.blobs.get(&key, Some(0..0)).await {
+            Ok(b) => total += b.size as i64,
+            Err(BlobError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(total)
 }
 
 /// The rendition a remuxed video played from, renamed when lower ones join it: the

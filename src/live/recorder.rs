@@ -146,9 +146,17 @@ async fn run(
     };
     stored += thumb.unwrap_or(0);
     if status != VideoStatus::Ready {
-        // A failed recording keeps nothing: its files go now.
-        if let Err(e) = blobs::delete_all(&*blobs, &format!("videos/{public_id}/")).await {
-            tracing::warn!(video = id, error = %e, "cannot delete a failed recording's files");
+        // A failed recording keeps nothing: its files go, by a job that retries until they
+        // have (the library's workers run it).
+        let prefix = format!("videos/{public_id}/");
+        let job = crate::storage::jobs::enqueue(
+            &db.pool,
+            crate::domain::videos::DELETE_BLOBS_JOB,
+            &prefix,
+            now_ms(),
+        );
+        if let Err(e) = job.await {
+            tracing::warn!(video = id, error = %e, "cannot queue a failed recording's files for deletion");
         }
         stored = 0;
     }

@@ -61,6 +61,17 @@ pub trait Blobs: Send + Sync {
     fn delete(&self, key: &str) -> BoxFuture<'_, Result<(), BlobError>>;
     /// Keys starting with `prefix`, sorted.
     fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>, BlobError>>;
+    /// Deletes every blob under `prefix` (which ends with `/`), and whatever a store keeps
+    /// there besides (a local store's half-written files); returns how many blobs there were.
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<usize, BlobError>> {
+        Box::pin(async move {
+            let keys = self.list(prefix).await?;
+            for key in &keys {
+                self.delete(key).await?;
+            }
+            Ok(keys.len())
+        })
+    }
     /// The blob as a file on this machine, when the store keeps it as one (for programs such as
     /// ffmpeg that read files, which must not write to it); `None` means copy it out first.
     fn local_path(&self, key: &str) -> Option<PathBuf> {
@@ -71,6 +82,9 @@ pub trait Blobs: Send + Sync {
 
 /// Deletes every blob under `prefix`; returns how many there were.
 pub async fn delete_all(blobs: &dyn Blobs, prefix: &str) -> Result<usize, BlobError> {
+    if prefix.ends_with('/') {
+        return blobs.delete_prefix(prefix).await;
+    }
     let keys = blobs.list(prefix).await?;
     for key in &keys {
         blobs.delete(key).await?;
@@ -138,7 +152,7 @@ fn start_writeback(_f: &std::fs::File, _from: u64, _len: u64) {}
 /// Writes `body` to a new file at `path` and syncs it; returns its length. The chunks go to
 /// one blocking thread as they are (no copy into a buffer on the way: a body's bytes are
 /// copied once, into the page cache), so the runtime's threads only move pointers.
-async fn write_file(path: PathBuf, file: std::fs::File, mut body: ByteStream) -> io::Result<u64> {
+async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     // Set once the whole body was handed over. If the caller gives up first (its future is
     // dropped: a cancelled request, a stopped worker), the writer sees the channel close
@@ -148,7 +162,7 @@ async fn write_file(path: PathBuf, file: std::fs::File, mut body: ByteStream) ->
     let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
         use std::io::Write;
         let written = (|| {
-            let mut f = file;
+            let mut f = create_in_dir(&path)?;
             let mut n = 0u64;
             let mut flushed = 0u64;
             while let Some(chunk) = rx.blocking_recv() {
@@ -190,22 +204,20 @@ async fn write_file(path: PathBuf, file: std::fs::File, mut body: ByteStream) ->
 }
 
 /// Creates the file at `path`, and the directories above it. A `delete` removing the last blob
-/// of a directory may take that directory away between the two steps; then they run again.
-async fn create_in_dir(path: PathBuf) -> io::Result<std::fs::File> {
-    tokio::task::spawn_blocking(move || {
-        let mut tries = 0;
-        loop {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            match std::fs::File::create(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => tries += 1,
-                other => return other,
-            }
+/// of a directory may take a directory away between the steps; then they run again.
+fn create_in_dir(path: &std::path::Path) -> io::Result<std::fs::File> {
+    let mut tries = 0;
+    loop {
+        let made = match path.parent() {
+            Some(dir) => std::fs::create_dir_all(dir),
+            None => Ok(()),
         }
-    })
-    .await
-    .map_err(|e| io::Error::other(format!("blob writer: {e}")))?
+        .and_then(|()| std::fs::File::create(path));
+        match made {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Size of the chunks a local blob is read in.
@@ -242,8 +254,7 @@ impl Blobs for LocalBlobs {
             // keeps the temporary name out of the key space (and out of `list`).
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let tmp = path.with_file_name(format!("{name}~{:08x}", rand::random::<u32>()));
-            let file = create_in_dir(tmp.clone()).await?;
-            let written = write_file(tmp.clone(), file, body).await;
+            let written = write_file(tmp.clone(), body).await;
             match written {
                 Ok(n) => {
                     tokio::fs::rename(&tmp, &path).await?;
@@ -311,6 +322,27 @@ impl Blobs for LocalBlobs {
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.path(key).ok()
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<usize, BlobError>> {
+        Box::pin(async move {
+            let keys = self.list(prefix).await?;
+            let dir = self.path(prefix.trim_end_matches('/'))?;
+            // The whole directory: temporary files a crashed writer left (`name~…`, which
+            // `list` does not show) go with the blobs.
+            match tokio::fs::remove_dir_all(&dir).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            let mut up = dir.parent();
+            while let Some(d) = up.filter(|d| *d != self.root.as_path()) {
+                if tokio::fs::remove_dir(d).await.is_err() {
+                    break;
+                }
+                up = d.parent();
+            }
+            Ok(keys.len())
+        })
     }
 
     fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>, BlobError>> {
@@ -421,6 +453,11 @@ mod tests {
         blobs.delete("videos/b2/index.m3u8").await.unwrap();
         assert!(!dir.join("videos").exists());
         assert!(dir.is_dir(), "the store's own directory stays");
+        // Deleting a prefix takes what a crashed writer left there too.
+        blobs.put("videos/c3/s1.m4s", once("v")).await.unwrap();
+        std::fs::write(dir.join("videos/c3/s2.m4s~0badf00d"), "half").unwrap();
+        assert_eq!(delete_all(&blobs, "videos/c3/").await.unwrap(), 1);
+        assert!(!dir.join("videos/c3").exists());
         // A put after its directory went makes it again.
         blobs.put("videos/b2/index.m3u8", once("w")).await.unwrap();
         let back = blobs.get("videos/b2/index.m3u8", None).await.unwrap();

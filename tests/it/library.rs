@@ -287,7 +287,6 @@ fn files_of(app: &TestApp, id: &str) -> Vec<String> {
     out
 }
 
-/// Waits for a failed video's files to go (they are deleted right after it is marked failed).
 async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     if fixtures().is_none() {
         return;
@@ -336,6 +335,38 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
     assert_eq!(usage["used_bytes"], v["size_bytes"], "{usage}");
     assert_eq!(v["width"], 320, "the video's size is its source's");
+
+    // An attempt cut short (staged: a rung folder the playlist does not list, and the job
+    // still there): when the job is met again, that folder goes, the listed ones stay, and
+    // the count follows what is kept.
+    let mut app = app;
+    app.kill9();
+    let stray = app.data_dir.join("blobs/videos").join(&id).join("96p");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("s0.m4s"), vec![7u8; 5000]).unwrap();
+    app.sql(&format!(
+        "INSERT INTO jobs (kind, subject, created_at) VALUES ('video.process', '{id}', 0)"
+    ))
+    .await;
+    app.restart_same_port().await;
+    eventually(60, || async { (!stray.exists()).then_some(()) }).await;
+    let files = files_of(&app, &id);
+    assert!(files.contains(&"144p/index.m3u8".to_string()), "{files:?}");
+    assert!(files.contains(&"source.m3u8".to_string()), "{files:?}");
+    let kept: u64 = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(app.data_dir.join("blobs/videos").join(&id).join(f))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let v = eventually(30, || async {
+        let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
+        (body["video"]["size_bytes"].as_u64() == Some(kept)).then(|| body["video"].clone())
+    })
+    .await;
+    assert_eq!(v["status"], "ready");
 }
 
 /// Waits for every file of the video to go, and its directories with them.
@@ -641,10 +672,17 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
     let v = settled(&jun, &id).await;
     assert_eq!(v["status"], "ready", "{v}");
 
-    // A video left processing with no job (the start-up backstop): failed, files gone.
+    // A video left processing with no job (the start-up backstop): failed, files gone. Its
+    // 144p rendition is made first, so nothing else is at work on it when it is staged.
     let id = upload(&app, &jun, "h264.mp4").await;
     let v = settled(&jun, &id).await;
     assert_eq!(v["status"], "ready", "{v}");
+    let hls = v["hls_url"].as_str().unwrap().to_string();
+    eventually(60, || async {
+        let index = jun.client.clone().text(&hls).await;
+        index.contains("#EXT-X-STREAM-INF").then_some(())
+    })
+    .await;
     assert!(!files_of(&app, &id).is_empty());
     app.kill9();
     let staged = app
