@@ -151,6 +151,16 @@ impl Application {
         broker.subscribe(Arc::new(library.clone()));
         let inboxes = crate::realtime::inbox::Inboxes::new();
         broker.subscribe(inboxes.clone());
+        let cut = uploads
+            .verify()
+            .await
+            .context("checking unfinished uploads")?;
+        if cut > 0 {
+            tracing::warn!(
+                uploads = cut,
+                "unfinished uploads were cut back to their whole pieces"
+            );
+        }
         let orphans = crate::domain::videos::fail_orphans(&db)
             .await
             .context("checking videos left processing")?;

@@ -55,6 +55,18 @@ pub trait Blobs: Send + Sync {
     /// Stores `body` under `key`, replacing what was there; readers see the old blob or the
     /// whole new one, never part of it. Returns the size stored.
     fn put(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>>;
+    /// Like [`put`](Blobs::put), but the store need not have the bytes on disk when it
+    /// returns, only where every reader sees them (a local store: in the page cache, which a
+    /// crash of this process does not lose; a power loss may). [`sync`](Blobs::sync) makes
+    /// them durable. Stores that are durable anyway just put.
+    fn put_unsynced(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
+        self.put(key, body)
+    }
+    /// Makes blobs stored with [`put_unsynced`](Blobs::put_unsynced) durable.
+    fn sync<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), BlobError>> {
+        let _ = keys;
+        Box::pin(std::future::ready(Ok(())))
+    }
     /// Reads `range` of the blob (all of it when `None`).
     fn get(&self, key: &str, range: Option<Range<u64>>) -> BoxFuture<'_, Result<Blob, BlobError>>;
     /// Deletes the blob; deleting a missing blob is not an error.
@@ -149,10 +161,10 @@ fn start_writeback(f: &std::fs::File, from: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_f: &std::fs::File, _from: u64, _len: u64) {}
 
-/// Writes `body` to a new file at `path` and syncs it; returns its length. The chunks go to
+/// Writes `body` to a new file at `path` and, if `durable`, syncs it; returns its length. The chunks go to
 /// one blocking thread as they are (no copy into a buffer on the way: a body's bytes are
 /// copied once, into the page cache), so the runtime's threads only move pointers.
-async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
+async fn write_file(path: PathBuf, mut body: ByteStream, durable: bool) -> io::Result<u64> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     // Set once the whole body was handed over. If the caller gives up first (its future is
     // dropped: a cancelled request, a stopped worker), the writer sees the channel close
@@ -177,7 +189,9 @@ async fn write_file(path: PathBuf, mut body: ByteStream) -> io::Result<u64> {
                 return Err(io::Error::other("the body was abandoned"));
             }
             // On disk before it is renamed into place: a database row may point at it.
-            f.sync_all()?;
+            if durable {
+                f.sync_all()?;
+            }
             Ok(n)
         })();
         if written.is_err() {
@@ -245,8 +259,13 @@ fn not_found(e: io::Error) -> BlobError {
     }
 }
 
-impl Blobs for LocalBlobs {
-    fn put(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
+impl LocalBlobs {
+    fn put_file(
+        &self,
+        key: &str,
+        body: ByteStream,
+        durable: bool,
+    ) -> BoxFuture<'_, Result<u64, BlobError>> {
         let path = self.path(key);
         Box::pin(async move {
             let path = path?;
@@ -254,7 +273,7 @@ impl Blobs for LocalBlobs {
             // keeps the temporary name out of the key space (and out of `list`).
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let tmp = path.with_file_name(format!("{name}~{:08x}", rand::random::<u32>()));
-            let written = write_file(tmp.clone(), body).await;
+            let written = write_file(tmp.clone(), body, durable).await;
             match written {
                 Ok(n) => {
                     tokio::fs::rename(&tmp, &path).await?;
@@ -265,6 +284,42 @@ impl Blobs for LocalBlobs {
                     Err(e.into())
                 }
             }
+        })
+    }
+}
+
+impl Blobs for LocalBlobs {
+    fn put(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
+        self.put_file(key, body, true)
+    }
+
+    fn put_unsynced(&self, key: &str, body: ByteStream) -> BoxFuture<'_, Result<u64, BlobError>> {
+        self.put_file(key, body, false)
+    }
+
+    fn sync<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(async move {
+            let paths = keys
+                .iter()
+                .map(|k| self.path(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            tokio::task::spawn_blocking(move || -> io::Result<()> {
+                // Their data first, then the directories that name them (the renames).
+                let mut dirs: Vec<&std::path::Path> = Vec::new();
+                for p in &paths {
+                    std::fs::File::open(p)?.sync_all()?;
+                    if let Some(d) = p.parent().filter(|d| !dirs.contains(d)) {
+                        dirs.push(d);
+                    }
+                }
+                for d in dirs {
+                    std::fs::File::open(d)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("blob sync: {e}")))??;
+            Ok(())
         })
     }
 

@@ -111,6 +111,30 @@ pub async fn advance(
     Ok(true)
 }
 
+/// The uploads still arriving.
+pub async fn unfinished(ex: impl Exec<'_>) -> Result<Vec<String>, DbError> {
+    let rows = sqlx::query("SELECT id FROM uploads WHERE completed_at IS NULL ORDER BY id")
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(|r| r.try_get("id")).collect()
+}
+
+/// Forgets an unfinished upload's pieces from byte `at` on and sets it back to `at` (the
+/// caller deletes their blobs).
+pub async fn cut_back(conn: &mut sqlx::AnyConnection, id: &str, at: i64) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM upload_pieces WHERE upload_id = $1 AND start_at >= $2")
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE uploads SET received = $2 WHERE id = $1 AND completed_at IS NULL")
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// The blob keys of an upload's accepted pieces, in order, with their lengths.
 pub async fn pieces(ex: impl Exec<'_>, id: &str) -> Result<Vec<(String, i64)>, DbError> {
     let rows = sqlx::query(
