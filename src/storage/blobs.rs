@@ -303,13 +303,19 @@ impl Blobs for LocalBlobs {
                 .iter()
                 .map(|k| self.path(k))
                 .collect::<Result<Vec<_>, _>>()?;
+            let root = self.root.clone();
             tokio::task::spawn_blocking(move || -> io::Result<()> {
                 // Their data first, then the directories that name them (the renames).
+                // (and those above, up to the store's own).
                 let mut dirs: Vec<&std::path::Path> = Vec::new();
                 for p in &paths {
                     std::fs::File::open(p)?.sync_all()?;
-                    if let Some(d) = p.parent().filter(|d| !dirs.contains(d)) {
-                        dirs.push(d);
+                    let mut up = p.parent();
+                    while let Some(d) = up.filter(|d| d.starts_with(root.as_path())) {
+                        if !dirs.contains(&d) {
+                            dirs.push(d);
+                        }
+                        up = d.parent();
                     }
                 }
                 for d in dirs {

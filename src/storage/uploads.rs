@@ -119,20 +119,33 @@ pub async fn unfinished(ex: impl Exec<'_>) -> Result<Vec<String>, DbError> {
     rows.iter().map(|r| r.try_get("id")).collect()
 }
 
-/// Forgets an unfinished upload's pieces from byte `at` on and sets it back to `at` (the
-/// caller deletes their blobs).
-pub async fn cut_back(conn: &mut sqlx::AnyConnection, id: &str, at: i64) -> Result<(), DbError> {
+/// Sets an unfinished upload that stands at `was` back to `at` and forgets its pieces from
+/// there on (the caller deletes their blobs). False, changing nothing, when it no longer
+/// stands at `was` or is complete.
+pub async fn cut_back(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    was: i64,
+    at: i64,
+) -> Result<bool, DbError> {
+    let moved = sqlx::query(
+        "UPDATE uploads SET received = $3 WHERE id = $1 AND received = $2 \
+         AND completed_at IS NULL",
+    )
+    .bind(id)
+    .bind(was)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Ok(false);
+    }
     sqlx::query("DELETE FROM upload_pieces WHERE upload_id = $1 AND start_at >= $2")
         .bind(id)
         .bind(at)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE uploads SET received = $2 WHERE id = $1 AND completed_at IS NULL")
-        .bind(id)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// The blob keys of an upload's accepted pieces, in order, with their lengths.

@@ -655,6 +655,9 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
     let v = settled(&mina, &id).await;
     assert_eq!(v["status"], "ready", "{v}");
     assert!(!app.data_dir.join("work").join(format!("{id}-tx")).exists());
+    // On PostgreSQL the next servers share this database: this one (with other files) must
+    // not take their jobs.
+    drop(app);
 
     // Stopped with SIGTERM mid-transcode: the job is handed back at once, not left to a
     // lease of ten minutes.
@@ -701,6 +704,7 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
         "processing stopped; upload it again"
     );
     no_files_left(&app, &id).await;
+    drop(app);
 
     // A video may not process for longer than the limit.
     let app = spawn_with(b, &["--video-timeout-s", "2", "--video-ladder", ladder]).await;

@@ -268,38 +268,53 @@ async fn a_file_arrives_in_pieces_and_survives_cuts_and_restarts(b: Backend) {
     };
     assert_eq!(tus.head(&location).await.offset(), resumed_at);
 
-    // A piece acknowledged just before a power loss may not have reached the disk (pieces
-    // are synced when the file is whole). Staged: the newest piece's file cut short while the
-    // server is down. At start the upload goes back to its last whole piece, and says so.
-    let piece = tus
-        .patch(
-            &location,
-            resumed_at,
-            &data[resumed_at as usize..resumed_at as usize + 100_000],
-            false,
-        )
-        .await;
-    assert_eq!(piece.offset(), resumed_at + 100_000);
-    app.kill9();
+    // Pieces acknowledged just before a power loss may not have reached the disk (pieces
+    // are synced when the file is whole). Staged while the server is down: of three new
+    // pieces, the middle one's file is cut short. At start the upload goes back to the last
+    // whole piece before it; that piece stays, the ones from the broken one on go.
     let id = location.rsplit('/').next().unwrap();
-    let newest = std::fs::read_dir(app.data_dir.join("blobs/uploads").join(id))
+    let dir = app.data_dir.join("blobs/uploads").join(id);
+    let before: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .max()
-        .unwrap();
+        .collect();
+    let mut at = resumed_at as usize;
+    for _ in 0..3 {
+        let piece = tus
+            .patch(&location, at as i64, &data[at..at + 50_000], false)
+            .await;
+        assert_eq!(piece.offset() as usize, at + 50_000);
+        at += 50_000;
+    }
+    app.kill9();
+    let mut new: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !before.contains(p))
+        .collect();
+    new.sort();
+    assert_eq!(new.len(), 3);
     std::fs::OpenOptions::new()
         .write(true)
-        .open(&newest)
+        .open(&new[1])
         .unwrap()
-        .set_len(40_000)
+        .set_len(20_000)
         .unwrap();
     app.restart().await;
     let tus = Tus {
         base: app.url(""),
         ..tus
     };
+    let resumed_at = resumed_at + 50_000;
     assert_eq!(tus.head(&location).await.offset(), resumed_at);
-    assert!(!newest.exists(), "the broken piece is gone");
+    assert!(
+        new[0].exists(),
+        "the whole piece before the broken one stays"
+    );
+    assert!(
+        !new[1].exists() && !new[2].exists(),
+        "the broken piece and the next go"
+    );
 
     // The rest, in checksummed pieces.
     let mut at = resumed_at;
