@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod events;
+pub mod party;
 pub mod plans;
 pub mod policy;
 pub mod rooms;
