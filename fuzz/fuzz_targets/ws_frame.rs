@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Ok(ClientFrame::Ping) => {}
+        // What parses is a finite number (JSON has no NaN or infinity), echoed back as is.
+        Ok(ClientFrame::TimePing { t0 }) => assert!(t0.is_finite()),
         Err(e) => assert!(!e.code().is_empty()),
     }
 });

@@ -19,6 +19,13 @@ pub enum ClientFrame {
         nonce: Option<String>,
     },
     Ping,
+    /// A clock probe (watch together): answered at once with the server's time, so the client
+    /// can estimate its offset from the lowest round trip of its last few probes.
+    #[serde(rename = "time.ping")]
+    TimePing {
+        /// The client's clock when it sent this, echoed back as it came.
+        t0: f64,
+    },
 }
 
 /// Why a client frame was refused; the connection survives and gets an `error` frame.
@@ -100,6 +107,13 @@ pub enum ServerFrame<'a> {
         reason: &'a str,
     },
     Pong,
+    /// The answer to `time.ping`: the client's `t0` and the server's clock (Unix ms, to the
+    /// microsecond) when the probe was read.
+    #[serde(rename = "time.pong")]
+    TimePong {
+        t0: f64,
+        server_ms: f64,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -136,6 +150,19 @@ mod tests {
             parse_client(r#"{"type":"ping"}"#).unwrap(),
             ClientFrame::Ping
         );
+        assert_eq!(
+            parse_client(r#"{"type":"time.ping","t0":1234.5}"#).unwrap(),
+            ClientFrame::TimePing { t0: 1234.5 }
+        );
+        let pong = ServerFrame::TimePong {
+            t0: 1234.5,
+            server_ms: 1.5e12,
+        }
+        .encode();
+        assert_eq!(
+            pong,
+            r#"{"type":"time.pong","t0":1234.5,"server_ms":1500000000000.0}"#
+        );
     }
 
     #[test]
@@ -148,6 +175,10 @@ mod tests {
             r#"{"type":"send"}"#,
             r#"{"type":"send","text":5}"#,
             r#"{"text":"no type"}"#,
+            r#"{"type":"time.ping"}"#,
+            r#"{"type":"time.ping","t0":"soon"}"#,
+            r#"{"type":"time.ping","t0":1e999}"#,
+            r#"{"type":"time_ping","t0":1}"#,
             "{\"type\":\"send\",\"text\":\"\\ud800\"}",
         ] {
             let err = parse_client(bad).unwrap_err();

@@ -267,6 +267,13 @@ pub async fn drain_final(io: &ConnIo) {
     let _ = tokio::time::timeout(WRITE_TIMEOUT, drain).await;
 }
 
+/// The server's clock, Unix milliseconds to the microsecond (what `time.pong` carries).
+fn server_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_micros() as f64 / 1000.0)
+}
+
 /// Handles one client frame; returns a frame for this client only, if any.
 fn handle_frame(
     hub: &Hub,
@@ -281,6 +288,13 @@ fn handle_frame(
     };
     match frame {
         ClientFrame::Ping => Some(ServerFrame::Pong.encode()),
+        ClientFrame::TimePing { t0 } => Some(
+            ServerFrame::TimePong {
+                t0,
+                server_ms: server_ms(),
+            }
+            .encode(),
+        ),
         ClientFrame::Send { text, nonce } => {
             let room = &member.room;
             let standing = room.info.read().standing(user);

@@ -181,6 +181,27 @@ async fn send_errors(b: Backend) {
     assert_eq!(ws.expect("message").await["text"], "tab here[31m");
     ws.send(json!({"type": "ping"})).await;
     ws.expect("pong").await;
+    // The clock probe: its t0 comes back as sent, with the server's time when it was read,
+    // which lies between this machine's clock before and after the round trip.
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as f64
+            / 1000.0
+    };
+    let before = unix_ms();
+    ws.send(json!({"type": "time.ping", "t0": 987.25})).await;
+    let pong = ws.expect("time.pong").await;
+    let after = unix_ms();
+    assert_eq!(pong["t0"], 987.25);
+    let server = pong["server_ms"].as_f64().unwrap();
+    assert!(
+        (before..=after).contains(&server),
+        "{before} ≤ {server} ≤ {after}"
+    );
+    ws.send(json!({"type": "time.ping"})).await;
+    assert_eq!(ws.expect("error").await["code"], "invalid_frame");
 }
 
 async fn rate_limit_and_slow_mode(b: Backend) {
