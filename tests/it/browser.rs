@@ -48,6 +48,35 @@ fn screenshots_dir() -> String {
     shots
 }
 
+/// The UI's pure logic (the watch party's clock and correction rule) under node's own test
+/// runner: e2e/unit/*.test.mjs.
+#[test]
+fn ui_logic_passes_its_unit_tests() {
+    if !have("node", "--version") {
+        assert!(!require_all(), "node is required (MOIM_REQUIRE_ALL=1)");
+        eprintln!("SKIPPED (ui logic): install node to run the UI's unit tests");
+        return;
+    }
+    let root = crate::helpers::manifest_dir();
+    let out = Command::new("node")
+        .args(["--test", "e2e/unit/"])
+        .current_dir(&root)
+        .output()
+        .expect("run node --test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Something ran, and nothing was skipped.
+    assert!(
+        text.contains("# fail 0") && !text.contains("# pass 0"),
+        "{text}"
+    );
+    assert!(text.contains("# skipped 0"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_stream_plays_in_chromium() {
     let Some((chromium, e2e)) = browser_setup(true) else {
