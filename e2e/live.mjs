@@ -116,7 +116,7 @@ try {
   // The transcoder's 240p rung shows up in the quality picker; picking it switches the picture.
   await viewer.locator("#quality").waitFor({ state: "visible", timeout: T });
   const names = await viewer.locator("#quality option").allTextContents();
-  assert.deepEqual(names, ["Auto", "source", "240p"], `qualities: ${names}`);
+  assert.deepEqual(names, ["Auto", "360p (original)", "240p"], `qualities: ${names}`);
   await viewer.locator("#quality").selectOption({ label: "240p" });
   await viewer.waitForFunction(() => document.getElementById("video").videoHeight === 240, null, { timeout: T });
   await playsFor(viewer, 1);

@@ -120,16 +120,7 @@ export class LivePlayer {
     try {
       session = await attach(video, url, {
         lowLatency: true,
-        onLevels: (hls) => {
-          if (hls.levels.length < 2) return;
-          quality.replaceChildren(el("option", { value: "-1", text: t("player.auto") }),
-            // Highest first, as quality menus usually are (hls.js orders levels by bitrate).
-            ...hls.levels.map((l, i) => ({ l, i }))
-              .sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate))
-              .map(({ l, i }) => el("option", { value: String(i), text: l.name || `${l.height}p` })));
-          quality.hidden = false;
-          quality.onchange = () => { hls.currentLevel = Number(quality.value); };
-        },
+        onLevels: (hls) => qualityMenu(quality, hls),
         onFatal: () => { if (this.gen === gen) this.retry(url, sinceIso); },
       });
     } catch (e) {
@@ -185,6 +176,32 @@ export class LivePlayer {
 }
 
 /**
+ * A rendition's name in the menu: its height, and for the source (named `source` by moim's
+ * playlists, live and stored) that it is the original.
+ * @param {HlsLevel} l
+ */
+function levelName(l) {
+  if (l.name === "source") return t("player.sourceLevel", { h: l.height });
+  return l.name || `${l.height}p`;
+}
+
+/**
+ * Fills the quality menu from the stream's renditions (hidden when there is only one).
+ * @param {HTMLSelectElement} quality
+ * @param {Hls} hls
+ */
+function qualityMenu(quality, hls) {
+  if (hls.levels.length < 2) return;
+  quality.replaceChildren(el("option", { value: "-1", text: t("player.auto") }),
+    // Highest first, as quality menus usually are (hls.js orders levels by bitrate).
+    ...hls.levels.map((l, i) => ({ l, i }))
+      .sort((a, b) => (b.l.height - a.l.height) || (b.l.bitrate - a.l.bitrate))
+      .map(({ l, i }) => el("option", { value: String(i), text: levelName(l) })));
+  quality.hidden = false;
+  quality.onchange = () => { hls.currentLevel = Number(quality.value); };
+}
+
+/**
  * A recorded video; `poster` is shown until it plays.
  * @param {HTMLElement} container
  * @param {string} url
@@ -193,9 +210,12 @@ export class LivePlayer {
  */
 export async function playVideo(container, url, { poster } = {}) {
   const video = el("video", { id: "video", controls: true, playsinline: true, poster });
-  container.replaceChildren(el("div", { class: "player-frame" }, video));
+  // A video with several renditions (transcoded, or remuxed and given lower ones) offers them.
+  const quality = el("select", { id: "quality", "aria-label": t("player.quality"), hidden: true });
+  const bar = el("div", { class: "player-bar" }, quality);
+  container.replaceChildren(el("div", { class: "player-frame" }, video, bar));
   try {
-    return await attach(video, url, { lowLatency: false });
+    return await attach(video, url, { lowLatency: false, onLevels: (hls) => qualityMenu(quality, hls) });
   } catch (e) {
     container.replaceChildren(el("div", { class: "player-card", text: errMsg(e) }));
     return null;

@@ -353,10 +353,14 @@ async fn broadcast_end_to_end(backend: Backend) {
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["sample_rate"], "48000");
     assert_eq!(decode_errors(file.to_str().unwrap()), "");
-    // Parts concatenated after the init decode too.
+    // Parts concatenated after the init decode too: the newest that starts with a keyframe,
+    // from the playlist again (the oldest may have left the window meanwhile).
+    let (_, text, _) = get_text(&app, &playlist).await;
     let first_part_uri = text
         .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter(|l| l.contains("INDEPENDENT=YES"))
+        .last()
         .and_then(|l| l.split("URI=\"").nth(1))
         .map(|r| r.split('"').next().unwrap().to_string())
         .unwrap();

@@ -98,6 +98,7 @@ export default {
   "player.unsupported": "This browser cannot play HLS video.",
   "player.quality": "quality",
   "player.auto": "Auto",
+  "player.sourceLevel": "{h}p (original)",
   "player.latency": "latency {s} s",
   "player.seek": "seek",
   "player.position": "{at} of {of}",

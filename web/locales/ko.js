@@ -98,6 +98,7 @@ export default {
   "player.unsupported": "이 브라우저에서는 HLS 동영상을 재생할 수 없어요.",
   "player.quality": "화질",
   "player.auto": "자동",
+  "player.sourceLevel": "{h}p (원본)",
   "player.latency": "지연 {s}초",
   "player.seek": "재생 위치",
   "player.position": "{of} 중 {at}",
