@@ -359,8 +359,7 @@ async fn broadcast_end_to_end(backend: Backend) {
     let first_part_uri = text
         .lines()
         .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
-        .filter(|l| l.contains("INDEPENDENT=YES"))
-        .last()
+        .rfind(|l| l.contains("INDEPENDENT=YES"))
         .and_then(|l| l.split("URI=\"").nth(1))
         .map(|r| r.split('"').next().unwrap().to_string())
         .unwrap();
