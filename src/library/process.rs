@@ -178,17 +178,7 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
             let mut variants = Vec::new();
             let share = (0.95 - TRANSCODE_SHARE) / files.len() as f64;
             for (i, (file, rung)) in files.iter().zip(&rungs).enumerate() {
-                let len = tokio::fs::metadata(file).await?.len();
-                let src = Source::File {
-                    path: file.clone(),
-                    len,
-                };
-                let movie = probe_mp4(&src).await?.map_err(|e| {
-                    Failure::Server(anyhow::anyhow!("ffmpeg wrote an unreadable rendition: {e}"))
-                })?;
-                let remux = Remux::new(&movie).map_err(|e| {
-                    Failure::Server(anyhow::anyhow!("ffmpeg wrote an unusable rendition: {e}"))
-                })?;
+                let (src, movie, remux) = ffmpeg_rendition(file).await?;
                 let from = TRANSCODE_SHARE + share * i as f64;
                 let name = format!("{}p", rung.height);
                 let r = remux_to(
@@ -234,6 +224,22 @@ pub async fn run(lib: &Library, video: &Video) -> Result<(Processed, Later), Fai
         remuxed,
     };
     Ok((done, later))
+}
+
+/// An MP4 ffmpeg wrote for one rung, read for the remuxer. It is ours, so a file it cannot
+/// read is the server's failure, not the upload's.
+async fn ffmpeg_rendition(file: &std::path::Path) -> Result<(Source, Movie, Remux), Failure> {
+    let len = tokio::fs::metadata(file).await?.len();
+    let src = Source::File {
+        path: file.to_path_buf(),
+        len,
+    };
+    let movie = probe_mp4(&src).await?.map_err(|e| {
+        Failure::Server(anyhow::anyhow!("ffmpeg wrote an unreadable rendition: {e}"))
+    })?;
+    let remux = Remux::new(&movie)
+        .map_err(|e| Failure::Server(anyhow::anyhow!("ffmpeg wrote an unusable rendition: {e}")))?;
+    Ok((src, movie, remux))
 }
 
 /// What is left once the video plays: its pictures, and lower renditions of a remuxed one.
@@ -365,17 +371,7 @@ pub async fn lower_renditions(
     // Progress is not shown again: the video is ready and plays meanwhile.
     let mut quiet = Progress::silent(lib, video);
     for (file, rung) in files.iter().zip(&rungs) {
-        let len = tokio::fs::metadata(file).await?.len();
-        let src = Source::File {
-            path: file.clone(),
-            len,
-        };
-        let movie = probe_mp4(&src).await?.map_err(|e| {
-            Failure::Server(anyhow::anyhow!("ffmpeg wrote an unreadable rendition: {e}"))
-        })?;
-        let remux = Remux::new(&movie).map_err(|e| {
-            Failure::Server(anyhow::anyhow!("ffmpeg wrote an unusable rendition: {e}"))
-        })?;
+        let (src, movie, remux) = ffmpeg_rendition(file).await?;
         let name = format!("{}p", rung.height);
         let r = remux_to(
             &src,

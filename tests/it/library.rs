@@ -287,6 +287,15 @@ fn files_of(app: &TestApp, id: &str) -> Vec<String> {
     out
 }
 
+/// The bytes of every file the video keeps on disk.
+fn kept_bytes(app: &TestApp, id: &str) -> u64 {
+    let dir = app.data_dir.join("blobs/videos").join(id);
+    files_of(app, id)
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).unwrap().len())
+        .sum()
+}
+
 async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     if fixtures().is_none() {
         return;
@@ -306,14 +315,7 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
             return None;
         }
         let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
-        let kept: u64 = files_of(&app, &id)
-            .iter()
-            .map(|f| {
-                std::fs::metadata(app.data_dir.join("blobs/videos").join(&id).join(f))
-                    .unwrap()
-                    .len()
-            })
-            .sum();
+        let kept = kept_bytes(&app, &id);
         (body["video"]["size_bytes"].as_u64() == Some(kept)).then(|| (index, body["video"].clone()))
     })
     .await;
@@ -353,14 +355,7 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     let files = files_of(&app, &id);
     assert!(files.contains(&"144p/index.m3u8".to_string()), "{files:?}");
     assert!(files.contains(&"source.m3u8".to_string()), "{files:?}");
-    let kept: u64 = files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(app.data_dir.join("blobs/videos").join(&id).join(f))
-                .unwrap()
-                .len()
-        })
-        .sum();
+    let kept = kept_bytes(&app, &id);
     let v = eventually(30, || async {
         let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
         (body["video"]["size_bytes"].as_u64() == Some(kept)).then(|| body["video"].clone())
@@ -438,14 +433,7 @@ async fn an_h264_mp4_is_remuxed_and_served_privately(b: Backend) {
 
     // The upload's pieces are gone; what is kept counts against the plan exactly.
     assert_eq!(uploads_left(&app), 0);
-    let kept: u64 = files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(app.data_dir.join("blobs/videos").join(&id).join(f))
-                .unwrap()
-                .len()
-        })
-        .sum();
+    let kept = kept_bytes(&app, &id);
     assert_eq!(v["size_bytes"].as_u64(), Some(kept));
     let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
     assert_eq!(usage["used_bytes"].as_u64(), Some(kept), "{usage}");

@@ -79,22 +79,22 @@ fn cpu_with_children_us(pid: u32) -> u64 {
     ticks * 1_000_000 / hz
 }
 
-/// The benchmark's own CPU so far (the HTTP client's), microseconds.
-fn own_us() -> u64 {
+/// CPU so far of the benchmark itself (`RUSAGE_SELF`: the HTTP client) or of the children it
+/// waited for (`RUSAGE_CHILDREN`: ffmpeg runs), microseconds.
+fn rusage_us(who: libc::c_int) -> u64 {
     // SAFETY: getrusage fills a stack struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    unsafe { libc::getrusage(who, &mut ru) };
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     us(ru.ru_utime) + us(ru.ru_stime)
 }
 
-/// The benchmark's own children's CPU so far (ffmpeg runs it waited for), microseconds.
+fn own_us() -> u64 {
+    rusage_us(libc::RUSAGE_SELF)
+}
+
 fn own_children_us() -> u64 {
-    // SAFETY: getrusage fills a stack struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    us(ru.ru_utime) + us(ru.ru_stime)
+    rusage_us(libc::RUSAGE_CHILDREN)
 }
 
 /// A signed-in member on a running moim, with the tus client and the event stream.
