@@ -131,6 +131,25 @@ impl Application {
         ));
         broker.subscribe(Arc::new(hub.clone()));
         broker.subscribe(Arc::new(live.clone()));
+        // After the hub, so a broadcast's `live` frame goes out before the paused party.
+        let parties = {
+            let metrics = metrics.clone();
+            crate::domain::parties::Parties::new(
+                db.clone(),
+                broker.clone(),
+                Arc::new(live.clone()),
+                crate::domain::party::PartyConfig {
+                    lead_ms: config.chat.party_lead_ms as i64,
+                    max_wait_ms: config.chat.party_max_wait_ms as i64,
+                },
+                Arc::new(move |drift: f64| {
+                    metrics
+                        .party_drift
+                        .observe(std::time::Duration::from_secs_f64(drift.abs().min(1e6)))
+                }),
+            )
+        };
+        broker.subscribe(Arc::new(parties.clone()));
         let tools = Tools::detect(&config.library.ffmpeg, &config.library.ffprobe).await;
         if !tools.available() {
             tracing::info!(
@@ -189,6 +208,7 @@ impl Application {
             hub,
             inboxes,
             shares,
+            parties,
             metrics,
             login_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
             login_by_account: Arc::new(KeyedLimiter::new(

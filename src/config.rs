@@ -255,6 +255,13 @@ options! {
         /// Frames a connection may have waiting for a slow socket before it must resync.
         #[arg(env = "MOIM_ROOM_BUFFER")]
         room_buffer: usize = 256, in 16..=65_536;
+        /// Watch together: longest the group waits for a member whose player stalls, ms.
+        #[arg(env = "MOIM_PARTY_MAX_WAIT_MS")]
+        party_max_wait_ms: u64 = 5000, in 0..=60_000;
+        /// Watch together: how far ahead a play, pause or seek is scheduled, so every member
+        /// applies it at the same instant, ms.
+        #[arg(env = "MOIM_PARTY_LEAD_MS")]
+        party_lead_ms: u64 = 150, in 0..=5000;
     }
     /// Live broadcasting: ingest, its limits, LL-HLS timing, the optional ladder.
     live: LiveConfig {

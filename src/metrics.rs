@@ -128,6 +128,8 @@ pub struct Metrics {
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub fanout: Histogram,
+    /// How far watch-party members' players are from the party's timeline, per report.
+    pub party_drift: Histogram,
     /// Bytes read from RTMP publishers.
     pub ingest_bytes: AtomicU64,
     /// LL-HLS parts produced.
@@ -209,6 +211,11 @@ impl Metrics {
         self.fanout.render(
             "moim_chat_fanout_seconds",
             "Time from broadcast to write, per delivery.",
+            &mut out,
+        );
+        self.party_drift.render(
+            "moim_party_drift_seconds",
+            "How far a watch-party member's player was from the party's timeline, per report.",
             &mut out,
         );
         let _ = writeln!(

@@ -55,6 +55,8 @@ pub struct Shared {
     /// Members' own event streams (`/me/events`).
     pub inboxes: Arc<crate::realtime::inbox::Inboxes>,
     pub shares: crate::domain::shares::Shares,
+    /// Watch parties held on this node.
+    pub parties: crate::domain::parties::Parties,
     pub config: Arc<Config>,
     /// The site requests are checked against (Host, Origin).
     pub site: crate::auth::origin::Site,

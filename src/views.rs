@@ -159,3 +159,57 @@ impl From<&Video> for VideoView {
         }
     }
 }
+
+/// A member as a watch party names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyMemberView {
+    pub id: String,
+    pub username: String,
+}
+
+/// A video in a watch party (the one playing or a queued one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyVideoView {
+    pub id: String,
+    pub title: String,
+    pub hls_url: String,
+    pub duration_s: f64,
+    pub thumbnail_url: Option<String>,
+}
+
+/// What changed a watch party's state, for the chat line ("mina paused at 12:31").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyChangeView {
+    /// `load`, `play`, `pause`, `seek`, `rate`, `queue`, `next`, `stop`, `host`, `mode`, or
+    /// what the server did: `waiting`, `resumed` (a wait ended), `ended` (the video ended),
+    /// `advanced` (the queue moved on), `interrupted` (a broadcast started).
+    pub action: String,
+    /// Who did it; absent for what the server did.
+    pub by: Option<PartyMemberView>,
+    pub position_s: f64,
+}
+
+/// A room's watch party: "at server time `at_server_ms` the position is `position_s`, advancing
+/// at `rate` while `playing` and `waiting_for` is empty".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyView {
+    /// Grows with every change: a client keeps the state with the highest.
+    pub rev: u64,
+    pub video: Option<PartyVideoView>,
+    pub playing: bool,
+    pub position_s: f64,
+    pub at_server_ms: i64,
+    pub rate: f64,
+    pub host: PartyMemberView,
+    /// `host`, `selected` or `everyone`.
+    pub mode: String,
+    /// Who may control besides everyone in `everyone` mode: the owner, the host and the
+    /// selected members.
+    pub controllers: Vec<PartyMemberView>,
+    pub queue: Vec<PartyVideoView>,
+    pub waiting_for: Vec<PartyMemberView>,
+    pub ready: Vec<PartyMemberView>,
+    /// A broadcast runs in the room: the party is paused and may not play until it ends.
+    pub live: bool,
+    pub change: Option<PartyChangeView>,
+}

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use moim::domain::text;
-use moim::realtime::protocol::{parse_client, ClientFrame};
+use moim::realtime::protocol::{self, parse_client, ClientFrame};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -22,6 +22,13 @@ fuzz_target!(|data: &[u8]| {
         Ok(ClientFrame::Ping) => {}
         // What parses is a finite number (JSON has no NaN or infinity), echoed back as is.
         Ok(ClientFrame::TimePing { t0 }) => assert!(t0.is_finite()),
+        Ok(ClientFrame::PartySeek { position_s: x })
+        | Ok(ClientFrame::PartyRate { rate: x })
+        | Ok(ClientFrame::PartyReport { position_s: x, .. }) => assert!(x.is_finite()),
+        Ok(ClientFrame::PartyQueue { video_ids: l }) | Ok(ClientFrame::PartyMode { selected: l, .. }) => {
+            assert!(l.len() <= protocol::MAX_PARTY_LIST)
+        }
+        Ok(_) => {}
         Err(e) => assert!(!e.code().is_empty()),
     }
 });

@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::rooms::{Room, SanctionKind};
-use crate::views::{LiveView, MessageView, VideoView};
+use crate::views::{LiveView, MessageView, PartyView, VideoView};
 
 /// Something that happened, after it was committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +78,10 @@ pub enum RoomEvent {
     },
     /// The room's broadcast ended.
     LiveEnded,
+    /// The room's watch party changed (its whole new state).
+    Party {
+        party: Box<PartyView>,
+    },
 }
 
 impl Event {

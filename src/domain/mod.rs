@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod events;
+pub mod parties;
 pub mod party;
 pub mod plans;
 pub mod policy;

@@ -23,6 +23,7 @@ pub struct PartyVideo {
     pub title: String,
     pub hls_url: String,
     pub duration_s: f64,
+    pub thumbnail_url: Option<String>,
 }
 
 /// Who may control the party, beside the room's owner (always) and the host.
@@ -69,6 +70,10 @@ pub enum Command {
     Seek(f64),
     Rate(f64),
     Queue(Vec<PartyVideo>),
+    /// Plays the next video in the queue now.
+    Next,
+    /// Closes the video (the queue stays).
+    Stop,
     /// Hands the host role to a member (the owner or the host may).
     Hand(MemberId),
     /// Sets who may control (the owner only).
@@ -272,6 +277,18 @@ impl Timeline {
                 }
                 self.queue = list.into();
             }
+            Command::Next => {
+                let next = self
+                    .queue
+                    .pop_front()
+                    .ok_or(Refusal::Invalid("the queue is empty"))?;
+                self.load(next, at);
+                self.playing = true;
+            }
+            Command::Stop => {
+                self.need_video()?;
+                self.load_none(at);
+            }
             Command::Hand(to) => {
                 if !self.members.contains_key(&to) {
                     return Err(Refusal::Invalid("the new host must be in the room"));
@@ -399,18 +416,48 @@ impl Timeline {
         true
     }
 
+    /// Takes a video that is gone (deleted, or hidden from those who loaded it) out of the
+    /// party: out of the queue, and closed if it is playing. Whether the state changed.
+    pub fn forget(&mut self, video_id: &str, now: i64) -> bool {
+        let before = self.queue.len();
+        self.queue.retain(|v| v.id != video_id);
+        let mut changed = before != self.queue.len();
+        if self.video.as_ref().is_some_and(|v| v.id == video_id) {
+            self.load_none(now);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Whether `video_id` is the party's video or waits in its queue (what a member may fetch
+    /// through the room).
+    pub fn holds(&self, video_id: &str) -> bool {
+        self.video
+            .iter()
+            .chain(self.queue.iter())
+            .any(|v| v.id == video_id)
+    }
+
+    /// Whether `who` is in the party.
+    pub fn has_member(&self, who: MemberId) -> bool {
+        self.members.contains_key(&who)
+    }
+
+    /// Nobody is in the party.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
     /// What every member is told.
     pub fn state(&self) -> PartyState {
-        let mut controllers: Vec<MemberId> = self
-            .members
-            .keys()
-            .copied()
-            .filter(|m| self.may_control(*m))
-            .collect();
-        if !controllers.contains(&self.host()) {
-            controllers.push(self.host());
+        // Named ones only: in `Everyone` mode every member controls besides these, and
+        // listing them all would make every join a change for everyone.
+        let mut controllers = vec![self.owner, self.host()];
+        if self.mode == ControlMode::Selected {
+            controllers.extend(self.selected.iter().copied());
         }
         controllers.sort_unstable();
+        controllers.dedup();
         let waiting_for = if self.held_since.is_some() {
             self.members
                 .iter()
@@ -462,6 +509,18 @@ impl Timeline {
         }
     }
 
+    fn load_none(&mut self, at: i64) {
+        self.video = None;
+        self.playing = false;
+        self.set_anchor(0.0, at);
+        self.held_since = None;
+        for m in self.members.values_mut() {
+            m.ready = false;
+            m.buffering = false;
+            m.excused = false;
+        }
+    }
+
     fn unexcuse(&mut self) {
         for m in self.members.values_mut() {
             m.excused = false;
@@ -502,6 +561,7 @@ mod tests {
             title: id.into(),
             hls_url: format!("/videos/{id}/index.m3u8"),
             duration_s,
+            thumbnail_url: None,
         }
     }
 
@@ -609,7 +669,8 @@ mod tests {
         t.command(OWNER, Command::Mode(ControlMode::Everyone, vec![]), 0)
             .unwrap();
         t.command(JUN, Command::Pause, 1_000).unwrap();
-        assert_eq!(t.state().controllers, [OWNER, MINA, JUN]);
+        assert!(t.may_control(JUN) && !t.may_control(99));
+        assert_eq!(t.state().controllers, [OWNER], "everyone else by the mode");
     }
 
     #[test]
@@ -730,6 +791,48 @@ mod tests {
             .map(|i| video(&i.to_string(), 1.0))
             .collect();
         assert!(t.command(OWNER, Command::Queue(long), 0).is_err());
+    }
+
+    #[test]
+    fn next_skips_ahead_stop_closes_and_forget_drops_a_gone_video() {
+        let mut t = party();
+        t.command(OWNER, Command::Load(video("a", 60.0)), 0)
+            .unwrap();
+        t.command(
+            OWNER,
+            Command::Queue(vec![video("b", 20.0), video("c", 5.0)]),
+            0,
+        )
+        .unwrap();
+        assert!(t.holds("b") && t.holds("a") && !t.holds("z"));
+        assert_eq!(t.command(MINA, Command::Next, 0), Err(Refusal::Forbidden));
+        t.command(OWNER, Command::Next, 1_000).unwrap();
+        let s = t.state();
+        assert_eq!(s.video.as_ref().map(|v| v.id.as_str()), Some("b"));
+        assert!(s.playing && s.at_ms == 1_150 && s.queue.len() == 1);
+        // The queued one is deleted: out of the queue; the playing one: closed.
+        assert!(t.forget("c", 2_000));
+        assert!(!t.forget("c", 2_000));
+        assert!(matches!(
+            t.command(OWNER, Command::Next, 2_000),
+            Err(Refusal::Invalid(_))
+        ));
+        assert!(t.forget("b", 3_000));
+        let s = t.state();
+        assert!(s.video.is_none() && !s.playing);
+        assert_eq!(t.next_deadline(), None);
+        // Stop closes what plays and keeps the queue.
+        t.command(OWNER, Command::Load(video("d", 60.0)), 4_000)
+            .unwrap();
+        t.command(OWNER, Command::Queue(vec![video("e", 20.0)]), 4_000)
+            .unwrap();
+        t.command(OWNER, Command::Stop, 5_000).unwrap();
+        let s = t.state();
+        assert!(s.video.is_none() && s.queue.len() == 1);
+        assert_eq!(
+            t.command(OWNER, Command::Stop, 5_000),
+            Err(Refusal::NoVideo)
+        );
     }
 
     #[test]

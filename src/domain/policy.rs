@@ -121,6 +121,13 @@ pub enum VideoAction {
     Manage,
 }
 
+/// Whether someone who may view a room may play `video` through the room's watch party
+/// (`held`: the party plays or queues it). Whoever loaded it there could watch it (checked at
+/// load), so a private video is shown to the room only while the party holds it.
+pub fn may_video_in_party(video: &Video, held: bool) -> bool {
+    held && video.status == VideoStatus::Ready
+}
+
 /// Whether `user` may do `action` to `video`.
 pub fn may_video(user: Option<&User>, video: &Video, action: VideoAction) -> bool {
     let privileged = user.is_some_and(|u| u.role == Role::Admin || u.id == video.owner_id);

@@ -194,6 +194,17 @@ impl Videos {
         Ok(v)
     }
 
+    /// A video played through a room's watch party (`held`: the room's party holds it, and
+    /// the caller may view the room); 404 otherwise.
+    pub async fn watchable_in_party(&self, public_id: &str, held: bool) -> Result<Video> {
+        let v = match held {
+            true => videos::get(&self.db.pool, public_id).await?,
+            false => None,
+        };
+        v.filter(|v| policy::may_video_in_party(v, held))
+            .ok_or_else(|| Error::not_found("video"))
+    }
+
     /// As [`Videos::watchable`], or through a share-link grant the visitor holds.
     pub async fn watchable_shared(
         &self,

@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
             delete(rooms::untimeout_user),
         )
         .route("/rooms/{slug}/ws", get(ws::room_ws))
+        .route("/rooms/{slug}/party", get(rooms::get_party))
         .route(
             "/rooms/{slug}/stream-key",
             get(live::get_stream_key).post(live::rotate_stream_key),
@@ -148,6 +149,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/videos/{id}/{rendition}/{file}",
             get(videos::rendition_file),
+        )
+        .route("/party/{slug}/{id}/{file}", get(videos::party_file))
+        .route(
+            "/party/{slug}/{id}/{rendition}/{file}",
+            get(videos::party_rendition_file),
         )
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())

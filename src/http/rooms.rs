@@ -46,6 +46,20 @@ pub async fn get_room(
     })))
 }
 
+/// `GET /api/v1/rooms/{slug}/party`: the room's watch party (`null` when none has a video or a
+/// queue) and the signed-in members in it now (for picking a host or controllers).
+pub async fn get_party(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(slug): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let _ = state.rooms.get(user.as_ref(), &slug).await?;
+    let room = state.rooms.find(&slug).await?;
+    let party = state.parties.view(room.id).await;
+    let members = state.parties.members(room.id).await;
+    Ok(Json(json!({ "party": party, "members": members })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {

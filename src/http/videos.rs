@@ -188,7 +188,22 @@ pub async fn video_file(
     ApiPath((id, name)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    serve_file(&state, user.as_ref(), &id, None, &name, &headers).await
+    let v = watchable(&state, user.as_ref(), &id, &headers).await?;
+    serve_file(&state, v, None, &name, &headers).await
+}
+
+/// The video if the visitor may watch it, themselves or through a share link.
+async fn watchable(
+    state: &AppState,
+    user: Option<&User>,
+    id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<crate::storage::videos::Video> {
+    let grants = super::shares::grants(headers);
+    Ok(state
+        .videos
+        .watchable_shared(user, id, &state.shares, &grants)
+        .await?)
 }
 
 /// `GET /videos/{id}/{rendition}/{file}`: the same for one rendition of a transcoded video.
@@ -201,30 +216,56 @@ pub async fn rendition_file(
     if !is_rendition(&rendition) {
         return Err(ApiError::not_found("file"));
     }
-    serve_file(
-        &state,
-        user.as_ref(),
-        &id,
-        Some(&rendition),
-        &name,
-        &headers,
-    )
-    .await
+    let v = watchable(&state, user.as_ref(), &id, &headers).await?;
+    serve_file(&state, v, Some(&rendition), &name, &headers).await
+}
+
+/// `GET /party/{slug}/{id}/{file}`: a video's files through a room's watch party, while the
+/// party plays or queues it (how the room sees a private video its owner loaded).
+pub async fn party_file(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath((slug, id, name)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let v = party_video(&state, user.as_ref(), &slug, &id).await?;
+    serve_file(&state, v, None, &name, &headers).await
+}
+
+/// `GET /party/{slug}/{id}/{rendition}/{file}`: the same for one rendition.
+pub async fn party_rendition_file(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath((slug, id, rendition, name)): ApiPath<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !is_rendition(&rendition) {
+        return Err(ApiError::not_found("file"));
+    }
+    let v = party_video(&state, user.as_ref(), &slug, &id).await?;
+    serve_file(&state, v, Some(&rendition), &name, &headers).await
+}
+
+async fn party_video(
+    state: &AppState,
+    user: Option<&User>,
+    slug: &str,
+    id: &str,
+) -> ApiResult<crate::storage::videos::Video> {
+    // Viewing the room is the condition (the room's own answer, 404 when it cannot be seen).
+    let _ = state.rooms.get(user, slug).await?;
+    let room = state.rooms.find(slug).await?;
+    let held = state.parties.holds(room.id, id).await;
+    Ok(state.videos.watchable_in_party(id, held).await?)
 }
 
 async fn serve_file(
     state: &AppState,
-    user: Option<&User>,
-    id: &str,
+    v: crate::storage::videos::Video,
     rendition: Option<&str>,
     name: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let grants = super::shares::grants(headers);
-    let v = state
-        .videos
-        .watchable_shared(user, id, &state.shares, &grants)
-        .await?;
     let file = parse_file(name).ok_or_else(|| ApiError::not_found("file"))?;
     let (content_type, max_age) = match file {
         File::Playlist | File::SourcePlaylist => (PLAYLIST, 60),

@@ -162,6 +162,7 @@ pub async fn room_ws(
             history_limit: cfg.chat.history_limit,
             resume_limit: cfg.chat.resume_limit,
             max_welcome_bytes: cfg.limits.max_welcome_kib * 1024,
+            parties: state.parties.clone(),
         };
         let opened = Opened {
             room,

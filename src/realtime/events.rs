@@ -89,6 +89,10 @@ impl Hub {
                 };
                 room.broadcast(0, frame.encode()).await;
             }
+            RoomEvent::Party { party } => {
+                room.broadcast(0, ServerFrame::PartyState(party).encode())
+                    .await;
+            }
             RoomEvent::StreamKeyRotated { .. } => {}
         }
     }

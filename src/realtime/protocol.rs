@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::views::{MessageView, RoomView, UserView};
+use crate::views::{MessageView, PartyView, RoomView, UserView};
 
 /// Largest client frame accepted, in bytes (a 500-char message is at most ~2 KB of JSON).
 pub const MAX_CLIENT_FRAME: usize = 8 * 1024;
@@ -26,7 +26,69 @@ pub enum ClientFrame {
         /// The client's clock when it sent this, echoed back as it came.
         t0: f64,
     },
+    /// Watch together (`domain::parties`): controllers load, play, pause, seek, set the rate,
+    /// queue, skip and stop; the owner or host hands the host role on; the owner sets the
+    /// control mode; every member reports ready, buffering and where its player is.
+    #[serde(rename = "party.load")]
+    PartyLoad {
+        video_id: String,
+    },
+    #[serde(rename = "party.play")]
+    PartyPlay,
+    #[serde(rename = "party.pause")]
+    PartyPause,
+    #[serde(rename = "party.seek")]
+    PartySeek {
+        position_s: f64,
+    },
+    #[serde(rename = "party.rate")]
+    PartyRate {
+        rate: f64,
+    },
+    #[serde(rename = "party.queue")]
+    PartyQueue {
+        video_ids: Vec<String>,
+    },
+    #[serde(rename = "party.next")]
+    PartyNext,
+    #[serde(rename = "party.stop")]
+    PartyStop,
+    #[serde(rename = "party.host")]
+    PartyHost {
+        user_id: String,
+    },
+    #[serde(rename = "party.mode")]
+    PartyMode {
+        mode: PartyMode,
+        #[serde(default)]
+        selected: Vec<String>,
+    },
+    #[serde(rename = "party.ready")]
+    PartyReady {
+        ready: bool,
+    },
+    #[serde(rename = "party.buffering")]
+    PartyBuffering {
+        state: bool,
+    },
+    #[serde(rename = "party.report")]
+    PartyReport {
+        position_s: f64,
+        at_server_ms: f64,
+    },
 }
+
+/// Who may control a watch party besides its owner and host.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PartyMode {
+    Host,
+    Selected,
+    Everyone,
+}
+
+/// Most videos one `party.queue` names, and most members one `party.mode` selects.
+pub const MAX_PARTY_LIST: usize = 100;
 
 /// Why a client frame was refused; the connection survives and gets an `error` frame.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -65,6 +127,17 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, ProtocolError> {
             )));
         }
     }
+    let list = match &frame {
+        ClientFrame::PartyQueue { video_ids: l } | ClientFrame::PartyMode { selected: l, .. } => {
+            Some(l)
+        }
+        _ => None,
+    };
+    if list.is_some_and(|l| l.len() > MAX_PARTY_LIST) {
+        return Err(ProtocolError::Invalid(format!(
+            "a list holds at most {MAX_PARTY_LIST} items"
+        )));
+    }
     Ok(frame)
 }
 
@@ -79,6 +152,8 @@ pub enum ServerFrame<'a> {
         history: &'a [MessageView],
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         truncated: bool,
+        /// The room's watch party, when one has a video or a queue.
+        party: Option<&'a PartyView>,
     },
     Message(&'a MessageView),
     Deleted {
@@ -114,6 +189,9 @@ pub enum ServerFrame<'a> {
         t0: f64,
         server_ms: f64,
     },
+    /// The room's watch party changed.
+    #[serde(rename = "party.state")]
+    PartyState(&'a PartyView),
 }
 
 impl ServerFrame<'_> {
@@ -154,6 +232,25 @@ mod tests {
             parse_client(r#"{"type":"time.ping","t0":1234.5}"#).unwrap(),
             ClientFrame::TimePing { t0: 1234.5 }
         );
+        assert_eq!(
+            parse_client(r#"{"type":"party.mode","mode":"selected","selected":["4"]}"#).unwrap(),
+            ClientFrame::PartyMode {
+                mode: PartyMode::Selected,
+                selected: vec!["4".into()]
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"party.play"}"#).unwrap(),
+            ClientFrame::PartyPlay
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"party.report","position_s":12.5,"at_server_ms":1.7e12}"#)
+                .unwrap(),
+            ClientFrame::PartyReport {
+                position_s: 12.5,
+                at_server_ms: 1.7e12
+            }
+        );
         let pong = ServerFrame::TimePong {
             t0: 1234.5,
             server_ms: 1.5e12,
@@ -179,6 +276,13 @@ mod tests {
             r#"{"type":"time.ping","t0":"soon"}"#,
             r#"{"type":"time.ping","t0":1e999}"#,
             r#"{"type":"time_ping","t0":1}"#,
+            r#"{"type":"party.seek"}"#,
+            r#"{"type":"party.seek","position_s":"12:31"}"#,
+            r#"{"type":"party.rate","rate":null}"#,
+            r#"{"type":"party.mode","mode":"anyone"}"#,
+            r#"{"type":"party.ready","ready":"yes"}"#,
+            r#"{"type":"party.queue","video_ids":"abc"}"#,
+            r#"{"type":"party.load","video_id":7}"#,
             "{\"type\":\"send\",\"text\":\"\\ud800\"}",
         ] {
             let err = parse_client(bad).unwrap_err();
@@ -194,6 +298,10 @@ mod tests {
             "n".repeat(65)
         );
         assert_eq!(parse_client(&nonce).unwrap_err().code(), "invalid_frame");
+        let ids: Vec<String> = (0..=MAX_PARTY_LIST).map(|i| i.to_string()).collect();
+        let queue = serde_json::json!({"type":"party.queue","video_ids":ids}).to_string();
+        assert!(queue.len() < MAX_CLIENT_FRAME);
+        assert_eq!(parse_client(&queue).unwrap_err().code(), "invalid_frame");
     }
 
     /// Every fuzz seed (and any crash the fuzzer saved there) parses or is refused cleanly.

@@ -15,8 +15,11 @@ use super::conn::{wire_close, wire_text, ConnIo, SharedIo, Work};
 use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
 use super::writer::Pending;
 use super::{Hub, Membership, RoomInfo};
+use crate::domain::parties::{Parties, Request};
+use crate::domain::party::ControlMode;
 use crate::domain::policy::RoomAction;
 use crate::domain::text;
+use crate::domain::Error;
 use crate::storage::messages;
 use crate::storage::now_ms;
 use crate::storage::rooms::{Room, SanctionKind};
@@ -52,6 +55,8 @@ pub struct Settings {
     /// Most bytes of history one welcome carries; older messages beyond it are left out and
     /// the welcome says `truncated`.
     pub max_welcome_bytes: usize,
+    /// Watch parties (the room's `party.*` frames go there).
+    pub parties: Parties,
 }
 
 /// Leaves out the oldest messages until the rest encode to at most `max_bytes`; true when it
@@ -91,6 +96,7 @@ pub async fn run(
         history_limit,
         resume_limit,
         max_welcome_bytes,
+        parties,
     } = settings;
     let Opened {
         room,
@@ -103,6 +109,11 @@ pub async fn run(
     // Joined before reading history: broadcasts from now on wait in the paused queue, and the
     // ones the history already holds are dropped by seq when the welcome goes out.
     let member = hub.join(&room, info, user.as_ref().map(|u| u.id), client, io.clone());
+    // A signed-in member is in the room's watch party while connected (and a little after).
+    let _in_party = match &user {
+        Some(u) => Some(parties.enter(&room, u).await),
+        None => None,
+    };
 
     let pool = &hub.db().pool;
     let loaded = match since {
@@ -143,12 +154,14 @@ pub async fn run(
     // Asked after joining, so a broadcast that starts meanwhile is either in the welcome or
     // arrives as a `live` frame.
     let room_view = RoomView::new(&room, member.room.viewers(), hub.live(&room.slug).as_ref());
+    let party = parties.view(room.id).await;
     let welcome = ServerFrame::Welcome {
         room: &room_view,
         you: you.as_ref(),
         viewers: room_view.viewers,
         history: &history,
         truncated,
+        party: party.as_ref(),
     }
     .encode();
     drop(history);
@@ -172,7 +185,14 @@ pub async fn run(
             },
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
-                    if let Some(reply) = handle_frame(&hub, &member, &io, user.as_ref(), t.as_str()) {
+                    let reply = match protocol::parse_client(t.as_str()) {
+                        Err(e) => Some(error_frame(e.code(), &e.to_string(), None)),
+                        Ok(frame) => match party_request(frame) {
+                            Ok(req) => party_frame(&parties, &room, user.as_ref(), req).await,
+                            Err(frame) => handle_frame(&hub, &member, &io, user.as_ref(), frame),
+                        },
+                    };
+                    if let Some(reply) = reply {
                         io.send(0, wire_text(&reply));
                     }
                 }
@@ -274,18 +294,78 @@ fn server_ms() -> f64 {
         .map_or(0.0, |d| d.as_micros() as f64 / 1000.0)
 }
 
+/// A `party.*` frame as a request to the watch party; any other frame back as it was.
+fn party_request(frame: ClientFrame) -> Result<Request, ClientFrame> {
+    // Ids leave as strings; one that is not a number names nobody.
+    let id = |s: &str| s.parse::<i64>().unwrap_or(-1);
+    Ok(match frame {
+        ClientFrame::PartyLoad { video_id } => Request::Load(video_id),
+        ClientFrame::PartyPlay => Request::Play,
+        ClientFrame::PartyPause => Request::Pause,
+        ClientFrame::PartySeek { position_s } => Request::Seek(position_s),
+        ClientFrame::PartyRate { rate } => Request::Rate(rate),
+        ClientFrame::PartyQueue { video_ids } => Request::Queue(video_ids),
+        ClientFrame::PartyNext => Request::Next,
+        ClientFrame::PartyStop => Request::Stop,
+        ClientFrame::PartyHost { user_id } => Request::Host(id(&user_id)),
+        ClientFrame::PartyMode { mode, selected } => Request::Mode(
+            match mode {
+                protocol::PartyMode::Host => ControlMode::HostOnly,
+                protocol::PartyMode::Selected => ControlMode::Selected,
+                protocol::PartyMode::Everyone => ControlMode::Everyone,
+            },
+            selected.iter().map(|s| id(s)).collect(),
+        ),
+        ClientFrame::PartyReady { ready } => Request::Ready(ready),
+        ClientFrame::PartyBuffering { state } => Request::Buffering(state),
+        ClientFrame::PartyReport {
+            position_s,
+            at_server_ms,
+        } => Request::Report {
+            position_s,
+            at_server_ms,
+        },
+        other => return Err(other),
+    })
+}
+
+/// Hands a request to the room's watch party; an `error` frame for this client when refused.
+async fn party_frame(
+    parties: &Parties,
+    room: &Room,
+    user: Option<&User>,
+    req: Request,
+) -> Option<String> {
+    let Some(user) = user else {
+        return Some(error_frame(
+            "login_required",
+            "log in to take part in the watch party",
+            None,
+        ));
+    };
+    let err = parties.request(room, user, req).await.err()?;
+    let (code, message) = match &err {
+        Error::Invalid { code, message } | Error::Conflict { code, message } => {
+            (*code, message.clone())
+        }
+        Error::Forbidden(m) => ("forbidden", m.clone()),
+        Error::NotFound(m) => ("not_found", m.clone()),
+        e => {
+            tracing::error!(error = %e, "watch party request failed");
+            ("internal", "something went wrong; try again".to_string())
+        }
+    };
+    Some(error_frame(code, &message, None))
+}
+
 /// Handles one client frame; returns a frame for this client only, if any.
 fn handle_frame(
     hub: &Hub,
     member: &Membership,
     io: &Arc<ConnIo>,
     user: Option<&User>,
-    raw: &str,
+    frame: ClientFrame,
 ) -> Option<String> {
-    let frame = match protocol::parse_client(raw) {
-        Ok(f) => f,
-        Err(e) => return Some(error_frame(e.code(), &e.to_string(), None)),
-    };
     match frame {
         ClientFrame::Ping => Some(ServerFrame::Pong.encode()),
         ClientFrame::TimePing { t0 } => Some(
@@ -353,6 +433,8 @@ fn handle_frame(
                 )),
             }
         }
+        // Taken by `party_request` before this is called.
+        _ => None,
     }
 }
 

@@ -37,6 +37,7 @@ mod lifecycle;
 mod live;
 mod live_abr;
 mod moderation;
+mod party;
 mod policy;
 mod rooms;
 mod schema;
