@@ -44,7 +44,7 @@ async function loadHls() {
  * @param {{ lowLatency: boolean, onLevels?: (hls: Hls) => void, onFatal?: (data: unknown) => void }} opts
  * @returns {Promise<Session>}
  */
-async function attach(video, url, { lowLatency, onLevels, onFatal }) {
+export async function attach(video, url, { lowLatency, onLevels, onFatal }) {
   const Hls = await loadHls();
   if (Hls) {
     const hls = new Hls({

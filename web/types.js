@@ -84,8 +84,31 @@
 
 /** @typedef {{ terms: string[], allowed: string[] }} BlockedTerms */
 
+/** @typedef {{ id: string, username: string }} PartyMember */
+/** @typedef {{ id: string, title: string, hls_url: string, duration_s: number, thumbnail_url: string | null }} PartyVideo */
+
+/**
+ * A room's watch party: at server time `at_server_ms` the position is `position_s`, advancing at
+ * `rate` while `playing` and `waiting_for` is empty.
+ * @typedef {object} Party
+ * @property {number} rev grows with every change
+ * @property {PartyVideo | null} video
+ * @property {boolean} playing
+ * @property {number} position_s
+ * @property {number} at_server_ms
+ * @property {number} rate
+ * @property {PartyMember} host
+ * @property {"host" | "selected" | "everyone"} mode
+ * @property {PartyMember[]} controllers
+ * @property {PartyVideo[]} queue
+ * @property {PartyMember[]} waiting_for
+ * @property {PartyMember[]} ready
+ * @property {boolean} live
+ * @property {{ action: string, by: PartyMember | null, position_s: number } | null} change
+ */
+
 // Room WebSocket frames, server → client.
-/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean }} WelcomeFrame */
+/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null }} WelcomeFrame */
 /** @typedef {{ type: "message" } & Message} MessageFrame */
 /** @typedef {{ type: "deleted", seq: number }} DeletedFrame */
 /** @typedef {{ type: "room", room: Room }} RoomFrame */
@@ -94,12 +117,24 @@
 /** @typedef {{ type: "error", code: string, message: string, retry_after_ms?: number }} ErrorFrame */
 /** @typedef {{ type: "reconnect", reason: string }} ReconnectFrame */
 /** @typedef {{ type: "pong" }} PongFrame */
+/** @typedef {{ type: "time.pong", t0: number, server_ms: number }} TimePongFrame */
+/** @typedef {{ type: "party.state" } & Party} PartyFrame */
 /**
  * @typedef {WelcomeFrame | MessageFrame | DeletedFrame | RoomFrame | ViewersFrame | LiveFrame
- *   | ErrorFrame | ReconnectFrame | PongFrame} ServerFrame
+ *   | ErrorFrame | ReconnectFrame | PongFrame | TimePongFrame | PartyFrame} ServerFrame
  */
 
 // Client → server.
-/** @typedef {{ type: "send", text: string, nonce?: string } | { type: "ping" }} ClientFrame */
+/**
+ * @typedef {{ type: "send", text: string, nonce?: string } | { type: "ping" }
+ *   | { type: "time.ping", t0: number }
+ *   | { type: "party.load", video_id: string } | { type: "party.play" } | { type: "party.pause" }
+ *   | { type: "party.seek", position_s: number } | { type: "party.rate", rate: number }
+ *   | { type: "party.queue", video_ids: string[] } | { type: "party.next" } | { type: "party.stop" }
+ *   | { type: "party.host", user_id: string }
+ *   | { type: "party.mode", mode: "host" | "selected" | "everyone", selected?: string[] }
+ *   | { type: "party.ready", ready: boolean } | { type: "party.buffering", state: boolean }
+ *   | { type: "party.report", position_s: number, at_server_ms: number }} ClientFrame
+ */
 
 export {};

@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ServerClock, PROBES, expectedPosition, correction, DEADBAND_S, MAX_NUDGE, COOLDOWN_MS,
+  ServerClock, PROBES, expectedPosition, correction, DEADBAND_S, SETTLE_S, MAX_NUDGE, COOLDOWN_MS,
+  JUMP_SEEK_S, JUMP_COOLDOWN_MS,
 } from "../../web/party/sync.js";
 
 test("the clock trusts the probe with the lowest round trip of the last few", () => {
@@ -44,6 +45,12 @@ test("small drift is left alone, medium drift nudges the rate, large drift seeks
   const base = { rate: 1, canChangeRate: true };
   assert.deepEqual(correction({ ...base, expected: 10, actual: 10 + DEADBAND_S / 2 }),
     { action: "none", rate: 1 });
+  // A correction under way goes on inside the deadband, until the drift has settled.
+  const settling = correction({ ...base, expected: 10, actual: 10 + DEADBAND_S / 2, correcting: true });
+  assert.equal(settling.action, "rate");
+  assert.ok(settling.rate < 1, String(settling.rate));
+  assert.deepEqual(correction({ ...base, expected: 10, actual: 10 + SETTLE_S / 2, correcting: true }),
+    { action: "none", rate: 1 });
   // 100 ms ahead: slow down gently, never beyond MAX_NUDGE.
   const ahead = correction({ ...base, expected: 10, actual: 10.1 });
   assert.equal(ahead.action, "rate");
@@ -61,4 +68,18 @@ test("small drift is left alone, medium drift nudges the rate, large drift seeks
   // A player without playbackRate seeks only, and only for drift worth a stutter.
   assert.equal(correction({ rate: 1, canChangeRate: false, expected: 10, actual: 10.1 }).action, "none");
   assert.equal(correction({ rate: 1, canChangeRate: false, expected: 10, actual: 10.6 }).action, "seek");
+});
+
+test("right after a jump the landing error is sought away, once the first seek is done", () => {
+  const base = { rate: 1, canChangeRate: true, expected: 40, seekLatencyS: 0.02 };
+  // 300 ms behind after the first seek fetched its segment: not a rate nudge of seconds.
+  assert.equal(correction({ ...base, actual: 39.7, jumped: true, sinceSeekMs: 0 }).action, "none",
+    "not while the first seek is under way");
+  assert.equal(correction({ ...base, actual: 39.7, jumped: true, sinceSeekMs: JUMP_COOLDOWN_MS - 1 }).action, "none");
+  assert.deepEqual(correction({ ...base, actual: 39.7, jumped: true, sinceSeekMs: JUMP_COOLDOWN_MS }),
+    { action: "seek", to: 40.02, rate: 1 });
+  // Small landing errors are left to the rate.
+  assert.equal(correction({ ...base, actual: 40 - JUMP_SEEK_S / 2, jumped: true, sinceSeekMs: 5000 }).action, "rate");
+  // Without a jump the same drift is nudged.
+  assert.equal(correction({ ...base, actual: 39.7, sinceSeekMs: 5000 }).action, "rate");
 });

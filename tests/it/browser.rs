@@ -151,39 +151,7 @@ async fn a_video_is_uploaded_played_and_shared_in_chromium() {
     let app = spawn_app(Backend::Sqlite).await;
     // Twelve seconds of H.264/AAC with a keyframe every second: remuxed, three segments.
     let clip = app.data_dir.join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=300:sample_rate=48000",
-            "-t",
-            "12",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-b:a", "64k"])
-        .arg(&clip)
-        .status()
-        .expect("run ffmpeg");
-    assert!(made.success());
+    make_clip(&clip, 12, "640x360");
     let shots = screenshots_dir();
     let status = tokio::process::Command::new("node")
         .arg(format!("{e2e}/library.mjs"))
@@ -198,5 +166,56 @@ async fn a_video_is_uploaded_played_and_shared_in_chromium() {
         status.success(),
         "library browser script failed: {status:?}; screenshots in {shots}; server log in {}",
         app.data_dir.join("server.log").display()
+    );
+}
+
+/// Makes `seconds` of H.264/AAC test pattern and tone at `size`, a keyframe every second.
+fn make_clip(path: &std::path::Path, seconds: u32, size: &str) {
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=30"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000", "-t"])
+        .arg(seconds.to_string())
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p"])
+        .args(["-c:a", "aac", "-b:a", "64k"])
+        .arg(path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(made.success(), "ffmpeg made {}", path.display());
+}
+
+/// Four browsers watch one video together, one of them 100 ms away each way; the script
+/// measures how far apart they are (e2e/party.mjs) and prints the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_browsers_watch_together_in_sync() {
+    let Some((chromium, e2e)) = browser_setup(true) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let clip = app.data_dir.join("film.mp4");
+    make_clip(&clip, 150, "320x240");
+    let shots = screenshots_dir();
+    let out = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/party.mjs"))
+        .env("MOIM_URL", &app.base)
+        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_SCREENSHOTS", &shots)
+        .env("MOIM_VIDEO_FILE", &clip)
+        .env("MOIM_PARTY_STEADY_S", "60")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("start node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(
+        out.status.success(),
+        "party browser script failed: {:?}; screenshots in {shots}; server log in {}",
+        out.status,
+        app.data_dir.join("server.log").display()
+    );
+    assert!(
+        stdout.contains("PARTY-FIGURES {"),
+        "the script reports its figures"
     );
 }

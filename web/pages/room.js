@@ -8,6 +8,7 @@ import { LivePlayer } from "../player.js";
 import { RoomSocket } from "../room-socket.js";
 import { chatPanel } from "../room/chat.js";
 import { moderationPanel } from "../room/moderation.js";
+import { partyPanel } from "../room/party.js";
 import { streamingPanel } from "../room/streaming.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
@@ -22,6 +23,8 @@ export function mount(ctx) {
   let socket = null;
   /** @type {LivePlayer | null} */
   let player = null;
+  /** @type {{ teardown: () => void } | null} */
+  let party = null;
   root.replaceChildren(el("p", { class: "muted", text: t("common.loading") }));
 
   api("GET", `/rooms/${encodeURIComponent(params.slug)}`, undefined, { signal }).then(
@@ -59,9 +62,15 @@ export function mount(ctx) {
       socket.on("room", (f) => setRoom(f.room));
       socket.on("live", setLive);
 
+      // The watch party's player takes the live player's place while it has a video and the
+      // room is not live.
+      const watch = partyPanel(socket, { slug: room.slug, onShow: (on) => { playerBox.hidden = on; } });
+      party = watch;
       const stage = el("section", { class: "stage" },
         el("div", { class: "room-head" }, title, badge, el("span", { class: "muted", text: t("room.by", { name: room.owner }) })),
         playerBox,
+        watch.box,
+        watch.bar,
         permissions.manage ? streamingPanel(room, ctx) : null,
         permissions.moderate ? moderationPanel(room, permissions, ctx) : null);
       root.replaceChildren(el("div", { class: "room" }, stage, chatPanel(socket, { slug: room.slug, perms: permissions })));
@@ -78,5 +87,6 @@ export function mount(ctx) {
   return () => {
     if (socket) socket.close();
     if (player) player.teardown();
+    if (party) party.teardown();
   };
 }

@@ -82,6 +82,12 @@ export function expectedPosition(t, serverMs) {
 
 /** Below this drift (seconds) nothing is done: no player holds time finer. */
 export const DEADBAND_S = 0.04;
+/**
+ * A correction under way goes on until the drift is this small (seconds): stopping at the
+ * deadband's edge would leave every player parked just inside it, and two of them up to twice
+ * the deadband apart.
+ */
+export const SETTLE_S = 0.01;
 /** Up to this drift the playback rate is nudged; beyond, the player seeks. */
 export const SEEK_BEYOND_S = 1;
 /** The most the rate moves off the party's rate, as a fraction (no audible pitch change). */
@@ -90,19 +96,34 @@ export const MAX_NUDGE = 0.05;
 export const CLOSE_OVER_S = 2;
 /** After a seek, this long (ms) before the next correction: the player settles first. */
 export const COOLDOWN_MS = 1500;
+/**
+ * Right after a jump (a seek command, a new video, joining late) the drift left is the first
+ * seek's landing error (it fetched what it lands on). The position is buffered by then, so a
+ * second seek is cheap and lands close: beyond this drift (seconds) it seeks again…
+ */
+export const JUMP_SEEK_S = 0.1;
+/** …this long (ms) after the first seek finished. */
+export const JUMP_COOLDOWN_MS = 300;
 
 /**
- * What to do about a player at `actual` seconds when the timeline says `expected`.
+ * What to do about a player at `actual` seconds when the timeline says `expected`;
+ * `correcting` says the player's rate is nudged now (then it settles to SETTLE_S); `jumped`
+ * says the player has just jumped (see JUMP_SEEK_S); `sinceSeekMs` is the time since its last
+ * seek finished (0 while one is under way).
  * @param {{ expected: number, actual: number, rate: number, canChangeRate: boolean,
- *   seekLatencyS?: number, sinceSeekMs?: number }} p
+ *   seekLatencyS?: number, sinceSeekMs?: number, correcting?: boolean, jumped?: boolean }} p
  * @returns {{ action: "none", rate: number } | { action: "rate", rate: number }
  *   | { action: "seek", to: number, rate: number }}
  */
 export function correction(p) {
   const drift = p.actual - p.expected; // > 0: ahead
   const abs = Math.abs(drift);
-  if ((p.sinceSeekMs ?? Infinity) < COOLDOWN_MS) return { action: "none", rate: p.rate };
-  if (abs < DEADBAND_S) return { action: "none", rate: p.rate };
+  const since = p.sinceSeekMs ?? Infinity;
+  if (since < (p.jumped ? JUMP_COOLDOWN_MS : COOLDOWN_MS)) return { action: "none", rate: p.rate };
+  if (abs < (p.correcting ? SETTLE_S : DEADBAND_S)) return { action: "none", rate: p.rate };
+  if (p.jumped && abs > JUMP_SEEK_S) {
+    return { action: "seek", to: Math.max(0, p.expected + (p.seekLatencyS ?? 0) * p.rate), rate: p.rate };
+  }
   if (abs <= SEEK_BEYOND_S && p.canChangeRate) {
     // Closes the gap over CLOSE_OVER_S, within ±MAX_NUDGE of the party's rate.
     const nudge = Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, drift / CLOSE_OVER_S));

@@ -2,7 +2,7 @@
 // The chat panel of a room: status and viewer count, the message log (with moderator actions),
 // the slow-mode note and the composer. It follows the room's socket and sends through it.
 
-import { api, el, errMsg, fmtTime } from "../dom.js";
+import { api, el, errMsg, fmtDuration, fmtTime } from "../dom.js";
 import { errorText, t, tn } from "../i18n.js";
 
 /** @typedef {import("../room-socket.js").RoomSocket} RoomSocket */
@@ -129,6 +129,20 @@ export function chatPanel(socket, { slug, perms }) {
   socket.on("viewers", (f) => setViewers(f.count));
   socket.on("room", (f) => setRoom(f.room));
   socket.on("error", (f) => system(errorText(f.code, f.message), true));
+  // What happened in the watch party, as a line in the chat ("mina paused at 12:31").
+  socket.on("party.state", (f) => {
+    const c = f.change;
+    if (!c) return;
+    const key = /** @type {import("../i18n.js").Key} */ (`party.did.${c.action}`);
+    system(t(key, {
+      name: c.by ? c.by.username : "",
+      at: fmtDuration(c.position_s),
+      title: f.video ? f.video.title : "",
+      rate: f.rate,
+      host: f.host.username,
+      names: f.waiting_for.map((w) => w.username).join(", "),
+    }));
+  });
 
   return el("aside", { class: "chat", "aria-label": t("chat.label") },
     el("div", { class: "chat-head" }, status, viewers), messages, slowNote, footer);
