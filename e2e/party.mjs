@@ -233,6 +233,13 @@ try {
   await converge([owner, phone], Date.now());
   await shot(phone, "ko-phone-room-party");
 
+  // The owner lets selected members control: jun gets the controls.
+  await owner.locator("#party-mode").selectOption("selected");
+  await owner.locator("#party-selected label", { hasText: names.jun }).locator("input").check();
+  await jun.locator("#party-play").waitFor({ state: "visible", timeout: T });
+  assert.equal(await far.locator("#party-play").isVisible(), false, "only the selected");
+  await shot(owner, "en-desktop-room-party-controls");
+
   // The host hands the role to mina, who then controls.
   await owner.locator("#party-hand").focus();
   await owner.locator(`#party-hand option`, { hasText: names.mina }).waitFor({ state: "attached", timeout: T });

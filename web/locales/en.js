@@ -288,4 +288,6 @@ export default {
   "party.did.advanced": "Up next: “{title}”",
   "party.did.ended": "The video has ended",
   "party.did.interrupted": "The watch party paused for the live broadcast",
+  "party.modeSelected": "Selected members",
+  "party.selectedLegend": "Who else controls",
 };

@@ -286,4 +286,6 @@ export default {
   "party.did.advanced": "다음 영상: “{title}”",
   "party.did.ended": "영상이 끝났습니다",
   "party.did.interrupted": "방송이 시작되어 함께 보기를 일시정지했습니다",
+  "party.modeSelected": "선택한 멤버",
+  "party.selectedLegend": "함께 조작할 사람",
 };

@@ -113,23 +113,52 @@ export function partyPanel(socket, { slug, onShow }) {
     } catch (e) { note(errMsg(e)); pickerFilled = false; }
   };
 
-  // The owner's settings: who controls, who is host.
+  // The owner's settings: who controls (host only, selected members, everyone), who is host.
   const mode = el("select", { id: "party-mode", "aria-label": t("party.mode") },
     el("option", { value: "host", text: t("party.modeHost") }),
+    el("option", { value: "selected", text: t("party.modeSelected") }),
     el("option", { value: "everyone", text: t("party.modeEveryone") }));
-  mode.onchange = () => send({ type: "party.mode", mode: /** @type {"host" | "everyone"} */ (mode.value) });
+  /** Members in the room now, asked of the server when a list needs them. */
+  const members = async () => {
+    /** @type {{ members: { id: string, username: string }[] }} */
+    const r = await api("GET", `/rooms/${encodeURIComponent(slug)}/party`);
+    return r.members.filter((m) => !you || m.id !== you.id);
+  };
+  const selectedBox = el("fieldset", { class: "party-selected", id: "party-selected", hidden: true },
+    el("legend", { text: t("party.selectedLegend") }));
+  const showSelected = async () => {
+    try {
+      const chosen = new Set((state ? state.controllers : []).map((c) => c.id));
+      const list = await members();
+      selectedBox.replaceChildren(el("legend", { text: t("party.selectedLegend") }),
+        ...list.map((m) => {
+          const box = el("input", { type: "checkbox", value: m.id, checked: chosen.has(m.id) });
+          box.onchange = () => {
+            const ids = [...selectedBox.querySelectorAll("input:checked")].map((i) => /** @type {HTMLInputElement} */ (i).value);
+            send({ type: "party.mode", mode: "selected", selected: ids });
+          };
+          return el("label", {}, box, m.username);
+        }));
+      selectedBox.hidden = false;
+    } catch (e) { note(errMsg(e)); }
+  };
+  mode.onchange = () => {
+    const m = /** @type {"host" | "selected" | "everyone"} */ (mode.value);
+    if (m === "selected") { void showSelected(); return; }
+    selectedBox.hidden = true;
+    send({ type: "party.mode", mode: m });
+  };
   const hand = el("select", { id: "party-hand", "aria-label": t("party.handTo") },
     el("option", { value: "", text: t("party.handTo") }));
   hand.onfocus = async () => {
     try {
-      /** @type {{ members: { id: string, username: string }[] }} */
-      const { members } = await api("GET", `/rooms/${encodeURIComponent(slug)}/party`);
+      const list = await members();
       hand.replaceChildren(el("option", { value: "", text: t("party.handTo") }),
-        ...members.filter((m) => !you || m.id !== you.id).map((m) => el("option", { value: m.id, text: m.username })));
+        ...list.map((m) => el("option", { value: m.id, text: m.username })));
     } catch (e) { note(errMsg(e)); }
   };
   hand.onchange = () => { if (hand.value) send({ type: "party.host", user_id: hand.value }); };
-  const owner = el("div", { class: "party-owner", hidden: true }, mode, hand);
+  const owner = el("div", { class: "party-owner", hidden: true }, mode, hand, selectedBox);
 
   // Everyone: the ready check.
   const ready = el("input", { type: "checkbox", id: "party-ready" });
@@ -158,7 +187,8 @@ export function partyPanel(socket, { slug, onShow }) {
     playBtn.textContent = state.playing ? t("party.pause") : t("party.play");
     seek.max = String(Math.floor(v ? v.duration_s : 0));
     rate.value = String(state.rate);
-    mode.value = state.mode === "selected" ? "host" : state.mode;
+    if (document.activeElement !== mode) mode.value = state.mode;
+    if (state.mode !== "selected" && !selectedBox.hidden) selectedBox.hidden = true;
     next.disabled = state.queue.length === 0;
     ready.checked = !!you && state.ready.some((r) => r.id === you?.id);
     readyList.textContent = state.ready.length ? t("party.readyList", { names: state.ready.map((r) => r.username).join(", ") }) : "";

@@ -7,6 +7,7 @@ mod client;
 mod hist;
 mod library;
 mod live;
+mod party;
 mod report;
 mod server;
 
@@ -42,6 +43,8 @@ enum Cmd {
     /// The video library: moim against ffmpeg and the disk (time to playable, upload speed,
     /// transcode cost, share links).
     Library(library::LibraryOpts),
+    /// Watch together: four Chromium pages in one party (gap, convergence, corrections).
+    Party(party::PartyOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -249,6 +252,20 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             return rt.block_on(library::run(lo, bin));
+        }
+        Cmd::Party(po) => {
+            let root = {
+                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                std::fs::canonicalize(&built).unwrap_or(built)
+            };
+            let bin = match &po.moim_bin {
+                Some(b) => b.clone(),
+                None => build_moim(&root)?,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return rt.block_on(party::run(po, bin, root));
         }
         Cmd::Live(lo) => {
             server::raise_nofile();
