@@ -225,7 +225,9 @@ impl Parties {
             room_id: room.id,
             state: tokio::sync::Mutex::new(Held {
                 timeline: Timeline::new(room.owner_id, self.inner.cfg),
-                rev: 1,
+                // Above any revision an earlier party of this room reached (a client that saw
+                // one keeps the highest), unless it changed a thousand times a millisecond.
+                rev: now_ms().max(0) as u64 * 1000,
                 owner,
                 conns: HashMap::new(),
                 names: HashMap::new(),
@@ -291,7 +293,8 @@ impl Parties {
         let party = self.existing(room_id)?;
         let held = party.state.lock().await;
         let s = held.timeline.state();
-        (s.video.is_some() || !s.queue.is_empty()).then(|| held.view(None))
+        let settled = s.mode != ControlMode::HostOnly || s.host.to_string() != held.owner.id;
+        (s.video.is_some() || !s.queue.is_empty() || settled).then(|| held.view(None))
     }
 
     /// The signed-in members in the room's party now, by name (at most [`MAX_LISTED`]).
@@ -314,10 +317,15 @@ impl Parties {
     /// Whether `video_id` is playing or queued in the room's party (so the room's members may
     /// fetch it through the room).
     pub async fn holds(&self, room_id: i64, video_id: &str) -> bool {
-        match self.existing(room_id) {
-            Some(p) => p.state.lock().await.timeline.holds(video_id),
-            None => false,
-        }
+        let Some(p) = self.existing(room_id) else {
+            return false;
+        };
+        let held = p.state.lock().await;
+        // Only a video the party was given the room's address for (a private one, loaded by
+        // someone who could watch it): a public one that was made private since is not.
+        held.timeline
+            .video_held(video_id)
+            .is_some_and(|v| v.hls_url.starts_with("/party/"))
     }
 
     /// Applies a member's request. Errors are the member's alone (an `error` frame).
@@ -325,7 +333,14 @@ impl Parties {
         let Some(party) = self.existing(room.id) else {
             return Err(Error::invalid("no_party", "join the room first"));
         };
-        // Videos are looked up before the party is locked (a database read).
+        // Videos are looked up before the party is locked (a database read), and only for
+        // someone who may load them.
+        if matches!(req, Request::Load(_) | Request::Queue(_)) {
+            let held = party.state.lock().await;
+            if !held.timeline.may_control(user.id) {
+                return Err(refusal(Refusal::Forbidden));
+            }
+        }
         let videos = match &req {
             Request::Load(id) => self.videos(room, user, std::slice::from_ref(id)).await?,
             Request::Queue(ids) => self.videos(room, user, ids).await?,
@@ -383,6 +398,12 @@ impl Parties {
                 ))
             }
             Request::Play => (Command::Play, "play"),
+            Request::Next if held.live => {
+                return Err(Error::conflict(
+                    "live",
+                    "the room is live; the party can play once the broadcast ends",
+                ))
+            }
             Request::Pause => (Command::Pause, "pause"),
             Request::Seek(p) => (Command::Seek(p), "seek"),
             Request::Rate(r) => (Command::Rate(r), "rate"),
@@ -390,6 +411,9 @@ impl Parties {
             Request::Stop => (Command::Stop, "stop"),
             Request::Host(to) => (Command::Hand(to), "host"),
             Request::Mode(mode, selected) => {
+                if user.id.to_string() != held.owner.id {
+                    return Err(refusal(Refusal::Forbidden));
+                }
                 if let Some(absent) = selected.iter().find(|id| !held.timeline.has_member(**id)) {
                     return Err(Error::invalid(
                         "invalid_command",
@@ -508,6 +532,9 @@ impl Parties {
     async fn due(&self, party: &Arc<Party>) -> bool {
         let now = now_ms();
         let mut held = party.state.lock().await;
+        if held.gone {
+            return false;
+        }
         let before = held.timeline.state();
         let mut changed = false;
         let gone: Vec<MemberId> = held
@@ -592,20 +619,43 @@ impl Parties {
                 });
                 let _ = self.settle(&party, held, changed, change).await;
             }
-            Event::VideoDeleted { id, .. } => {
-                let parties: Vec<Arc<Party>> =
-                    self.inner.parties.lock().values().cloned().collect();
-                for party in parties {
-                    let held = party.state.lock().await;
-                    if !held.timeline.holds(id) {
-                        continue;
-                    }
-                    let mut held = held;
-                    let changed = held.timeline.forget(id, now_ms());
-                    let _ = self.settle(&party, held, changed, None).await;
+            Event::VideoDeleted { id, .. } => self.forget_everywhere(id, |_| true).await,
+            // Hidden, or no longer ready: parties that show it by its own address lose it (a
+            // private one loaded by its owner keeps playing through the room).
+            Event::Video { video, .. }
+                if video.visibility == Visibility::Private
+                    || video.status != VideoStatus::Ready =>
+            {
+                let ready = video.status == VideoStatus::Ready;
+                self.forget_everywhere(&video.id, |v| !ready || !v.hls_url.starts_with("/party/"))
+                    .await
+            }
+            Event::Room {
+                room_id,
+                event: RoomEvent::Deleted { .. },
+            } => {
+                let party = self.inner.parties.lock().remove(room_id);
+                if let Some(party) = party {
+                    party.state.lock().await.gone = true;
+                    party.wake.notify_one();
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Parties {
+    /// Takes `id` out of every party that holds it where `which` says so.
+    async fn forget_everywhere(&self, id: &str, which: impl Fn(&PartyVideo) -> bool) {
+        let parties: Vec<Arc<Party>> = self.inner.parties.lock().values().cloned().collect();
+        for party in parties {
+            let mut held = party.state.lock().await;
+            if !held.timeline.video_held(id).is_some_and(&which) {
+                continue;
+            }
+            let changed = held.timeline.forget(id, now_ms());
+            let _ = self.settle(&party, held, changed, None).await;
         }
     }
 }

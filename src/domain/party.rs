@@ -100,7 +100,14 @@ struct Member {
     excused: bool,
     /// The last position it reported, and when (server ms), for drift figures.
     report: Option<(f64, i64)>,
+    /// When its stall last held the group (server ms): one member holds it at most once per
+    /// [`HOLD_COOLDOWN_WAITS`] waits, so a player that stalls and recovers over and over (or a
+    /// member who says so) cannot keep everyone frozen.
+    last_hold: Option<i64>,
 }
+
+/// A member's stall holds the group at most once in this many `max_wait_ms`.
+pub const HOLD_COOLDOWN_WAITS: i64 = 6;
 
 /// The party's state as every member receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,6 +340,13 @@ impl Timeline {
         if !playing || m.excused {
             return false;
         }
+        let cooldown = HOLD_COOLDOWN_WAITS * self.cfg.max_wait_ms;
+        if m.last_hold.is_some_and(|t| now - t < cooldown) {
+            // Held the group a moment ago: this stall is its own to catch up on.
+            m.excused = true;
+            return false;
+        }
+        m.last_hold = Some(now);
         if self.held_since.is_none() {
             // Frozen where the group is now.
             let p = self.position_at(now);
@@ -432,10 +446,15 @@ impl Timeline {
     /// Whether `video_id` is the party's video or waits in its queue (what a member may fetch
     /// through the room).
     pub fn holds(&self, video_id: &str) -> bool {
+        self.video_held(video_id).is_some()
+    }
+
+    /// The party's video or a queued one with this id.
+    pub fn video_held(&self, video_id: &str) -> Option<&PartyVideo> {
         self.video
             .iter()
             .chain(self.queue.iter())
-            .any(|v| v.id == video_id)
+            .find(|v| v.id == video_id)
     }
 
     /// Whether `who` is in the party.
@@ -744,8 +763,35 @@ mod tests {
         assert!(t.state().waiting_for.is_empty());
         // ...until she has played again (which changes nothing for the others)...
         assert!(!t.buffering(MINA, false, 16_000));
-        // ...then a new stall holds it once more.
-        assert!(t.buffering(MINA, true, 20_000));
+        // ...then a new stall holds it once more, once its last hold is long enough ago.
+        assert!(!t.buffering(MINA, true, 20_000), "held the group 10 s ago");
+        assert!(t.state().waiting_for.is_empty());
+        assert!(!t.buffering(MINA, false, 21_000));
+        assert!(t.buffering(MINA, true, 10_150 + 30_000));
+        assert_eq!(t.state().waiting_for, [MINA]);
+    }
+
+    #[test]
+    fn a_member_who_stalls_over_and_over_cannot_keep_the_group_frozen() {
+        let mut t = party();
+        t.command(OWNER, Command::Load(video("a", 600.0)), 0)
+            .unwrap();
+        t.command(OWNER, Command::Play, 0).unwrap();
+        assert!(t.buffering(JUN, true, 1_000));
+        assert!(t.buffering(JUN, false, 1_100), "released");
+        // Again and again: the group plays on.
+        for i in 0..20 {
+            let at = 2_000 + i * 500;
+            assert!(!t.buffering(JUN, true, at));
+            assert!(!t.buffering(JUN, false, at + 100));
+            assert!(t.state().waiting_for.is_empty());
+        }
+        assert!(
+            close(t.position_at(12_150), 12.0 - 0.25),
+            "lost only the one hold"
+        );
+        // Someone else's first stall still holds it.
+        assert!(t.buffering(MINA, true, 13_000));
         assert_eq!(t.state().waiting_for, [MINA]);
     }
 

@@ -174,9 +174,24 @@ fn make_clip(path: &std::path::Path, seconds: u32, size: &str) {
     let made = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={size}:rate=30"))
-        .args(["-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000", "-t"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:sample_rate=48000",
+            "-t",
+        ])
         .arg(seconds.to_string())
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k"])
         .arg(path)
         .status()
@@ -202,7 +217,6 @@ async fn four_browsers_watch_together_in_sync() {
         .env("MOIM_SCREENSHOTS", &shots)
         .env("MOIM_VIDEO_FILE", &clip)
         .env("MOIM_PARTY_STEADY_S", "60")
-        .stderr(std::process::Stdio::inherit())
         .output()
         .await
         .expect("start node");
@@ -210,9 +224,10 @@ async fn four_browsers_watch_together_in_sync() {
     print!("{stdout}");
     assert!(
         out.status.success(),
-        "party browser script failed: {:?}; screenshots in {shots}; server log in {}",
+        "party browser script failed: {:?}; screenshots in {shots}; server log in {}\n{}",
         out.status,
-        app.data_dir.join("server.log").display()
+        app.data_dir.join("server.log").display(),
+        String::from_utf8_lossy(&out.stderr)
     );
     assert!(
         stdout.contains("PARTY-FIGURES {"),

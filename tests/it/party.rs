@@ -243,7 +243,11 @@ async fn controllers_command_the_party_and_everyone_follows(b: Backend) {
     let s = state(&mut j).await;
     assert_eq!(s["video"], Value::Null);
     let (_, body) = jun.client.get("/api/v1/rooms/cinema/party").await;
-    assert_eq!(body["party"], Value::Null);
+    assert_eq!(body["party"]["video"], Value::Null);
+    assert_eq!(
+        body["party"]["host"]["username"], "mina",
+        "still shown: it has a host of its own"
+    );
 }
 
 async fn a_stalled_member_holds_the_group_at_most_the_wait(b: Backend) {
@@ -256,6 +260,9 @@ async fn a_stalled_member_holds_the_group_at_most_the_wait(b: Backend) {
     o.welcome().await;
     let mut m = app.ws(Some(&mina), "cinema", None).await;
     m.welcome().await;
+    let jun = app.signup("jun").await;
+    let mut j = app.ws(Some(&jun), "cinema", None).await;
+    j.welcome().await;
     o.send(json!({"type": "party.load", "video_id": "film1"}))
         .await;
     let loaded = state(&mut o).await;
@@ -287,11 +294,20 @@ async fn a_stalled_member_holds_the_group_at_most_the_wait(b: Backend) {
         "on from where it froze"
     );
 
-    // She stalls and stays stalled: after the wait the group goes on without her.
+    // Stalling again so soon, she does not hold the group again (or a player that stalls
+    // over and over would keep everyone frozen).
     m.send(json!({"type": "party.buffering", "state": true}))
         .await;
+    m.send(json!({"type": "party.buffering", "state": false}))
+        .await;
+    // Jun stalls and stays stalled: after the wait the group goes on without him.
+    j.send(json!({"type": "party.buffering", "state": true}))
+        .await;
     let held = state(&mut o).await;
-    assert_eq!(held["waiting_for"][0]["username"], "mina");
+    assert_eq!(
+        held["waiting_for"][0]["username"], "jun",
+        "mina's second stall held nothing"
+    );
     let freed = state(&mut o).await;
     assert_eq!(freed["waiting_for"], json!([]));
     assert_eq!(freed["change"]["action"], "resumed");
@@ -369,6 +385,8 @@ async fn the_queue_plays_on_and_a_broadcast_pauses_the_party(b: Backend) {
     assert_eq!(s["change"]["action"], "interrupted");
     o.send(json!({"type": "party.play"})).await;
     assert_eq!(refused(&mut o).await, "live");
+    o.send(json!({"type": "party.next"})).await;
+    assert_eq!(refused(&mut o).await, "live");
     let _ = ffmpeg.wait();
     let s = state(&mut o).await;
     assert_eq!(s["live"], false);
@@ -430,6 +448,24 @@ async fn a_private_video_is_seen_through_the_room_only_while_the_party_holds_it(
         404
     );
     assert_eq!(mina.client.status("/videos/secret/index.m3u8").await, 404);
+    // A public video loaded by its address is not served through the room, and once its
+    // owner makes it private the party lets it go.
+    staged(&app, &own, "open", 60, "public").await;
+    o.send(json!({"type": "party.queue", "video_ids": ["open"]}))
+        .await;
+    let s = state(&mut o).await;
+    assert_eq!(s["queue"][0]["hls_url"], "/videos/open/index.m3u8");
+    assert_eq!(
+        app.anon().status("/party/cinema/open/index.m3u8").await,
+        404
+    );
+    let (st, body) = own
+        .client
+        .patch("/api/v1/videos/open", json!({"visibility": "private"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let s = state(&mut o).await;
+    assert_eq!(s["queue"], json!([]));
     // Closed: gone from the room.
     o.send(json!({"type": "party.stop"})).await;
     assert_eq!(state(&mut o).await["video"], Value::Null);

@@ -174,7 +174,8 @@ export function partyPanel(socket, { slug, onShow }) {
   /** Shows the state in the controls. */
   const render = () => {
     const signedIn = !!you;
-    const control = !state ? signedIn : mayControl();
+    // With no party yet only the owner may start one (the default mode is host only).
+    const control = !state ? isOwner() : mayControl();
     picker.hidden = !control;
     if (control) void fillPicker();
     const v = state && state.video;

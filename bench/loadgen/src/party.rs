@@ -57,10 +57,27 @@ pub async fn run(o: PartyOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resu
     let clip = dir.join("film.mp4");
     let seconds = (o.steady_s + 120).to_string();
     let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+        ])
         .args(["-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000"])
         .args(["-t", &seconds])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k"])
         .arg(&clip)
         .status()
@@ -85,7 +102,10 @@ pub async fn run(o: PartyOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resu
         let cpu_s = (srv.cpu_us() - cpu0) as f64 / 1e6;
         drop(srv);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("PARTY-FIGURES ")) else {
+        let Some(line) = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("PARTY-FIGURES "))
+        else {
             bail!(
                 "the browser run with {delay} ms gave no figures:\n{stdout}\n{}",
                 String::from_utf8_lossy(&out.stderr)
@@ -106,7 +126,12 @@ fn num(v: &Value, k: &str) -> f64 {
 
 fn list(v: &Value, k: &str) -> String {
     v[k].as_array()
-        .map(|a| a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/"))
+        .map(|a| {
+            a.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
         .unwrap_or_default()
 }
 
