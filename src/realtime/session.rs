@@ -15,6 +15,7 @@ use super::conn::{wire_close, wire_text, ConnIo, SharedIo, Work};
 use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
 use super::writer::Pending;
 use super::{Hub, Membership, RoomInfo};
+use crate::auth::limiter::Bucket;
 use crate::domain::parties::{Parties, Request};
 use crate::domain::party::ControlMode;
 use crate::domain::policy::RoomAction;
@@ -169,6 +170,8 @@ pub async fn run(
     drop(welcome);
 
     let signal = member.signal.clone();
+    // Party frames may change what everyone in the room is sent: paced per connection.
+    let mut party_pace = Bucket::full(PARTY_BURST, Instant::now());
     // A shutdown that began while this session was joining has already signalled the others.
     if shutdown.is_cancelled() {
         signal.raise(super::Signal::RESTART);
@@ -187,8 +190,15 @@ pub async fn run(
                 Some(Ok(Message::Text(t))) => {
                     let reply = match protocol::parse_client(t.as_str()) {
                         Err(e) => Some(error_frame(e.code(), &e.to_string(), None)),
-                        Ok(frame) => match party_request(frame) {
-                            Ok(req) => party_frame(&parties, &room, user.as_ref(), req).await,
+                                                Ok(frame) => match party_request(frame) {
+                            Ok(req) => match party_pace.take(PARTY_BURST, PARTY_PER_S, Instant::now()) {
+                                Ok(()) => party_frame(&parties, &room, user.as_ref(), req).await,
+                                Err(wait) => Some(error_frame(
+                                    "rate_limited",
+                                    "too many watch-party frames; slow down",
+                                    Some(wait.as_millis() as u64),
+                                )),
+                            },
                             Err(frame) => handle_frame(&hub, &member, &io, user.as_ref(), frame),
                         },
                     };
@@ -293,6 +303,11 @@ fn server_ms() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_micros() as f64 / 1000.0)
 }
+
+/// Watch-party frames a connection may send at once, and per second after that (a page sends a
+/// report every 5 s and a command now and then).
+const PARTY_BURST: u32 = 30;
+const PARTY_PER_S: f64 = 4.0;
 
 /// A `party.*` frame as a request to the watch party; any other frame back as it was.
 fn party_request(frame: ClientFrame) -> Result<Request, ClientFrame> {

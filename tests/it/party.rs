@@ -327,6 +327,19 @@ async fn a_stalled_member_holds_the_group_at_most_the_wait(b: Backend) {
             break;
         }
     }
+    // Party frames are paced per connection (each may reach everyone in the room).
+    for i in 0..40 {
+        j.send(json!({"type": "party.ready", "ready": i % 2 == 0}))
+            .await;
+    }
+    loop {
+        let f = j.next().await;
+        if f["type"] == "error" {
+            assert_eq!(f["code"], "rate_limited", "{f}");
+            assert!(f["retry_after_ms"].as_u64().is_some());
+            break;
+        }
+    }
     let metrics = app.anon().text("/metrics").await;
     assert!(
         metrics.contains("moim_party_drift_seconds_count 1"),
