@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(ClientFrame::PartySeek { position_s: x })
         | Ok(ClientFrame::PartyRate { rate: x })
         | Ok(ClientFrame::PartyReport { position_s: x, .. }) => assert!(x.is_finite()),
-        Ok(ClientFrame::PartyQueue { video_ids: l }) | Ok(ClientFrame::PartyMode { selected: l, .. }) => {
+        Ok(ClientFrame::PartyQueue { video_ids: l })
+        | Ok(ClientFrame::PartyMode { selected: l, .. }) => {
             assert!(l.len() <= protocol::MAX_PARTY_LIST)
         }
         Ok(_) => {}

@@ -144,6 +144,8 @@ pub struct Timeline {
     members: BTreeMap<MemberId, Member>,
     /// Since when the group waits for buffering members (the position is frozen meanwhile).
     held_since: Option<i64>,
+    /// Members in the order they joined (who is in longest first).
+    since: Vec<MemberId>,
 }
 
 impl Timeline {
@@ -163,6 +165,7 @@ impl Timeline {
             queue: VecDeque::new(),
             members: BTreeMap::new(),
             held_since: None,
+            since: Vec::new(),
         }
     }
 
@@ -202,17 +205,25 @@ impl Timeline {
             return false;
         }
         self.members.insert(who, Member::default());
+        self.since.push(who);
         true
     }
 
-    /// A member left (their last connection closed). The group stops waiting for them; a host
-    /// who was handed the role gives it back to the owner. Whether the state changed.
+    /// A member left (their last connection closed). The group stops waiting for them. A host
+    /// who leaves passes the role on, so the party never sits with nobody to run it: to the
+    /// owner when the owner is in, else to the member who has been in longest (then back to
+    /// the owner whenever the owner comes and that host leaves). Whether the state changed.
     pub fn leave(&mut self, who: MemberId, now: i64) -> bool {
         if self.members.remove(&who).is_none() {
             return false;
         }
-        if self.host == Some(who) {
-            self.host = None;
+        self.since.retain(|m| *m != who);
+        if self.host() == who {
+            self.host = if self.members.contains_key(&self.owner) {
+                None
+            } else {
+                self.since.first().copied()
+            };
         }
         self.release_if_nobody_waits(now);
         true
@@ -716,6 +727,19 @@ mod tests {
         assert_eq!(t.state().host, OWNER);
         assert!(!t.leave(JUN, 1_000));
         t.command(OWNER, Command::Pause, 2_000).unwrap();
+        // The owner leaves while host: the member in longest runs the party meanwhile...
+        t.join(JUN);
+        assert!(t.leave(OWNER, 3_000));
+        assert_eq!(t.state().host, MINA);
+        t.command(MINA, Command::Play, 3_000).unwrap();
+        // ...and when that host leaves too, the next one.
+        assert!(t.leave(MINA, 4_000));
+        assert_eq!(t.state().host, JUN);
+        // The owner is back: still in control; the host hands it back or leaves.
+        t.join(OWNER);
+        t.command(OWNER, Command::Pause, 5_000).unwrap();
+        assert!(t.leave(JUN, 6_000));
+        assert_eq!(t.state().host, OWNER);
     }
 
     #[test]
