@@ -235,6 +235,12 @@ try {
   await converge([owner, phone], Date.now());
   await shot(phone, "ko-phone-room-party");
 
+    // The queue: the owner adds the same video after this one, everyone sees it, and takes it out.
+  await owner.locator("#party-queue-add").click();
+  await far.locator("#party-queue li").first().waitFor({ timeout: T });
+  await owner.locator("#party-queue li button").first().click();
+  await far.locator("#party-queue li").first().waitFor({ state: "detached", timeout: T });
+
   // The owner lets selected members control: jun gets the controls.
   await owner.locator("#party-mode").selectOption("selected");
   await owner.locator("#party-selected label", { hasText: names.jun }).locator("input").check();

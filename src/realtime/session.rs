@@ -192,7 +192,10 @@ pub async fn run(
                         Err(e) => Some(error_frame(e.code(), &e.to_string(), None)),
                                                 Ok(frame) => match party_request(frame) {
                             Ok(req) => match party_pace.take(PARTY_BURST, PARTY_PER_S, Instant::now()) {
-                                Ok(()) => party_frame(&parties, &room, user.as_ref(), req).await,
+                                                                Ok(()) => match timed_out(&member, user.as_ref(), &req) {
+                                    Some(f) => Some(f),
+                                    None => party_frame(&parties, &room, user.as_ref(), req).await,
+                                },
                                 Err(wait) => Some(error_frame(
                                     "rate_limited",
                                     "too many watch-party frames; slow down",
@@ -342,6 +345,30 @@ fn party_request(frame: ClientFrame) -> Result<Request, ClientFrame> {
         },
         other => return Err(other),
     })
+}
+
+/// An `error` frame when a member timed out in the room gives the party a command (saying
+/// where they are, ready or stalled stays open to them).
+fn timed_out(member: &Membership, user: Option<&User>, req: &Request) -> Option<String> {
+    let user = user?;
+    if matches!(
+        req,
+        Request::Ready(_) | Request::Buffering(_) | Request::Report { .. }
+    ) {
+        return None;
+    }
+    let now = now_ms();
+    let exp = member
+        .room
+        .info
+        .read()
+        .sanction(user.id, SanctionKind::Timeout, now)?;
+    let wait = exp.map(|e| (e - now).max(0) as u64);
+    Some(error_frame(
+        "timed_out",
+        "you are timed out in this room",
+        wait,
+    ))
 }
 
 /// Hands a request to the room's watch party; an `error` frame for this client when refused.

@@ -197,6 +197,19 @@ async fn controllers_command_the_party_and_everyone_follows(b: Backend) {
     o.send(json!({"type": "party.mode", "mode": "everyone"}))
         .await;
     assert_eq!(state(&mut j).await["mode"], "everyone");
+    // A member timed out in the room gives no commands meanwhile.
+    let (st, body) = own
+        .client
+        .post(
+            "/api/v1/rooms/cinema/timeouts",
+            json!({"username": "jun", "duration_s": 60}),
+        )
+        .await;
+    assert!(st == 200 || st == 201, "{st} {body}");
+    j.send(json!({"type": "party.play"})).await;
+    assert_eq!(refused(&mut j).await, "timed_out");
+    let (st, body) = own.client.delete("/api/v1/rooms/cinema/timeouts/jun").await;
+    assert!(st == 200 || st == 204, "{st} {body}");
     j.send(json!({"type": "party.play"})).await;
     let s = state(&mut j).await;
     assert_eq!(

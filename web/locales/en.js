@@ -290,4 +290,5 @@ export default {
   "party.did.interrupted": "The watch party paused for the live broadcast",
   "party.modeSelected": "Selected members",
   "party.selectedLegend": "Who else controls",
+  "party.unqueue": "Remove “{title}” from the queue",
 };

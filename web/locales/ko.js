@@ -288,4 +288,5 @@ export default {
   "party.did.interrupted": "방송이 시작되어 함께 보기를 일시정지했습니다",
   "party.modeSelected": "선택한 멤버",
   "party.selectedLegend": "함께 조작할 사람",
+  "party.unqueue": "대기열에서 “{title}” 빼기",
 };

@@ -193,7 +193,17 @@ export function partyPanel(socket, { slug, onShow }) {
     next.disabled = state.queue.length === 0;
     ready.checked = !!you && state.ready.some((r) => r.id === you?.id);
     readyList.textContent = state.ready.length ? t("party.readyList", { names: state.ready.map((r) => r.username).join(", ") }) : "";
-    queueList.replaceChildren(...state.queue.map((q) => el("li", { text: q.title })));
+        const queued = state.queue;
+    queueList.replaceChildren(...queued.map((q, i) => {
+      const li = el("li", { text: q.title });
+      if (control) {
+        // Out of the queue (the others stay in order).
+        const drop = el("button", { type: "button", class: "link", "aria-label": t("party.unqueue", { title: q.title }), text: "×" });
+        drop.onclick = () => send({ type: "party.queue", video_ids: queued.filter((_, j) => j !== i).map((v) => v.id) });
+        li.append(" ", drop);
+      }
+      return li;
+    }));
     title.textContent = v ? v.title : "";
     waiting.hidden = state.waiting_for.length === 0;
     waiting.textContent = t("party.waitingFor", { names: state.waiting_for.map((w) => w.username).join(", ") });
