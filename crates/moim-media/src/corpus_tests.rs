@@ -129,3 +129,15 @@ fn mp4_seeds() {
     }
     assert!(remuxed >= 4, "the well-formed seeds remux");
 }
+
+#[test]
+fn image_header_seeds() {
+    let mut read = 0;
+    for (name, data) in corpus("image_header") {
+        if let Ok(h) = crate::image::read_header(&data) {
+            assert!(h.width > 0 && h.height > 0, "{name}");
+            read += 1;
+        }
+    }
+    assert!(read >= 3, "the well-formed seeds are read");
+}

@@ -11,12 +11,14 @@
 //! - [`segmenter`]: cuts samples into LL-HLS parts and keyframe-aligned segments.
 //! - [`playlist`]: LL-HLS media and multivariant playlists.
 //! - [`mp4`]: stored MP4/QuickTime files (the `moov` via mp4parse) remuxed into CMAF segments.
+//! - [`image`]: still pictures' format and size from their headers, before any decoding.
 
 pub mod aac;
 pub mod amf0;
 pub mod avc;
 pub mod flv;
 pub mod fmp4;
+pub mod image;
 pub mod mp4;
 pub mod playlist;
 pub mod rtmp;
