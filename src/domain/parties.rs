@@ -83,10 +83,10 @@ struct Party {
 struct Held {
     timeline: Timeline,
     rev: u64,
-    owner: PartyMemberView,
+    owner: MemberId,
     /// Open connections per member.
     conns: HashMap<MemberId, usize>,
-    /// Names of members present (and of the host and selected ones while they are named).
+    /// Names of the owner, the members present, and the host and selected ones while named.
     names: HashMap<MemberId, String>,
     /// Members whose last connection closed, and when they leave for good.
     leaving: HashMap<MemberId, i64>,
@@ -115,28 +115,14 @@ impl Held {
             position_s: s.position_s,
             at_server_ms: s.at_ms,
             rate: s.rate,
-            host: if s.host.to_string() == self.owner.id {
-                self.owner.clone()
-            } else {
-                self.member(s.host)
-            },
+            host: self.member(s.host),
             mode: match s.mode {
                 ControlMode::HostOnly => "host",
                 ControlMode::Selected => "selected",
                 ControlMode::Everyone => "everyone",
             }
             .into(),
-            controllers: s
-                .controllers
-                .iter()
-                .map(|id| {
-                    if id.to_string() == self.owner.id {
-                        self.owner.clone()
-                    } else {
-                        self.member(*id)
-                    }
-                })
-                .collect(),
+            controllers: members(&s.controllers),
             queue: s.queue.iter().map(video_view).collect(),
             waiting_for: members(&s.waiting_for),
             ready: members(&s.ready),
@@ -217,10 +203,6 @@ impl Parties {
         if let Some(p) = parties.get(&room.id) {
             return p.clone();
         }
-        let owner = PartyMemberView {
-            id: room.owner_id.to_string(),
-            username: room.owner.clone(),
-        };
         let party = Arc::new(Party {
             room_id: room.id,
             state: tokio::sync::Mutex::new(Held {
@@ -228,9 +210,9 @@ impl Parties {
                 // Above any revision an earlier party of this room reached (a client that saw
                 // one keeps the highest), unless it changed a thousand times a millisecond.
                 rev: now_ms().max(0) as u64 * 1000,
-                owner,
+                owner: room.owner_id,
                 conns: HashMap::new(),
-                names: HashMap::new(),
+                names: HashMap::from([(room.owner_id, room.owner.clone())]),
                 leaving: HashMap::new(),
                 empty_since: Some(now_ms()),
                 live: self.inner.streams.status(&room.slug).is_some(),
@@ -293,7 +275,7 @@ impl Parties {
         let party = self.existing(room_id)?;
         let held = party.state.lock().await;
         let s = held.timeline.state();
-        let settled = s.mode != ControlMode::HostOnly || s.host.to_string() != held.owner.id;
+        let settled = s.mode != ControlMode::HostOnly || s.host != held.owner;
         (s.video.is_some() || !s.queue.is_empty() || settled).then(|| held.view(None))
     }
 
@@ -411,7 +393,7 @@ impl Parties {
             Request::Stop => (Command::Stop, "stop"),
             Request::Host(to) => (Command::Hand(to), "host"),
             Request::Mode(mode, selected) => {
-                if user.id.to_string() != held.owner.id {
+                if user.id != held.owner {
                     return Err(refusal(Refusal::Forbidden));
                 }
                 if let Some(absent) = selected.iter().find(|id| !held.timeline.has_member(**id)) {

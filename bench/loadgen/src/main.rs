@@ -240,54 +240,39 @@ fn main() -> anyhow::Result<()> {
     let opts = match cli.cmd {
         Cmd::All(opts) => opts,
         Cmd::Library(lo) => {
-            let root = {
-                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                std::fs::canonicalize(&built).unwrap_or(built)
-            };
-            let bin = match &lo.moim_bin {
-                Some(b) => b.clone(),
-                None => build_moim(&root)?,
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            return rt.block_on(library::run(lo, bin));
+            let (_, bin) = root_and_moim(lo.moim_bin.as_deref())?;
+            return runtime()?.block_on(library::run(lo, bin));
         }
         Cmd::Party(po) => {
-            let root = {
-                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                std::fs::canonicalize(&built).unwrap_or(built)
-            };
-            let bin = match &po.moim_bin {
-                Some(b) => b.clone(),
-                None => build_moim(&root)?,
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            return rt.block_on(party::run(po, bin, root));
+            let (root, bin) = root_and_moim(po.moim_bin.as_deref())?;
+            return runtime()?.block_on(party::run(po, bin, root));
         }
         Cmd::Live(lo) => {
             server::raise_nofile();
-            let root = {
-                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                std::fs::canonicalize(&built).unwrap_or(built)
-            };
-            let bin = match &lo.moim_bin {
-                Some(b) => b.clone(),
-                None => build_moim(&root)?,
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            return rt.block_on(live::run(lo, bin, root));
+            let (root, bin) = root_and_moim(lo.moim_bin.as_deref())?;
+            return runtime()?.block_on(live::run(lo, bin, root));
         }
     };
     let nofile = server::raise_nofile();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(run_all(opts, nofile))
+}
+
+/// The repository root (bench/loadgen → ../..) and the moim binary: given, or built.
+fn root_and_moim(given: Option<&Path>) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = std::fs::canonicalize(&built).unwrap_or(built);
+    let bin = match given {
+        Some(b) => b.to_path_buf(),
+        None => build_moim(&root)?,
+    };
+    Ok((root, bin))
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 fn repo_root(o: &Opts) -> PathBuf {
