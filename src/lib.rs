@@ -23,6 +23,7 @@ pub mod library;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod photos;
 pub mod realtime;
 pub mod state;
 pub mod storage;

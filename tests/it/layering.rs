@@ -12,6 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("limits", &["metrics"]),
     ("storage", &[]),
+    ("photos", &[]),
     ("views", &["storage"]),
     ("auth", &["metrics", "storage"]),
     ("domain", &["auth", "storage", "views"]),
@@ -27,20 +28,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "state",
         &[
-            "auth", "config", "domain", "limits", "live", "metrics", "realtime", "storage",
+            "auth", "config", "domain", "limits", "live", "metrics", "photos", "realtime",
+            "storage",
         ],
     ),
     (
         "http",
         &[
-            "auth", "domain", "limits", "live", "metrics", "realtime", "state", "storage", "views",
+            "auth", "domain", "limits", "live", "metrics", "photos", "realtime", "state",
+            "storage", "views",
         ],
     ),
     (
         "app",
         &[
-            "auth", "config", "domain", "http", "library", "limits", "live", "metrics", "realtime",
-            "state", "storage",
+            "auth", "config", "domain", "http", "library", "limits", "live", "metrics", "photos",
+            "realtime", "state", "storage",
         ],
     ),
 ];
