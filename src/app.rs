@@ -203,12 +203,23 @@ impl Application {
             uploads: uploads.clone(),
             plans,
             broker,
-            blobs,
-            db,
+            blobs: blobs.clone(),
+            db: db.clone(),
             hub,
             inboxes,
             shares,
             parties,
+            community: crate::domain::community::Community::new(db.clone()),
+            images: crate::domain::images::Images::new(
+                db.clone(),
+                blobs.clone(),
+                crate::photos::Photos::new(crate::photos::PhotoLimits {
+                    max_bytes: config.limits.max_image_mib * 1024 * 1024,
+                    max_pixels: config.limits.max_image_megapixels * 1_000_000,
+                    workers: config.limits.image_workers(),
+                    queue: config.limits.image_workers() * 8,
+                }),
+            ),
             metrics,
             login_by_ip: Arc::new(KeyedLimiter::new(per_min, per_min as f64 / 60.0, 100_000)),
             login_by_account: Arc::new(KeyedLimiter::new(
@@ -289,6 +300,7 @@ impl Application {
         let janitor = tokio::spawn(janitor(
             state.db.clone(),
             state.uploads.clone(),
+            state.images.clone(),
             background.clone(),
         ));
         let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(background.clone()));
@@ -419,7 +431,12 @@ fn local_blobs(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Blobs>> {
 }
 
 /// Removes expired sessions and sanctions now and then, so the tables do not grow forever.
-async fn janitor(db: crate::storage::Db, uploads: Uploads, stop: CancellationToken) {
+async fn janitor(
+    db: crate::storage::Db,
+    uploads: Uploads,
+    images: crate::domain::images::Images,
+    stop: CancellationToken,
+) {
     // Often enough that an expired upload's bytes do not linger long past their expiry.
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -431,6 +448,11 @@ async fn janitor(db: crate::storage::Db, uploads: Uploads, stop: CancellationTok
             Ok(0) => {}
             Ok(n) => tracing::info!(uploads = n, "expired uploads removed"),
             Err(e) => tracing::warn!(error = %e, "removing expired uploads failed"),
+        }
+        match images.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(photos = n, "photos no post took were removed"),
+            Err(e) => tracing::warn!(error = %e, "removing unused photos failed"),
         }
         let now = crate::storage::now_ms();
         let sessions = crate::storage::users::delete_expired_sessions(&db.pool, now).await;

@@ -349,6 +349,15 @@ options! {
         /// Most KiB of chat history one welcome frame carries; older messages are left out.
         #[arg(env = "MOIM_MAX_WELCOME_KIB")]
         max_welcome_kib: usize = 256, in 16..=65_536;
+        /// Largest photo, MiB (bigger ones get 413 `image_too_large` before they are read).
+        #[arg(env = "MOIM_MAX_IMAGE_MIB")]
+        max_image_mib: usize = 25, in 1..=1024;
+        /// Largest photo in megapixels, from its header (bigger ones are refused undecoded).
+        #[arg(env = "MOIM_MAX_IMAGE_MEGAPIXELS")]
+        max_image_megapixels: u64 = 40, in 1..=1000;
+        /// Photos processed at once (default: one per CPU core); up to 8 more per worker wait.
+        #[arg(env = "MOIM_IMAGE_WORKERS")]
+        image_workers: usize = none;
         /// Largest file one upload may be, MiB.
         #[arg(env = "MOIM_MAX_UPLOAD_MIB")]
         max_upload_mib: u64 = 4096, in 1..=1_048_576;
@@ -442,6 +451,17 @@ impl LimitsConfig {
     /// Hashing workers: the configured number, else one per core.
     pub fn password_hash_workers(&self) -> usize {
         self.password_hash_workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+            .clamp(1, 256)
+    }
+
+    /// Photos processed at once: the configured number, else one per core.
+    pub fn image_workers(&self) -> usize {
+        self.image_workers
             .unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())

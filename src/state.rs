@@ -55,6 +55,10 @@ pub struct Shared {
     /// Members' own event streams (`/me/events`).
     pub inboxes: Arc<crate::realtime::inbox::Inboxes>,
     pub shares: crate::domain::shares::Shares,
+    /// Community posts, comments, places and rankings.
+    pub community: crate::domain::community::Community,
+    /// Members' photos.
+    pub images: crate::domain::images::Images,
     /// Watch parties held on this node.
     pub parties: crate::domain::parties::Parties,
     pub config: Arc<Config>,

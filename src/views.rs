@@ -213,3 +213,107 @@ pub struct PartyView {
     pub live: bool,
     pub change: Option<PartyChangeView>,
 }
+
+/// A photo: its size as uploaded (upright), the placeholder, and the served sizes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageView {
+    pub id: String,
+    pub width: i64,
+    pub height: i64,
+    /// Base64 thumbhash, painted while a size loads.
+    pub thumbhash: String,
+    /// `thumb`, `medium`, `large` → URL.
+    pub variants: std::collections::BTreeMap<&'static str, String>,
+    /// The same sizes' pixel dimensions.
+    pub sizes: std::collections::BTreeMap<&'static str, [u32; 2]>,
+}
+
+/// A place's reviews summed up.
+#[derive(Debug, Clone, Serialize)]
+pub struct RatingView {
+    /// The plain mean, `null` with no reviews.
+    pub average: Option<f64>,
+    /// Pulled toward the site's mean by a prior worth five reviews (what places rank by).
+    pub bayesian: f64,
+    pub count: i64,
+}
+
+/// A place's details.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaceView {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub lng: Option<f64>,
+    pub hours: Option<String>,
+    pub phone: Option<String>,
+    pub rating: RatingView,
+}
+
+/// A community post as the API shows it; the fields of other kinds are left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostView {
+    pub id: String,
+    pub kind: &'static str,
+    pub title: String,
+    pub body: String,
+    pub author: AuthorView,
+    pub tags: Vec<String>,
+    pub images: Vec<ImageView>,
+    pub likes: i64,
+    pub comments: i64,
+    pub liked_by_me: bool,
+    pub favorited_by_me: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// A place post's details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<PlaceView>,
+    /// A review's place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neighbourhood: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<AuthorView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lng: Option<f64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A comment; a reply names its parent.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommentView {
+    pub id: String,
+    pub post_id: String,
+    pub parent_id: Option<String>,
+    pub author: AuthorView,
+    pub body: String,
+    pub up: i64,
+    pub down: i64,
+    /// The Wilson lower bound comments are ordered by.
+    pub score: f64,
+    /// The caller's vote: 1, -1 or 0.
+    pub my_vote: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    pub created_at: String,
+    /// Replies, best first (top-level comments only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<CommentView>,
+}

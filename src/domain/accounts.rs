@@ -276,6 +276,31 @@ impl Accounts {
     }
 
     /// Revokes one of the caller's tokens; someone else's is "not found".
+    /// Sets a member's site role (admins only; an admin cannot demote themselves, so the site
+    /// keeps one).
+    pub async fn set_role(&self, admin: &User, username: &str, role: &str) -> Result<User> {
+        super::policy::require_site(Some(admin), super::policy::SiteAction::Administer)?;
+        let role = users::Role::from_api(role)
+            .ok_or_else(|| Error::invalid("invalid_role", "role is member, moderator or admin"))?;
+        let mut member = None;
+        for key in auth::lookup_keys(username) {
+            if let Some(u) = users::find_by_key(&self.db.pool, &key).await? {
+                member = Some(u);
+                break;
+            }
+        }
+        let mut member = member.ok_or_else(|| Error::not_found("user"))?;
+        if member.id == admin.id && role != users::Role::Admin {
+            return Err(Error::conflict(
+                "last_admin",
+                "you cannot step down yourself; another admin can",
+            ));
+        }
+        users::set_role(&self.db.pool, member.id, role).await?;
+        member.role = role;
+        Ok(member)
+    }
+
     pub async fn delete_token(&self, user: &User, id: &str) -> Result<()> {
         let id: i64 = id.parse().map_err(|_| Error::not_found("token"))?;
         if users::delete_token(&self.db.pool, user.id, id).await? {

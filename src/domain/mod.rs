@@ -4,7 +4,9 @@
 //! and no sockets: handlers map [`Error`] to responses, and nothing here touches the hub.
 
 pub mod accounts;
+pub mod community;
 pub mod events;
+pub mod images;
 pub mod parties;
 pub mod party;
 pub mod plans;
@@ -42,6 +44,18 @@ pub enum Error {
     /// Bigger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// Bigger than allowed, with a reason of its own (413).
+    #[error("{message}")]
+    Oversized { code: &'static str, message: String },
+    /// Not a kind of content moim takes (415).
+    #[error("{message}")]
+    Unsupported { code: &'static str, message: String },
+    /// Well-formed but wrong: each named field says what is wrong with it (422).
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        fields: Vec<(&'static str, String)>,
+    },
     /// Over what the caller's plan allows.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -51,6 +65,9 @@ pub enum Error {
     /// This needs a password (`code` says whether one was given and was wrong).
     #[error("{message}")]
     PasswordRequired { code: &'static str, message: String },
+    /// The caller is going too fast; come back after `retry_after_s` (429).
+    #[error("too many requests")]
+    RateLimited { retry_after_s: u64 },
     /// A bounded resource is saturated; come back after `retry_after_s`.
     #[error("{message}")]
     Busy { message: String, retry_after_s: u64 },

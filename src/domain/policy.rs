@@ -140,6 +140,45 @@ pub fn may_video(user: Option<&User>, video: &Video, action: VideoAction) -> boo
     }
 }
 
+/// Things done to a community post or comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostAction {
+    /// Change its text, photos and details; delete it: its author, moderators and admins.
+    Edit,
+    /// Hide and show it, see it hidden, work the report queue: moderators and admins.
+    Moderate,
+    /// Move a market listing on sale → reserved → sold: its seller alone.
+    SetStatus,
+}
+
+/// Whether `user` may do `action` to a post or comment written by `author_id`.
+pub fn may_post(user: Option<&User>, author_id: i64, action: PostAction) -> bool {
+    let Some(u) = user else { return false };
+    let staff = matches!(u.role, Role::Admin | Role::Moderator);
+    match action {
+        PostAction::Edit => staff || u.id == author_id,
+        PostAction::Moderate => staff,
+        PostAction::SetStatus => u.id == author_id,
+    }
+}
+
+/// `Ok` when allowed; 401 for anonymous callers, 403 for others.
+pub fn require_post(user: Option<&User>, author_id: i64, action: PostAction) -> Result<(), Error> {
+    match (may_post(user, author_id, action), user) {
+        (true, _) => Ok(()),
+        (false, None) => Err(Error::Unauthorized),
+        (false, Some(_)) => Err(match action {
+            PostAction::Edit => {
+                Error::Forbidden("only its author or a moderator may do that".into())
+            }
+            PostAction::Moderate => Error::Forbidden("moderators only".into()),
+            PostAction::SetStatus => {
+                Error::Forbidden("only the seller may change a listing's status".into())
+            }
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +240,38 @@ mod tests {
         assert!(matches!(Anonymous.require(Chat), Err(Error::Unauthorized)));
         assert!(matches!(Member.require(Manage), Err(Error::Forbidden(_))));
         assert!(Owner.require(Manage).is_ok());
+    }
+
+    #[test]
+    fn post_table() {
+        use PostAction::*;
+        let author = user(4, Role::Member);
+        let other = user(5, Role::Member);
+        let moderator = user(6, Role::Moderator);
+        let admin = user(7, Role::Admin);
+        // (user, edit, moderate, set status) of a post by user 4
+        let table = [
+            (None, false, false, false),
+            (Some(&author), true, false, true),
+            (Some(&other), false, false, false),
+            (Some(&moderator), true, true, false),
+            (Some(&admin), true, true, false),
+        ];
+        for (u, edit, moderate, status) in table {
+            assert_eq!(may_post(u, 4, Edit), edit, "{u:?} edit");
+            assert_eq!(may_post(u, 4, Moderate), moderate, "{u:?} moderate");
+            assert_eq!(may_post(u, 4, SetStatus), status, "{u:?} status");
+        }
+        assert!(matches!(
+            require_post(None, 4, Edit),
+            Err(Error::Unauthorized)
+        ));
+        assert!(matches!(
+            require_post(Some(&other), 4, Edit),
+            Err(Error::Forbidden(_))
+        ));
+        // A site moderator is a member in rooms.
+        assert_eq!(Standing::of(Some(&moderator), 1, false), Standing::Member);
     }
 
     #[test]

@@ -93,7 +93,10 @@ fn is_silent(c: char) -> bool {
 /// [`MAX_MARKS_PER_CHAR`] combining marks stay on a character, and the ends are trimmed.
 /// `Empty` when nothing visible is left.
 pub fn clean_line(raw: &str, max_chars: usize) -> Result<String, TextError> {
-    let mut out = String::with_capacity(raw.len().min(max_chars * 4 + 16));
+    let mut out = String::with_capacity(
+        raw.len()
+            .min(max_chars.saturating_mul(4).saturating_add(16)),
+    );
     // Counted since the last character that shows something: joiners and selectors between
     // marks do not start a new count.
     let (mut marks, mut silent) = (0, 0);
@@ -126,6 +129,36 @@ pub fn clean_line(raw: &str, max_chars: usize) -> Result<String, TextError> {
     Ok(trimmed.to_string())
 }
 
+/// Cleans text of several lines (a post, a comment) of at most `max_chars` characters: each
+/// line as [`clean_line`] would, line breaks kept (`\r\n` as `\n`), at most one empty line in a
+/// row, the ends trimmed. `Empty` when nothing visible is left.
+pub fn clean_block(raw: &str, max_chars: usize) -> Result<String, TextError> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in raw.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        match clean_line(line, usize::MAX) {
+            Ok(l) => lines.push(l),
+            Err(TextError::Empty) => {
+                if lines.last().is_some_and(|l| !l.is_empty()) {
+                    lines.push(String::new());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        return Err(TextError::Empty);
+    }
+    let out = lines.join("\n");
+    if out.chars().count() > max_chars {
+        return Err(TextError::TooLong);
+    }
+    Ok(out)
+}
+
 /// A chat message: [`clean_line`] with [`MAX_CHARS`].
 pub fn clean(raw: &str) -> Result<String, TextError> {
     clean_line(raw, MAX_CHARS)
@@ -134,6 +167,16 @@ pub fn clean(raw: &str) -> Result<String, TextError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_keep_their_lines() {
+        assert_eq!(
+            clean_block("\n\n first\r\n\n\n\n second \u{202E}line\n\n", 100).unwrap(),
+            "first\n\nsecond line"
+        );
+        assert_eq!(clean_block(" \n\u{200B}\n ", 100), Err(TextError::Empty));
+        assert_eq!(clean_block("abc\ndef", 6), Err(TextError::TooLong));
+    }
 
     #[test]
     fn cleans_and_checks() {

@@ -87,3 +87,25 @@ pub async fn my_usage(
 ) -> ApiResult<Json<crate::domain::plans::Usage>> {
     Ok(Json(state.plans.usage(&user).await?))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    role: String,
+}
+
+/// `PUT /api/v1/admin/users/{username}/role` `{"role":"member"|"moderator"|"admin"}`.
+pub async fn set_role(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(body): ApiJson<RoleChange>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let member = state
+        .accounts
+        .set_role(&user, &username, &body.role)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "user": crate::views::UserView::from(&member) }),
+    ))
+}

@@ -29,6 +29,9 @@ pub enum ApiError {
     Busy { message: String, retry_after_s: u64 },
     #[error("{2}")]
     Other(StatusCode, &'static str, String),
+    /// 422 with what is wrong with each field.
+    #[error("{0}")]
+    Unprocessable(String, Vec<(&'static str, String)>),
     /// 408, and the connection closes: the body did not arrive in time.
     #[error("the request body did not arrive within {0} s")]
     BodyTimeout(u64),
@@ -58,6 +61,13 @@ impl From<crate::domain::Error> for ApiError {
             E::NotFound(m) => ApiError::NotFound(m),
             E::Conflict { code, message } => ApiError::Conflict(code, message),
             E::TooLarge(m) => ApiError::Other(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            E::Oversized { code, message } => {
+                ApiError::Other(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+            }
+            E::Unsupported { code, message } => {
+                ApiError::Other(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
+            }
+            E::Unprocessable { message, fields } => ApiError::Unprocessable(message, fields),
             E::QuotaExceeded(m) => ApiError::Other(StatusCode::FORBIDDEN, "quota_exceeded", m),
             E::Gone { code, message } => ApiError::Other(StatusCode::GONE, code, message),
             E::PasswordRequired { code, message } => {
@@ -70,6 +80,7 @@ impl From<crate::domain::Error> for ApiError {
                 message,
                 retry_after_s,
             },
+            E::RateLimited { retry_after_s } => ApiError::RateLimited { retry_after_s },
             E::Db(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
         }
@@ -101,6 +112,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Other(status, code, _) => (*status, *code),
+            ApiError::Unprocessable(..) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
@@ -111,7 +123,15 @@ impl IntoResponse for ApiError {
             ApiError::Internal(_) => "internal server error".to_string(),
             other => other.to_string(),
         };
-        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        let mut body = json!({"error": code, "message": message});
+        if let ApiError::Unprocessable(_, fields) = &self {
+            let map: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+                .collect();
+            body["fields"] = serde_json::Value::Object(map);
+        }
+        let mut resp = (status, Json(body)).into_response();
         if let ApiError::BodyTimeout(_) = self {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

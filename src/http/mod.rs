@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod community;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -22,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, St
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::metrics::Refusal;
@@ -121,6 +122,41 @@ pub fn router(state: AppState) -> Router {
         .route("/videos/{id}/shares/{code}/qr.svg", get(shares::share_qr))
         .route("/s/{code}", get(shares::open_share))
         .route("/s/{code}/unlock", post(shares::unlock_share))
+        .route("/images", post(community::upload_image))
+        .route(
+            "/posts",
+            get(community::list_posts).post(community::create_post),
+        )
+        .route(
+            "/posts/{id}",
+            get(community::get_post)
+                .patch(community::update_post)
+                .delete(community::delete_post),
+        )
+        .route(
+            "/posts/{id}/like",
+            put(community::like).delete(community::unlike),
+        )
+        .route(
+            "/posts/{id}/favorite",
+            put(community::favorite).delete(community::unfavorite),
+        )
+        .route(
+            "/posts/{id}/comments",
+            get(community::list_comments).post(community::create_comment),
+        )
+        .route("/posts/{id}/reports", post(community::report))
+        .route("/comments/{id}/vote", put(community::vote_comment))
+        .route(
+            "/comments/{id}",
+            axum::routing::patch(community::update_comment).delete(community::delete_comment),
+        )
+        .route("/reports", get(community::list_reports))
+        .route("/reports/{id}/resolve", post(community::resolve_report))
+        .route("/places/{id}", get(community::get_place))
+        .route("/rankings", get(community::rankings))
+        .route("/me/favorites", get(community::my_favorites))
+        .route("/admin/users/{username}/role", put(admin::set_role))
         .route(
             "/admin/blocked-terms",
             get(admin::get_blocked_terms)
@@ -145,6 +181,7 @@ pub fn router(state: AppState) -> Router {
             get(live::live_file),
         )
         .route("/s/{code}", get(shares::share_page))
+        .route("/images/{id}/{size}", get(community::image_file))
         .route("/videos/{id}/{file}", get(videos::video_file))
         .route(
             "/videos/{id}/{rendition}/{file}",

@@ -295,7 +295,7 @@ async fn serve_file(
 }
 
 /// A blob as an HTTP answer: one byte range (206), `ETag` and `If-None-Match` (304).
-async fn blob_response(
+pub(super) async fn blob_response(
     state: &AppState,
     key: &str,
     headers: &HeaderMap,

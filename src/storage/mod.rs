@@ -6,10 +6,15 @@
 //! so a domain operation can run several in one transaction. Byte objects live in [`blobs`].
 
 pub mod blobs;
+pub mod comments;
+pub mod images;
+
 pub mod jobs;
 pub mod live;
 pub mod messages;
 pub mod plans;
+pub mod posts;
+
 pub mod rooms;
 pub mod settings;
 pub mod shares;
@@ -175,6 +180,18 @@ pub fn is_unique_violation(err: &DbError) -> bool {
 }
 
 /// Milliseconds since the Unix epoch.
+/// Ids written into an `IN (…)` list: integers only, so nothing can be injected.
+pub fn id_list(ids: &[i64]) -> String {
+    let mut out = String::with_capacity(ids.len() * 8);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

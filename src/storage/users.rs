@@ -15,10 +15,28 @@ pub struct User {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Admin,
+    /// Moderates the community (posts, comments, reports) site-wide; a member otherwise.
+    Moderator,
     Member,
 }
 
-super::column_enum!(Role { Admin => "admin", Member => "member" });
+super::column_enum!(Role { Admin => "admin", Moderator => "moderator", Member => "member" });
+
+impl Role {
+    pub fn from_api(s: &str) -> Option<Role> {
+        Role::parse(s).ok()
+    }
+}
+
+/// Changes a member's site role.
+pub async fn set_role(ex: impl Exec<'_>, user_id: i64, role: Role) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(ex)
+        .await?;
+    Ok(())
+}
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
     Ok(User {

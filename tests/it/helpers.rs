@@ -243,6 +243,30 @@ impl TestApp {
             .rows_affected()
     }
 
+    /// The first column of each row a query gives, as text (for `EXPLAIN` and checks of
+    /// stored values).
+    pub async fn sql_rows(&self, query: &str) -> Vec<String> {
+        sqlx::any::install_default_drivers();
+        let url = match &self.backend {
+            Backend::Postgres(url) => url.clone(),
+            Backend::Sqlite => format!("sqlite://{}", self.data_dir.join("moim.db").display()),
+        };
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .expect("connect to the test database");
+        let rows = sqlx::Executor::fetch_all(&mut conn, query)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        rows.iter()
+            .map(|r| {
+                use sqlx::Row;
+                r.try_get::<String, _>(0)
+                    .or_else(|_| r.try_get::<i64, _>(0).map(|n| n.to_string()))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Starts the server again on the same data dir and database (new port).
     pub async fn restart(&mut self) {
         self.kill9();
@@ -470,6 +494,25 @@ impl Client {
         self.send_full(reqwest::Method::POST, path, Some(body), &[])
             .await
     }
+    /// POSTs raw bytes with a content type.
+    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .headers(self.headers())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::PUT, path, Some(body)).await
     }

@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("photos", &[]),
     ("views", &["storage"]),
     ("auth", &["metrics", "storage"]),
-    ("domain", &["auth", "storage", "views"]),
+    ("domain", &["auth", "photos", "storage", "views"]),
     (
         "realtime",
         &["auth", "domain", "metrics", "storage", "views"],

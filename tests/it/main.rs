@@ -31,6 +31,7 @@ mod abuse;
 mod accounts;
 mod browser;
 mod chat;
+mod community;
 mod layering;
 mod library;
 mod lifecycle;
