@@ -85,6 +85,8 @@ pub struct RoomView {
     pub live_since: Option<String>,
     pub thumbnail_url: Option<String>,
     pub record_broadcasts: bool,
+    /// `public` or `private` (members only).
+    pub visibility: &'static str,
 }
 
 impl RoomView {
@@ -102,6 +104,7 @@ impl RoomView {
             live_since: live.map(|l| rfc3339(l.since_ms)),
             thumbnail_url: live.and_then(|l| l.thumbnail_url.clone()),
             record_broadcasts: r.record_broadcasts,
+            visibility: if r.private { "private" } else { "public" },
         }
     }
 }

@@ -1248,6 +1248,69 @@ impl Community {
     }
 }
 
+impl Community {
+    /// The private room between `buyer` and a listing's seller: the same room every time for
+    /// the same buyer, a room of its own for each buyer. Returns its slug.
+    pub async fn contact(&self, buyer: &User, post_id: &str) -> Result<String> {
+        let post = self.visible(Some(buyer), post_id).await?;
+        if post.kind != Kind::Market {
+            return Err(Error::conflict(
+                "not_a_listing",
+                "only market listings have a seller to contact",
+            ));
+        }
+        if post.author_id == buyer.id {
+            return Err(Error::conflict("own_listing", "this is your own listing"));
+        }
+        if let Some(slug) = posts::contact_room(&self.db.pool, post.id, buyer.id).await? {
+            return Ok(slug);
+        }
+        if post.status == Some(Status::Sold) || post.hidden_at.is_some() {
+            return Err(Error::conflict("sold", "this listing is sold"));
+        }
+        let now = now_ms();
+        let slug = format!("m-{}", new_slug_tail());
+        let title: String = format!("{} · {}", post.title, buyer.username)
+            .chars()
+            .take(super::rooms::MAX_TITLE_CHARS)
+            .collect();
+        let mut tx = self.db.begin().await?;
+        let room_id = crate::storage::rooms::create_private(
+            &mut tx,
+            &slug,
+            &title,
+            post.author_id,
+            &[post.author_id, buyer.id],
+            now,
+        )
+        .await?;
+        if posts::add_contact(&mut *tx, post.id, buyer.id, room_id, now).await? {
+            tx.commit().await?;
+            return Ok(slug);
+        }
+        // The same buyer pressed twice at once and the other press won: its room it is.
+        tx.rollback().await?;
+        posts::contact_room(&self.db.pool, post.id, buyer.id)
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("a contact room vanished")))
+    }
+
+    /// The buyer–seller rooms `user` is in.
+    pub async fn contacts(&self, user: &User) -> Result<Vec<posts::Contact>> {
+        Ok(posts::contacts_of(&self.db.pool, user.id, 500).await?)
+    }
+}
+
+/// Ten random characters of `[a-z0-9]` (52 bits) for a private room's slug.
+fn new_slug_tail() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..10)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 fn parse_cursor(c: &str, sort: Sort) -> Option<Cursor> {
     let mut parts = c.split('.');
     let tag = parts.next()?;

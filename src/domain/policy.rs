@@ -56,6 +56,20 @@ impl Standing {
     }
 }
 
+/// Whether `user` may see a room at all: a public one, anyone; a private one, its members,
+/// owner, moderators and admins. Others are told it does not exist.
+pub fn may_see_room(
+    user: Option<&User>,
+    private: bool,
+    owner_id: i64,
+    is_moderator: bool,
+    is_member: bool,
+) -> bool {
+    !private
+        || user.is_some_and(|u| u.role == Role::Admin || u.id == owner_id)
+        || (user.is_some() && (is_moderator || is_member))
+}
+
 /// Things done to a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomAction {
@@ -240,6 +254,20 @@ mod tests {
         assert!(matches!(Anonymous.require(Chat), Err(Error::Unauthorized)));
         assert!(matches!(Member.require(Manage), Err(Error::Forbidden(_))));
         assert!(Owner.require(Manage).is_ok());
+    }
+
+    #[test]
+    fn private_rooms_are_seen_by_their_people_only() {
+        let member = user(2, Role::Member);
+        let admin = user(3, Role::Admin);
+        let owner = user(1, Role::Member);
+        assert!(may_see_room(None, false, 1, false, false));
+        assert!(!may_see_room(None, true, 1, false, false));
+        assert!(!may_see_room(Some(&member), true, 1, false, false));
+        assert!(may_see_room(Some(&member), true, 1, false, true));
+        assert!(may_see_room(Some(&member), true, 1, true, false));
+        assert!(may_see_room(Some(&owner), true, 1, false, false));
+        assert!(may_see_room(Some(&admin), true, 1, false, false));
     }
 
     #[test]

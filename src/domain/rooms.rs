@@ -101,7 +101,8 @@ impl Rooms {
         )
     }
 
-    /// Where `user` stands in `room` (one query for the moderator list when signed in).
+    /// Where `user` stands in `room` (one query for the moderator list when signed in); a
+    /// private room the user may not see is not found.
     pub async fn standing(&self, room: &Room, user: Option<&User>) -> Result<Standing> {
         let is_moderator = match user {
             Some(u) if u.id != room.owner_id => {
@@ -109,7 +110,23 @@ impl Rooms {
             }
             _ => false,
         };
+        if room.private {
+            let is_member = match user {
+                Some(u) => rooms::is_member(&self.db.pool, room.id, u.id).await?,
+                None => false,
+            };
+            if !policy::may_see_room(user, true, room.owner_id, is_moderator, is_member) {
+                return Err(Error::not_found("room"));
+            }
+        }
         Ok(Standing::of(user, room.owner_id, is_moderator))
+    }
+
+    /// The room if `user` may see it (404 otherwise, a private room included).
+    pub async fn find_visible(&self, user: Option<&User>, slug: &str) -> Result<Room> {
+        let room = self.find(slug).await?;
+        self.standing(&room, user).await?;
+        Ok(room)
     }
 
     /// Loads a room and checks the caller may do `action` to it.
@@ -232,6 +249,7 @@ impl Rooms {
     /// Up to `limit` (1–200) messages before `before` (or the newest), oldest first.
     pub async fn messages(
         &self,
+        user: Option<&User>,
         slug: &str,
         before: Option<i64>,
         limit: i64,
@@ -239,7 +257,7 @@ impl Rooms {
         if !(1..=200).contains(&limit) {
             return Err(Error::invalid("invalid_limit", "limit must be 1 to 200"));
         }
-        let room = self.find(slug).await?;
+        let room = self.find_visible(user, slug).await?;
         let list = messages::page(&self.db.pool, room.id, before, limit).await?;
         Ok(list.iter().map(MessageView::from).collect())
     }
@@ -275,8 +293,8 @@ impl Rooms {
     }
 
     /// (user id, username) of each moderator.
-    pub async fn moderators(&self, slug: &str) -> Result<Vec<(i64, String)>> {
-        let room = self.find(slug).await?;
+    pub async fn moderators(&self, user: Option<&User>, slug: &str) -> Result<Vec<(i64, String)>> {
+        let room = self.find_visible(user, slug).await?;
         Ok(rooms::moderators(&self.db.pool, room.id).await?)
     }
 

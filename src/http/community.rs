@@ -411,3 +411,38 @@ pub async fn rankings(
         json!({ "what": what, "period": period, "ranking": ranked }),
     ))
 }
+
+/// `POST /api/v1/posts/{id}/contact`: the private room with the seller.
+pub async fn contact(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let slug = state.community.contact(&user, &id).await?;
+    let (room, _) = state.rooms.get(Some(&user), &slug).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "room": room }))).into_response())
+}
+
+/// `GET /api/v1/me/contacts`: the buyer–seller rooms the caller is in, as seller or buyer.
+pub async fn my_contacts(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> ApiResult<Json<Value>> {
+    let list = state.community.contacts(&user).await?;
+    let views: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            json!({
+                "room": { "slug": c.slug, "url": format!("/r/{}", c.slug) },
+                "post": { "id": c.post_id.to_string(), "title": c.title,
+                          "status": c.status.map(|s| s.as_str()) },
+                "seller": { "id": c.seller_id.to_string(), "username": c.seller },
+                "buyer": { "id": c.buyer_id.to_string(), "username": c.buyer },
+                "role": if c.seller_id == user.id { "seller" } else { "buyer" },
+                "created_at": rfc3339(c.created_at),
+                "last_activity_at": rfc3339(c.last_activity_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "contacts": views })))
+}

@@ -146,6 +146,8 @@ pub fn router(state: AppState) -> Router {
             get(community::list_comments).post(community::create_comment),
         )
         .route("/posts/{id}/reports", post(community::report))
+        .route("/posts/{id}/contact", post(community::contact))
+        .route("/me/contacts", get(community::my_contacts))
         .route("/comments/{id}/vote", put(community::vote_comment))
         .route(
             "/comments/{id}",

@@ -100,12 +100,13 @@ pub struct Page {
 
 pub async fn list_messages(
     State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(q): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     let list = state
         .rooms
-        .messages(&slug, q.before, q.limit.unwrap_or(100))
+        .messages(user.as_ref(), &slug, q.before, q.limit.unwrap_or(100))
         .await?;
     Ok(Json(json!({"messages": list})))
 }
@@ -147,9 +148,12 @@ pub async fn add_moderator(
 
 pub async fn list_moderators(
     State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(moderator_list(&state.rooms.moderators(&slug).await?)))
+    Ok(Json(moderator_list(
+        &state.rooms.moderators(user.as_ref(), &slug).await?,
+    )))
 }
 
 pub async fn remove_moderator(

@@ -90,7 +90,7 @@ pub async fn room_ws(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("server is restarting".into()));
     }
-    let room = state.rooms.find(&slug).await?;
+    let room = state.rooms.find_visible(user.as_ref(), &slug).await?;
     let info = state.hub.room_info(&room).await?;
     let banned = user
         .as_ref()

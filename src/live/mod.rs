@@ -66,6 +66,9 @@ pub fn hls_url(slug: &str) -> String {
 pub enum Refusal {
     #[error("unknown stream key")]
     UnknownKey,
+    /// Private rooms do not broadcast: live media is served to anyone with the room's name.
+    #[error("private rooms cannot broadcast")]
+    PrivateRoom,
     #[error(transparent)]
     Lifecycle(#[from] lifecycle::Refusal),
     #[error("database: {0}")]
@@ -205,6 +208,9 @@ impl Live {
         let room = storage::rooms::get(pool, &slug)
             .await?
             .ok_or(Refusal::UnknownKey)?;
+        if room.private {
+            return Err(Refusal::PrivateRoom);
+        }
         let input = Input::Publish {
             slug: &slug,
             conn: conn_id,

@@ -759,3 +759,96 @@ pub async fn has_review(ex: impl Exec<'_>, user_id: i64, place_id: i64) -> Resul
     .await?;
     Ok(row.is_some())
 }
+
+/// The room a buyer has with a listing's seller, if any.
+pub async fn contact_room(
+    ex: impl Exec<'_>,
+    post_id: i64,
+    buyer_id: i64,
+) -> Result<Option<String>, DbError> {
+    let row = sqlx::query(
+        "SELECT r.slug FROM market_contacts m JOIN rooms r ON r.id = m.room_id \
+         WHERE m.post_id = $1 AND m.buyer_id = $2",
+    )
+    .bind(post_id)
+    .bind(buyer_id)
+    .fetch_optional(ex)
+    .await?;
+    row.map(|r| r.try_get("slug")).transpose()
+}
+
+/// Records a buyer's room; false when the buyer has one already (another press won).
+pub async fn add_contact(
+    ex: impl Exec<'_>,
+    post_id: i64,
+    buyer_id: i64,
+    room_id: i64,
+    now: i64,
+) -> Result<bool, DbError> {
+    let r = sqlx::query(
+        "INSERT INTO market_contacts (post_id, buyer_id, room_id, created_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(post_id)
+    .bind(buyer_id)
+    .bind(room_id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A buyer–seller room of a listing.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub post_id: i64,
+    pub title: String,
+    pub status: Option<Status>,
+    pub seller_id: i64,
+    pub seller: String,
+    pub buyer_id: i64,
+    pub buyer: String,
+    pub slug: String,
+    pub created_at: i64,
+    pub last_activity_at: i64,
+}
+
+/// The rooms a member has as a seller or a buyer, most recently active first.
+pub async fn contacts_of(
+    ex: impl Exec<'_>,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<Contact>, DbError> {
+    let rows = sqlx::query(
+        "SELECT m.post_id, p.title, p.status, p.author_id AS seller_id, s.username AS seller, \
+         m.buyer_id, b.username AS buyer, r.slug, m.created_at, r.last_activity_at \
+         FROM market_contacts m JOIN posts p ON p.id = m.post_id \
+         JOIN users s ON s.id = p.author_id JOIN users b ON b.id = m.buyer_id \
+         JOIN rooms r ON r.id = m.room_id \
+         WHERE m.buyer_id = $1 OR p.author_id = $1 \
+         ORDER BY r.last_activity_at DESC, m.created_at DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Contact {
+                post_id: r.try_get("post_id")?,
+                title: r.try_get("title")?,
+                status: r
+                    .try_get::<Option<String>, _>("status")?
+                    .map(|s| Status::parse(&s))
+                    .transpose()?,
+                seller_id: r.try_get("seller_id")?,
+                seller: r.try_get("seller")?,
+                buyer_id: r.try_get("buyer_id")?,
+                buyer: r.try_get("buyer")?,
+                slug: r.try_get("slug")?,
+                created_at: r.try_get("created_at")?,
+                last_activity_at: r.try_get("last_activity_at")?,
+            })
+        })
+        .collect()
+}

@@ -15,12 +15,14 @@ pub struct Room {
     pub slow_mode_s: i64,
     /// Broadcasts are kept as videos in the owner's library.
     pub record_broadcasts: bool,
+    /// Seen by its members only.
+    pub private: bool,
     pub created_at: i64,
     pub last_activity_at: i64,
 }
 
 const ROOM_COLUMNS: &str = "r.id, r.slug, r.title, r.owner_id, u.username AS owner, \
-     r.slow_mode_s, r.record_broadcasts, r.created_at, r.last_activity_at";
+     r.slow_mode_s, r.record_broadcasts, r.visibility, r.created_at, r.last_activity_at";
 
 fn room_from_row(row: &sqlx::any::AnyRow) -> Result<Room, DbError> {
     Ok(Room {
@@ -31,6 +33,7 @@ fn room_from_row(row: &sqlx::any::AnyRow) -> Result<Room, DbError> {
         owner: row.try_get("owner")?,
         slow_mode_s: row.try_get("slow_mode_s")?,
         record_broadcasts: row.try_get::<i64, _>("record_broadcasts")? != 0,
+        private: row.try_get::<String, _>("visibility")? == "private",
         created_at: row.try_get("created_at")?,
         last_activity_at: row.try_get("last_activity_at")?,
     })
@@ -56,6 +59,49 @@ pub async fn create(
     .try_get("id")
 }
 
+/// A private room with its members (the owner among them).
+pub async fn create_private(
+    ex: &mut sqlx::AnyConnection,
+    slug: &str,
+    title: &str,
+    owner_id: i64,
+    members: &[i64],
+    now: i64,
+) -> Result<i64, DbError> {
+    let id: i64 = sqlx::query(
+        "INSERT INTO rooms (slug, title, owner_id, visibility, created_at, last_activity_at) \
+         VALUES ($1, $2, $3, 'private', $4, $4) RETURNING id",
+    )
+    .bind(slug)
+    .bind(title)
+    .bind(owner_id)
+    .bind(now)
+    .fetch_one(&mut *ex)
+    .await?
+    .try_get("id")?;
+    for m in members {
+        sqlx::query(
+            "INSERT INTO room_members (room_id, user_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(m)
+        .bind(now)
+        .execute(&mut *ex)
+        .await?;
+    }
+    Ok(id)
+}
+
+pub async fn is_member(ex: impl Exec<'_>, room_id: i64, user_id: i64) -> Result<bool, DbError> {
+    let row = sqlx::query("SELECT 1 AS x FROM room_members WHERE room_id = $1 AND user_id = $2")
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.is_some())
+}
+
 pub async fn get(ex: impl Exec<'_>, slug: &str) -> Result<Option<Room>, DbError> {
     let sql = format!(
         "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id WHERE r.slug = $1"
@@ -68,7 +114,7 @@ pub async fn get(ex: impl Exec<'_>, slug: &str) -> Result<Option<Room>, DbError>
 pub async fn list(ex: impl Exec<'_>, limit: i64) -> Result<Vec<Room>, DbError> {
     let sql = format!(
         "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id \
-         ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $1"
+         WHERE r.visibility = 'public' ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $1"
     );
     let rows = sqlx::query(&sql).bind(limit).fetch_all(ex).await?;
     rows.iter().map(room_from_row).collect()
@@ -82,7 +128,8 @@ pub async fn list_owned(
 ) -> Result<Vec<Room>, DbError> {
     let sql = format!(
         "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id \
-         WHERE r.owner_id = $1 ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $2"
+         WHERE r.owner_id = $1 AND r.visibility = 'public' \
+         ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $2"
     );
     let rows = sqlx::query(&sql)
         .bind(owner_id)
@@ -284,9 +331,13 @@ pub async fn delete_expired_sanctions(ex: impl Exec<'_>, now: i64) -> Result<u64
 
 /// How many rooms a user owns.
 pub async fn count_owned(ex: impl Exec<'_>, owner_id: i64) -> Result<i64, DbError> {
-    sqlx::query("SELECT COUNT(*) AS n FROM rooms WHERE owner_id = $1")
-        .bind(owner_id)
-        .fetch_one(ex)
-        .await?
-        .try_get("n")
+    // A seller's rooms with buyers are the market's, not theirs to count.
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM rooms r WHERE r.owner_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM market_contacts m WHERE m.room_id = r.id)",
+    )
+    .bind(owner_id)
+    .fetch_one(ex)
+    .await?
+    .try_get("n")
 }

@@ -18,6 +18,7 @@ backend_tests!(
     comments_reply_one_level_and_rank_by_wilson,
     reports_reach_moderators_who_hide_and_delete,
     a_listing_goes_on_sale_reserved_sold_by_its_seller_alone,
+    contacting_the_seller_opens_one_private_room_per_buyer,
 );
 
 /// A JPEG `w`×`h` whose left half is red and right half blue, carrying `app` segments.
@@ -1028,4 +1029,107 @@ async fn a_listing_goes_on_sale_reserved_sold_by_its_seller_alone(backend: Backe
         .patch(&tpath, json!({"status":"sold","buyer":"buyer"}))
         .await;
     assert_eq!(s, 422, "only listings have a status");
+}
+
+/// Opens a room socket expecting the upgrade to be refused; returns the HTTP status.
+async fn ws_refused(app: &TestApp, who: Option<&User>, slug: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/api/v1/rooms/{slug}/ws", app.host)
+        .into_client_request()
+        .unwrap();
+    if let Some(u) = who {
+        req.headers_mut()
+            .insert("cookie", u.cookie.parse().unwrap());
+    }
+    req.headers_mut()
+        .insert("origin", format!("http://{}", app.host).parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Ok(_) => panic!("the socket to {slug} was accepted"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn contacting_the_seller_opens_one_private_room_per_buyer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let seller = app.signup("seller").await;
+    let buyer = app.signup("buyer").await;
+    let second = app.signup("second").await;
+    let stranger = app.signup("stranger").await;
+    let l = post(
+        &seller,
+        json!({"kind":"market","title":"캠핑 의자","body":"두 개","price":20000}),
+    )
+    .await;
+    let contact = format!("/api/v1/posts/{}/contact", l["id"].as_str().unwrap());
+    // One buyer pressing twice at once gets one room.
+    let (a, b) = tokio::join!(
+        buyer.client.post(&contact, json!({})),
+        buyer.client.post(&contact, json!({}))
+    );
+    assert_eq!((a.0, b.0), (201, 201), "{} {}", a.1, b.1);
+    let slug = a.1["room"]["slug"].as_str().unwrap().to_string();
+    assert_eq!(b.1["room"]["slug"], slug.as_str());
+    assert_eq!(a.1["room"]["visibility"], "private");
+    let (_, again) = buyer.client.post(&contact, json!({})).await;
+    assert_eq!(again["room"]["slug"], slug.as_str());
+    // Another buyer gets a room of their own.
+    let (s, other) = second.client.post(&contact, json!({})).await;
+    assert_eq!(s, 201, "{other}");
+    let other_slug = other["room"]["slug"].as_str().unwrap().to_string();
+    assert_ne!(other_slug, slug);
+    let (s, b) = seller.client.post(&contact, json!({})).await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("own_listing")));
+    // Nobody else sees the room: not its page, history, socket or the room list.
+    for path in [
+        format!("/api/v1/rooms/{slug}"),
+        format!("/api/v1/rooms/{slug}/messages"),
+    ] {
+        assert_eq!(stranger.client.status(&path).await, 404, "{path}");
+        assert_eq!(app.anon().status(&path).await, 404, "{path}");
+        assert_eq!(second.client.status(&path).await, 404, "{path}");
+        assert_eq!(buyer.client.status(&path).await, 200, "{path}");
+        assert_eq!(seller.client.status(&path).await, 200, "{path}");
+    }
+    assert_eq!(ws_refused(&app, Some(&stranger), &slug).await, 404);
+    assert_eq!(ws_refused(&app, None, &slug).await, 404);
+    let (_, rooms) = app.anon().get("/api/v1/rooms").await;
+    assert!(rooms["rooms"].as_array().unwrap().is_empty(), "{rooms}");
+    // The two chat in it.
+    let mut ws_buyer = app.ws(Some(&buyer), &slug, None).await;
+    ws_buyer.welcome().await;
+    let mut ws_seller = app.ws(Some(&seller), &slug, None).await;
+    ws_seller.welcome().await;
+    ws_buyer.say("아직 있나요?").await;
+    let m = ws_seller.expect("message").await;
+    assert_eq!(m["text"], "아직 있나요?", "{m}");
+    // The seller sees every buyer's room in one list; each buyer only theirs.
+    let (_, list) = seller.client.get("/api/v1/me/contacts").await;
+    let mut slugs: Vec<&str> = list["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["room"]["slug"].as_str().unwrap())
+        .collect();
+    slugs.sort();
+    let mut want = vec![slug.as_str(), other_slug.as_str()];
+    want.sort();
+    assert_eq!(slugs, want);
+    assert_eq!(list["contacts"][0]["role"], "seller");
+    let (_, mine) = buyer.client.get("/api/v1/me/contacts").await;
+    assert_eq!(mine["contacts"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["contacts"][0]["buyer"]["username"], "buyer");
+    // Sold: no new rooms, the old ones stay.
+    let (s, _) = seller
+        .client
+        .patch(
+            &format!("/api/v1/posts/{}", l["id"].as_str().unwrap()),
+            json!({"status":"sold","buyer":"buyer"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = stranger.client.post(&contact, json!({})).await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("sold")));
+    let (s, b) = buyer.client.post(&contact, json!({})).await;
+    assert_eq!((s, b["room"]["slug"].as_str()), (201, Some(slug.as_str())));
 }
