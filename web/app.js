@@ -22,11 +22,13 @@ function renderHeader() {
   if (user) {
     account.replaceChildren(
       el("span", { class: "muted", "data-testid": "whoami", text: user.username }),
+      el("a", { href: "/c", id: "nav-community", text: t("nav.community") }),
       el("a", { href: "/videos", text: t("nav.myVideos") }),
-      ...(user.role === "admin" ? [el("a", { href: "/admin", text: t("nav.admin") })] : []),
+      el("a", { href: `/u/${encodeURIComponent(user.username)}`, text: t("nav.profile") }),
+      ...(user.role === "admin" || user.role === "moderator" ? [el("a", { href: "/admin", text: t("nav.admin") })] : []),
       el("button", { class: "ghost", onclick: logout, text: t("nav.logout") }));
   } else {
-    account.replaceChildren(el("a", { href: "/#login", text: t("nav.login") }));
+    account.replaceChildren(el("a", { href: "/c", id: "nav-community", text: t("nav.community") }), el("a", { href: "/#login", text: t("nav.login") }));
   }
   const select = el("select", { id: "lang", class: "lang", "aria-label": t("nav.language") },
     ...languages.map(([code, name]) => el("option", { value: code, lang: code, selected: code === lang, text: name })));

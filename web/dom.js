@@ -44,11 +44,13 @@ export class ApiError extends Error {
    * @param {string} message
    * @param {string | undefined} code
    * @param {number} status
+   * @param {Record<string, string>} [fields] what is wrong with each named field (422)
    */
-  constructor(message, code, status) {
+  constructor(message, code, status, fields) {
     super(message);
     this.code = code;
     this.status = status;
+    this.fields = fields;
   }
 }
 
@@ -82,7 +84,8 @@ export async function api(method, path, body, opts = {}) {
   if (!res.ok) {
     const code = data && typeof data.error === "string" ? data.error : undefined;
     const message = data && typeof data.message === "string" ? data.message : t("error.http", { status: res.status });
-    throw new ApiError(errorText(code, message), code, res.status);
+    const fields = data && data.fields && typeof data.fields === "object" ? data.fields : undefined;
+    throw new ApiError(errorText(code, message), code, res.status, fields);
   }
   return data;
 }

@@ -13,6 +13,11 @@ import { mount as share } from "./pages/share.js";
 import { mount as user } from "./pages/user.js";
 import { mount as admin } from "./pages/admin.js";
 import { mount as notFound } from "./pages/not-found.js";
+import { mount as community } from "./pages/community.js";
+import { mount as compose } from "./pages/compose.js";
+import { mount as post } from "./pages/post.js";
+import { mount as popular } from "./pages/popular.js";
+import { mount as messages } from "./pages/messages.js";
 
 /**
  * What a page gets when mounted.
@@ -37,6 +42,12 @@ const routes = [
   ["/s/:code", share],
   ["/u/:username", user],
   ["/admin", admin],
+  ["/c", community],
+  ["/c/new", compose],
+  ["/c/popular", popular],
+  ["/c/messages", messages],
+  ["/c/p/:id", post],
+  ["/c/p/:id/edit", compose],
 ];
 
 const table = routes.map(([pattern, mount]) => {

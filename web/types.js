@@ -138,3 +138,89 @@
  */
 
 export {};
+
+/**
+ * A photo: its upright size, the placeholder hash and the served sizes.
+ * @typedef {object} Image
+ * @property {string} id
+ * @property {number} width
+ * @property {number} height
+ * @property {string} thumbhash
+ * @property {Record<"thumb" | "medium" | "large", string>} variants
+ * @property {Record<"thumb" | "medium" | "large", [number, number]>} sizes
+ */
+
+/** @typedef {{ average: number | null, bayesian: number, count: number }} Rating */
+
+/**
+ * @typedef {object} Place
+ * @property {string} id
+ * @property {string} name
+ * @property {string} category
+ * @property {string | null} address
+ * @property {number | null} lat
+ * @property {number | null} lng
+ * @property {string | null} hours
+ * @property {string | null} phone
+ * @property {Rating} rating
+ */
+
+/**
+ * A community post (docs/api.md, "Posts"); fields of other kinds are absent.
+ * @typedef {object} Post
+ * @property {string} id
+ * @property {"place" | "review" | "market" | "talk"} kind
+ * @property {string} title
+ * @property {string} body
+ * @property {{ id: string, username: string }} author
+ * @property {string[]} tags
+ * @property {Image[]} images
+ * @property {number} likes
+ * @property {number} comments
+ * @property {boolean} liked_by_me
+ * @property {boolean} favorited_by_me
+ * @property {boolean} [hidden]
+ * @property {Place} [place]
+ * @property {string} [place_id]
+ * @property {string} [place_name]
+ * @property {number} [rating]
+ * @property {number} [price]
+ * @property {string} [condition]
+ * @property {string} [neighbourhood]
+ * @property {"on_sale" | "reserved" | "sold"} [status]
+ * @property {{ id: string, username: string }} [buyer]
+ * @property {number} [lat]
+ * @property {number} [lng]
+ * @property {string} created_at
+ * @property {string} updated_at
+ */
+
+/**
+ * @typedef {object} Comment
+ * @property {string} id
+ * @property {string} post_id
+ * @property {string | null} parent_id
+ * @property {{ id: string, username: string }} author
+ * @property {string} body
+ * @property {number} up
+ * @property {number} down
+ * @property {number} score
+ * @property {number} my_vote
+ * @property {boolean} [hidden]
+ * @property {string} created_at
+ * @property {Comment[]} [replies]
+ */
+
+/**
+ * A buyer–seller room of a listing.
+ * @typedef {object} Contact
+ * @property {{ slug: string, url: string }} room
+ * @property {{ id: string, title: string, status: string | null }} post
+ * @property {{ id: string, username: string }} seller
+ * @property {{ id: string, username: string }} buyer
+ * @property {"seller" | "buyer"} role
+ * @property {string} created_at
+ * @property {string} last_activity_at
+ */
+
+/** @typedef {{ id: string, post_id: string, comment_id: string | null, reporter: string, reason: string, created_at: string }} Report */

@@ -237,3 +237,62 @@ async fn four_browsers_watch_together_in_sync() {
         "the script reports its figures"
     );
 }
+
+/// A photo for the browser test: a `w`×`h` JPEG of soft bands in `rgb`'s hue.
+fn photo(path: &std::path::Path, w: u16, h: u16, rgb: [u8; 3]) {
+    let mut pixels = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let shade = 0.55 + 0.45 * (((x / 40 + y / 60) % 5) as f32 / 4.0);
+            pixels.extend(rgb.iter().map(|c| (*c as f32 * shade) as u8));
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 85)
+        .encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+/// The community in the browser: a place with photos, a review, a listing, and a second member
+/// who finds, likes, comments and contacts the seller, then the two chat (e2e/community.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_post_places_with_photos_and_chat_with_a_seller() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let paths: Vec<std::path::PathBuf> = [
+        (1600, 1200, [200, 120, 60]),
+        (1200, 1600, [60, 140, 200]),
+        (1000, 750, [90, 170, 90]),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (w, h, rgb))| {
+        let p = app.data_dir.join(format!("photo{i}.jpg"));
+        photo(&p, *w, *h, *rgb);
+        p
+    })
+    .collect();
+    let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let shots = screenshots_dir();
+    let out = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/community.mjs"))
+        .env("MOIM_URL", &app.base)
+        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_SCREENSHOTS", &shots)
+        .env("MOIM_PHOTOS", list.join(","))
+        .output()
+        .await
+        .expect("start node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("COMMUNITY-OK"),
+        "community browser script failed: {:?}; screenshots in {shots}; server log in {}\n{}",
+        out.status,
+        app.data_dir.join("server.log").display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

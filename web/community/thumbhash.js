@@ -8,7 +8,7 @@
 /**
  * Decodes a base64 ThumbHash into pixels.
  * @param {string} b64
- * @returns {{ w: number, h: number, rgba: Uint8ClampedArray } | null} null when it is too short
+ * @returns {{ w: number, h: number, rgba: Uint8ClampedArray<ArrayBuffer> } | null} null when it is too short
  */
 export function decode(b64) {
   let bytes;
@@ -69,7 +69,7 @@ export function decode(b64) {
   const ratio = landscape ? lMax / lMin : lMin / lMax;
   const w = ratio > 1 ? 32 : Math.max(1, Math.round(32 * ratio));
   const h = ratio > 1 ? Math.max(1, Math.round(32 / ratio)) : 32;
-  const rgba = new Uint8ClampedArray(w * h * 4);
+  const rgba = new Uint8ClampedArray(new ArrayBuffer(w * h * 4));
   /** @param {Array<[number, number]>} cells @param {number[]} ac @param {number[]} fx @param {number[]} fy */
   const sum = (cells, ac, fx, fy) => {
     let v = 0;

@@ -1,5 +1,6 @@
 // @ts-check
-// Admin: the server-wide blocked terms and the words allowed despite them.
+// Admin: the community's report queue (moderators and admins), and for admins the server-wide
+// blocked terms and the words allowed despite them.
 
 import { api, el, errMsg, setTitle } from "../dom.js";
 import { t } from "../i18n.js";
@@ -7,6 +8,31 @@ import * as store from "../store.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").BlockedTerms} BlockedTerms */
+/** @typedef {import("../types.js").Report} Report */
+
+/** The open reports, each with dismiss / hide / delete. @param {AbortSignal} signal */
+function reportQueue(signal) {
+  const list = el("ul", { class: "reports", id: "reports" });
+  const status = el("p", { class: "muted", role: "status", text: t("common.loading") });
+  const load = () => api("GET", "/reports", undefined, { signal }).then(
+    (/** @type {{ reports: Report[] }} */ r) => {
+      status.textContent = r.reports.length ? "" : t("reports.empty");
+      list.replaceChildren(...r.reports.map((rep) => el("li", { class: "card report", "data-report": rep.id },
+        el("div", {}, el("a", { href: `/c/p/${encodeURIComponent(rep.post_id)}`, text: rep.comment_id ? t("reports.comment") : t("reports.post") }),
+          " · ", el("span", { class: "muted", text: t("reports.by", { name: rep.reporter }) })),
+        el("p", { text: rep.reason }),
+        el("div", { class: "row" }, ...(["dismiss", "hide", "delete"]).map((action) => el("button", {
+          type: "button", class: action === "delete" ? "danger" : "ghost", "data-action": action,
+          text: t(action === "dismiss" ? "reports.dismiss" : action === "hide" ? "reports.hide" : "reports.delete"),
+          onclick: async () => {
+            try { await api("POST", `/reports/${rep.id}/resolve`, { action }, { signal }); load(); } catch (e) { status.textContent = errMsg(e); }
+          },
+        }))))));
+    },
+    (e) => { if (!signal.aborted) status.textContent = errMsg(e); });
+  load();
+  return el("section", { class: "card", id: "report-queue" }, el("h2", { text: t("reports.title") }), status, list);
+}
 
 /** @param {HTMLTextAreaElement} area */
 const lines = (area) => area.value.split("\n").map((s) => s.trim()).filter(Boolean);
@@ -15,6 +41,10 @@ const lines = (area) => area.value.split("\n").map((s) => s.trim()).filter(Boole
 export function mount({ root, signal }) {
   setTitle(t("admin.pageTitle"));
   const me = store.get().user;
+  if (me && me.role === "moderator") {
+    root.replaceChildren(el("h1", { text: t("nav.admin") }), reportQueue(signal));
+    return;
+  }
   if (!me || me.role !== "admin") {
     root.replaceChildren(el("h1", { text: t("admin.only") }),
       el("p", {}, me ? el("a", { href: "/", text: t("common.backHome") }) : el("a", { href: "/#login", text: t("nav.login") })));
@@ -37,7 +67,9 @@ export function mount({ root, signal }) {
       if (!signal.aborted) status.textContent = errMsg(e);
     }
   });
-  const show = () => root.replaceChildren(el("h1", { text: t("admin.title") }), el("section", { class: "card" }, form));
+  const queue = reportQueue(signal);
+  const show = () => root.replaceChildren(el("h1", { text: t("nav.admin") }), queue,
+    el("section", { class: "card" }, el("h2", { text: t("admin.title") }), form));
   root.replaceChildren(el("p", { class: "muted", text: t("common.loading") }));
   // The form appears with the stored lists in it, so nothing typed is overwritten by the load.
   api("GET", "/admin/blocked-terms", undefined, { signal }).then(
