@@ -84,11 +84,21 @@ try {
   // Photos show their placeholder, then load.
   await seller.locator("#gallery .photo:not(.loading)").first().waitFor({ timeout: T });
 
-  // A review of it, with four stars.
+  // A review of it, with four stars, drafted by the AI and then edited.
   await seller.locator("#write-review").click();
   await seller.locator("#review-place").selectOption({ label: "망원 골목 카페" });
   await seller.locator("#compose input[name=title]").fill("또 가고 싶어요");
-  await seller.locator("textarea[name=body]").fill("라떼가 진하고 사장님이 친절해요.");
+  await seller.locator("#draft-panel:not([hidden])").waitFor({ timeout: T });
+  await seller.locator("#draft-panel input[name=menu]").fill("latte, scone");
+  await seller.locator("#draft-panel input[name=notes]").fill("quiet, sunny window seat");
+  await seller.locator("#draft-ai").click();
+  await seller.locator("#draft-status", { hasText: "Draft ready" }).waitFor({ timeout: 120000 });
+  const drafted = await seller.locator("textarea[name=body]").inputValue();
+  check(drafted.trim().length > 5, `the draft streamed into the editor: ${JSON.stringify(drafted)}`);
+  const reviewsBefore = await (await seller.request.get(base + "/api/v1/posts?kind=review")).json();
+  check(reviewsBefore.posts.length === 0, "nothing is posted before Post is pressed");
+  await seller.screenshot({ path: `${shots}/en-desktop-draft.png`, fullPage: true });
+  await seller.locator("textarea[name=body]").fill(`${drafted.trim()}\n라떼가 진하고 사장님이 친절해요.`);
   await seller.locator(".star-input [data-stars='4']").click();
   await seller.locator("#post-submit").click();
   await seller.locator("#post-title", { hasText: "또 가고 싶어요" }).waitFor({ timeout: T });

@@ -210,6 +210,14 @@ impl Application {
             shares,
             parties,
             community: crate::domain::community::Community::new(db.clone()),
+            drafts: crate::domain::drafts::Drafts::new(
+                db.clone(),
+                blobs.clone(),
+                crate::ai::OpenAi::from_config(&config.ai)
+                    .context("setting up the AI endpoint")?
+                    .map(|m| Arc::new(m) as Arc<dyn crate::domain::drafts::Model>),
+                config.ai.ai_drafts_per_hour,
+            ),
             images: crate::domain::images::Images::new(
                 db.clone(),
                 blobs.clone(),

@@ -369,6 +369,28 @@ options! {
         rtmp_handshake_timeout_s: u64 = 10, in 1..=600;
     }
     /// Where data lives.
+    /// Review drafts by a language model behind an OpenAI-compatible chat-completions
+    /// endpoint (llama.cpp's server, vLLM, Ollama, OpenAI, …); off unless a base URL is given.
+    ai: AiConfig {
+        /// The endpoint's base URL, e.g. `http://127.0.0.1:8080/v1` (`/chat/completions` is added).
+        #[arg(env = "MOIM_AI_BASE_URL")]
+        ai_base_url: String = none;
+        /// The model name sent with each request.
+        #[arg(env = "MOIM_AI_MODEL")]
+        ai_model: String = { "default".to_string() };
+        /// A file holding the API key (sent as `Authorization: Bearer`); none: no key.
+        #[arg(env = "MOIM_AI_API_KEY_FILE")]
+        ai_api_key_file: PathBuf = none;
+        /// The model reads pictures: a draft's photos go with it as data URLs.
+        #[arg(env = "MOIM_AI_VISION")]
+        ai_vision: bool = false;
+        /// Longest a draft may take, seconds (and longest silence between two pieces of it).
+        #[arg(env = "MOIM_AI_TIMEOUT_S")]
+        ai_timeout_s: u64 = 60, in 1..=600;
+        /// Drafts one member may ask for per hour.
+        #[arg(env = "MOIM_AI_DRAFTS_PER_HOUR")]
+        ai_drafts_per_hour: u32 = 20, in 1..=10_000;
+    }
     storage: StorageConfig {
         /// Directory for the SQLite database and blobs.
         #[arg(env = "MOIM_DATA_DIR")]

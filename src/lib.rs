@@ -14,6 +14,7 @@ macro_rules! source_dir {
     };
 }
 
+pub mod ai;
 pub mod app;
 pub mod auth;
 pub mod config;

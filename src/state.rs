@@ -59,6 +59,8 @@ pub struct Shared {
     pub community: crate::domain::community::Community,
     /// Members' photos.
     pub images: crate::domain::images::Images,
+    /// Review drafts by a language model (off unless configured).
+    pub drafts: crate::domain::drafts::Drafts,
     /// Watch parties held on this node.
     pub parties: crate::domain::parties::Parties,
     pub config: Arc<Config>,

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod community;
+pub mod drafts;
 pub mod events;
 pub mod images;
 pub mod parties;
@@ -65,6 +66,12 @@ pub enum Error {
     /// This needs a password (`code` says whether one was given and was wrong).
     #[error("{message}")]
     PasswordRequired { code: &'static str, message: String },
+    /// Not offered on this server (404 with its own code).
+    #[error("{message}")]
+    Disabled { code: &'static str, message: String },
+    /// A service moim relies on failed (502).
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     /// The caller is going too fast; come back after `retry_after_s` (429).
     #[error("too many requests")]
     RateLimited { retry_after_s: u64 },

@@ -446,3 +446,43 @@ pub async fn my_contacts(
         .collect();
     Ok(Json(json!({ "contacts": views })))
 }
+
+/// `GET /api/v1/ai`: what the AI helpers offer here, for the editor.
+pub async fn ai_status(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "review_drafts": state.drafts.enabled(),
+        "vision": crate::domain::drafts::vision(&state.drafts),
+    }))
+}
+
+/// `POST /api/v1/ai/review-draft`: the draft as `text/event-stream`: `{"delta":"…"}` events,
+/// then `{"done":true}`, or `{"error","message"}` if the model fails midway. Nothing is kept.
+pub async fn review_draft(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<crate::domain::drafts::DraftInput>,
+) -> ApiResult<Response> {
+    let stream = state.drafts.draft(&user, body).await?;
+    let events = futures_util::stream::unfold(Some(stream), |s| async move {
+        let mut s = s?;
+        let event = match s.next().await {
+            Some(Ok(delta)) => (json!({ "delta": delta }), Some(s)),
+            Some(Err(e)) => (
+                json!({ "error": "ai_failed", "message": e.to_string() }),
+                None,
+            ),
+            None => (json!({ "done": true }), None),
+        };
+        let line = format!("data: {}\n\n", event.0);
+        Some((Ok::<_, std::convert::Infallible>(line), event.1))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response())
+}

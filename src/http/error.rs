@@ -81,6 +81,10 @@ impl From<crate::domain::Error> for ApiError {
                 retry_after_s,
             },
             E::RateLimited { retry_after_s } => ApiError::RateLimited { retry_after_s },
+            E::Disabled { code, message } => ApiError::Other(StatusCode::NOT_FOUND, code, message),
+            E::Upstream { code, message } => {
+                ApiError::Other(StatusCode::BAD_GATEWAY, code, message)
+            }
             E::Db(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
         }

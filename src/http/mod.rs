@@ -157,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/{id}/resolve", post(community::resolve_report))
         .route("/places/{id}", get(community::get_place))
         .route("/rankings", get(community::rankings))
+        .route("/ai", get(community::ai_status))
+        .route("/ai/review-draft", post(community::review_draft))
         .route("/me/favorites", get(community::my_favorites))
         .route("/admin/users/{username}/role", put(admin::set_role))
         .route(

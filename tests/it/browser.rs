@@ -261,7 +261,20 @@ async fn members_post_places_with_photos_and_chat_with_a_seller() {
     let Some((chromium, e2e)) = browser_setup(false) else {
         return;
     };
-    let app = spawn_app(Backend::Sqlite).await;
+    // The real local model when there is one (CI starts it), else the stand-in server.
+    let llm = match std::env::var("MOIM_TEST_LLM_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            crate::drafts::fake_server(crate::drafts::Quirk::RefusesPictures)
+                .await
+                .0
+        }
+    };
+    let app = spawn_with(
+        Backend::Sqlite,
+        &["--ai-base-url", &llm, "--ai-timeout-s", "120"],
+    )
+    .await;
     let paths: Vec<std::path::PathBuf> = [
         (1600, 1200, [200, 120, 60]),
         (1200, 1600, [60, 140, 200]),

@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("limits", &["metrics"]),
     ("storage", &[]),
     ("photos", &[]),
+    ("ai", &["config", "domain"]),
     ("views", &["storage"]),
     ("auth", &["metrics", "storage"]),
     ("domain", &["auth", "photos", "storage", "views"]),
@@ -42,8 +43,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "app",
         &[
-            "auth", "config", "domain", "http", "library", "limits", "live", "metrics", "photos",
-            "realtime", "state", "storage",
+            "ai", "auth", "config", "domain", "http", "library", "limits", "live", "metrics",
+            "photos", "realtime", "state", "storage",
         ],
     ),
 ];

@@ -32,6 +32,7 @@ mod accounts;
 mod browser;
 mod chat;
 mod community;
+mod drafts;
 mod layering;
 mod library;
 mod lifecycle;

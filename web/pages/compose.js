@@ -11,6 +11,7 @@ import * as store from "../store.js";
 import { KINDS, categoryText, conditionText, kindText } from "../community/cards.js";
 import { photoPicker } from "../community/photos.js";
 import { communityNav } from "./community.js";
+import { streamDraft } from "../community/draft.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Post} Post */
@@ -117,11 +118,61 @@ export function mount({ root, params, signal, navigate }) {
     });
     starButtons.forEach((b, i) => b.addEventListener("click", () => { rating = i + 1; paintStars(); }));
     paintStars();
+    // Draft with AI: the menu and notes go to the model with the place (and the photos, when
+    // the model reads them); the text streams into the editor, to be edited or thrown away.
+    const menu = el("input", { name: "menu", placeholder: t("draft.menuPlaceholder"), "aria-label": t("draft.menu") });
+    const notes = el("input", { name: "notes", maxlength: 1000, placeholder: t("draft.notesPlaceholder"), "aria-label": t("draft.notes") });
+    const draftButton = el("button", { type: "button", id: "draft-ai", text: t("draft.button") });
+    const discard = el("button", { type: "button", class: "ghost", id: "draft-discard", hidden: true, text: t("draft.discard") });
+    const draftStatus = el("span", { class: "muted", role: "status", id: "draft-status" });
+    const draftPanel = el("div", { class: "draft-panel", id: "draft-panel", hidden: true },
+      el("strong", { text: t("draft.title") }),
+      field(t("draft.menu"), menu, "menu"), field(t("draft.notes"), notes, "notes"),
+      el("div", { class: "row" }, draftButton, discard, draftStatus));
+    /** @type {AbortController | null} */
+    let drafting = null;
+    let before = "";
+    draftButton.addEventListener("click", async () => {
+      if (drafting) { drafting.abort(); return; }
+      const place = post ? post.place_id : placeChoice.value;
+      if (!place) { draftStatus.textContent = t("draft.pickPlace"); return; }
+      before = body.value;
+      body.value = "";
+      discard.hidden = false;
+      drafting = new AbortController();
+      const stop = drafting;
+      signal.addEventListener("abort", () => stop.abort());
+      draftButton.textContent = t("draft.stop");
+      draftStatus.textContent = t("draft.writing");
+      try {
+        await streamDraft({
+          place_id: place,
+          menu: menu.value.split(/[,\n]/).map((x) => x.trim()).filter(Boolean).slice(0, 20),
+          image_ids: photos.ids().slice(0, 4),
+          notes: notes.value || undefined,
+          lang: store.get().lang,
+        }, (piece) => { body.value += piece; }, stop.signal);
+        draftStatus.textContent = t("draft.done");
+      } catch (e) {
+        draftStatus.textContent = stop.signal.aborted ? t("draft.stopped") : errMsg(e);
+      } finally {
+        drafting = null;
+        draftButton.textContent = t("draft.again");
+      }
+    });
+    discard.addEventListener("click", () => {
+      if (drafting) drafting.abort();
+      body.value = before;
+      discard.hidden = true;
+      draftStatus.textContent = "";
+    });
+    api("GET", "/ai", undefined, { signal }).then((ai) => { draftPanel.hidden = !ai.review_drafts; }, () => {});
     const reviewFields = el("fieldset", { class: "kind-fields", "data-for": "review" },
       el("legend", { text: t("compose.reviewDetails") }),
       post ? el("p", { class: "muted", text: post.place_name || "" })
         : field(t("compose.place"), el("div", { class: "row" }, placeSearch, placeChoice), "place_id"),
-      field(t("compose.rating"), el("div", { class: "star-input", role: "group" }, ...starButtons), "rating"));
+      field(t("compose.rating"), el("div", { class: "star-input", role: "group" }, ...starButtons), "rating"),
+      draftPanel);
 
     const price = el("input", { name: "price", inputmode: "numeric", value: post && post.price != null ? String(post.price) : "" });
     const free = el("input", { type: "checkbox", name: "free", checked: Boolean(post && post.price === 0) });
