@@ -268,9 +268,24 @@ fn timed_ffmpeg(args: &[&str]) -> anyhow::Result<(f64, f64)> {
 }
 
 /// `wrk` on one URL: (requests per second, p99 milliseconds).
-fn wrk(url: &str, seconds: u32, header: Option<&str>) -> anyhow::Result<(f64, f64)> {
+pub(crate) fn wrk(url: &str, seconds: u32, header: Option<&str>) -> anyhow::Result<(f64, f64)> {
+    wrk_with(url, seconds, header, 32)
+}
+
+/// `wrk` with `connections` open at once.
+pub(crate) fn wrk_with(
+    url: &str,
+    seconds: u32,
+    header: Option<&str>,
+    connections: u32,
+) -> anyhow::Result<(f64, f64)> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency"]);
+    cmd.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
     if let Some(h) = header {
         cmd.args(["-H", h]);
     }

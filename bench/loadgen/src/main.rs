@@ -4,6 +4,7 @@
 //! `bench/results/latest.json`. See bench/README.md.
 
 mod client;
+mod community;
 mod hist;
 mod library;
 mod live;
@@ -45,6 +46,8 @@ enum Cmd {
     Library(library::LibraryOpts),
     /// Watch together: four Chromium pages in one party (gap, convergence, corrections).
     Party(party::PartyOpts),
+    /// The community: photo processing against libvips, the hot feed and the cost of a like.
+    Community(community::CommunityOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -242,6 +245,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Library(lo) => {
             let (_, bin) = root_and_moim(lo.moim_bin.as_deref())?;
             return runtime()?.block_on(library::run(lo, bin));
+        }
+        Cmd::Community(co) => {
+            let (_, bin) = root_and_moim(co.moim_bin.as_deref())?;
+            return runtime()?.block_on(community::run(co, bin));
         }
         Cmd::Party(po) => {
             let (root, bin) = root_and_moim(po.moim_bin.as_deref())?;
