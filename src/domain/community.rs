@@ -298,7 +298,7 @@ impl Community {
         let now = now_ms();
         let status = (kind == Kind::Market).then_some(Status::OnSale);
         let mut tx = self.db.begin().await?;
-        let id = posts::create(
+        let id = match posts::create(
             &mut *tx,
             kind,
             user.id,
@@ -307,16 +307,30 @@ impl Community {
             rank::hot(0, now),
             now,
         )
-        .await?;
+        .await
+        {
+            Ok(id) => id,
+            // Two reviews of one place sent at once: the index keeps one.
+            Err(e) if crate::storage::is_unique_violation(&e) => {
+                return Err(Error::Unprocessable {
+                    message: "place_id: you have reviewed this place already".into(),
+                    fields: vec![(
+                        "place_id",
+                        "you have reviewed this place already; change that review".into(),
+                    )],
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Some(mut pl) = place.clone() {
             pl.post_id = id;
             posts::put_place(&mut *tx, &pl).await?;
         }
-        if let (Some(place_id), Some(r)) = (fields.place_id, fields.rating) {
-            posts::add_rating(&mut *tx, place_id, r, 1).await?;
-        }
         posts::set_tags(&mut tx, id, &fields.tags).await?;
         posts::set_grams(&mut tx, id, &search::grams(&fields.search_text)).await?;
+        if let Some(place_id) = fields.place_id {
+            posts::recount_rating(&mut *tx, place_id).await?;
+        }
         let taken = images::attach(&mut tx, id, user.id, &image_ids).await?;
         if taken != image_ids.len() {
             return Err(Error::Unprocessable {
@@ -349,7 +363,9 @@ impl Community {
             (Some(t), _) => line(p, "title", t, MAX_TITLE_CHARS).unwrap_or_default(),
             (None, Some(o)) => o.title.clone(),
             (None, None) => match (&input.place, kind) {
-                (Some(pl), Kind::Place) => pl.name.trim().to_string(),
+                (Some(pl), Kind::Place) => {
+                    line(p, "title", &pl.name, MAX_TITLE_CHARS).unwrap_or_default()
+                }
                 _ => {
                     p.add("title", "is required");
                     String::new()
@@ -611,13 +627,6 @@ impl Community {
             if let Some(pl) = &place {
                 posts::put_place(&mut *tx, pl).await?;
             }
-            if let (Some(place_id), Some(old), Some(new)) =
-                (post.place_id, post.rating, fields.rating)
-            {
-                if post.hidden_at.is_none() && old != new {
-                    posts::add_rating(&mut *tx, place_id, new - old, 0).await?;
-                }
-            }
             posts::set_tags(&mut tx, post.id, &fields.tags).await?;
             posts::set_grams(&mut tx, post.id, &search::grams(&fields.search_text)).await?;
             if let Some(ids) = &input.image_ids {
@@ -644,6 +653,11 @@ impl Community {
         if let Some(h) = input.hidden {
             self.set_hidden_in(&mut tx, &post, h, now).await?;
         }
+        // The place's rating is counted again from its visible reviews, inside the
+        // transaction: edits and hides racing each other cannot make it drift.
+        if let Some(place_id) = post.place_id {
+            posts::recount_rating(&mut *tx, place_id).await?;
+        }
         tx.commit().await?;
         self.get(Some(user), id).await
     }
@@ -660,9 +674,8 @@ impl Community {
             return Ok(());
         }
         posts::set_hidden(&mut *tx, post.id, hidden.then_some(now)).await?;
-        if let (Some(place_id), Some(r)) = (post.place_id, post.rating) {
-            let sign = if hidden { -1 } else { 1 };
-            posts::add_rating(&mut *tx, place_id, sign * r, sign).await?;
+        if let Some(place_id) = post.place_id {
+            posts::recount_rating(&mut *tx, place_id).await?;
         }
         Ok(())
     }
@@ -681,18 +694,29 @@ impl Community {
         let post = self.visible(Some(user), id).await?;
         policy::require_post(Some(user), post.author_id, PostAction::Edit)?;
         let now = now_ms();
+        if post.kind == Kind::Place
+            && !policy::may_post(Some(user), post.author_id, PostAction::Moderate)
+            && posts::has_others_reviews(&self.db.pool, post.id, post.author_id).await?
+        {
+            return Err(Error::conflict(
+                "has_reviews",
+                "others have reviewed this place; a moderator can delete it",
+            ));
+        }
         let mut tx = self.db.begin().await?;
         let imgs = images::of_posts(&mut *tx, &[post.id]).await?;
-        if let (Some(place_id), Some(r), None) = (post.place_id, post.rating, post.hidden_at) {
-            posts::add_rating(&mut *tx, place_id, -r, -1).await?;
-        }
         for img in &imgs {
             images::delete(&mut *tx, img.id).await?;
             let dir = format!("images/{}/", img.public_id);
             crate::storage::jobs::enqueue(&mut *tx, super::videos::DELETE_BLOBS_JOB, &dir, now)
                 .await?;
         }
-        posts::delete(&mut *tx, post.id).await?;
+        if !posts::delete(&mut *tx, post.id).await? {
+            return Err(Error::not_found("post"));
+        }
+        if let Some(place_id) = post.place_id {
+            posts::recount_rating(&mut *tx, place_id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -700,7 +724,7 @@ impl Community {
     /// Likes a post (`on`) or takes the like back; the hot key moves in the same transaction.
     pub async fn like(&self, user: &User, id: &str, on: bool) -> Result<i64> {
         let post = self.visible(Some(user), id).await?;
-        if post.hidden_at.is_some() {
+        if on && post.hidden_at.is_some() {
             return Err(Error::conflict("hidden", "a hidden post cannot be liked"));
         }
         let mut tx = self.db.begin().await?;
@@ -1217,10 +1241,8 @@ impl Community {
     pub async fn resolve(&self, user: &User, report_id: &str, action: &str) -> Result<()> {
         policy::require_post(Some(user), 0, PostAction::Moderate)?;
         let id = parse_id(report_id, "report")?;
-        let open = comments::open_reports(&self.db.pool, 100_000).await?;
-        let report = open
-            .into_iter()
-            .find(|r| r.id == id)
+        let report = comments::open_report(&self.db.pool, id)
+            .await?
             .ok_or_else(|| Error::not_found("open report"))?;
         let now = now_ms();
         match (action, report.comment_id) {

@@ -47,13 +47,17 @@ impl Images {
         &self.photos
     }
 
-    /// Processes and keeps a photo `user` uploads.
-    pub async fn upload(&self, user: &User, data: bytes::Bytes) -> Result<Image> {
-        if let Err(wait) = self.per_user.check(&user.id) {
-            return Err(Error::RateLimited {
+    /// Whether `user` may upload a photo now (before its body is read); counts one upload.
+    pub fn admit(&self, user: &User) -> Result<()> {
+        self.per_user
+            .check(&user.id)
+            .map_err(|wait| Error::RateLimited {
                 retry_after_s: wait.as_secs().max(1),
-            });
-        }
+            })
+    }
+
+    /// Processes and keeps a photo `user` uploads (after [`Images::admit`]).
+    pub async fn upload(&self, user: &User, data: bytes::Bytes) -> Result<Image> {
         let processed = self.photos.process(data).await.map_err(|e| match e {
             PhotoError::TooLarge(message) => Error::Oversized {
                 code: "image_too_large",
@@ -134,14 +138,17 @@ impl Images {
     pub async fn sweep(&self) -> Result<usize> {
         let now = now_ms();
         let old = images::unattached(&self.db.pool, now - UNATTACHED_MS, 500).await?;
+        let mut gone = 0;
         for img in &old {
             let mut tx = self.db.begin().await?;
-            images::delete(&mut *tx, img.id).await?;
-            let dir = format!("images/{}/", img.public_id);
-            jobs::enqueue(&mut *tx, DELETE_BLOBS_JOB, &dir, now).await?;
+            if images::delete_unattached(&mut *tx, img.id).await? {
+                let dir = format!("images/{}/", img.public_id);
+                jobs::enqueue(&mut *tx, DELETE_BLOBS_JOB, &dir, now).await?;
+                gone += 1;
+            }
             tx.commit().await?;
         }
-        Ok(old.len())
+        Ok(gone)
     }
 
     /// The blob store, for serving.

@@ -161,9 +161,17 @@ impl Plans {
         self.usage_in(&mut conn, user).await
     }
 
-    /// As [`Plans::usage`], read on `conn` (inside the caller's transaction).
+    /// As [`Plans::usage`], read on `conn` (inside the caller's transaction). Everything is
+    /// read on `conn`: a second connection from the pool, taken while the transaction holds
+    /// one, deadlocks once parallel announcements hold every connection of the pool.
     async fn usage_in(&self, conn: &mut sqlx::AnyConnection, user: &User) -> Result<Usage> {
-        let plan = self.plan_of(user).await?;
+        let plan = match plans::of_user(&mut *conn, user.id).await? {
+            Some(p) => Some(p),
+            None => match &self.default_plan {
+                Some(name) => plans::get(&mut *conn, name).await?,
+                None => None,
+            },
+        };
         let u = plans::usage(conn, user.id, now_ms() - DAY_MS).await?;
         Ok(Usage {
             plan,

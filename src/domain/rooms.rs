@@ -307,6 +307,14 @@ impl Rooms {
     ) -> Result<Vec<(i64, String)>> {
         let room = self.authorised(user, slug, RoomAction::Manage).await?;
         let target = self.find_user(username).await?;
+        // A moderator sees the room: in a private one only its members may be appointed, so
+        // appointing cannot let anyone else in.
+        if room.private && !rooms::is_member(&self.db.pool, room.id, target.id).await? {
+            return Err(Error::conflict(
+                "not_a_member",
+                "in a private room only its members can be moderators",
+            ));
+        }
         let mut tx = self.db.begin().await?;
         rooms::add_moderator(&mut *tx, room.id, target.id, now_ms()).await?;
         let list = rooms::moderators(&mut *tx, room.id).await?;

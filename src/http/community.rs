@@ -60,8 +60,11 @@ pub async fn upload_image(
     if declared.is_some_and(|n| n > limits.max_bytes as u64) {
         return Err(too_large());
     }
+    // Counted before the body is read, so a member cannot make the server buffer many.
+    state.images.admit(&user)?;
     let mut body = Body::into_data_stream(req.into_body());
-    let mut data = bytes::BytesMut::with_capacity(declared.unwrap_or(64 * 1024) as usize);
+    // Reserved as the body arrives, not from what the client claims.
+    let mut data = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::invalid("body_read_failed", format!("the body did not arrive: {e}"))

@@ -255,6 +255,31 @@ pub async fn open_reports(ex: impl Exec<'_>, limit: i64) -> Result<Vec<Report>, 
         .collect()
 }
 
+/// One open report.
+pub async fn open_report(ex: impl Exec<'_>, id: i64) -> Result<Option<Report>, DbError> {
+    let row = sqlx::query(
+        "SELECT r.id, r.post_id, r.comment_id, u.username AS reporter, r.reason, r.created_at, \
+         r.resolved_at, r.resolution FROM reports r JOIN users u ON u.id = r.reporter_id \
+         WHERE r.id = $1 AND r.resolved_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.map(|r| {
+        Ok(Report {
+            id: r.try_get("id")?,
+            post_id: r.try_get("post_id")?,
+            comment_id: r.try_get("comment_id")?,
+            reporter: r.try_get("reporter")?,
+            reason: r.try_get("reason")?,
+            created_at: r.try_get("created_at")?,
+            resolved_at: r.try_get("resolved_at")?,
+            resolution: r.try_get("resolution")?,
+        })
+    })
+    .transpose()
+}
+
 /// Closes a report; false if unknown or already closed.
 pub async fn resolve(
     ex: impl Exec<'_>,

@@ -144,6 +144,15 @@ pub async fn delete(ex: impl Exec<'_>, id: i64) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Deletes a photo only if no post holds it (a post may have taken it since it was listed).
+pub async fn delete_unattached(ex: impl Exec<'_>, id: i64) -> Result<bool, DbError> {
+    let r = sqlx::query("DELETE FROM images WHERE id = $1 AND post_id IS NULL")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Bytes of a member's photos, for the storage quota.
 pub async fn bytes_of(ex: impl Exec<'_>, owner_id: i64) -> Result<i64, DbError> {
     let row = sqlx::query(

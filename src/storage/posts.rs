@@ -661,23 +661,37 @@ pub async fn places(ex: impl Exec<'_>, post_ids: &[i64]) -> Result<Vec<Place>, D
     rows.iter().map(place_from_row).collect()
 }
 
-/// Adds to (or, negative, takes from) a place's ratings.
-pub async fn add_rating(
-    ex: impl Exec<'_>,
-    place_id: i64,
-    sum: i64,
-    count: i64,
-) -> Result<(), DbError> {
+/// Counts a place's rating again from its visible reviews.
+pub async fn recount_rating(ex: impl Exec<'_>, place_id: i64) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE places SET rating_sum = rating_sum + $2, rating_count = rating_count + $3 \
+        "UPDATE places SET \
+         rating_sum = (SELECT COALESCE(SUM(r.rating), 0) FROM posts r \
+           WHERE r.place_id = $1 AND r.kind = 'review' AND r.hidden_at IS NULL), \
+         rating_count = (SELECT COUNT(*) FROM posts r \
+           WHERE r.place_id = $1 AND r.kind = 'review' AND r.hidden_at IS NULL) \
          WHERE post_id = $1",
     )
     .bind(place_id)
-    .bind(sum)
-    .bind(count)
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Whether members other than `author_id` reviewed a place.
+pub async fn has_others_reviews(
+    ex: impl Exec<'_>,
+    place_id: i64,
+    author_id: i64,
+) -> Result<bool, DbError> {
+    let row = sqlx::query(
+        "SELECT 1 AS x FROM posts WHERE place_id = $1 AND kind = 'review' AND author_id <> $2 \
+         LIMIT 1",
+    )
+    .bind(place_id)
+    .bind(author_id)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// All reviews' rating sum and count on the site, for the Bayesian prior.

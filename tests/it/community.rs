@@ -734,6 +734,82 @@ async fn places_rank_by_the_bayesian_average_of_their_reviews(backend: Backend) 
     let (_, b) = app.anon().get(&format!("/api/v1/places/{one_id}")).await;
     assert_eq!(b["place"]["rating"]["count"], 0);
     assert!(b["place"]["rating"]["average"].is_null());
+    // Two reviews of one place sent at once: one is kept.
+    let twice = json!({"kind":"review","title":"x","body":"y","place_id":many_id,"rating":3});
+    let (a, b) = tokio::join!(
+        members[0].client.post("/api/v1/posts", twice.clone()),
+        members[0].client.post("/api/v1/posts", twice.clone())
+    );
+    let mut got = [a.0, b.0];
+    got.sort();
+    assert_eq!(got, [201, 422], "{} {}", a.1, b.1);
+    // An edit and a hide in one change, and racing edits, leave the rating exact.
+    let (_, b) = app.anon().get(&format!("/api/v1/places/{many_id}")).await;
+    let mine = b["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["author"]["username"] == "member0")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = &members[0];
+    let path = format!("/api/v1/posts/{mine}");
+    let edits: Vec<_> = (0..6)
+        .map(|i| admin.client.patch(&path, json!({"rating": 1 + (i % 5)})))
+        .collect();
+    for r in futures_util::future::join_all(edits).await {
+        assert_eq!(r.0, 200, "{}", r.1);
+    }
+    let (s, _) = admin
+        .client
+        .patch(&path, json!({"rating": 5, "hidden": true}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, b) = app.anon().get(&format!("/api/v1/places/{many_id}")).await;
+    assert_eq!(
+        b["place"]["rating"]["count"], 5,
+        "the hidden review is not counted"
+    );
+    assert!(
+        (b["place"]["rating"]["average"].as_f64().unwrap() - 4.6).abs() < 1e-9,
+        "{}",
+        b["place"]["rating"]
+    );
+    let (s, _) = admin.client.patch(&path, json!({"hidden": false})).await;
+    assert_eq!(s, 200);
+    let (_, b) = app.anon().get(&format!("/api/v1/places/{many_id}")).await;
+    assert_eq!(b["place"]["rating"]["count"], 6);
+    assert!(
+        (b["place"]["rating"]["average"].as_f64().unwrap() - 28.0 / 6.0).abs() < 1e-9,
+        "{}",
+        b["place"]["rating"]
+    );
+    // Others' reviews keep a place: its author cannot delete it, a moderator (here the admin) can.
+    let (_, b) = members[2]
+        .client
+        .post(
+            "/api/v1/posts",
+            json!({"kind":"place","title":"q","place":{"name":"q","category":"cafe"}}),
+        )
+        .await;
+    let qid = b["post"]["id"].as_str().unwrap().to_string();
+    post(
+        &members[1],
+        json!({"kind":"review","title":"r","body":"r","place_id":qid,"rating":4}),
+    )
+    .await;
+    let (s, b) = members[2]
+        .client
+        .delete(&format!("/api/v1/posts/{qid}"))
+        .await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("has_reviews")));
+    let (s, _) = members[0]
+        .client
+        .delete(&format!("/api/v1/posts/{qid}"))
+        .await;
+    assert_eq!(s, 204, "the admin may");
     // A review is not a place.
     let (_, feed) = app.anon().get("/api/v1/posts?kind=review").await;
     let review_id = feed["posts"][0]["id"].as_str().unwrap();
@@ -1095,6 +1171,22 @@ async fn contacting_the_seller_opens_one_private_room_per_buyer(backend: Backend
     assert_eq!(ws_refused(&app, None, &slug).await, 404);
     let (_, rooms) = app.anon().get("/api/v1/rooms").await;
     assert!(rooms["rooms"].as_array().unwrap().is_empty(), "{rooms}");
+    // The seller cannot let someone else in by appointing them.
+    let (s, b) = seller
+        .client
+        .post(
+            &format!("/api/v1/rooms/{slug}/moderators"),
+            json!({"username":"stranger"}),
+        )
+        .await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("not_a_member")), "{b}");
+    assert_eq!(
+        stranger
+            .client
+            .status(&format!("/api/v1/rooms/{slug}"))
+            .await,
+        404
+    );
     // The two chat in it.
     let mut ws_buyer = app.ws(Some(&buyer), &slug, None).await;
     ws_buyer.welcome().await;
