@@ -233,11 +233,27 @@ fn search_text(f: &Fields, place: Option<&Place>) -> String {
 #[derive(Clone)]
 pub struct Community {
     db: Db,
+    /// Posts, comments and reports per member: 20 at once, then one every 6 s.
+    writes: std::sync::Arc<crate::auth::limiter::KeyedLimiter<i64>>,
+    /// Likes, favourites and votes per member: 60 at once, then two a second.
+    reactions: std::sync::Arc<crate::auth::limiter::KeyedLimiter<i64>>,
+}
+
+/// `Ok` while `user` is within `limiter`'s pace.
+fn paced(limiter: &crate::auth::limiter::KeyedLimiter<i64>, user: &User) -> Result<()> {
+    limiter.check(&user.id).map_err(|wait| Error::RateLimited {
+        retry_after_s: wait.as_secs().max(1),
+    })
 }
 
 impl Community {
     pub fn new(db: Db) -> Community {
-        Community { db }
+        use crate::auth::limiter::KeyedLimiter;
+        Community {
+            db,
+            writes: std::sync::Arc::new(KeyedLimiter::new(20, 1.0 / 6.0, 100_000)),
+            reactions: std::sync::Arc::new(KeyedLimiter::new(60, 2.0, 100_000)),
+        }
     }
 
     async fn post(&self, id: &str) -> Result<Post> {
@@ -295,6 +311,7 @@ impl Community {
             }
         }
         p.done()?;
+        paced(&self.writes, user)?;
         let now = now_ms();
         let status = (kind == Kind::Market).then_some(Status::OnSale);
         let mut tx = self.db.begin().await?;
@@ -727,6 +744,7 @@ impl Community {
         if on && post.hidden_at.is_some() {
             return Err(Error::conflict("hidden", "a hidden post cannot be liked"));
         }
+        paced(&self.reactions, user)?;
         let mut tx = self.db.begin().await?;
         let changed = if on {
             posts::like(&mut tx, post.id, user.id, now_ms()).await?
@@ -746,6 +764,7 @@ impl Community {
 
     pub async fn favorite(&self, user: &User, id: &str, on: bool) -> Result<()> {
         let post = self.visible(Some(user), id).await?;
+        paced(&self.reactions, user)?;
         posts::favorite(&self.db.pool, post.id, user.id, on, now_ms()).await?;
         Ok(())
     }
@@ -1097,6 +1116,7 @@ impl Community {
                 "this post has as many comments as it can take",
             ));
         }
+        paced(&self.writes, user)?;
         let mut tx = self.db.begin().await?;
         let id = comments::create(&mut tx, post.id, user.id, parent, &body, now_ms()).await?;
         tx.commit().await?;
@@ -1168,6 +1188,7 @@ impl Community {
             return Err(Error::not_found("comment"));
         }
         self.visible(Some(user), &c.post_id.to_string()).await?;
+        paced(&self.reactions, user)?;
         let mut tx = self.db.begin().await?;
         let counts = comments::vote(&mut tx, c.id, user.id, vote).await?;
         tx.commit().await?;
@@ -1219,6 +1240,7 @@ impl Community {
                 "say what is wrong, in at most 500 characters",
             )
         })?;
+        paced(&self.writes, user)?;
         let mut tx = self.db.begin().await?;
         let filed = comments::report(&mut tx, post.id, comment, user.id, &reason, now_ms()).await?;
         tx.commit().await?;

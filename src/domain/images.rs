@@ -22,6 +22,7 @@ pub struct Images {
     db: Db,
     blobs: Arc<dyn Blobs>,
     photos: Photos,
+    plans: super::plans::Plans,
     /// Uploads per member: 30 at once, then one every 2 s.
     per_user: Arc<KeyedLimiter<i64>>,
 }
@@ -34,11 +35,17 @@ pub struct SizeView {
 }
 
 impl Images {
-    pub fn new(db: Db, blobs: Arc<dyn Blobs>, photos: Photos) -> Images {
+    pub fn new(
+        db: Db,
+        blobs: Arc<dyn Blobs>,
+        photos: Photos,
+        plans: super::plans::Plans,
+    ) -> Images {
         Images {
             db,
             blobs,
             photos,
+            plans,
             per_user: Arc::new(KeyedLimiter::new(30, 0.5, 100_000)),
         }
     }
@@ -73,6 +80,13 @@ impl Images {
             },
             PhotoError::Internal(e) => Error::Internal(e),
         })?;
+        // The served sizes count against the member's storage plan.
+        let size: i64 = processed
+            .variants
+            .iter()
+            .map(|v| v.bytes.len() as i64)
+            .sum();
+        self.plans.check_storage(user, size).await?;
         let public_id = new_public_id();
         let ext = processed.variants[0].ext;
         let mut bytes = 0i64;

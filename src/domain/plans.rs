@@ -181,6 +181,21 @@ impl Plans {
         })
     }
 
+    /// Whether `user`'s plan has room for `bytes` more (a photo's served sizes, which are known
+    /// only once it is processed).
+    pub async fn check_storage(&self, user: &User, bytes: i64) -> Result<()> {
+        let usage = self.usage(user).await?;
+        if let Some(total) = usage.plan.as_ref().and_then(|p| p.storage_bytes) {
+            if usage.used_bytes + bytes > total {
+                return Err(Error::QuotaExceeded(format!(
+                    "this photo needs {bytes} bytes and your plan has {} of {total} left",
+                    (total - usage.used_bytes).max(0)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `user` may start an upload of `length` bytes under their plan, read on `conn`
     /// (the transaction that then records the upload, with the member's uploads serialised).
     pub async fn check_upload(

@@ -109,9 +109,9 @@ pub async fn assign(
 }
 
 /// What a member holds now: bytes of uploads not yet made into a video (finished or still
-/// arriving, counted at their full length) and of their videos (the original while processing;
-/// then the original and everything made from it; nothing for a failed one), videos, and
-/// uploads started since `since` (cancelled ones included).
+/// arriving, counted at their full length), of their videos (the original while processing;
+/// then the original and everything made from it; nothing for a failed one) and of their
+/// photos' served sizes, videos, and uploads started since `since` (cancelled ones included).
 pub struct Usage {
     pub used_bytes: i64,
     pub videos: i64,
@@ -148,8 +148,9 @@ pub async fn usage(
         .bind(user_id)
         .fetch_one(&mut *ex)
         .await?;
+    let photos = super::images::bytes_of(&mut *ex, user_id).await?;
     Ok(Usage {
-        used_bytes: row.try_get::<i64, _>("used")? + kept.try_get::<i64, _>("kept")?,
+        used_bytes: row.try_get::<i64, _>("used")? + kept.try_get::<i64, _>("kept")? + photos,
         uploads_since: recent.try_get("n")?,
         videos: videos.try_get("n")?,
     })

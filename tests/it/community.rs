@@ -19,6 +19,7 @@ backend_tests!(
     reports_reach_moderators_who_hide_and_delete,
     a_listing_goes_on_sale_reserved_sold_by_its_seller_alone,
     contacting_the_seller_opens_one_private_room_per_buyer,
+    writing_is_paced_and_photos_count_against_the_plan,
 );
 
 /// A JPEG `w`×`h` whose left half is red and right half blue, carrying `app` segments.
@@ -207,10 +208,34 @@ async fn photo_limits_are_decided_before_decoding(backend: Backend) {
     );
     // 40 GB of RGBA was never asked for: the peak stayed where it was, give or take.
     assert!(app.proc_kib("VmHWM") < before + 64 * 1024);
-    // Over 25 MB: refused from its length.
-    let (s, body) = upload(&mina, vec![0xFF; 26 * 1024 * 1024], "image/jpeg").await;
-    assert_eq!(s, 413, "{body}");
-    assert_eq!(body["error"], "image_too_large");
+    // Over 25 MB: refused from its length, before any of the body is sent (a client that
+    // sent it all would race the answer and the closing connection).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(&app.host).await.unwrap();
+        let head = format!(
+            "POST /api/v1/images HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nContent-Type: image/jpeg\r\n\
+             Content-Length: {}\r\n\r\n",
+            app.host,
+            mina.cookie,
+            26 * 1024 * 1024
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") || !answer.ends_with(b"}") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "the server answers: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains("image_too_large"), "{text}");
+    }
     // Not a picture, a picture type not taken, a broken one.
     let (s, body) = upload(&mina, b"hello, this is text".to_vec(), "image/png").await;
     assert_eq!(
@@ -1224,4 +1249,58 @@ async fn contacting_the_seller_opens_one_private_room_per_buyer(backend: Backend
     assert_eq!((s, b["error"].as_str()), (409, Some("sold")));
     let (s, b) = buyer.client.post(&contact, json!({})).await;
     assert_eq!((s, b["room"]["slug"].as_str()), (201, Some(slug.as_str())));
+}
+
+async fn writing_is_paced_and_photos_count_against_the_plan(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signup("admin").await;
+    let mina = app.signup("mina").await;
+    // Twenty posts at once, then one every few seconds.
+    for i in 0..20 {
+        post(
+            &mina,
+            json!({"kind":"talk","title":format!("t{i}"),"body":"b"}),
+        )
+        .await;
+    }
+    let (s, b) = mina
+        .client
+        .post(
+            "/api/v1/posts",
+            json!({"kind":"talk","title":"one more","body":"b"}),
+        )
+        .await;
+    assert_eq!((s, b["error"].as_str()), (429, Some("rate_limited")), "{b}");
+    let (s, _) = admin
+        .client
+        .post(
+            "/api/v1/posts",
+            json!({"kind":"talk","title":"mine","body":"b"}),
+        )
+        .await;
+    assert_eq!(s, 201, "another member has their own pace");
+    // Photos' served sizes count in the storage plan.
+    let (s, b) = admin
+        .client
+        .post(
+            "/api/v1/admin/plans",
+            json!({"name":"tiny","storage_bytes":3000}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = admin
+        .client
+        .put("/api/v1/admin/users/mina/plan", json!({"plan":"tiny"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = upload(&mina, jpeg(16, 16, None, &[]), "image/jpeg").await;
+    assert_eq!(s, 201, "a small photo fits: {b}");
+    let (_, usage) = mina.client.get("/api/v1/me/usage").await;
+    assert!(usage["used_bytes"].as_i64().unwrap() > 0, "{usage}");
+    let (s, b) = upload(&mina, jpeg(1200, 900, None, &[]), "image/jpeg").await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (403, Some("quota_exceeded")),
+        "{b}"
+    );
 }

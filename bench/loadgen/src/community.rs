@@ -238,7 +238,12 @@ async fn feed(o: &CommunityOpts, bin: &Path, dir: &Path, pg: Option<&str>) -> an
     let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
     let sub = dir.join(format!("feed-{}", label.to_lowercase()));
     let srv = start_moim_with(bin, &sub, 0, &extra_refs).await?;
-    let client = signed_in(&srv.http, "reader").await?;
+    // Likes are paced per member (60 at once, then 2 a second): the timed likes come from
+    // twenty members in turn, so the pace never holds them back.
+    let mut likers = Vec::new();
+    for i in 0..20 {
+        likers.push(signed_in(&srv.http, &format!("reader{i}")).await?);
+    }
     let t = Instant::now();
     let sql = seed_sql(o.posts, now_ms(), db_url.is_some());
     let st = match &db_url {
@@ -278,7 +283,7 @@ async fn feed(o: &CommunityOpts, bin: &Path, dir: &Path, pg: Option<&str>) -> an
     for i in 0..o.likes {
         let id = 1 + (i * 97) % o.posts;
         let t = Instant::now();
-        client
+        likers[i % likers.len()]
             .put(format!("{}/api/v1/posts/{id}/like", srv.http))
             .header("origin", &srv.http)
             .send()
