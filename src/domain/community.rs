@@ -237,7 +237,14 @@ pub struct Community {
     writes: std::sync::Arc<crate::auth::limiter::KeyedLimiter<i64>>,
     /// Likes, favourites and votes per member: 60 at once, then two a second.
     reactions: std::sync::Arc<crate::auth::limiter::KeyedLimiter<i64>>,
+    /// The site's mean rating (the Bayesian prior) and when it was read: summing every place
+    /// for each page would cost more than the page. Forgotten on this node's rating changes;
+    /// another node's show within [`MEAN_TTL`].
+    mean: std::sync::Arc<parking_lot::Mutex<Option<(std::time::Instant, f64)>>>,
 }
+
+/// Longest the site's mean rating is reused.
+const MEAN_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `Ok` while `user` is within `limiter`'s pace.
 fn paced(limiter: &crate::auth::limiter::KeyedLimiter<i64>, user: &User) -> Result<()> {
@@ -253,7 +260,30 @@ impl Community {
             db,
             writes: std::sync::Arc::new(KeyedLimiter::new(20, 1.0 / 6.0, 100_000)),
             reactions: std::sync::Arc::new(KeyedLimiter::new(60, 2.0, 100_000)),
+            mean: Default::default(),
         }
+    }
+
+    /// The site's mean rating, from the cache when fresh.
+    async fn site_mean(&self) -> Result<f64> {
+        if let Some((at, m)) = *self.mean.lock() {
+            if at.elapsed() < MEAN_TTL {
+                return Ok(m);
+            }
+        }
+        let (s, n) = posts::site_ratings(&self.db.pool).await?;
+        let m = if n > 0 {
+            s as f64 / n as f64
+        } else {
+            rank::BAYES_DEFAULT_MEAN
+        };
+        *self.mean.lock() = Some((std::time::Instant::now(), m));
+        Ok(m)
+    }
+
+    /// A rating changed: the next page reads the mean afresh.
+    fn ratings_changed(&self) {
+        *self.mean.lock() = None;
     }
 
     async fn post(&self, id: &str) -> Result<Post> {
@@ -347,6 +377,7 @@ impl Community {
         posts::set_grams(&mut tx, id, &search::grams(&fields.search_text)).await?;
         if let Some(place_id) = fields.place_id {
             posts::recount_rating(&mut *tx, place_id).await?;
+            self.ratings_changed();
         }
         let taken = images::attach(&mut tx, id, user.id, &image_ids).await?;
         if taken != image_ids.len() {
@@ -674,6 +705,7 @@ impl Community {
         // transaction: edits and hides racing each other cannot make it drift.
         if let Some(place_id) = post.place_id {
             posts::recount_rating(&mut *tx, place_id).await?;
+            self.ratings_changed();
         }
         tx.commit().await?;
         self.get(Some(user), id).await
@@ -693,6 +725,7 @@ impl Community {
         posts::set_hidden(&mut *tx, post.id, hidden.then_some(now)).await?;
         if let Some(place_id) = post.place_id {
             posts::recount_rating(&mut *tx, place_id).await?;
+            self.ratings_changed();
         }
         Ok(())
     }
@@ -733,6 +766,7 @@ impl Community {
         }
         if let Some(place_id) = post.place_id {
             posts::recount_rating(&mut *tx, place_id).await?;
+            self.ratings_changed();
         }
         tx.commit().await?;
         Ok(())
@@ -987,12 +1021,7 @@ impl Community {
             .map(|p| (p.post_id, p))
             .collect();
         let mean = if list.iter().any(|p| p.kind == Kind::Place) {
-            let (s, n) = posts::site_ratings(&self.db.pool).await?;
-            if n > 0 {
-                s as f64 / n as f64
-            } else {
-                rank::BAYES_DEFAULT_MEAN
-            }
+            self.site_mean().await?
         } else {
             rank::BAYES_DEFAULT_MEAN
         };
