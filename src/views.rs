@@ -315,6 +315,9 @@ pub struct CommentView {
     pub my_vote: i64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+    /// Deleted by its author or a moderator, kept as its replies' placeholder.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
     pub created_at: String,
     /// Replies, best first (top-level comments only).
     #[serde(skip_serializing_if = "Vec::is_empty")]

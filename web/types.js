@@ -207,6 +207,7 @@ export {};
  * @property {number} score
  * @property {number} my_vote
  * @property {boolean} [hidden]
+ * @property {boolean} [deleted] kept empty as its replies' placeholder
  * @property {string} created_at
  * @property {Comment[]} [replies]
  */

@@ -1126,7 +1126,11 @@ impl Community {
                     Error::invalid("invalid_parent", "no such comment on this post")
                 })?;
                 match comments::get(&self.db.pool, id).await? {
-                    Some(c) if c.post_id == post.id && c.hidden_at.is_none() => {
+                    Some(c)
+                        if c.post_id == post.id
+                            && c.hidden_at.is_none()
+                            && c.deleted_at.is_none() =>
+                    {
                         // One level: a reply to a reply answers its top-level comment.
                         Some(c.parent_id.unwrap_or(c.id))
                     }
@@ -1213,7 +1217,7 @@ impl Community {
             return Err(Error::invalid("invalid_vote", "vote is 1, -1 or 0"));
         }
         let c = self.comment_of(comment_id).await?;
-        if c.hidden_at.is_some() {
+        if c.hidden_at.is_some() || c.deleted_at.is_some() {
             return Err(Error::not_found("comment"));
         }
         self.visible(Some(user), &c.post_id.to_string()).await?;
@@ -1237,9 +1241,12 @@ impl Community {
     /// Deletes a comment and its replies (its author, moderators).
     pub async fn delete_comment(&self, user: &User, comment_id: &str) -> Result<()> {
         let c = self.comment_of(comment_id).await?;
+        if c.deleted_at.is_some() {
+            return Err(Error::not_found("comment"));
+        }
         policy::require_post(Some(user), c.author_id, PostAction::Edit)?;
         let mut tx = self.db.begin().await?;
-        comments::delete(&mut tx, &c).await?;
+        comments::delete(&mut tx, &c, now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1445,13 +1452,23 @@ fn place_view(pl: &Place, post: &Post, mean: f64) -> PlaceView {
 }
 
 fn comment_view(c: &Comment, my_vote: i64) -> CommentView {
+    let deleted = c.deleted_at.is_some();
     CommentView {
         id: c.id.to_string(),
         post_id: c.post_id.to_string(),
         parent_id: c.parent_id.map(|p| p.to_string()),
+        // A deleted comment names no one and says nothing.
         author: AuthorView {
-            id: c.author_id.to_string(),
-            username: c.author.clone(),
+            id: if deleted {
+                String::new()
+            } else {
+                c.author_id.to_string()
+            },
+            username: if deleted {
+                String::new()
+            } else {
+                c.author.clone()
+            },
         },
         body: c.body.clone(),
         up: c.up,
@@ -1459,6 +1476,7 @@ fn comment_view(c: &Comment, my_vote: i64) -> CommentView {
         score: rank::wilson(c.up, c.down),
         my_vote,
         hidden: c.hidden_at.is_some(),
+        deleted,
         created_at: rfc3339(c.created_at),
         replies: Vec::new(),
     }

@@ -132,8 +132,14 @@ impl Images {
         }
     }
 
-    /// The blob key of one served size, or 404.
-    pub async fn file(&self, public_id: &str, size: &str) -> Result<(String, &'static str)> {
+    /// The blob key of one served size and whether anyone may see it (shared caches may keep
+    /// it), or 404. A hidden post's photos are seen only by its author and moderators.
+    pub async fn file(
+        &self,
+        viewer: Option<&User>,
+        public_id: &str,
+        size: &str,
+    ) -> Result<(String, &'static str, bool)> {
         let size = VARIANTS
             .iter()
             .map(|(n, _)| *n)
@@ -142,9 +148,20 @@ impl Images {
         let img = images::get(&self.db.pool, public_id)
             .await?
             .ok_or_else(|| Error::not_found("photo"))?;
+        let mut public = true;
+        if let Some(post_id) = img.post_id {
+            let post = crate::storage::posts::get(&self.db.pool, post_id).await?;
+            if let Some(p) = post.filter(|p| p.hidden_at.is_some()) {
+                if !super::policy::may_post(viewer, p.author_id, super::policy::PostAction::Edit) {
+                    return Err(Error::not_found("photo"));
+                }
+                public = false;
+            }
+        }
         Ok((
             format!("images/{}/{size}.{}", img.public_id, img.ext),
             crate::photos::mime_of_ext(&img.ext),
+            public,
         ))
     }
 

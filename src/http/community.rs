@@ -82,21 +82,21 @@ pub async fn upload_image(
         .into_response())
 }
 
-/// `GET /images/{id}/{size}`: a served size. Photos never change, so they are cached for good.
+/// `GET /images/{id}/{size}`: a served size. Photos never change, so they are cached for good
+/// (a hidden post's are not cached, and are 404 to all but its author and moderators).
 pub async fn image_file(
     State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
     ApiPath((id, size)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (key, mime) = state.images.file(&id, &size).await?;
-    let mut resp = super::videos::blob_response(
-        &state,
-        &key,
-        &headers,
-        mime,
-        "public, max-age=31536000, immutable".into(),
-    )
-    .await?;
+    let (key, mime, public) = state.images.file(user.as_ref(), &id, &size).await?;
+    let cache = if public {
+        "public, max-age=31536000, immutable"
+    } else {
+        "private, no-store"
+    };
+    let mut resp = super::videos::blob_response(&state, &key, &headers, mime, cache.into()).await?;
     resp.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
         header::HeaderValue::from_static("nosniff"),

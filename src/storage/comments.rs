@@ -15,11 +15,13 @@ pub struct Comment {
     pub up: i64,
     pub down: i64,
     pub hidden_at: Option<i64>,
+    /// Deleted while it had replies: kept, empty, as their placeholder.
+    pub deleted_at: Option<i64>,
     pub created_at: i64,
 }
 
 const COLUMNS: &str = "c.id, c.post_id, c.author_id, u.username AS author, c.parent_id, c.body, \
-     c.up, c.down, c.hidden_at, c.created_at";
+     c.up, c.down, c.hidden_at, c.deleted_at, c.created_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Comment, DbError> {
     Ok(Comment {
@@ -32,6 +34,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Comment, DbError> {
         up: r.try_get("up")?,
         down: r.try_get("down")?,
         hidden_at: r.try_get("hidden_at")?,
+        deleted_at: r.try_get("deleted_at")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -64,7 +67,7 @@ pub async fn create(
 pub async fn recount(ex: &mut sqlx::AnyConnection, post_id: i64) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE posts SET comments = (SELECT COUNT(*) FROM comments c \
-         WHERE c.post_id = $1 AND c.hidden_at IS NULL) WHERE id = $1",
+         WHERE c.post_id = $1 AND c.hidden_at IS NULL AND c.deleted_at IS NULL) WHERE id = $1",
     )
     .bind(post_id)
     .execute(&mut *ex)
@@ -115,12 +118,28 @@ pub async fn set_hidden(
     recount(ex, c.post_id).await
 }
 
-/// Deletes a comment and its replies.
-pub async fn delete(ex: &mut sqlx::AnyConnection, c: &Comment) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM comments WHERE id = $1 OR parent_id = $1")
+/// Deletes a comment; one with replies stays, emptied, so they keep their place.
+pub async fn delete(ex: &mut sqlx::AnyConnection, c: &Comment, now: i64) -> Result<(), DbError> {
+    let replies = sqlx::query("SELECT 1 AS x FROM comments WHERE parent_id = $1 LIMIT 1")
         .bind(c.id)
-        .execute(&mut *ex)
+        .fetch_optional(&mut *ex)
         .await?;
+    if replies.is_some() {
+        sqlx::query("UPDATE comments SET body = '', deleted_at = $2 WHERE id = $1")
+            .bind(c.id)
+            .bind(now)
+            .execute(&mut *ex)
+            .await?;
+        sqlx::query("DELETE FROM comment_votes WHERE comment_id = $1")
+            .bind(c.id)
+            .execute(&mut *ex)
+            .await?;
+    } else {
+        sqlx::query("DELETE FROM comments WHERE id = $1")
+            .bind(c.id)
+            .execute(&mut *ex)
+            .await?;
+    }
     recount(ex, c.post_id).await
 }
 

@@ -923,7 +923,7 @@ async fn comments_reply_one_level_and_rank_by_wilson(backend: Backend) {
     assert_eq!(list["comments"][0]["my_vote"], 1);
     let (_, p) = app.anon().get(&format!("/api/v1/posts/{id}")).await;
     assert_eq!(p["post"]["comments"], 5);
-    // Only the author (or a moderator) deletes a comment; its replies go with it.
+    // Only the author (or a moderator) deletes a comment.
     let (s, _) = members[3]
         .client
         .delete(&format!("/api/v1/comments/{}", comments[1]))
@@ -934,16 +934,44 @@ async fn comments_reply_one_level_and_rank_by_wilson(backend: Backend) {
         .delete(&format!("/api/v1/comments/{}", comments[1]))
         .await;
     assert_eq!(s, 204);
+    // Its replies (others') stay, under an empty placeholder that names no one.
     let (_, list) = app.anon().get(&path).await;
-    let order: Vec<&str> = list["comments"]
+    let gone = list["comments"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["body"].as_str().unwrap())
-        .collect();
-    assert_eq!(order, ["mixed", "one up"]);
+        .find(|c| c["id"] == comments[1].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            gone["deleted"].as_bool(),
+            gone["body"].as_str(),
+            gone["author"]["username"].as_str()
+        ),
+        (Some(true), Some(""), Some("")),
+        "{gone}"
+    );
+    assert_eq!(gone["replies"].as_array().unwrap().len(), 2);
     let (_, p) = app.anon().get(&format!("/api/v1/posts/{id}")).await;
-    assert_eq!(p["post"]["comments"], 2);
+    assert_eq!(p["post"]["comments"], 4, "the deleted one is not counted");
+    let (s, _) = members[0]
+        .client
+        .post(&path, json!({"body":"x","parent_id":comments[1]}))
+        .await;
+    assert_eq!(s, 400, "no replies to a deleted comment");
+    // A comment without replies goes altogether.
+    let (s, _) = members[1]
+        .client
+        .delete(&format!("/api/v1/comments/{}", comments[0]))
+        .await;
+    assert_eq!(s, 204);
+    let (_, list) = app.anon().get(&path).await;
+    assert!(!list["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == comments[0].as_str()));
 }
 
 async fn reports_reach_moderators_who_hide_and_delete(backend: Backend) {
@@ -963,12 +991,18 @@ async fn reports_reach_moderators_who_hide_and_delete(backend: Backend) {
         .put("/api/v1/admin/users/joon/role", json!({"role":"moderator"}))
         .await;
     assert_eq!(s, 403);
+    let (_, photo) = upload(&joon, jpeg(40, 30, None, &[]), "image/jpeg").await;
+    let photo_url = photo["image"]["variants"]["thumb"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let spam = post(
         &joon,
-        json!({"kind":"talk","title":"광고","body":"싸게 팔아요 010-0000-0000"}),
+        json!({"kind":"talk","title":"광고","body":"싸게 팔아요 010-0000-0000","image_ids":[photo["image"]["id"]]}),
     )
     .await;
     let id = spam["id"].as_str().unwrap();
+    assert_eq!(app.anon().status(&photo_url).await, 200);
     let (s, _) = mina
         .client
         .post(
@@ -1000,8 +1034,11 @@ async fn reports_reach_moderators_who_hide_and_delete(backend: Backend) {
         )
         .await;
     assert_eq!(s, 204);
-    // Hidden: gone for everyone but its author and moderators, and out of every feed.
+    // Hidden: gone for everyone but its author and moderators, and out of every feed; its
+    // photos too.
     assert_eq!(app.anon().status(&format!("/api/v1/posts/{id}")).await, 404);
+    assert_eq!(app.anon().status(&photo_url).await, 404);
+    assert_eq!(joon.client.status(&photo_url).await, 200);
     assert_eq!(
         mina.client.status(&format!("/api/v1/posts/{id}")).await,
         404

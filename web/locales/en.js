@@ -420,6 +420,7 @@ export default {
   "post.ratingDetail": "average {avg} of {n} reviews",
   "post.reviews": "Reviews",
   "post.writeReview": "Write a review",
+  "post.deletedComment": "(deleted)",
   "post.comments": "Comments",
   "post.commentPlaceholder": "Write a comment",
   "post.replyPlaceholder": "Write a reply",

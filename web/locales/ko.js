@@ -418,6 +418,7 @@ export default {
   "post.ratingDetail": "리뷰 {n}개 평균 {avg}",
   "post.reviews": "리뷰",
   "post.writeReview": "리뷰 쓰기",
+  "post.deletedComment": "(삭제된 댓글)",
   "post.comments": "댓글",
   "post.commentPlaceholder": "댓글을 써 주세요",
   "post.replyPlaceholder": "답글을 써 주세요",

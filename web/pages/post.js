@@ -247,6 +247,11 @@ export function mount({ root, params, signal, navigate }) {
       },
     });
     const replySlot = el("div", {});
+    if (c.deleted) {
+      return el("li", { class: "comment deleted", "data-comment": c.id },
+        el("p", { class: "muted", text: t("post.deletedComment") }),
+        c.replies && c.replies.length ? el("ol", { class: "replies" }, ...c.replies.map((r) => commentItem(r, reload))) : null);
+    }
     return el("li", { class: c.hidden ? "comment hidden" : "comment", "data-comment": c.id },
       el("div", { class: "comment-head" },
         el("strong", { text: c.author.username }), el("span", { class: "muted", text: fmtDateTime(c.created_at) }),
