@@ -107,6 +107,23 @@ pub struct Ranked {
     pub score: f64,
 }
 
+const ALREADY_REVIEWED: &str = "you have reviewed this place already; change that review";
+
+/// The 422 for one wrong field.
+fn field_error(field: &'static str, why: &str) -> Error {
+    let mut p = Problems::default();
+    p.add(field, why);
+    p.done().expect_err("one problem was added")
+}
+
+/// The 422 when `image_ids` names a photo the post cannot take.
+fn photos_not_taken() -> Error {
+    field_error(
+        "image_ids",
+        "a photo is unknown, someone else's or on another post",
+    )
+}
+
 /// Collects what is wrong with each field, for one 422.
 #[derive(Default)]
 struct Problems(Vec<(&'static str, String)>);
@@ -332,7 +349,7 @@ impl Community {
         }
         if kind == Kind::Review {
             if let Some(place_id) = fields.place_id {
-                if self.reviewed(user.id, place_id).await? {
+                if posts::has_review(&self.db.pool, user.id, place_id).await? {
                     p.add(
                         "place_id",
                         "you have reviewed this place already; change that review",
@@ -359,13 +376,7 @@ impl Community {
             Ok(id) => id,
             // Two reviews of one place sent at once: the index keeps one.
             Err(e) if crate::storage::is_unique_violation(&e) => {
-                return Err(Error::Unprocessable {
-                    message: "place_id: you have reviewed this place already".into(),
-                    fields: vec![(
-                        "place_id",
-                        "you have reviewed this place already; change that review".into(),
-                    )],
-                })
+                return Err(field_error("place_id", ALREADY_REVIEWED))
             }
             Err(e) => return Err(e.into()),
         };
@@ -381,20 +392,10 @@ impl Community {
         }
         let taken = images::attach(&mut tx, id, user.id, &image_ids).await?;
         if taken != image_ids.len() {
-            return Err(Error::Unprocessable {
-                message: "image_ids: a photo is unknown, someone else's or on another post".into(),
-                fields: vec![(
-                    "image_ids",
-                    "a photo is unknown, someone else's or on another post".into(),
-                )],
-            });
+            return Err(photos_not_taken());
         }
         tx.commit().await?;
         self.get(Some(user), &id.to_string()).await
-    }
-
-    async fn reviewed(&self, user_id: i64, place_id: i64) -> Result<bool> {
-        Ok(posts::has_review(&self.db.pool, user_id, place_id).await?)
     }
 
     /// Checks and cleans the fields of a post of `kind` (`old`: the post being changed, whose
@@ -681,14 +682,7 @@ impl Community {
                 // The photos it had are released and those named taken in the new order.
                 let taken = images::attach(&mut tx, post.id, post.author_id, ids).await?;
                 if taken != ids.len() {
-                    return Err(Error::Unprocessable {
-                        message: "image_ids: a photo is unknown, someone else's or on another post"
-                            .into(),
-                        fields: vec![(
-                            "image_ids",
-                            "a photo is unknown, someone else's or on another post".into(),
-                        )],
-                    });
+                    return Err(photos_not_taken());
                 }
             }
         }

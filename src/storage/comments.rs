@@ -212,6 +212,22 @@ pub struct Report {
     pub resolution: Option<String>,
 }
 
+const REPORT_COLUMNS: &str = "r.id, r.post_id, r.comment_id, u.username AS reporter, r.reason, \
+     r.created_at, r.resolved_at, r.resolution FROM reports r JOIN users u ON u.id = r.reporter_id";
+
+fn report_from_row(r: &sqlx::any::AnyRow) -> Result<Report, DbError> {
+    Ok(Report {
+        id: r.try_get("id")?,
+        post_id: r.try_get("post_id")?,
+        comment_id: r.try_get("comment_id")?,
+        reporter: r.try_get("reporter")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+        resolution: r.try_get("resolution")?,
+    })
+}
+
 /// Files a report; false when the same member already has an open one on the same thing.
 pub async fn report(
     ex: &mut sqlx::AnyConnection,
@@ -250,53 +266,16 @@ pub async fn report(
 
 /// Open reports, oldest first.
 pub async fn open_reports(ex: impl Exec<'_>, limit: i64) -> Result<Vec<Report>, DbError> {
-    let rows = sqlx::query(
-        "SELECT r.id, r.post_id, r.comment_id, u.username AS reporter, r.reason, r.created_at, \
-         r.resolved_at, r.resolution FROM reports r JOIN users u ON u.id = r.reporter_id \
-         WHERE r.resolved_at IS NULL ORDER BY r.id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(ex)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Report {
-                id: r.try_get("id")?,
-                post_id: r.try_get("post_id")?,
-                comment_id: r.try_get("comment_id")?,
-                reporter: r.try_get("reporter")?,
-                reason: r.try_get("reason")?,
-                created_at: r.try_get("created_at")?,
-                resolved_at: r.try_get("resolved_at")?,
-                resolution: r.try_get("resolution")?,
-            })
-        })
-        .collect()
+    let sql = format!("SELECT {REPORT_COLUMNS} WHERE r.resolved_at IS NULL ORDER BY r.id LIMIT $1");
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(ex).await?;
+    rows.iter().map(report_from_row).collect()
 }
 
 /// One open report.
 pub async fn open_report(ex: impl Exec<'_>, id: i64) -> Result<Option<Report>, DbError> {
-    let row = sqlx::query(
-        "SELECT r.id, r.post_id, r.comment_id, u.username AS reporter, r.reason, r.created_at, \
-         r.resolved_at, r.resolution FROM reports r JOIN users u ON u.id = r.reporter_id \
-         WHERE r.id = $1 AND r.resolved_at IS NULL",
-    )
-    .bind(id)
-    .fetch_optional(ex)
-    .await?;
-    row.map(|r| {
-        Ok(Report {
-            id: r.try_get("id")?,
-            post_id: r.try_get("post_id")?,
-            comment_id: r.try_get("comment_id")?,
-            reporter: r.try_get("reporter")?,
-            reason: r.try_get("reason")?,
-            created_at: r.try_get("created_at")?,
-            resolved_at: r.try_get("resolved_at")?,
-            resolution: r.try_get("resolution")?,
-        })
-    })
-    .transpose()
+    let sql = format!("SELECT {REPORT_COLUMNS} WHERE r.id = $1 AND r.resolved_at IS NULL");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(ex).await?;
+    row.as_ref().map(report_from_row).transpose()
 }
 
 /// Closes a report; false if unknown or already closed.
