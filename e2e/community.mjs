@@ -63,8 +63,16 @@ try {
   await seller.locator("input[name='place.name']").fill("망원 골목 카페");
   await seller.locator("select[name='place.category']").selectOption("cafe");
   await seller.locator("input[name='place.address']").fill("서울 마포구 망원동");
+  // The pin: a click on the map (its tiles from the operator's tile server) fills the fields,
+  // which then take the exact spot typed in.
+  await seller.locator("#compose .map-picker .leaflet-tile-loaded").first().waitFor({ timeout: T });
+  await seller.locator("#compose .map-picker").click({ position: { x: 120, y: 90 } });
+  await seller.locator("#compose .map-picker .map-pin").waitFor({ timeout: T });
+  const clicked = [await seller.locator("input[name=lat]").inputValue(), await seller.locator("input[name=lng]").inputValue()].map(Number);
+  check(Math.abs(clicked[0] - 37.5665) < 0.2 && Math.abs(clicked[1] - 126.978) < 0.3, `a click on the map near Seoul set the pin: ${clicked}`);
   await seller.locator("input[name=lat]").fill("37.5563");
   await seller.locator("input[name=lng]").fill("126.9019");
+  await seller.locator("input[name=lng]").dispatchEvent("change");
   await seller.locator("textarea[name=body]").fill("조용하고 커피가 맛있어요.\n강아지 동반 가능!");
   await seller.locator("input[name=tags]").fill("#카페 #망원동");
   await dropFiles(seller, photos.slice(0, 2));
@@ -83,6 +91,11 @@ try {
   check(shown === firstAfter, "the gallery keeps the order chosen");
   // Photos show their placeholder, then load.
   await seller.locator("#gallery .photo:not(.loading)").first().waitFor({ timeout: T });
+  // The place page shows its pin on a map, with the tiles' attribution.
+  await seller.locator("#place-map .map-pin").waitFor({ timeout: T });
+  await seller.locator("#place-map .leaflet-tile-loaded").first().waitFor({ timeout: T });
+  check((await seller.locator("#place-map .leaflet-control-attribution").innerText()).includes("moim test tiles <&>"),
+    "the attribution is shown, as text");
 
   // A review of it, with four stars, drafted by the AI and then edited.
   await seller.locator("#write-review").click();
@@ -135,6 +148,29 @@ try {
   await buyer.locator(".comment-form button[type=submit]").click();
   await buyer.locator("#comments .comment-body", { hasText: "<b>추천</b>" }).waitFor({ timeout: T });
   check(await buyer.locator("#comments b").count() === 0, "comment text is shown as text, not HTML");
+
+  // Near a point chosen on the map: the place (about 7 km west of the map's opening centre) is
+  // within 20 km of a click at the centre, and not within 1 km.
+  for (const [km, found] of [[20, true], [1, false]]) {
+    await buyer.goto(base + "/c?kind=place");
+    await buyer.locator("#near-button").click();
+    await buyer.locator("#near-panel .leaflet-tile-loaded").first().waitFor({ timeout: T });
+    await buyer.locator("#near-radius").selectOption(String(km * 1000));
+    await buyer.locator("#near-panel .map").click();
+    if (found) {
+      await buyer.locator("#near-panel .map-pin").waitFor({ timeout: T });
+      await buyer.screenshot({ path: `${shots}/en-desktop-near-picker.png`, fullPage: true });
+    }
+    await buyer.locator("#near-apply:not([disabled])").click();
+    await buyer.waitForURL(/near=/, { timeout: T });
+    await buyer.locator("#near-status", { hasText: `${km} km` }).waitFor({ timeout: T });
+    if (found) {
+      await buyer.locator("#posts .post-card[data-kind=place]").first().waitFor({ timeout: T });
+      await buyer.screenshot({ path: `${shots}/en-desktop-near.png`, fullPage: true });
+    } else {
+      await buyer.locator("#posts ~ [role=status]", { hasText: "No posts match" }).waitFor({ timeout: T });
+    }
+  }
 
   // The buyer opens the listing and contacts the seller; the two chat in the private room.
   await buyer.goto(listingUrl);

@@ -391,6 +391,26 @@ options! {
         #[arg(env = "MOIM_AI_DRAFTS_PER_HOUR")]
         ai_drafts_per_hour: u32 = 20, in 1..=10_000;
     }
+    /// The map (a place's pin, the feed's "near" filter): where its tiles come from.
+    map: MapConfig {
+        /// Tile URL template with `{z}`, `{x}`, `{y}` (optionally `{s}` as the host's first
+        /// label); a path (`/tiles/{z}/{x}/{y}.png`) for tiles on moim's own host; empty: no
+        /// tiles (pins on a blank map).
+        #[arg(env = "MOIM_MAP_TILE_URL")]
+        map_tile_url: String = { DEFAULT_TILE_URL.to_string() };
+        /// The tiles' attribution, shown on every map (plain text).
+        #[arg(env = "MOIM_MAP_ATTRIBUTION")]
+        map_attribution: String = { "© OpenStreetMap contributors".to_string() };
+        /// Highest zoom level the tile server has.
+        #[arg(env = "MOIM_MAP_MAX_ZOOM")]
+        map_max_zoom: u8 = 19, in 1..=22;
+        /// Where a map opens when nothing else decides it, `LAT,LNG`.
+        #[arg(env = "MOIM_MAP_CENTER")]
+        map_center: String = { "37.5665,126.9780".to_string() };
+        /// Zoom level a map opens at.
+        #[arg(env = "MOIM_MAP_ZOOM")]
+        map_zoom: u8 = 12, in 1..=22;
+    }
     storage: StorageConfig {
         /// Directory for the SQLite database and blobs.
         #[arg(env = "MOIM_DATA_DIR")]
@@ -403,6 +423,10 @@ options! {
         default_plan: String = none;
     }
 }
+
+/// OpenStreetMap's own tile servers: fine for a small community, under their usage policy
+/// (<https://operations.osmfoundation.org/policies/tiles/>); a busy site runs or rents its own.
+pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 
 /// Default ladder for transcoded uploads: height:kbit/s.
 pub const DEFAULT_VIDEO_LADDER: &str = "1080:5000,720:2800,480:1400,360:800";
@@ -443,6 +467,7 @@ impl Config {
                 "public URL must look like https://moim.example (or http://host:port), not `{url}`"
             );
         }
+        config.map.check()?;
         if let Some(url) = &config.storage.database_url {
             let u = url.expose();
             anyhow::ensure!(
@@ -466,6 +491,72 @@ impl HttpConfig {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+impl MapConfig {
+    /// Refuses a tile URL a map cannot use or a page policy cannot name, and a bad centre.
+    fn check(&self) -> anyhow::Result<()> {
+        let url = &self.map_tile_url;
+        if !url.is_empty() {
+            anyhow::ensure!(
+                ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)),
+                "map tile URL must hold {{z}}, {{x}} and {{y}}, not `{url}`"
+            );
+            anyhow::ensure!(
+                !url.chars()
+                    .any(|c| c.is_whitespace() || matches!(c, ';' | ',' | '\'' | '"')),
+                "map tile URL may not hold spaces, quotes, commas or semicolons: `{url}`"
+            );
+            if !url.starts_with('/') {
+                anyhow::ensure!(
+                    self.tile_source().is_some(),
+                    "map tile URL must be https://host/… (or http://, or a path on this host), \
+                     with `{{s}}` only as the host's first label, not `{url}`"
+                );
+            }
+        }
+        anyhow::ensure!(
+            self.center().is_some(),
+            "map centre must be `LAT,LNG` in degrees, not `{}`",
+            self.map_center
+        );
+        Ok(())
+    }
+
+    /// The tile server's origin as a page policy names it (`https://*.tile.example`), or None
+    /// when the tiles come from moim's own host or there are none.
+    pub fn tile_source(&self) -> Option<String> {
+        let url = &self.map_tile_url;
+        let (scheme, rest) = url.split_once("://")?;
+        if scheme != "https" && scheme != "http" {
+            return None;
+        }
+        let authority = rest.split('/').next()?;
+        let host = authority
+            .strip_prefix("{s}.")
+            .map_or(authority.to_string(), |h| format!("*.{h}"));
+        let fine = !host.is_empty()
+            && host
+                .trim_start_matches("*.")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        fine.then(|| format!("{scheme}://{host}"))
+    }
+
+    /// The tile URL template, None when there are no tiles.
+    pub fn tile_url(&self) -> Option<&str> {
+        (!self.map_tile_url.is_empty()).then_some(self.map_tile_url.as_str())
+    }
+
+    /// The opening centre, `(lat, lng)`.
+    pub fn center(&self) -> Option<(f64, f64)> {
+        let (lat, lng) = self.map_center.split_once(',')?;
+        let (lat, lng) = (
+            lat.trim().parse::<f64>().ok()?,
+            lng.trim().parse::<f64>().ok()?,
+        );
+        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some((lat, lng))
     }
 }
 
@@ -670,6 +761,42 @@ mod tests {
         ] {
             assert!(Config::load(&args(&["--public-url", ok])).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn a_tile_url_names_a_source_the_page_policy_can_allow() {
+        let map = |url: &str| Config::load(&args(&["--map-tile-url", url])).map(|c| c.map);
+        let osm = Config::load(&args(&[])).unwrap().map;
+        assert_eq!(
+            osm.tile_source().as_deref(),
+            Some("https://tile.openstreetmap.org")
+        );
+        assert_eq!(osm.center(), Some((37.5665, 126.978)));
+        let sub = map("https://{s}.tiles.example:8443/{z}/{x}/{y}{r}.png").unwrap();
+        assert_eq!(
+            sub.tile_source().as_deref(),
+            Some("https://*.tiles.example:8443")
+        );
+        let own = map("/tiles/{z}/{x}/{y}.png").unwrap();
+        assert_eq!(
+            (own.tile_source(), own.tile_url()),
+            (None, Some("/tiles/{z}/{x}/{y}.png"))
+        );
+        let none = map("").unwrap();
+        assert_eq!((none.tile_source(), none.tile_url()), (None, None));
+        for bad in [
+            "https://tiles.example/{z}/{x}.png",
+            "https://tiles.example; script-src *;/{z}/{x}/{y}.png",
+            "https://a.{s}.example/{z}/{x}/{y}.png",
+            "https://u@tiles.example/{z}/{x}/{y}.png",
+            "ftp://tiles.example/{z}/{x}/{y}.png",
+            "javascript:{z}{x}{y}",
+        ] {
+            let err = map(bad).unwrap_err();
+            assert!(err.to_string().contains("map tile URL"), "{bad}: {err}");
+        }
+        let err = Config::load(&args(&["--map-center", "91,0"])).unwrap_err();
+        assert!(err.to_string().contains("map centre"), "{err}");
     }
 
     #[test]

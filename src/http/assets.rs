@@ -5,7 +5,7 @@
 //! disk on each request (edit, reload). The API and media routes are not ours: `http::router`
 //! matches them before this module's fallback sees a request.
 
-use axum::extract::Path;
+use axum::extract::{Extension, Path};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,17 +20,39 @@ use super::error::ApiError;
 #[exclude = "*.md"]
 struct Web;
 
-/// The page shell's policy: our own scripts and styles only, nothing inline, no framing.
-const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
-                   connect-src 'self'; style-src 'self'; script-src 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// What every page shell carries, fixed at startup: its security policy.
+#[derive(Clone)]
+pub struct Pages {
+    csp: HeaderValue,
+}
+
+impl Pages {
+    /// The policy: our own scripts and styles only, nothing inline, no framing; pictures also
+    /// from the map's tile server when the operator named one on another host.
+    pub fn new(map: &crate::config::MapConfig) -> Pages {
+        let tiles = map
+            .tile_source()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        let csp = format!(
+            "default-src 'self'; img-src 'self' data: blob:{tiles}; media-src 'self' blob:; \
+             connect-src 'self'; style-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        );
+        Pages {
+            // The tile source is checked at startup to hold only host characters.
+            csp: HeaderValue::from_str(&csp).expect("the policy is printable ASCII"),
+        }
+    }
+}
 
 /// Path prefixes that never get the page shell: a wrong asset or media URL is a plain 404, so
 /// a script or a player never receives HTML. (`/videos` itself is a page; what lies below it is
 /// a recording's files.)
 const NOT_PAGES: [&str; 3] = ["/assets/", "/live/", "/videos/"];
 
-/// `/assets/{*path}`, `/favicon.ico`, and the page shell as the fallback.
+/// `/assets/{*path}`, `/favicon.ico`, and the page shell as the fallback. The shell needs the
+/// [`Pages`] extension on the router.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/assets/{*path}", get(asset))
@@ -56,7 +78,12 @@ async fn favicon(headers: HeaderMap) -> Response {
 }
 
 /// The fallback: the page shell for a GET of any other path, the API's JSON 404 under `/api/`.
-async fn shell(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn shell(
+    Extension(pages): Extension<Pages>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let path = uri.path();
     if path == "/api" || path.starts_with("/api/") {
         return ApiError::not_found("endpoint").into_response();
@@ -66,11 +93,11 @@ async fn shell(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if !page {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
-    self::page(&headers)
+    self::page(&pages, &headers)
 }
 
 /// The page shell for a page the server routes itself (a share link, whose status it sets).
-pub fn page(headers: &HeaderMap) -> Response {
+pub fn page(pages: &Pages, headers: &HeaderMap) -> Response {
     let Some(file) = Web::get("index.html") else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
@@ -79,8 +106,11 @@ pub fn page(headers: &HeaderMap) -> Response {
         &file,
         headers,
         &[
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::REFERRER_POLICY, "same-origin"),
+            (header::CONTENT_SECURITY_POLICY, pages.csp.clone()),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
         ],
     )
 }
@@ -93,7 +123,7 @@ fn file_response(
     path: &str,
     file: &EmbeddedFile,
     headers: &HeaderMap,
-    extra: &[(header::HeaderName, &'static str)],
+    extra: &[(header::HeaderName, HeaderValue)],
 ) -> Response {
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     let fresh = headers
@@ -119,8 +149,8 @@ fn file_response(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    for &(ref name, value) in extra {
-        h.insert(name, HeaderValue::from_static(value));
+    for (name, value) in extra {
+        h.insert(name, value.clone());
     }
     resp
 }

@@ -458,6 +458,20 @@ pub async fn ai_status(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// `GET /api/v1/map`: what a map in the UI draws: the operator's tiles (None: a blank map with
+/// pins), their attribution, and where a map opens.
+pub async fn map_settings(State(state): State<AppState>) -> Json<Value> {
+    let map = &state.config.map;
+    let (lat, lng) = map.center().unwrap_or((0.0, 0.0));
+    Json(json!({"map": {
+        "tile_url": map.tile_url(),
+        "attribution": map.map_attribution,
+        "max_zoom": map.map_max_zoom,
+        "center": [lat, lng],
+        "zoom": map.map_zoom,
+    }}))
+}
+
 /// `POST /api/v1/ai/review-draft`: the draft as `text/event-stream`: `{"delta":"…"}` events,
 /// then `{"done":true}`, or `{"error","message"}` if the model fails midway. Nothing is kept.
 pub async fn review_draft(

@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/places/{id}", get(community::get_place))
         .route("/rankings", get(community::rankings))
         .route("/ai", get(community::ai_status))
+        .route("/map", get(community::map_settings))
         .route("/ai/review-draft", post(community::review_draft))
         .route("/me/favorites", get(community::my_favorites))
         .route("/admin/users/{username}/role", put(admin::set_role))
@@ -198,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         )
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())
+        .layer(axum::Extension(assets::Pages::new(&state.config.map)))
         .layer(middleware::from_fn_with_state(state.clone(), refuse_nul))
         .layer(middleware::from_fn(uploads::mark_tus))
         .layer(middleware::from_fn_with_state(

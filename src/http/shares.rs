@@ -1,7 +1,7 @@
 //! Share links over HTTP: the owner's API under `/api/v1/videos/{id}/shares`, the visitor's
 //! `/api/v1/s/{code}` (and `/unlock` for a password), and the page `/s/{code}`.
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -229,6 +229,7 @@ pub async fn unlock_share(
 pub async fn share_page(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
+    Extension(pages): Extension<super::assets::Pages>,
     headers: HeaderMap,
 ) -> Response {
     let status = match state.shares.peek(&code, &grants(&headers)).await {
@@ -236,7 +237,7 @@ pub async fn share_page(
         // The same status the API would answer (404, 410, 401, or 500 with the cause logged).
         Err(e) => ApiError::from(e).into_response().status(),
     };
-    let mut page = super::assets::page(&headers);
+    let mut page = super::assets::page(&pages, &headers);
     if page.status() == StatusCode::OK {
         *page.status_mut() = status;
     }

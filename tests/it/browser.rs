@@ -270,9 +270,19 @@ async fn members_post_places_with_photos_and_chat_with_a_seller() {
                 .0
         }
     };
+    let (tiles, tiles_served) = tile_server().await;
     let app = spawn_with(
         Backend::Sqlite,
-        &["--ai-base-url", &llm, "--ai-timeout-s", "120"],
+        &[
+            "--ai-base-url",
+            &llm,
+            "--ai-timeout-s",
+            "120",
+            "--map-tile-url",
+            &tiles,
+            "--map-attribution",
+            "moim test tiles <&>",
+        ],
     )
     .await;
     let paths: Vec<std::path::PathBuf> = [
@@ -308,4 +318,37 @@ async fn members_post_places_with_photos_and_chat_with_a_seller() {
         app.data_dir.join("server.log").display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    let served = tiles_served.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(served > 0, "the maps drew the operator's tiles");
+}
+
+/// A tile server on loopback: every `/{z}/{x}/{y}.png` is the same grid picture. Returns its
+/// URL template and the count of tiles served.
+async fn tile_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut grid = image::RgbImage::from_pixel(256, 256, image::Rgb([214, 226, 206]));
+    for i in 0..256 {
+        for j in [0, 128] {
+            grid.put_pixel(i, j, image::Rgb([160, 170, 150]));
+            grid.put_pixel(j, i, image::Rgb([160, 170, 150]));
+        }
+    }
+    let mut png = Vec::new();
+    grid.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let png = axum::body::Bytes::from(png);
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let app = axum::Router::new().route(
+        "/{z}/{x}/{file}",
+        axum::routing::get(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            let png = png.clone();
+            async move { ([("content-type", "image/png")], png) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/{{z}}/{{x}}/{{y}}.png"), served)
 }

@@ -1341,3 +1341,61 @@ async fn writing_is_paced_and_photos_count_against_the_plan(backend: Backend) {
         "{b}"
     );
 }
+
+/// The map's settings reach the UI, and every page's policy lets its tiles in (and only them).
+#[tokio::test]
+async fn the_map_names_its_tiles_and_pages_allow_them() {
+    let policy = |resp: &reqwest::Response| {
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let app = spawn_with(
+        Backend::Sqlite,
+        &[
+            "--map-tile-url",
+            "https://{s}.tiles.example/{z}/{x}/{y}.png",
+            "--map-attribution",
+            "© <Tiles> & co",
+            "--map-center",
+            "35.1796, 129.0756",
+            "--map-zoom",
+            "30",
+        ],
+    )
+    .await;
+    let (status, body) = app.anon().get("/api/v1/map").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["map"],
+        json!({"tile_url": "https://{s}.tiles.example/{z}/{x}/{y}.png",
+               "attribution": "© <Tiles> & co", "max_zoom": 19,
+               "center": [35.1796, 129.0756], "zoom": 22})
+    );
+    for path in ["/c", "/s/nosuchlink"] {
+        let resp = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        let csp = policy(&resp);
+        let img = csp
+            .split(';')
+            .find(|d| d.trim().starts_with("img-src"))
+            .unwrap();
+        assert_eq!(
+            img.trim(),
+            "img-src 'self' data: blob: https://*.tiles.example",
+            "{path}"
+        );
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+    }
+
+    // No tiles: a blank map, and the policy names no other host.
+    let bare = spawn_with(Backend::Sqlite, &["--map-tile-url", ""]).await;
+    let (_, body) = bare.anon().get("/api/v1/map").await;
+    assert_eq!(body["map"]["tile_url"], Value::Null);
+    let resp = reqwest::get(format!("{}/c", bare.base)).await.unwrap();
+    assert!(
+        policy(&resp).contains("img-src 'self' data: blob:;"),
+        "{}",
+        policy(&resp)
+    );
+}

@@ -7,6 +7,7 @@ import { api, el, errMsg, setTitle } from "../dom.js";
 import { t } from "../i18n.js";
 import * as store from "../store.js";
 import { KINDS, kindText, postCard } from "../community/cards.js";
+import { pointPicker } from "../map.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Post} Post */
@@ -54,16 +55,47 @@ export function mount({ root, signal, navigate }) {
   const search = el("input", { type: "search", name: "q", value: q, placeholder: t("community.searchPlaceholder"), "aria-label": t("community.search"), maxlength: 100 });
   const searchForm = el("form", { class: "feed-search", role: "search" }, search, el("button", { type: "submit", text: t("community.search") }));
   searchForm.addEventListener("submit", (ev) => { ev.preventDefault(); go({ q: search.value.trim() }); });
-  const nearStatus = el("span", { class: "muted", role: "status" });
-  const nearButton = el("button", { type: "button", class: near ? "" : "ghost", "aria-pressed": String(Boolean(near)), text: near ? t("community.nearOff") : t("community.near") });
+  // "Near": a point chosen on a map (or the visitor's location) and a radius.
+  const radius = Math.min(Math.max(Number(params.get("radius_m")) || 5000, 100), 100000);
+  const nearStatus = el("span", { class: "muted", role: "status", id: "near-status", text: near ? t("community.nearActive", { n: radius / 1000 }) : "" });
+  /** @type {[number, number] | null} */
+  let chosen = null;
+  const nearPanel = el("div", { class: "near-panel", id: "near-panel", hidden: true });
+  const nearButton = el("button", {
+    type: "button", id: "near-button", class: near ? "" : "ghost", "aria-pressed": String(Boolean(near)), "aria-expanded": "false",
+    text: near ? t("community.nearOff") : t("community.near"),
+  });
   nearButton.addEventListener("click", () => {
-    if (near) { go({ near: "" }); return; }
-    if (!navigator.geolocation) { nearStatus.textContent = t("community.nearUnavailable"); return; }
-    nearStatus.textContent = t("common.loading");
-    navigator.geolocation.getCurrentPosition(
-      (pos) => go({ near: `${pos.coords.latitude.toFixed(5)},${pos.coords.longitude.toFixed(5)}` }),
-      () => { nearStatus.textContent = t("community.nearUnavailable"); },
-      { timeout: 10000, maximumAge: 600000 });
+    if (near) { go({ near: "", radius_m: "" }); return; }
+    if (!nearPanel.hidden) { nearPanel.hidden = true; nearButton.setAttribute("aria-expanded", "false"); return; }
+    nearPanel.hidden = false;
+    nearButton.setAttribute("aria-expanded", "true");
+    if (nearPanel.childElementCount) return;
+    let r = radius;
+    const apply = el("button", { type: "button", id: "near-apply", disabled: true, text: t("community.nearApply") });
+    const picker = pointPicker({
+      center: null, radius_m: r, signal, label: t("community.nearPick"),
+      onPick: (p) => { chosen = p; apply.disabled = false; },
+    });
+    const radii = el("select", { id: "near-radius", "aria-label": t("community.nearRadius") },
+      ...[1000, 5000, 20000].map((m) => el("option", { value: String(m), selected: m === r, text: t("community.km", { n: m / 1000 }) })));
+    radii.addEventListener("change", () => { r = Number(radii.value); picker.setRadius(r); });
+    const mine = el("button", { type: "button", class: "ghost", text: t("compose.useMyLocation") });
+    mine.addEventListener("click", () => {
+      if (!navigator.geolocation) { nearStatus.textContent = t("community.nearUnavailable"); return; }
+      nearStatus.textContent = t("common.loading");
+      navigator.geolocation.getCurrentPosition((pos) => {
+        nearStatus.textContent = "";
+        chosen = [pos.coords.latitude, pos.coords.longitude];
+        picker.set(chosen, { pan: true });
+        apply.disabled = false;
+      }, () => { nearStatus.textContent = t("community.nearUnavailable"); }, { timeout: 10000, maximumAge: 600000 });
+    });
+    apply.addEventListener("click", () => {
+      if (chosen) go({ near: `${chosen[0].toFixed(5)},${chosen[1].toFixed(5)}`, radius_m: String(r) });
+    });
+    nearPanel.append(el("p", { class: "muted", text: t("community.nearPick") }), picker.element,
+      el("div", { class: "row" }, radii, mine, apply));
   });
 
   const filters = el("div", { class: "filters" },
@@ -78,6 +110,7 @@ export function mount({ root, signal, navigate }) {
         onclick: () => go({ sort: s === "hot" ? "" : s, period: p }), text: t(key),
       }))),
     el("div", { class: "feed-tools" }, searchForm, nearButton, nearStatus),
+    nearPanel,
     tag ? el("p", {}, el("span", { class: "chip on", text: `#${tag}` }), " ",
       el("button", { type: "button", class: "ghost", onclick: () => go({ tag: "" }), text: t("community.clearTag") })) : null);
 
@@ -97,7 +130,7 @@ export function mount({ root, signal, navigate }) {
     if (period) query.set("period", period);
     if (tag) query.set("tag", tag);
     if (q) query.set("q", q);
-    if (near) { query.set("near", near); query.set("radius_m", "5000"); }
+    if (near) { query.set("near", near); query.set("radius_m", String(radius)); }
     if (cursor) query.set("cursor", cursor);
     more.disabled = true;
     status.textContent = t("common.loading");

@@ -12,6 +12,7 @@ import { KINDS, categoryText, conditionText, kindText } from "../community/cards
 import { photoPicker } from "../community/photos.js";
 import { communityNav } from "./community.js";
 import { streamDraft } from "../community/draft.js";
+import { pointPicker } from "../map.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Post} Post */
@@ -72,9 +73,21 @@ export function mount({ root, params, signal, navigate }) {
     const lat = el("input", { name: "lat", inputmode: "decimal", value: pl && pl.lat != null ? String(pl.lat) : "", placeholder: "37.5665" });
     const lng = el("input", { name: "lng", inputmode: "decimal", value: pl && pl.lng != null ? String(pl.lng) : "", placeholder: "126.9780" });
     const here = el("button", { type: "button", class: "ghost", text: t("compose.useMyLocation") });
+    /** @returns {[number, number] | null} */
+    const typedPoint = () => {
+      const a = parseFloat(lat.value), b = parseFloat(lng.value);
+      return Number.isFinite(a) && Number.isFinite(b) && Math.abs(a) <= 90 && Math.abs(b) <= 180 ? [a, b] : null;
+    };
+    // The pin: a click or a drag on the map fills the two fields; typing in them moves it.
+    const picker = pointPicker({
+      center: typedPoint(), signal, label: t("compose.mapPin"),
+      onPick: ([a, b]) => { lat.value = String(a); lng.value = String(b); },
+    });
+    for (const input of [lat, lng]) input.addEventListener("change", () => picker.set(typedPoint(), { pan: true }));
     here.addEventListener("click", () => navigator.geolocation && navigator.geolocation.getCurrentPosition((pos) => {
       lat.value = pos.coords.latitude.toFixed(6);
       lng.value = pos.coords.longitude.toFixed(6);
+      picker.set(typedPoint(), { pan: true });
     }));
     const hours = el("input", { name: "place.hours", maxlength: 200, value: (pl && pl.hours) || "", placeholder: t("compose.hoursPlaceholder") });
     const phone = el("input", { name: "place.phone", maxlength: 40, value: (pl && pl.phone) || "" });
@@ -83,6 +96,8 @@ export function mount({ root, params, signal, navigate }) {
       field(t("compose.placeName"), placeName, "place.name"),
       field(t("compose.category"), category, "place.category"),
       field(t("compose.address"), address, "place.address"),
+      el("p", { class: "muted", text: t("compose.mapHint") }),
+      picker.element,
       el("div", { class: "row" }, field(t("compose.lat"), lat, "lat"), field(t("compose.lng"), lng, "lng"), here),
       field(t("compose.hours"), hours, "place.hours"),
       field(t("compose.phone"), phone, "place.phone"));

@@ -11,6 +11,7 @@ import * as store from "../store.js";
 import { categoryText, conditionText, kindText, postCard, priceText, stars, statusText } from "../community/cards.js";
 import { photo } from "../community/photos.js";
 import { communityNav } from "./community.js";
+import { createMap, pin } from "../map.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Post} Post */
@@ -45,8 +46,14 @@ export function mount({ root, params, signal, navigate }) {
     fail(e);
   });
 
+  /** @type {AbortController | null} */
+  let drawn = null;
   /** @param {Post} post @param {Post[]} reviews */
   function render(post, reviews) {
+    // The previous render's map goes with its elements.
+    drawn?.abort();
+    const current = drawn = new AbortController();
+    signal.addEventListener("abort", () => current.abort(), { once: true });
     setTitle(post.title);
     const mine = Boolean(me && me.id === post.author.id);
     const gallery = el("div", { class: "gallery", id: "gallery" }, ...post.images.map((img, i) =>
@@ -125,6 +132,14 @@ export function mount({ root, params, signal, navigate }) {
           p.rating.count ? stars(p.rating.bayesian) : null,
           el("strong", { text: p.rating.count ? p.rating.bayesian.toFixed(2) : t("post.noReviews") }),
           p.rating.count ? el("span", { class: "muted", text: t("post.ratingDetail", { avg: (p.rating.average || 0).toFixed(1), n: p.rating.count }) }) : null));
+      if (p.lat != null && p.lng != null) {
+        const at = /** @type {[number, number]} */ ([p.lat, p.lng]);
+        const box = el("div", { class: "map place-map", id: "place-map", role: "img", "aria-label": t("post.mapOf", { name: p.name }) });
+        details.push(box);
+        createMap(box, { center: at, zoom: 16, signal: current.signal }).then((map) => {
+          if (map) pin(/** @type {any} */ (window).L, at, { label: p.name }).addTo(map);
+        });
+      }
     }
     if (post.kind === "review") {
       details.push(el("p", { class: "review-of" }, post.rating ? stars(post.rating) : null, " ",
