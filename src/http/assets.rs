@@ -186,12 +186,17 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
+    /// The routes as `http::router` mounts them, with the default map's page policy.
+    fn with_pages() -> Router {
+        routes::<()>().layer(Extension(Pages::new(&Default::default())))
+    }
+
     async fn get(path: &str, if_none_match: Option<&str>) -> Response {
         let mut req = Request::get(path);
         if let Some(tag) = if_none_match {
             req = req.header(header::IF_NONE_MATCH, tag);
         }
-        routes::<()>()
+        with_pages()
             .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap()
@@ -329,7 +334,7 @@ mod tests {
         // The pages above them are pages.
         assert_eq!(get("/videos", None).await.status(), StatusCode::OK);
         let post = Request::post("/somewhere").body(Body::empty()).unwrap();
-        let resp = routes::<()>().oneshot(post).await.unwrap();
+        let resp = with_pages().oneshot(post).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     }
 }
