@@ -94,8 +94,10 @@ try {
   // The place page shows its pin on a map, with the tiles' attribution.
   await seller.locator("#place-map .map-pin").waitFor({ timeout: T });
   await seller.locator("#place-map .leaflet-tile-loaded").first().waitFor({ timeout: T });
-  check((await seller.locator("#place-map .leaflet-control-attribution").innerText()).includes("moim test tiles <&>"),
-    "the attribution is shown, as text");
+  check((await seller.locator("#place-map .leaflet-control-attribution").innerText()).includes("moim test tiles <b>bold</b>")
+    && await seller.locator("#place-map .leaflet-control-attribution b").count() === 0,
+  "the attribution is shown as text, not HTML");
+  check(await seller.locator("#place-map .map-pin[title='망원 골목 카페']").count() === 1, "the pin is named after the place");
 
   // A review of it, with four stars, drafted by the AI and then edited.
   await seller.locator("#write-review").click();

@@ -500,19 +500,34 @@ impl MapConfig {
         let url = &self.map_tile_url;
         if !url.is_empty() {
             anyhow::ensure!(
-                ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)),
-                "map tile URL must hold {{z}}, {{x}} and {{y}}, not `{url}`"
+                ["{z}", "{x}"].iter().all(|p| url.contains(p))
+                    && (url.contains("{y}") || url.contains("{-y}")),
+                "map tile URL must hold {{z}}, {{x}} and {{y}} (or {{-y}}), not `{url}`"
             );
+            let mut rest = url.as_str();
+            while let Some(i) = rest.find('{') {
+                let end = rest[i..].find('}').map_or(rest.len(), |j| i + j + 1);
+                let known = ["{s}", "{z}", "{x}", "{y}", "{-y}", "{r}"];
+                anyhow::ensure!(
+                    known.contains(&&rest[i..end]),
+                    "map tile URL may only hold {{s}}, {{z}}, {{x}}, {{y}}, {{-y}} and {{r}}, \
+                     not `{}`",
+                    &rest[i..end]
+                );
+                rest = &rest[end..];
+            }
             anyhow::ensure!(
-                !url.chars()
-                    .any(|c| c.is_whitespace() || matches!(c, ';' | ',' | '\'' | '"')),
-                "map tile URL may not hold spaces, quotes, commas or semicolons: `{url}`"
+                !url.chars().any(|c| c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, ';' | ',' | '\'' | '"' | '\\' | '*')),
+                "map tile URL may not hold spaces, quotes, commas, semicolons, backslashes or `*`: `{url}`"
             );
-            if !url.starts_with('/') {
+            let own_host = url.starts_with('/') && !url.starts_with("//");
+            if !own_host {
                 anyhow::ensure!(
                     self.tile_source().is_some(),
-                    "map tile URL must be https://host/… (or http://, or a path on this host), \
-                     with `{{s}}` only as the host's first label, not `{url}`"
+                    "map tile URL must be https://host[:port]/… (or http://, or a path on this \
+                     host), with `{{s}}` only as the host's first label, not `{url}`"
                 );
             }
         }
@@ -533,15 +548,24 @@ impl MapConfig {
             return None;
         }
         let authority = rest.split('/').next()?;
-        let host = authority
-            .strip_prefix("{s}.")
-            .map_or(authority.to_string(), |h| format!("*.{h}"));
-        let fine = !host.is_empty()
-            && host
-                .trim_start_matches("*.")
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        fine.then(|| format!("{scheme}://{host}"))
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        let (wild, name) = match host.strip_prefix("{s}.") {
+            Some(h) => ("*.", h),
+            None => ("", host),
+        };
+        // A hostname (IPv6 literals cannot be named in a page policy), and a numeric port.
+        let fine = !name.is_empty()
+            && name
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            && port.is_none_or(|p| {
+                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            });
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        fine.then(|| format!("{scheme}://{wild}{name}{port}"))
     }
 
     /// The tile URL template, None when there are no tiles.
@@ -782,6 +806,8 @@ mod tests {
             (own.tile_source(), own.tile_url()),
             (None, Some("/tiles/{z}/{x}/{y}.png"))
         );
+        let tms = map("https://tiles.example/{z}/{x}/{-y}.png").unwrap();
+        assert_eq!(tms.tile_source().as_deref(), Some("https://tiles.example"));
         let none = map("").unwrap();
         assert_eq!((none.tile_source(), none.tile_url()), (None, None));
         for bad in [
@@ -791,6 +817,13 @@ mod tests {
             "https://u@tiles.example/{z}/{x}/{y}.png",
             "ftp://tiles.example/{z}/{x}/{y}.png",
             "javascript:{z}{x}{y}",
+            "//tiles.example/{z}/{x}/{y}.png",
+            "/\\tiles.example/{z}/{x}/{y}.png",
+            "https://[::1]:8443/{z}/{x}/{y}.png",
+            "https://:8443/{z}/{x}/{y}.png",
+            "https://tiles.example:80:90/{z}/{x}/{y}.png",
+            "https://*.tiles.example/{z}/{x}/{y}.png",
+            "https://tiles.example/{z}/{x}/{y}.png?key={apikey}",
         ] {
             let err = map(bad).unwrap_err();
             assert!(err.to_string().contains("map tile URL"), "{bad}: {err}");

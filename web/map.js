@@ -20,6 +20,7 @@ let settings = null;
 export function mapSettings() {
   if (!settings) {
     settings = api("GET", "/map").then((/** @type {{ map: MapSettings }} */ r) => r.map);
+    // A failure is asked again by the next map.
     settings.catch(() => { settings = null; });
   }
   return settings;
@@ -53,22 +54,24 @@ export async function createMap(container, opts = {}) {
   const w = /** @type {any} */ (window);
   const [L, s] = await Promise.all([
     loadScript("/assets/vendor/leaflet/leaflet.js", () => w.L),
-    mapSettings(),
+    mapSettings().catch(() => null),
   ]);
-  if (!L || opts.signal?.aborted) return null;
+  if (!L || !s || opts.signal?.aborted) return null;
   container.classList.add("map");
   const map = L.map(container, {
     center: opts.center || s.center,
     zoom: opts.zoom ?? s.zoom,
     maxZoom: s.max_zoom,
     attributionControl: false,
+    zoomControl: false,
   });
+  L.control.zoom({ zoomInTitle: t("map.zoomIn"), zoomOutTitle: t("map.zoomOut") }).addTo(map);
   L.control.attribution({ prefix: false }).addAttribution(escapeHtml(s.attribution || "")).addTo(map);
   if (s.tile_url) {
     const tiles = L.tileLayer(s.tile_url, { maxZoom: s.max_zoom, subdomains: "abc" });
     let failed = 0;
     tiles.on("tileerror", () => { if (++failed === 4) container.classList.add("tiles-failed"); });
-    tiles.on("tileload", () => container.classList.remove("tiles-failed"));
+    tiles.on("tileload", () => { failed = 0; container.classList.remove("tiles-failed"); });
     tiles.addTo(map);
   } else {
     container.classList.add("tiles-failed");
@@ -89,7 +92,8 @@ export async function createMap(container, opts = {}) {
 export function pin(L, at, opts = {}) {
   const icon = L.divIcon({ className: `map-pin ${opts.className || ""}`, iconSize: [18, 18], iconAnchor: [9, 18] });
   const marker = L.marker(at, { icon, draggable: Boolean(opts.draggable), keyboard: true, title: opts.label || "" });
-  if (opts.label) marker.bindTooltip(opts.label, { direction: "top", offset: [0, -16] });
+  // A text node: Leaflet puts a string tooltip in as HTML.
+  if (opts.label) marker.bindTooltip(document.createTextNode(opts.label), { direction: "top", offset: [0, -16] });
   return marker;
 }
 
@@ -100,7 +104,7 @@ export function pin(L, at, opts = {}) {
  *   signal: AbortSignal, radius_m?: number, label: string }} opts
  */
 export function pointPicker(opts) {
-  const box = el("div", { class: "map map-picker", role: "application", "aria-label": opts.label });
+  const box = el("div", { class: "map map-picker", role: "application", "aria-label": opts.label, tabindex: "0" });
   /** @type {any} */
   let marker = null;
   /** @type {any} */
@@ -119,7 +123,7 @@ export function pointPicker(opts) {
       return;
     }
     if (!marker) {
-      marker = pin(L, point, { draggable: true }).addTo(map);
+      marker = pin(L, point, { draggable: true, label: t("map.chosenPoint") }).addTo(map);
       marker.on("dragend", () => {
         const p = marker.getLatLng();
         choose([p.lat, p.lng]);
@@ -143,6 +147,14 @@ export function pointPicker(opts) {
     map = m;
     L = /** @type {any} */ (window).L;
     map.on("click", (/** @type {any} */ ev) => choose([ev.latlng.lat, ev.latlng.lng]));
+    // From the keyboard: pan with the arrows (Leaflet's), then Enter or Space picks the centre.
+    box.addEventListener("keydown", (ev) => {
+      if ((ev.key === "Enter" || ev.key === " ") && ev.target === box) {
+        ev.preventDefault();
+        const c = map.getCenter();
+        choose([c.lat, c.lng]);
+      }
+    });
     draw();
   });
   return {

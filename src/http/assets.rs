@@ -28,12 +28,9 @@ pub struct Pages {
 
 impl Pages {
     /// The policy: our own scripts and styles only, nothing inline, no framing; pictures also
-    /// from the map's tile server when the operator named one on another host.
-    pub fn new(map: &crate::config::MapConfig) -> Pages {
-        let tiles = map
-            .tile_source()
-            .map(|s| format!(" {s}"))
-            .unwrap_or_default();
+    /// from the map's tile server (`MapConfig::tile_source`) when it is on another host.
+    pub fn new(tile_source: Option<String>) -> Pages {
+        let tiles = tile_source.map(|s| format!(" {s}")).unwrap_or_default();
         let csp = format!(
             "default-src 'self'; img-src 'self' data: blob:{tiles}; media-src 'self' blob:; \
              connect-src 'self'; style-src 'self'; script-src 'self'; \
@@ -188,7 +185,7 @@ mod tests {
 
     /// The routes as `http::router` mounts them, with the default map's page policy.
     fn with_pages() -> Router {
-        routes::<()>().layer(Extension(Pages::new(&Default::default())))
+        routes::<()>().layer(Extension(Pages::new(Some("https://tiles.example".into()))))
     }
 
     async fn get(path: &str, if_none_match: Option<&str>) -> Response {

@@ -199,7 +199,9 @@ pub fn router(state: AppState) -> Router {
         )
         // The UI's assets, and the page shell for every other GET (the pages are the UI's).
         .merge(assets::routes())
-        .layer(axum::Extension(assets::Pages::new(&state.config.map)))
+        .layer(axum::Extension(assets::Pages::new(
+            state.config.map.tile_source(),
+        )))
         .layer(middleware::from_fn_with_state(state.clone(), refuse_nul))
         .layer(middleware::from_fn(uploads::mark_tus))
         .layer(middleware::from_fn_with_state(

@@ -281,7 +281,7 @@ async fn members_post_places_with_photos_and_chat_with_a_seller() {
             "--map-tile-url",
             &tiles,
             "--map-attribution",
-            "moim test tiles <&>",
+            "moim test tiles <b>bold</b>",
         ],
     )
     .await;

@@ -53,7 +53,7 @@ export function mount({ root, params, signal, navigate }) {
     // The previous render's map goes with its elements.
     drawn?.abort();
     const current = drawn = new AbortController();
-    signal.addEventListener("abort", () => current.abort(), { once: true });
+    signal.addEventListener("abort", () => current.abort(), { once: true, signal: current.signal });
     setTitle(post.title);
     const mine = Boolean(me && me.id === post.author.id);
     const gallery = el("div", { class: "gallery", id: "gallery" }, ...post.images.map((img, i) =>
@@ -134,7 +134,7 @@ export function mount({ root, params, signal, navigate }) {
           p.rating.count ? el("span", { class: "muted", text: t("post.ratingDetail", { avg: (p.rating.average || 0).toFixed(1), n: p.rating.count }) }) : null));
       if (p.lat != null && p.lng != null) {
         const at = /** @type {[number, number]} */ ([p.lat, p.lng]);
-        const box = el("div", { class: "map place-map", id: "place-map", role: "img", "aria-label": t("post.mapOf", { name: p.name }) });
+        const box = el("div", { class: "map place-map", id: "place-map", role: "region", "aria-label": t("post.mapOf", { name: p.name }) });
         details.push(box);
         createMap(box, { center: at, zoom: 16, signal: current.signal }).then((map) => {
           if (map) pin(/** @type {any} */ (window).L, at, { label: p.name }).addTo(map);
