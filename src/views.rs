@@ -42,6 +42,9 @@ pub struct MessageView {
     pub at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Set on a line the server wrote (`poll`: a poll's result); absent on members' messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl From<&Message> for MessageView {
@@ -55,6 +58,7 @@ impl From<&Message> for MessageView {
             text: m.text.clone(),
             at: rfc3339(m.created_at),
             nonce: None,
+            kind: (m.kind != "chat").then(|| m.kind.clone()),
         }
     }
 }

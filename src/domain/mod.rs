@@ -18,6 +18,7 @@ pub mod search;
 pub mod settings;
 pub mod shares;
 pub mod streams;
+pub mod tally;
 pub mod text;
 pub mod uploads;
 pub mod videos;

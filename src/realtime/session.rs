@@ -494,6 +494,7 @@ mod tests {
             text: text.into(),
             at: "2026-01-01T00:00:00Z".into(),
             nonce: None,
+            kind: None,
         }
     }
 

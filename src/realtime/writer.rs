@@ -112,6 +112,7 @@ async fn write_batch(hub: &Hub, broker: &dyn Broker, batch: &mut [Pending]) {
                     text: std::mem::take(&mut p.text),
                     at: rfc3339(now),
                     nonce: p.nonce.take(),
+                    kind: None,
                 };
                 // The hub hands it to the room as loaded now, not as it was when the message was
                 // sent: if everyone left and someone rejoined meanwhile, the newcomer gets it too.

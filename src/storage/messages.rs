@@ -14,6 +14,8 @@ pub struct Message {
     pub username: String,
     pub text: String,
     pub created_at: i64,
+    /// `chat`, or what the server wrote it about (`poll`).
+    pub kind: String,
 }
 
 /// A message about to be stored.
@@ -127,7 +129,44 @@ fn message_from_row(r: &sqlx::any::AnyRow) -> Result<Message, DbError> {
         username: r.try_get("username")?,
         text: r.try_get("text")?,
         created_at: r.try_get("created_at")?,
+        kind: r.try_get("kind")?,
     })
+}
+
+/// Stores one line the server writes in a room's chat (its `kind` says about what), under the
+/// author it names; returns its seq, or `None` when the room is gone. Run it in a transaction.
+pub async fn store_notice(
+    conn: &mut sqlx::AnyConnection,
+    room_id: i64,
+    author: (i64, &str),
+    text: &str,
+    kind: &str,
+    now: i64,
+) -> Result<Option<i64>, DbError> {
+    let row = sqlx::query(
+        "UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = $2 WHERE id = $1 \
+         RETURNING last_seq",
+    )
+    .bind(room_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let seq: i64 = row.try_get("last_seq")?;
+    sqlx::query(
+        "INSERT INTO messages (room_id, seq, user_id, username, text, created_at, kind) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(room_id)
+    .bind(seq)
+    .bind(author.0)
+    .bind(author.1)
+    .bind(text)
+    .bind(now)
+    .bind(kind)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(seq))
 }
 
 /// Up to `limit` visible messages with seq below `before` (or the newest), oldest first.
@@ -159,7 +198,7 @@ async fn newest_between(
     limit: i64,
 ) -> Result<Vec<Message>, DbError> {
     let rows = sqlx::query(
-        "SELECT seq, user_id, username, text, created_at FROM messages \
+        "SELECT seq, user_id, username, text, created_at, kind FROM messages \
          WHERE room_id = $1 AND deleted = 0 AND seq > $2 AND seq < $3 \
          ORDER BY seq DESC LIMIT $4",
     )

@@ -12,6 +12,7 @@ pub mod images;
 pub mod jobs;
 pub mod live;
 pub mod messages;
+pub mod planning;
 pub mod plans;
 pub mod posts;
 
