@@ -191,9 +191,14 @@ impl Application {
         }
         let broker: Arc<dyn Broker> = broker;
         let per_min = config.http.login_rate_per_min;
+        let rooms = Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone()));
+        let community = crate::domain::community::Community::new(db.clone());
         let state = AppState(Arc::new(Shared {
             accounts,
-            rooms: Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone())),
+            invites: crate::domain::invites::Invites::new(rooms.clone()),
+            pins: crate::domain::pins::Pins::new(rooms.clone(), community.clone()),
+            polls: crate::domain::polls::Polls::new(rooms.clone()),
+            rooms,
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(
                 db.clone(),
@@ -209,7 +214,7 @@ impl Application {
             inboxes,
             shares,
             parties,
-            community: crate::domain::community::Community::new(db.clone()),
+            community,
             drafts: crate::domain::drafts::Drafts::new(
                 db.clone(),
                 blobs.clone(),
@@ -313,6 +318,7 @@ impl Application {
             background.clone(),
         ));
         let checkpoints = tokio::spawn(state.db.clone().checkpoint_loop(background.clone()));
+        let closer = tokio::spawn(state.polls.clone().run_closer(background.clone()));
         // Video processing stops first at shutdown: a job cut short goes back to the queue.
         let processing_stop = CancellationToken::new();
         let processing = library.spawn_workers(processing_stop.clone());
@@ -394,6 +400,7 @@ impl Application {
         let _ = ticker.await;
         let _ = janitor.await;
         let _ = checkpoints.await;
+        let _ = closer.await;
         state.db.pool.close().await;
         if let Some(stage) = cut_short {
             anyhow::bail!(

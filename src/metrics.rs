@@ -79,10 +79,12 @@ pub enum Refusal {
     CrossSite,
     /// A NUL character in a path, query or JSON string (400).
     NulCharacter,
+    /// A `map.view` over a connection's 10 a second (dropped).
+    MapViewDropped,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 14] = [
+    pub const ALL: [Refusal; 15] = [
         Refusal::PasswordHashBusy,
         Refusal::ConnectionsTotal,
         Refusal::ConnectionsPerAddress,
@@ -97,6 +99,7 @@ impl Refusal {
         Refusal::WrongHost,
         Refusal::CrossSite,
         Refusal::NulCharacter,
+        Refusal::MapViewDropped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl Refusal {
             Refusal::WrongHost => "wrong_host",
             Refusal::CrossSite => "cross_site",
             Refusal::NulCharacter => "nul_character",
+            Refusal::MapViewDropped => "map_view_dropped",
         }
     }
 }

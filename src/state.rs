@@ -63,6 +63,10 @@ pub struct Shared {
     pub drafts: crate::domain::drafts::Drafts,
     /// Watch parties held on this node.
     pub parties: crate::domain::parties::Parties,
+    /// Planning together in a room: invite links, map pins, polls.
+    pub invites: crate::domain::invites::Invites,
+    pub pins: crate::domain::pins::Pins,
+    pub polls: crate::domain::polls::Polls,
     pub config: Arc<Config>,
     /// The site requests are checked against (Host, Origin).
     pub site: crate::auth::origin::Site,

@@ -27,7 +27,7 @@ impl From<&User> for UserView {
 }
 
 /// Author of a message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorView {
     pub id: String,
     pub username: String,
@@ -326,4 +326,90 @@ pub struct CommentView {
     /// Replies, best first (top-level comments only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replies: Vec<CommentView>,
+}
+
+/// A place post behind a pin on a room's map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinPlaceView {
+    pub id: String,
+    /// The plain mean of its reviews, `null` with none.
+    pub rating: Option<f64>,
+    pub reviews: i64,
+    /// Its first photo's thumbnail.
+    pub photo_url: Option<String>,
+    pub category: String,
+}
+
+/// A candidate place on a room's map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinView {
+    pub id: String,
+    pub name: String,
+    pub lat: f64,
+    pub lng: f64,
+    /// Who dropped it.
+    pub user: AuthorView,
+    /// The place post it is, when it is one.
+    pub place: Option<PinPlaceView>,
+    pub created_at: String,
+}
+
+/// One member's ballot, shown on a poll whose voters are public.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BallotView {
+    pub user: AuthorView,
+    pub choices: Vec<usize>,
+}
+
+/// A poll's count (see `domain::tally`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollResultsView {
+    /// Ballots naming each option (ranked: as first choice).
+    pub counts: Vec<u64>,
+    pub voters: u64,
+    pub winner: Option<usize>,
+    /// Ranked choice: each round's count per option, `null` once it is out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Vec<Vec<Option<u64>>>>,
+    /// Who chose what; absent on an anonymous poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ballots: Option<Vec<BallotView>>,
+}
+
+/// A poll as one member sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollView {
+    pub id: String,
+    /// The room it is in.
+    pub room: String,
+    pub question: String,
+    pub options: Vec<String>,
+    /// The pin behind each option (`null` for a typed one).
+    pub pins: Vec<Option<String>>,
+    /// `single`, `multiple` or `ranked`.
+    pub mode: String,
+    pub anonymous: bool,
+    /// When the results are shown: `always`, `on_vote` (to those who voted) or `on_close`.
+    pub results_shown: String,
+    /// The count, or `null` while this member may not see it.
+    pub results: Option<PollResultsView>,
+    pub closes_at: Option<String>,
+    pub closed: bool,
+    pub closed_at: Option<String>,
+    pub created_by: AuthorView,
+    pub created_at: String,
+    /// This member's ballot (`null`: not voted, or not signed in).
+    pub my_choices: Option<Vec<usize>>,
+}
+
+/// Where one member is looking on a room's map (relayed, never stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapViewView {
+    pub user: AuthorView,
+    /// `[lat, lng]`.
+    pub center: [f64; 2],
+    pub zoom: f64,
+    /// `[[south, west], [north, east]]`.
+    pub bounds: [[f64; 2]; 2],
+    pub cursor: Option<[f64; 2]>,
 }

@@ -13,7 +13,10 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::rooms::{Room, SanctionKind};
-use crate::views::{LiveView, MessageView, PartyView, VideoView};
+use crate::views::{
+    AuthorView, LiveView, MapViewView, MessageView, PartyView, PinView, PollResultsView, PollView,
+    VideoView,
+};
 
 /// Something that happened, after it was committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +85,35 @@ pub enum RoomEvent {
     Party {
         party: Box<PartyView>,
     },
+    /// The pins on the room's map changed (all of them as they are now).
+    Pins {
+        pins: Vec<PinView>,
+    },
+    /// A poll was created, voted in or closed. `poll` is as someone who may not see the
+    /// results sees it; `results` goes to `audience` only.
+    Poll {
+        poll: Box<PollView>,
+        results: Option<Box<PollResultsView>>,
+        audience: Audience,
+    },
+    /// A member's view of the room's map moved (relayed to everyone there, never stored).
+    MapView {
+        view: Box<MapViewView>,
+    },
+    /// A member left the room's map (their last connection to the room ended).
+    MapLeft {
+        user: AuthorView,
+    },
+}
+
+/// Who is sent a poll's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    Everyone,
+    /// Those who voted (the results of an `on_vote` poll), by user id.
+    Voters(Vec<i64>),
+    Nobody,
 }
 
 impl Event {

@@ -77,6 +77,8 @@ pub enum RoomAction {
     View,
     /// Send chat messages (bans, timeouts and pacing apply on top).
     Chat,
+    /// Plan together: drop pins on the room's map, start polls, vote, share where one looks.
+    Plan,
     /// Delete messages, ban and time out, list sanctions.
     Moderate,
     /// Change settings, delete the room, see and rotate the stream key, appoint moderators.
@@ -88,11 +90,17 @@ impl RoomAction {
     pub fn least(self) -> Standing {
         match self {
             RoomAction::View => Standing::Anonymous,
-            RoomAction::Chat => Standing::Member,
+            RoomAction::Chat | RoomAction::Plan => Standing::Member,
             RoomAction::Moderate => Standing::Moderator,
             RoomAction::Manage => Standing::Owner,
         }
     }
+}
+
+/// Whether someone of `standing` may take down a pin or close a poll (`is_author`: they made
+/// it): its author, the room's moderators, owner and admins.
+pub fn may_take_down(standing: Standing, is_author: bool) -> bool {
+    (is_author && standing >= Standing::Member) || standing.may(RoomAction::Moderate)
 }
 
 /// Site-wide actions.
@@ -235,17 +243,26 @@ mod tests {
     fn room_action_table() {
         use RoomAction::*;
         use Standing::*;
-        // (standing, view, chat, moderate, manage, sanctionable, paced)
+        // (standing, view, chat + plan, moderate, manage, sanctionable, paced, take down
+        // another's pin or poll)
         let table = [
-            (Anonymous, true, false, false, false, true, true),
-            (Member, true, true, false, false, true, true),
-            (Moderator, true, true, true, false, false, false),
-            (Owner, true, true, true, true, false, false),
-            (Admin, true, true, true, true, false, false),
+            (Anonymous, true, false, false, false, true, true, false),
+            (Member, true, true, false, false, true, true, false),
+            (Moderator, true, true, true, false, false, false, true),
+            (Owner, true, true, true, true, false, false, true),
+            (Admin, true, true, true, true, false, false, true),
         ];
-        for (s, view, chat, moderate, manage, sanctionable, paced) in table {
+        for (s, view, chat, moderate, manage, sanctionable, paced, take_down) in table {
             assert_eq!(s.may(View), view, "{s:?} view");
             assert_eq!(s.may(Chat), chat, "{s:?} chat");
+            assert_eq!(s.may(Plan), chat, "{s:?} plan");
+            assert_eq!(may_take_down(s, false), take_down, "{s:?} take down");
+            // Their own: anyone signed in.
+            assert_eq!(
+                may_take_down(s, true),
+                s != Anonymous,
+                "{s:?} take down own"
+            );
             assert_eq!(s.may(Moderate), moderate, "{s:?} moderate");
             assert_eq!(s.may(Manage), manage, "{s:?} manage");
             assert_eq!(s.can_be_sanctioned(), sanctionable, "{s:?} sanctionable");

@@ -42,6 +42,8 @@ pub struct RoomPatch {
     pub title: Option<String>,
     pub slow_mode_s: Option<i64>,
     pub record_broadcasts: Option<bool>,
+    /// Seen by its members only.
+    pub private: Option<bool>,
 }
 
 fn validate_slug(slug: &str) -> Result<()> {
@@ -141,11 +143,55 @@ impl Rooms {
         Ok(room)
     }
 
+    /// Loads a room by id and checks `user` may see it (404 otherwise).
+    pub(super) async fn visible_by_id(
+        &self,
+        user: Option<&User>,
+        room_id: i64,
+    ) -> Result<(Room, Standing)> {
+        let room = rooms::get_by_id(&self.db.pool, room_id)
+            .await?
+            .ok_or_else(|| Error::not_found("room"))?;
+        let standing = self.standing(&room, user).await?;
+        Ok((room, standing))
+    }
+
+    /// Checks `user` may plan in `room` (pins, polls, votes): a member who is not banned or
+    /// timed out there.
+    pub(super) async fn require_planner(
+        &self,
+        room: &Room,
+        standing: Standing,
+        user: &User,
+    ) -> Result<()> {
+        standing.require(RoomAction::Plan)?;
+        if !standing.can_be_sanctioned() {
+            return Ok(());
+        }
+        let now = now_ms();
+        for s in rooms::active_sanctions(&self.db.pool, room.id, now).await? {
+            if s.user_id == user.id {
+                return Err(Error::Forbidden(match s.kind {
+                    SanctionKind::Ban => "you are banned from this room".into(),
+                    SanctionKind::Timeout => "you are timed out in this room".into(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn publish(&self, room_id: i64, event: RoomEvent) {
         self.broker.publish(Event::room(room_id, event)).await;
     }
 
-    pub async fn create(&self, user: &User, slug: &str, title: &str) -> Result<RoomView> {
+    /// A new room; a private one is seen by its members only (who join by invite links).
+    pub async fn create(
+        &self,
+        user: &User,
+        slug: &str,
+        title: &str,
+        private: bool,
+    ) -> Result<RoomView> {
         policy::require_site(Some(user), SiteAction::CreateRoom)?;
         validate_slug(slug)?;
         let title = validate_title(title)?;
@@ -158,7 +204,7 @@ impl Rooms {
                 format!("you already own {MAX_ROOMS_PER_MEMBER} rooms; delete one first"),
             ));
         }
-        match rooms::create(&mut *tx, slug, &title, user.id, now_ms()).await {
+        match rooms::create(&mut *tx, slug, &title, user.id, private, now_ms()).await {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 return Err(Error::conflict("slug_taken", "that slug is taken"))
@@ -218,8 +264,15 @@ impl Rooms {
             ));
         }
         let record = patch.record_broadcasts.unwrap_or(room.record_broadcasts);
+        let private = patch.private.unwrap_or(room.private);
+        if private && !room.private && self.presence.live(&room.slug).is_some() {
+            return Err(Error::conflict(
+                "room_live",
+                "a room cannot become private while it is live; end the broadcast first",
+            ));
+        }
         let mut tx = self.db.begin().await?;
-        rooms::update(&mut *tx, room.id, &title, slow, record).await?;
+        rooms::update(&mut *tx, room.id, &title, slow, record, private).await?;
         let room = rooms::get(&mut *tx, slug)
             .await?
             .ok_or_else(|| Error::not_found("room"))?;

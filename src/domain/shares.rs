@@ -424,10 +424,15 @@ fn check_slug(raw: &str) -> Result<String> {
 
 /// Eight characters of `a-z0-9` (41 bits): short to type, too many to guess.
 fn random_code() -> String {
+    random_code_of(8)
+}
+
+/// `len` random characters of an alphabet without look-alikes (5 bits each).
+pub(super) fn random_code_of(len: usize) -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::thread_rng();
-    (0..8)
+    (0..len)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect()
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod live;
 pub mod media;
+pub mod planning;
 pub mod rooms;
 pub mod serve;
 pub mod shares;
@@ -76,6 +77,31 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/rooms/{slug}/ws", get(ws::room_ws))
         .route("/rooms/{slug}/party", get(rooms::get_party))
+        .route(
+            "/rooms/{slug}/invites",
+            post(planning::create_invite).get(planning::list_invites),
+        )
+        .route(
+            "/rooms/{slug}/invites/{code}",
+            delete(planning::revoke_invite),
+        )
+        .route("/invites/{code}", get(planning::get_invite))
+        .route("/invites/{code}/accept", post(planning::accept_invite))
+        .route(
+            "/rooms/{slug}/pins",
+            get(planning::list_pins).post(planning::add_pin),
+        )
+        .route("/rooms/{slug}/pins/{id}", delete(planning::remove_pin))
+        .route(
+            "/rooms/{slug}/polls",
+            get(planning::list_polls).post(planning::create_poll),
+        )
+        .route("/polls/{id}", get(planning::get_poll))
+        .route(
+            "/polls/{id}/vote",
+            put(planning::vote).delete(planning::unvote),
+        )
+        .route("/polls/{id}/close", post(planning::close_poll))
         .route(
             "/rooms/{slug}/stream-key",
             get(live::get_stream_key).post(live::rotate_stream_key),

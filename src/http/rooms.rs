@@ -19,6 +19,20 @@ use crate::storage::rooms::SanctionKind;
 pub struct NewRoom {
     slug: String,
     title: String,
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+/// `"public"` or `"private"`.
+fn parse_visibility(v: &str) -> ApiResult<bool> {
+    match v {
+        "public" => Ok(false),
+        "private" => Ok(true),
+        _ => Err(super::error::ApiError::invalid(
+            "invalid_visibility",
+            "visibility must be public or private",
+        )),
+    }
 }
 
 pub async fn create_room(
@@ -26,7 +40,14 @@ pub async fn create_room(
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<NewRoom>,
 ) -> ApiResult<Response> {
-    let room = state.rooms.create(&user, &body.slug, &body.title).await?;
+    let private = match body.visibility.as_deref() {
+        Some(v) => parse_visibility(v)?,
+        None => false,
+    };
+    let room = state
+        .rooms
+        .create(&user, &body.slug, &body.title, private)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"room": room}))).into_response())
 }
 
@@ -66,6 +87,7 @@ pub struct PatchBody {
     title: Option<String>,
     slow_mode_s: Option<i64>,
     record_broadcasts: Option<bool>,
+    visibility: Option<String>,
 }
 
 pub async fn update_room(
@@ -78,6 +100,11 @@ pub async fn update_room(
         title: body.title,
         slow_mode_s: body.slow_mode_s,
         record_broadcasts: body.record_broadcasts,
+        private: body
+            .visibility
+            .as_deref()
+            .map(parse_visibility)
+            .transpose()?,
     };
     let room = state.rooms.update(&user, &slug, patch).await?;
     Ok(Json(json!({"room": room})))

@@ -27,7 +27,7 @@ pub struct NewShareBody {
 }
 
 /// The address people open: the public URL when configured, else the host the request came to.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.http.public_url {
         return url.trim_end_matches('/').to_string();
     }
@@ -82,11 +82,16 @@ pub async fn create_share(
 }
 
 fn parse_time(t: &str) -> ApiResult<i64> {
+    parse_time_field(t, "expires_at", "invalid_expiry")
+}
+
+/// An RFC 3339 time as unix ms; `field` and `code` say what was wrong.
+pub(super) fn parse_time_field(t: &str, field: &str, code: &'static str) -> ApiResult<i64> {
     let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
             ApiError::invalid(
-                "invalid_expiry",
-                "expires_at must be an RFC 3339 time, e.g. 2026-12-24T18:00:00Z",
+                code,
+                format!("{field} must be an RFC 3339 time, e.g. 2026-12-24T18:00:00Z"),
             )
         })?;
     Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)

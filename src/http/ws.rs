@@ -163,6 +163,9 @@ pub async fn room_ws(
             resume_limit: cfg.chat.resume_limit,
             max_welcome_bytes: cfg.limits.max_welcome_kib * 1024,
             parties: state.parties.clone(),
+            pins: state.pins.clone(),
+            polls: state.polls.clone(),
+            broker: state.broker.clone(),
         };
         let opened = Opened {
             room,

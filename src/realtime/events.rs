@@ -5,9 +5,9 @@ use futures_util::future::BoxFuture;
 use moim_filter::Filter;
 
 use super::protocol::{error_frame, ServerFrame};
-use super::session::{CLOSE_BANNED, CLOSE_DELETED};
+use super::session::{CLOSE_BANNED, CLOSE_DELETED, CLOSE_PRIVATE};
 use super::Hub;
-use crate::domain::events::{Event, RoomEvent, Subscriber};
+use crate::domain::events::{Audience, Event, RoomEvent, Subscriber};
 use crate::storage::rooms::SanctionKind;
 use crate::views::RoomView;
 
@@ -43,7 +43,17 @@ impl Hub {
                     .await;
             }
             RoomEvent::Updated { room: r } => {
-                room.info.write().slow_mode_s = r.slow_mode_s;
+                let became_private = {
+                    let mut info = room.info.write();
+                    info.slow_mode_s = r.slow_mode_s;
+                    !std::mem::replace(&mut info.private, r.private) && r.private
+                };
+                if became_private {
+                    // Everyone reconnects, and only the room's people get back in.
+                    let frame = ServerFrame::Reconnect { reason: "private" }.encode();
+                    room.kick_all(&frame, CLOSE_PRIVATE);
+                    return;
+                }
                 let view = RoomView::new(r, room.viewers(), self.live(&r.slug).as_ref());
                 room.broadcast(0, ServerFrame::Room { room: &view }.encode())
                     .await;
@@ -91,6 +101,59 @@ impl Hub {
             }
             RoomEvent::Party { party } => {
                 room.broadcast(0, ServerFrame::PartyState(party).encode())
+                    .await;
+            }
+            RoomEvent::Pins { pins } => {
+                room.broadcast(0, ServerFrame::MapPins { pins }.encode())
+                    .await;
+            }
+            RoomEvent::Poll {
+                poll,
+                results,
+                audience,
+            } => {
+                let without = ServerFrame::PollUpdate { poll }.encode();
+                let with = || {
+                    let mut p = (**poll).clone();
+                    p.results = results.as_deref().cloned();
+                    ServerFrame::PollUpdate { poll: &p }.encode()
+                };
+                match audience {
+                    Audience::Everyone => room.broadcast(0, with()).await,
+                    Audience::Nobody => room.broadcast(0, without).await,
+                    Audience::Voters(ids) => {
+                        let ids = ids.iter().copied().collect();
+                        room.broadcast_split(without, with(), ids).await
+                    }
+                }
+            }
+            RoomEvent::MapView { view } => {
+                let Ok(user_id) = view.user.id.parse::<i64>() else {
+                    return;
+                };
+                {
+                    let mut map = room.map.lock();
+                    let len = map.views.len();
+                    match map.views.entry(user_id) {
+                        std::collections::hash_map::Entry::Occupied(mut e) => {
+                            e.insert(std::sync::Arc::new((**view).clone()));
+                        }
+                        std::collections::hash_map::Entry::Vacant(e)
+                            if len < super::MAX_MAP_MEMBERS =>
+                        {
+                            e.insert(std::sync::Arc::new((**view).clone()));
+                        }
+                        // Over the bound (views from other nodes): not kept, not relayed.
+                        std::collections::hash_map::Entry::Vacant(_) => return,
+                    }
+                }
+                room.broadcast(0, ServerFrame::MapView(view).encode()).await;
+            }
+            RoomEvent::MapLeft { user } => {
+                if let Ok(id) = user.id.parse::<i64>() {
+                    room.map.lock().views.remove(&id);
+                }
+                room.broadcast(0, ServerFrame::MapLeft { user }.encode())
                     .await;
             }
             RoomEvent::StreamKeyRotated { .. } => {}

@@ -82,6 +82,8 @@ pub struct ChatLimits {
 #[derive(Debug, Clone)]
 pub struct RoomInfo {
     pub owner_id: i64,
+    /// Seen by its members only.
+    pub private: bool,
     pub slow_mode_s: i64,
     pub moderators: HashSet<i64>,
     /// (user, kind) → expiry in unix ms (`None` = permanent).
@@ -123,6 +125,42 @@ struct Outgoing {
     seq: i64,
     wire: bytes::Bytes,
     at: Instant,
+    /// Another version of the frame for the connections of these users (a poll's count for
+    /// those who voted).
+    alt: Option<(bytes::Bytes, Arc<HashSet<i64>>)>,
+}
+
+/// Members whose map views a room relays at most; more are refused with `map_full`.
+pub const MAX_MAP_MEMBERS: usize = 100;
+/// A member's view is relayed at most once per this (10 a second).
+pub const MAP_RELAY_EVERY: Duration = Duration::from_millis(100);
+
+/// The room's map as its connections share it: where each member looks (memory only).
+#[derive(Default)]
+pub struct MapRoom {
+    /// Each member's latest relayed view, by user id.
+    pub views: HashMap<i64, Arc<crate::views::MapViewView>>,
+    /// Each member's relay pacing.
+    relay: HashMap<i64, Relay>,
+}
+
+#[derive(Default)]
+struct Relay {
+    last: Option<Instant>,
+    /// A view that came too soon, sent when the interval ends (the latest wins).
+    pending: Option<crate::views::MapViewView>,
+}
+
+/// What [`RoomState::pace_view`] decided.
+pub enum Paced {
+    /// Relay this now.
+    Now(crate::views::MapViewView),
+    /// Held; relay what is pending after this long (the caller schedules it).
+    Later(Duration),
+    /// Held behind one already scheduled.
+    Queued,
+    /// The room's map has [`MAX_MAP_MEMBERS`] members already.
+    Full,
 }
 
 /// A room's fan-out task: delivers frames in order until the room is dropped.
@@ -154,6 +192,8 @@ pub struct RoomState {
     fanout: mpsc::Sender<Outgoing>,
     /// Per-user rate-limit bucket and time of last message (for slow mode).
     pacing: Mutex<HashMap<i64, (Bucket, Option<Instant>)>>,
+    /// Where members look on the room's map.
+    pub map: Mutex<MapRoom>,
 }
 
 impl RoomState {
@@ -177,8 +217,20 @@ impl RoomState {
             seq,
             wire: conn::wire_text(&text),
             at: Instant::now(),
+            alt: None,
         };
         // The task lives as long as this room; a closed channel cannot happen while `self` does.
+        let _ = self.fanout.send(out).await;
+    }
+
+    /// Like [`RoomState::broadcast`] (unsequenced), but the connections of `users` get `alt`.
+    pub async fn broadcast_split(&self, text: String, alt: String, users: HashSet<i64>) {
+        let out = Outgoing {
+            seq: 0,
+            wire: conn::wire_text(&text),
+            at: Instant::now(),
+            alt: Some((conn::wire_text(&alt), Arc::new(users))),
+        };
         let _ = self.fanout.send(out).await;
     }
 
@@ -186,7 +238,11 @@ impl RoomState {
     fn deliver(&self, out: &Outgoing) {
         let conns = self.conns.lock();
         for c in conns.values() {
-            if c.io.send(out.seq, out.wire.clone()) == conn::Sent::Ok && out.seq != 0 {
+            let wire = match &out.alt {
+                Some((alt, users)) if c.user_id.is_some_and(|u| users.contains(&u)) => alt,
+                _ => &out.wire,
+            };
+            if c.io.send(out.seq, wire.clone()) == conn::Sent::Ok && out.seq != 0 {
                 self.metrics.messages_out.fetch_add(1, Ordering::Relaxed);
                 self.metrics.fanout.observe(out.at.elapsed());
             }
@@ -220,6 +276,71 @@ impl RoomState {
         }
         *last = Some(now);
         Ok(())
+    }
+
+    /// Paces a member's map view: at most one relayed per [`MAP_RELAY_EVERY`], the latest
+    /// held back meanwhile.
+    pub fn pace_view(&self, user_id: i64, view: crate::views::MapViewView, now: Instant) -> Paced {
+        let mut map = self.map.lock();
+        if !map.views.contains_key(&user_id)
+            && !map.relay.contains_key(&user_id)
+            && map.relay.len() >= MAX_MAP_MEMBERS
+        {
+            return Paced::Full;
+        }
+        let r = map.relay.entry(user_id).or_default();
+        if r.pending.is_some() {
+            r.pending = Some(view);
+            return Paced::Queued;
+        }
+        match r.last {
+            Some(last) if now.saturating_duration_since(last) < MAP_RELAY_EVERY => {
+                r.pending = Some(view);
+                Paced::Later(MAP_RELAY_EVERY - now.saturating_duration_since(last))
+            }
+            _ => {
+                r.last = Some(now);
+                Paced::Now(view)
+            }
+        }
+    }
+
+    /// The view held back for `user_id`, now due (see [`RoomState::pace_view`]).
+    pub fn take_pending_view(
+        &self,
+        user_id: i64,
+        now: Instant,
+    ) -> Option<crate::views::MapViewView> {
+        let mut map = self.map.lock();
+        let r = map.relay.get_mut(&user_id)?;
+        let v = r.pending.take()?;
+        r.last = Some(now);
+        Some(v)
+    }
+
+    /// Forgets a member's map view; true when there was one (the room is told they left).
+    pub fn forget_view(&self, user_id: i64) -> bool {
+        let mut map = self.map.lock();
+        let had_relay = map.relay.remove(&user_id).is_some();
+        map.views.remove(&user_id).is_some() || had_relay
+    }
+
+    /// The members' current map views.
+    pub fn views(&self) -> Vec<crate::views::MapViewView> {
+        self.map
+            .lock()
+            .views
+            .values()
+            .map(|v| (**v).clone())
+            .collect()
+    }
+
+    /// Whether `user_id` has a connection here other than `conn_id`.
+    pub fn has_other_conn(&self, user_id: i64, conn_id: u64) -> bool {
+        self.conns
+            .lock()
+            .iter()
+            .any(|(id, c)| *id != conn_id && c.user_id == Some(user_id))
     }
 
     /// Closes every connection of `user_id` with a final frame.
@@ -359,6 +480,7 @@ impl Hub {
         let sanctions = storage::rooms::active_sanctions(pool, room.id, now_ms()).await?;
         Ok(RoomInfo {
             owner_id: room.owner_id,
+            private: room.private,
             slow_mode_s: room.slow_mode_s,
             moderators: moderators.into_iter().map(|(id, _)| id).collect(),
             sanctions: sanctions
@@ -397,6 +519,7 @@ impl Hub {
                         metrics: self.inner.metrics.clone(),
                         fanout,
                         pacing: Mutex::new(HashMap::new()),
+                        map: Mutex::new(MapRoom::default()),
                     }
                 })
             })

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::views::{MessageView, PartyView, RoomView, UserView};
+use crate::views::{
+    AuthorView, MapViewView, MessageView, PartyView, PinView, PollView, RoomView, UserView,
+};
 
 /// Largest client frame accepted, in bytes (a 500-char message is at most ~2 KB of JSON).
 pub const MAX_CLIENT_FRAME: usize = 8 * 1024;
@@ -76,6 +78,74 @@ pub enum ClientFrame {
         position_s: f64,
         at_server_ms: f64,
     },
+    /// Where this member looks on the room's map (relayed to the others, never stored).
+    #[serde(rename = "map.view")]
+    MapView {
+        /// `[lat, lng]`.
+        center: [f64; 2],
+        zoom: f64,
+        /// `[[south, west], [north, east]]`.
+        bounds: [[f64; 2]; 2],
+        #[serde(default)]
+        cursor: Option<[f64; 2]>,
+    },
+    /// Drops a pin: a place post's, or a named point.
+    #[serde(rename = "map.pin.add")]
+    MapPinAdd {
+        #[serde(default)]
+        place_id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        lat: Option<f64>,
+        #[serde(default)]
+        lng: Option<f64>,
+    },
+    #[serde(rename = "map.pin.remove")]
+    MapPinRemove {
+        id: String,
+    },
+}
+
+/// Deepest map zoom a view may report.
+pub const MAX_ZOOM: f64 = 24.0;
+
+/// Checks a `map.view`'s numbers: finite, latitudes within ±90, longitudes within ±720 (a map
+/// scrolled past the antimeridian reports them), zoom 0 to [`MAX_ZOOM`], south below north.
+pub fn check_view(
+    center: [f64; 2],
+    zoom: f64,
+    bounds: [[f64; 2]; 2],
+    cursor: Option<[f64; 2]>,
+) -> Result<(), ProtocolError> {
+    let point = |p: [f64; 2]| {
+        p[0].is_finite()
+            && p[1].is_finite()
+            && (-90.0..=90.0).contains(&p[0])
+            && (-720.0..=720.0).contains(&p[1])
+    };
+    let ok = point(center)
+        && point(bounds[0])
+        && point(bounds[1])
+        && bounds[0][0] <= bounds[1][0]
+        && bounds[0][1] <= bounds[1][1]
+        && cursor.is_none_or(point)
+        && zoom.is_finite()
+        && (0.0..=MAX_ZOOM).contains(&zoom);
+    if ok {
+        Ok(())
+    } else {
+        Err(ProtocolError::Invalid(
+            "map.view: latitudes are -90 to 90, longitudes -720 to 720, zoom 0 to 24, and \
+             bounds go [[south, west], [north, east]]"
+                .into(),
+        ))
+    }
+}
+
+/// Rounds a coordinate to 1e-6 degrees (about 10 cm): what is relayed.
+pub fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 /// Who may control a watch party besides its owner and host.
@@ -138,6 +208,15 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, ProtocolError> {
             "a list holds at most {MAX_PARTY_LIST} items"
         )));
     }
+    if let ClientFrame::MapView {
+        center,
+        zoom,
+        bounds,
+        cursor,
+    } = &frame
+    {
+        check_view(*center, *zoom, *bounds, *cursor)?;
+    }
     Ok(frame)
 }
 
@@ -154,6 +233,12 @@ pub enum ServerFrame<'a> {
         truncated: bool,
         /// The room's watch party, when one has a video or a queue.
         party: Option<&'a PartyView>,
+        /// The pins on the room's map.
+        pins: &'a [PinView],
+        /// The room's newest polls, as this member sees them.
+        polls: &'a [PollView],
+        /// Where the others connected look on the room's map now.
+        views: &'a [MapViewView],
     },
     Message(&'a MessageView),
     Deleted {
@@ -192,6 +277,24 @@ pub enum ServerFrame<'a> {
     /// The room's watch party changed.
     #[serde(rename = "party.state")]
     PartyState(&'a PartyView),
+    /// A member's view of the map (see [`ClientFrame::MapView`]).
+    #[serde(rename = "map.view")]
+    MapView(&'a MapViewView),
+    /// The room's pins, all of them.
+    #[serde(rename = "map.pins")]
+    MapPins {
+        pins: &'a [PinView],
+    },
+    /// A member left the map.
+    #[serde(rename = "map.left")]
+    MapLeft {
+        user: &'a AuthorView,
+    },
+    /// A poll was created, voted in or closed (`results` as this connection may see them).
+    #[serde(rename = "poll.update")]
+    PollUpdate {
+        poll: &'a PollView,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -251,6 +354,27 @@ mod tests {
                 at_server_ms: 1.7e12
             }
         );
+        assert_eq!(
+            parse_client(
+                r#"{"type":"map.view","center":[37.5,127.0],"zoom":14,"bounds":[[37.4,126.9],[37.6,127.1]],"cursor":null}"#
+            )
+            .unwrap(),
+            ClientFrame::MapView {
+                center: [37.5, 127.0],
+                zoom: 14.0,
+                bounds: [[37.4, 126.9], [37.6, 127.1]],
+                cursor: None
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"map.pin.add","name":"Ramen","lat":37.5,"lng":127}"#).unwrap(),
+            ClientFrame::MapPinAdd {
+                place_id: None,
+                name: Some("Ramen".into()),
+                lat: Some(37.5),
+                lng: Some(127.0)
+            }
+        );
         let pong = ServerFrame::TimePong {
             t0: 1234.5,
             server_ms: 1.5e12,
@@ -283,6 +407,14 @@ mod tests {
             r#"{"type":"party.ready","ready":"yes"}"#,
             r#"{"type":"party.queue","video_ids":"abc"}"#,
             r#"{"type":"party.load","video_id":7}"#,
+            r#"{"type":"map.view","center":[91,0],"zoom":3,"bounds":[[0,0],[1,1]]}"#,
+            r#"{"type":"map.view","center":[0,0],"zoom":25,"bounds":[[0,0],[1,1]]}"#,
+            r#"{"type":"map.view","center":[0,0],"zoom":3,"bounds":[[1,0],[0,1]]}"#,
+            r#"{"type":"map.view","center":[0,0],"zoom":3,"bounds":[[0,0],[1,1]],"cursor":[0,800]}"#,
+            r#"{"type":"map.view","center":[0],"zoom":3,"bounds":[[0,0],[1,1]]}"#,
+            r#"{"type":"map.view","center":[0,0,0],"zoom":3,"bounds":[[0,0],[1,1]]}"#,
+            r#"{"type":"map.view","center":"here","zoom":3,"bounds":[[0,0],[1,1]]}"#,
+            r#"{"type":"map.pin.remove","id":5}"#,
             "{\"type\":\"send\",\"text\":\"\\ud800\"}",
         ] {
             let err = parse_client(bad).unwrap_err();

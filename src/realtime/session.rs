@@ -16,16 +16,19 @@ use super::protocol::{self, error_frame, ClientFrame, ServerFrame};
 use super::writer::Pending;
 use super::{Hub, Membership, RoomInfo};
 use crate::auth::limiter::Bucket;
+use crate::domain::events::{Broker, Event, RoomEvent};
 use crate::domain::parties::{Parties, Request};
 use crate::domain::party::ControlMode;
+use crate::domain::pins::{NewPin, Pins};
 use crate::domain::policy::RoomAction;
+use crate::domain::polls::Polls;
 use crate::domain::text;
 use crate::domain::Error;
 use crate::storage::messages;
 use crate::storage::now_ms;
 use crate::storage::rooms::{Room, SanctionKind};
 use crate::storage::users::User;
-use crate::views::{MessageView, RoomView, UserView};
+use crate::views::{AuthorView, MapViewView, MessageView, RoomView, UserView};
 
 /// Close codes we send.
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -33,6 +36,8 @@ pub const CLOSE_RESTART: u16 = 1012;
 pub const CLOSE_LAGGED: u16 = 4001;
 pub const CLOSE_BANNED: u16 = 4003;
 pub const CLOSE_DELETED: u16 = 4004;
+/// The room became private: reconnect (its people get back in).
+pub const CLOSE_PRIVATE: u16 = 4005;
 
 /// How a connection was opened.
 pub struct Opened {
@@ -58,7 +63,19 @@ pub struct Settings {
     pub max_welcome_bytes: usize,
     /// Watch parties (the room's `party.*` frames go there).
     pub parties: Parties,
+    /// The room's map pins (`map.pin.*`) and polls (in the welcome).
+    pub pins: Pins,
+    pub polls: Polls,
+    /// Where relayed map views go (to every node's sockets in the room).
+    pub broker: Arc<dyn Broker>,
 }
+
+/// Polls a welcome carries at most (the room's newest).
+const WELCOME_POLLS: i64 = 5;
+/// `map.view` frames a connection may send at once, and per second after that; more are
+/// dropped (a page sends at most about 8 a second while the map moves).
+const MAP_BURST: u32 = 10;
+const MAP_PER_S: f64 = 10.0;
 
 /// Leaves out the oldest messages until the rest encode to at most `max_bytes`; true when it
 /// left any out.
@@ -98,6 +115,9 @@ pub async fn run(
         resume_limit,
         max_welcome_bytes,
         parties,
+        pins,
+        polls,
+        broker,
     } = settings;
     let Opened {
         room,
@@ -156,6 +176,18 @@ pub async fn run(
     // arrives as a `live` frame.
     let room_view = RoomView::new(&room, member.room.viewers(), hub.live(&room.slug).as_ref());
     let party = parties.view(room.id).await;
+    let pin_list = pins.views(room.id).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "loading the room's pins failed");
+        Vec::new()
+    });
+    let poll_list = polls
+        .of_room(&room, user.as_ref(), WELCOME_POLLS)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "loading the room's polls failed");
+            Vec::new()
+        });
+    let views = member.room.views();
     let welcome = ServerFrame::Welcome {
         room: &room_view,
         you: you.as_ref(),
@@ -163,8 +195,12 @@ pub async fn run(
         history: &history,
         truncated,
         party: party.as_ref(),
+        pins: &pin_list,
+        polls: &poll_list,
+        views: &views,
     }
     .encode();
+    drop((pin_list, poll_list, views));
     drop(history);
     io.unpause(wire_text(&welcome), covered);
     drop(welcome);
@@ -172,6 +208,7 @@ pub async fn run(
     let signal = member.signal.clone();
     // Party frames may change what everyone in the room is sent: paced per connection.
     let mut party_pace = Bucket::full(PARTY_BURST, Instant::now());
+    let mut map_pace = Bucket::full(MAP_BURST, Instant::now());
     // A shutdown that began while this session was joining has already signalled the others.
     if shutdown.is_cancelled() {
         signal.raise(super::Signal::RESTART);
@@ -202,6 +239,18 @@ pub async fn run(
                                     Some(wait.as_millis() as u64),
                                 )),
                             },
+                            Err(frame @ (ClientFrame::MapView { .. }
+                            | ClientFrame::MapPinAdd { .. }
+                            | ClientFrame::MapPinRemove { .. })) => {
+                                let map = MapContext {
+                                    hub: &hub,
+                                    member: &member,
+                                    user: user.as_ref(),
+                                    pins: &pins,
+                                    broker: &broker,
+                                };
+                                map.handle(&mut map_pace, frame).await
+                            }
                             Err(frame) => handle_frame(&hub, &member, &io, user.as_ref(), frame),
                         },
                     };
@@ -220,6 +269,18 @@ pub async fn run(
         }
     };
 
+    // Off the map when this was the member's last connection to the room here.
+    if let Some(u) = &user {
+        if !member.room.has_other_conn(u.id, member.conn_id) && member.room.forget_view(u.id) {
+            let user = AuthorView {
+                id: u.id.to_string(),
+                username: u.username.clone(),
+            };
+            broker
+                .publish(Event::room(room.id, RoomEvent::MapLeft { user }))
+                .await;
+        }
+    }
     match end {
         // Whatever is still queued (a kick's last frames, say) gets its bounded chance.
         End::Gone | End::Kicked => drain_final(&io).await,
@@ -386,18 +447,125 @@ async fn party_frame(
         ));
     };
     let err = parties.request(room, user, req).await.err()?;
-    let (code, message) = match &err {
+    Some(refusal(&err, "watch party request"))
+}
+
+/// An `error` frame saying why a request was refused.
+fn refusal(err: &Error, what: &str) -> String {
+    let (code, message) = match err {
         Error::Invalid { code, message } | Error::Conflict { code, message } => {
             (*code, message.clone())
         }
         Error::Forbidden(m) => ("forbidden", m.clone()),
         Error::NotFound(m) => ("not_found", m.clone()),
+        Error::Unauthorized => ("login_required", "log in first".to_string()),
         e => {
-            tracing::error!(error = %e, "watch party request failed");
+            tracing::error!(error = %e, "{what} failed");
             ("internal", "something went wrong; try again".to_string())
         }
     };
-    Some(error_frame(code, &message, None))
+    error_frame(code, &message, None)
+}
+
+/// What `map.*` frames need from their session.
+struct MapContext<'a> {
+    hub: &'a Hub,
+    member: &'a Membership,
+    user: Option<&'a User>,
+    pins: &'a Pins,
+    broker: &'a Arc<dyn Broker>,
+}
+
+impl MapContext<'_> {
+    /// Relays a view (paced), or adds or removes a pin; an `error` frame when refused.
+    async fn handle(&self, pace: &mut Bucket, frame: ClientFrame) -> Option<String> {
+        let Some(user) = self.user else {
+            return Some(error_frame(
+                "login_required",
+                "log in to use the room's map",
+                None,
+            ));
+        };
+        let room = &self.member.room;
+        match frame {
+            ClientFrame::MapView {
+                center,
+                zoom,
+                bounds,
+                cursor,
+            } => {
+                let now = Instant::now();
+                if pace.take(MAP_BURST, MAP_PER_S, now).is_err() {
+                    self.hub
+                        .metrics()
+                        .refused(crate::metrics::Refusal::MapViewDropped);
+                    return None;
+                }
+                let p = |v: [f64; 2]| [protocol::round6(v[0]), protocol::round6(v[1])];
+                let view = MapViewView {
+                    user: AuthorView {
+                        id: user.id.to_string(),
+                        username: user.username.clone(),
+                    },
+                    center: p(center),
+                    zoom: (zoom * 100.0).round() / 100.0,
+                    bounds: [p(bounds[0]), p(bounds[1])],
+                    cursor: cursor.map(p),
+                };
+                match room.pace_view(user.id, view, now) {
+                    super::Paced::Full => Some(error_frame(
+                        "map_full",
+                        &format!(
+                            "{} members share this room's map already",
+                            super::MAX_MAP_MEMBERS
+                        ),
+                        None,
+                    )),
+                    super::Paced::Now(view) => {
+                        let event = RoomEvent::MapView {
+                            view: Box::new(view),
+                        };
+                        self.broker.publish(Event::room(room.id, event)).await;
+                        None
+                    }
+                    super::Paced::Later(wait) => {
+                        let (room, broker, user_id) = (room.clone(), self.broker.clone(), user.id);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            if let Some(view) = room.take_pending_view(user_id, Instant::now()) {
+                                let event = RoomEvent::MapView {
+                                    view: Box::new(view),
+                                };
+                                broker.publish(Event::room(room.id, event)).await;
+                            }
+                        });
+                        None
+                    }
+                    super::Paced::Queued => None,
+                }
+            }
+            ClientFrame::MapPinAdd {
+                place_id,
+                name,
+                lat,
+                lng,
+            } => {
+                let new = NewPin {
+                    place_id,
+                    name,
+                    lat,
+                    lng,
+                };
+                let err = self.pins.add(user, &room.slug, new).await.err()?;
+                Some(refusal(&err, "adding a pin"))
+            }
+            ClientFrame::MapPinRemove { id } => {
+                let err = self.pins.remove(user, &room.slug, &id).await.err()?;
+                Some(refusal(&err, "removing a pin"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Handles one client frame; returns a frame for this client only, if any.

@@ -241,8 +241,12 @@ mod tests {
         let mut tx = db.pool.begin().await.unwrap();
         let u = users::create(&mut tx, "u", "u", "x", 0).await.unwrap();
         tx.commit().await.unwrap();
-        let a = rooms::create(&db.pool, "aaa", "A", u.id, 0).await.unwrap();
-        let b = rooms::create(&db.pool, "bbb", "B", u.id, 0).await.unwrap();
+        let a = rooms::create(&db.pool, "aaa", "A", u.id, false, 0)
+            .await
+            .unwrap();
+        let b = rooms::create(&db.pool, "bbb", "B", u.id, false, 0)
+            .await
+            .unwrap();
         let msg = |room_id, text| NewMessage {
             room_id,
             user_id: u.id,

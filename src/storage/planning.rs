@@ -327,6 +327,21 @@ pub async fn closing(ex: impl Exec<'_>, limit: i64) -> Result<Vec<(i64, i64)>, D
         .collect()
 }
 
+/// Holds an open poll against closing until the transaction ends (a no-op update takes the
+/// row's lock): true when the poll is open at `now`, so a ballot written in the same
+/// transaction is either counted by the close or refused.
+pub async fn hold_open(ex: impl Exec<'_>, poll_id: i64, now: i64) -> Result<bool, DbError> {
+    let res = sqlx::query(
+        "UPDATE polls SET closed_at = closed_at WHERE id = $1 AND closed_at IS NULL \
+         AND (closes_at IS NULL OR closes_at > $2)",
+    )
+    .bind(poll_id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(res.rows_affected() > 0)
+}
+
 /// Stores (or replaces) a member's ballot.
 pub async fn vote(
     ex: impl Exec<'_>,

@@ -44,15 +44,17 @@ pub async fn create(
     slug: &str,
     title: &str,
     owner_id: i64,
+    private: bool,
     now: i64,
 ) -> Result<i64, DbError> {
     sqlx::query(
-        "INSERT INTO rooms (slug, title, owner_id, created_at, last_activity_at) \
-         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+        "INSERT INTO rooms (slug, title, owner_id, visibility, created_at, last_activity_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
     )
     .bind(slug)
     .bind(title)
     .bind(owner_id)
+    .bind(if private { "private" } else { "public" })
     .bind(now)
     .fetch_one(ex)
     .await?
@@ -110,6 +112,14 @@ pub async fn get(ex: impl Exec<'_>, slug: &str) -> Result<Option<Room>, DbError>
     row.as_ref().map(room_from_row).transpose()
 }
 
+pub async fn get_by_id(ex: impl Exec<'_>, id: i64) -> Result<Option<Room>, DbError> {
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms r JOIN users u ON u.id = r.owner_id WHERE r.id = $1"
+    );
+    let row = sqlx::query(&sql).bind(id).fetch_optional(ex).await?;
+    row.as_ref().map(room_from_row).transpose()
+}
+
 /// Every room, most recently active first (the caller re-sorts by live viewers).
 pub async fn list(ex: impl Exec<'_>, limit: i64) -> Result<Vec<Room>, DbError> {
     let sql = format!(
@@ -145,13 +155,16 @@ pub async fn update(
     title: &str,
     slow_mode_s: i64,
     record_broadcasts: bool,
+    private: bool,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE rooms SET title = $1, slow_mode_s = $2, record_broadcasts = $3 WHERE id = $4",
+        "UPDATE rooms SET title = $1, slow_mode_s = $2, record_broadcasts = $3, visibility = $4 \
+         WHERE id = $5",
     )
     .bind(title)
     .bind(slow_mode_s)
     .bind(i64::from(record_broadcasts))
+    .bind(if private { "private" } else { "public" })
     .bind(id)
     .execute(ex)
     .await?;
