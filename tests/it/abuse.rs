@@ -7,7 +7,9 @@ use serde_json::json;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{eventually, spawn_app, spawn_with, spawn_with_nofile, Backend, TestApp};
+use crate::helpers::{
+    eventually, refused_count, spawn_app, spawn_with, spawn_with_nofile, Backend, TestApp,
+};
 
 backend_tests!(
     strangers_cannot_lock_the_owner_out,
@@ -147,16 +149,6 @@ async fn raw_exchange(
     conn.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8_lossy(&response);
     parse_raw(&text).unwrap_or_else(|| panic!("no whole response: {text:?}"))
-}
-
-fn refused_count(metrics: &str, reason: &str) -> u64 {
-    let prefix = format!("moim_refused_total{{reason=\"{reason}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
-        .parse()
-        .unwrap()
 }
 
 /// A JSON POST from `src`, as an attacker's script sends it; returns the status, the

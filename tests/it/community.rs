@@ -1169,25 +1169,6 @@ async fn a_listing_goes_on_sale_reserved_sold_by_its_seller_alone(backend: Backe
     assert_eq!(s, 422, "only listings have a status");
 }
 
-/// Opens a room socket expecting the upgrade to be refused; returns the HTTP status.
-async fn ws_refused(app: &TestApp, who: Option<&User>, slug: &str) -> u16 {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{}/api/v1/rooms/{slug}/ws", app.host)
-        .into_client_request()
-        .unwrap();
-    if let Some(u) = who {
-        req.headers_mut()
-            .insert("cookie", u.cookie.parse().unwrap());
-    }
-    req.headers_mut()
-        .insert("origin", format!("http://{}", app.host).parse().unwrap());
-    match tokio_tungstenite::connect_async(req).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-        Ok(_) => panic!("the socket to {slug} was accepted"),
-        Err(e) => panic!("{e}"),
-    }
-}
-
 async fn contacting_the_seller_opens_one_private_room_per_buyer(backend: Backend) {
     let app = spawn_app(backend).await;
     let seller = app.signup("seller").await;
@@ -1229,8 +1210,8 @@ async fn contacting_the_seller_opens_one_private_room_per_buyer(backend: Backend
         assert_eq!(buyer.client.status(&path).await, 200, "{path}");
         assert_eq!(seller.client.status(&path).await, 200, "{path}");
     }
-    assert_eq!(ws_refused(&app, Some(&stranger), &slug).await, 404);
-    assert_eq!(ws_refused(&app, None, &slug).await, 404);
+    assert_eq!(app.ws_refused(Some(&stranger), &slug).await, 404);
+    assert_eq!(app.ws_refused(None, &slug).await, 404);
     let (_, rooms) = app.anon().get("/api/v1/rooms").await;
     assert!(rooms["rooms"].as_array().unwrap().is_empty(), "{rooms}");
     // The seller cannot let someone else in by appointing them.

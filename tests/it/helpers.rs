@@ -354,6 +354,24 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Opens a room socket expecting the upgrade to be refused; returns the HTTP status.
+    pub async fn ws_refused(&self, who: Option<&User>, slug: &str) -> u16 {
+        let mut req = format!("ws://{}/api/v1/rooms/{slug}/ws", self.host)
+            .into_client_request()
+            .unwrap();
+        if let Some(u) = who {
+            req.headers_mut()
+                .insert("cookie", u.cookie.parse().unwrap());
+        }
+        req.headers_mut()
+            .insert("origin", format!("http://{}", self.host).parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Ok(_) => panic!("the socket to {slug} was accepted"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Opens an anonymous room WebSocket whose TCP receive buffer is tiny, so that when it stops
     /// reading the server's writes to it block almost at once (a slow client).
     pub async fn ws_small_buffer(&self, slug: &str) -> Ws {
@@ -674,6 +692,17 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `moim_refused_total{reason}` in a `/metrics` text.
+pub fn refused_count(metrics: &str, reason: &str) -> u64 {
+    let prefix = format!("moim_refused_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+        .parse()
+        .unwrap()
 }
 
 /// The integer `field` of every element of a JSON array (e.g. the seqs of `body["messages"]`).

@@ -40,6 +40,7 @@ mod live;
 mod live_abr;
 mod moderation;
 mod party;
+mod planning;
 mod policy;
 mod rooms;
 mod schema;

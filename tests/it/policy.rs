@@ -42,6 +42,10 @@ enum Setup {
     Timeout,
     /// A fresh public video of the owner's; `{video}` in the path is its id.
     Video,
+    /// A pin the victim dropped; `{seq}` in the path is its id.
+    Pin,
+    /// A poll the victim started; `{seq}` in the path is its id.
+    Poll,
 }
 
 struct Row {
@@ -141,6 +145,30 @@ async fn prepare(app: &TestApp, p: &People, setup: Setup, slug: &str) -> String 
             return seq.to_string();
         }
         Setup::Video => return public_video(app, p).await,
+        Setup::Pin => {
+            let (st, body) = p
+                .victim
+                .client
+                .post(
+                    &format!("/api/v1/rooms/{slug}/pins"),
+                    json!({"name": "Somewhere", "lat": 37.5, "lng": 127.0}),
+                )
+                .await;
+            assert_eq!(st, 201, "{body}");
+            return body["pin"]["id"].as_str().unwrap().to_string();
+        }
+        Setup::Poll => {
+            let (st, body) = p
+                .victim
+                .client
+                .post(
+                    &format!("/api/v1/rooms/{slug}/polls"),
+                    json!({"question": "Where?", "options": ["Here", "There"]}),
+                )
+                .await;
+            assert_eq!(st, 201, "{body}");
+            return body["poll"]["id"].as_str().unwrap().to_string();
+        }
         Setup::Moderator => ok(owner
             .post(
                 &format!("/api/v1/rooms/{slug}/moderators"),
@@ -276,6 +304,54 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
             Owner,
             201,
         ),
+        row(
+            Method::POST,
+            "/api/v1/rooms/{room}/invites",
+            Some(json!({"max_uses": 5})),
+            Owner,
+            201,
+        ),
+        row(
+            Method::GET,
+            "/api/v1/rooms/{room}/invites",
+            None,
+            Owner,
+            200,
+        ),
+        row(
+            Method::POST,
+            "/api/v1/rooms/{room}/pins",
+            Some(json!({"name": "Ramen {n}", "lat": 37.5, "lng": 127.0})),
+            Member,
+            201,
+        ),
+        Row {
+            setup: Setup::Pin,
+            ..row(
+                Method::DELETE,
+                "/api/v1/rooms/{room}/pins/{seq}",
+                None,
+                Moderator,
+                204,
+            )
+        },
+        row(
+            Method::POST,
+            "/api/v1/rooms/{room}/polls",
+            Some(json!({"question": "Dinner {n}?", "options": ["Ramen", "Tacos"]})),
+            Member,
+            201,
+        ),
+        Row {
+            setup: Setup::Poll,
+            ..row(
+                Method::POST,
+                "/api/v1/polls/{seq}/close",
+                None,
+                Moderator,
+                200,
+            )
+        },
         row(Method::GET, "/api/v1/admin/blocked-terms", None, Admin, 200),
         row(
             Method::PUT,
@@ -358,8 +434,9 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
         let slug = format!("policy-{i}");
         make_room(&app, &people, &slug).await;
         for s in STANDINGS {
-            // A video must exist for a refusal to be about standing (not 404).
-            let seq = if s >= r.least || matches!(r.setup, Setup::Video) {
+            // A video, pin or poll must exist for a refusal to be about standing (not 404).
+            let seq = if s >= r.least || matches!(r.setup, Setup::Video | Setup::Pin | Setup::Poll)
+            {
                 prepare(&app, &people, r.setup, &slug).await
             } else {
                 "0".into()
