@@ -18,6 +18,7 @@ import { mount as compose } from "./pages/compose.js";
 import { mount as post } from "./pages/post.js";
 import { mount as popular } from "./pages/popular.js";
 import { mount as messages } from "./pages/messages.js";
+import { mount as invite } from "./pages/invite.js";
 
 /**
  * What a page gets when mounted.
@@ -40,6 +41,7 @@ const routes = [
   ["/videos", videos],
   ["/v/:id", video],
   ["/s/:code", share],
+  ["/i/:code", invite],
   ["/u/:username", user],
   ["/admin", admin],
   ["/c", community],

@@ -18,11 +18,53 @@
  * @property {string | null} live_since
  * @property {string | null} thumbnail_url
  * @property {boolean} record_broadcasts
+ * @property {"public" | "private"} visibility
  */
 
 /** @typedef {{ moderate: boolean, manage: boolean }} Permissions */
 
-/** @typedef {{ seq: number, user: { id: string, username: string }, text: string, at: string, nonce?: string }} Message */
+/** `kind` is set on a line the server wrote (`poll`: a poll's result). */
+/** @typedef {{ seq: number, user: { id: string, username: string }, text: string, at: string, nonce?: string, kind?: string }} Message */
+
+/** @typedef {{ id: string, username: string }} Author */
+
+/** An invite link to a room. @typedef {{ code: string, url: string, expires_at: string | null, max_uses: number | null, uses: number, created_at: string }} Invite */
+
+/**
+ * A candidate place on a room's map.
+ * @typedef {object} Pin
+ * @property {string} id
+ * @property {string} name
+ * @property {number} lat
+ * @property {number} lng
+ * @property {Author} user who dropped it
+ * @property {{ id: string, rating: number | null, reviews: number, photo_url: string | null, category: string } | null} place
+ * @property {string} created_at
+ */
+
+/** Where a member looks on the room's map. @typedef {{ user: Author, center: [number, number], zoom: number, bounds: [[number, number], [number, number]], cursor: [number, number] | null }} MapView */
+
+/**
+ * A poll as this member sees it.
+ * @typedef {object} Poll
+ * @property {string} id
+ * @property {string} room
+ * @property {string} question
+ * @property {string[]} options
+ * @property {Array<string | null>} pins the pin behind each option
+ * @property {"single" | "multiple" | "ranked"} mode
+ * @property {boolean} anonymous
+ * @property {"always" | "on_vote" | "on_close"} results_shown
+ * @property {{ counts: number[], voters: number, winner: number | null, rounds?: Array<Array<number | null>>, ballots?: Array<{ user: Author, choices: number[] }> } | null} results
+ * @property {string | null} closes_at
+ * @property {boolean} closed
+ * @property {string | null} closed_at
+ * @property {Author} created_by
+ * @property {string} created_at
+ * @property {number[] | null} my_choices
+ */
+
+/** A place post, as far as the map needs it. @typedef {{ id: string, title: string, place?: { name: string, lat: number | null, lng: number | null } }} PlacePost */
 
 /** @typedef {{ username: string, kind: "ban" | "timeout", expires_at: string | null }} Sanction */
 
@@ -108,7 +150,7 @@
  */
 
 // Room WebSocket frames, server → client.
-/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null }} WelcomeFrame */
+/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null, pins: Pin[], polls: Poll[], views: MapView[] }} WelcomeFrame */
 /** @typedef {{ type: "message" } & Message} MessageFrame */
 /** @typedef {{ type: "deleted", seq: number }} DeletedFrame */
 /** @typedef {{ type: "room", room: Room }} RoomFrame */
@@ -119,9 +161,14 @@
 /** @typedef {{ type: "pong" }} PongFrame */
 /** @typedef {{ type: "time.pong", t0: number, server_ms: number }} TimePongFrame */
 /** @typedef {{ type: "party.state" } & Party} PartyFrame */
+/** @typedef {{ type: "map.view" } & MapView} MapViewFrame */
+/** @typedef {{ type: "map.pins", pins: Pin[] }} MapPinsFrame */
+/** @typedef {{ type: "map.left", user: Author }} MapLeftFrame */
+/** @typedef {{ type: "poll.update", poll: Poll }} PollUpdateFrame */
 /**
  * @typedef {WelcomeFrame | MessageFrame | DeletedFrame | RoomFrame | ViewersFrame | LiveFrame
- *   | ErrorFrame | ReconnectFrame | PongFrame | TimePongFrame | PartyFrame} ServerFrame
+ *   | ErrorFrame | ReconnectFrame | PongFrame | TimePongFrame | PartyFrame
+ *   | MapViewFrame | MapPinsFrame | MapLeftFrame | PollUpdateFrame} ServerFrame
  */
 
 // Client → server.
@@ -134,7 +181,10 @@
  *   | { type: "party.host", user_id: string }
  *   | { type: "party.mode", mode: "host" | "selected" | "everyone", selected?: string[] }
  *   | { type: "party.ready", ready: boolean } | { type: "party.buffering", state: boolean }
- *   | { type: "party.report", position_s: number, at_server_ms: number }} ClientFrame
+ *   | { type: "party.report", position_s: number, at_server_ms: number }
+ *   | { type: "map.view", center: [number, number], zoom: number, bounds: [[number, number], [number, number]], cursor: [number, number] | null }
+ *   | { type: "map.pin.add", place_id?: string, name?: string, lat?: number, lng?: number }
+ *   | { type: "map.pin.remove", id: string }} ClientFrame
  */
 
 export {};

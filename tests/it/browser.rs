@@ -322,6 +322,48 @@ async fn members_post_places_with_photos_and_chat_with_a_seller() {
     assert!(served > 0, "the maps drew the operator's tiles");
 }
 
+/// Three friends plan a dinner from one invite link: each other's viewports on the map (its
+/// tiles from a local tile server), pins, a ranked poll with its live count and its winner
+/// (e2e/plan.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_friends_plan_a_dinner_from_one_link() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let (tiles, tiles_served) = tile_server().await;
+    let app = spawn_with(
+        Backend::Sqlite,
+        &[
+            "--map-tile-url",
+            &tiles,
+            "--map-attribution",
+            "moim test tiles",
+            "--map-center",
+            "37.5665,126.978",
+        ],
+    )
+    .await;
+    let shots = screenshots_dir();
+    let out = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/plan.mjs"))
+        .env("MOIM_URL", &app.base)
+        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_SCREENSHOTS", &shots)
+        .output()
+        .await
+        .expect("start node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("PLAN-OK"),
+        "planning browser script failed: {:?}; screenshots in {shots}; server log in {}\n{}",
+        out.status,
+        app.data_dir.join("server.log").display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tiles_served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}
+
 /// A tile server on loopback: every `/{z}/{x}/{y}.png` is the same grid picture. Returns its
 /// URL template and the count of tiles served.
 async fn tile_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

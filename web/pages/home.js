@@ -10,7 +10,7 @@ import * as store from "../store.js";
 /** @typedef {import("../types.js").Room} Room */
 
 /** @param {PageContext} ctx */
-function authCard({ signal }) {
+export function authCard({ signal }) {
   const error = el("p", { class: "error", role: "alert" });
   let mode = "login";
   const username = el("input", { name: "username", autocomplete: "username", required: true, maxlength: 32 });
@@ -56,15 +56,17 @@ function createRoomCard({ signal, navigate }) {
   const error = el("p", { class: "error", role: "alert" });
   const slug = el("input", { name: "slug", required: true, maxlength: 48, placeholder: t("home.addressPlaceholder"), pattern: "[a-z0-9-]{3,48}" });
   const title = el("input", { name: "title", required: true, maxlength: 100, placeholder: t("home.titlePlaceholder") });
+  const priv = el("input", { name: "private", type: "checkbox", id: "create-private" });
   const form = el("form", { class: "form", id: "create-room" },
     el("label", {}, t("home.title"), title),
     el("label", {}, t("home.address"), slug),
+    el("label", { class: "check" }, priv, t("home.private")),
     el("button", { type: "submit", text: t("home.createRoom") }), error);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
       /** @type {{ room: Room }} */
-      const { room } = await api("POST", "/rooms", { slug: slug.value, title: title.value }, { signal });
+      const { room } = await api("POST", "/rooms", { slug: slug.value, title: title.value, visibility: priv.checked ? "private" : "public" }, { signal });
       navigate(`/r/${room.slug}`);
     } catch (e) {
       if (!signal.aborted) error.textContent = errMsg(e);

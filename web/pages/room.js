@@ -7,8 +7,11 @@ import { t } from "../i18n.js";
 import { LivePlayer } from "../player.js";
 import { RoomSocket } from "../room-socket.js";
 import { chatPanel } from "../room/chat.js";
+import { invitesPanel } from "../room/invites.js";
 import { moderationPanel } from "../room/moderation.js";
 import { partyPanel } from "../room/party.js";
+import { mapPanel } from "../room/plan-map.js";
+import { pollsPanel } from "../room/polls.js";
 import { streamingPanel } from "../room/streaming.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
@@ -66,13 +69,39 @@ export function mount(ctx) {
       // room is not live.
       const watch = partyPanel(socket, { slug: room.slug, onShow: (on) => { playerBox.hidden = on; } });
       party = watch;
-      const stage = el("section", { class: "stage" },
-        el("div", { class: "room-head" }, title, badge, el("span", { class: "muted", text: t("room.by", { name: room.owner }) })),
+      // Tabs: Watch (the player and the room's panels) and Map (planning together). The polls
+      // panel follows whichever is open.
+      const plan = mapPanel(socket, { perms: permissions, signal });
+      const polls = pollsPanel(socket, { slug: room.slug, perms: permissions, signal, onWinner: (id) => plan.highlight(id) });
+      const watchPane = el("div", { class: "pane", id: "pane-watch" },
         playerBox,
         watch.box,
         watch.bar,
+        polls,
+        permissions.manage ? invitesPanel(room, ctx) : null,
         permissions.manage ? streamingPanel(room, ctx) : null,
         permissions.moderate ? moderationPanel(room, permissions, ctx) : null);
+      const mapPane = el("div", { class: "pane", id: "pane-map", hidden: true }, plan.box);
+      const tabWatch = el("button", { type: "button", role: "tab", id: "tab-watch", "aria-selected": "true", text: t("room.tabWatch") });
+      const tabMap = el("button", { type: "button", role: "tab", id: "tab-map", "aria-selected": "false", text: t("room.tabMap") });
+      /** @param {"watch" | "map"} which */
+      const show = (which) => {
+        const map = which === "map";
+        tabWatch.setAttribute("aria-selected", String(!map));
+        tabMap.setAttribute("aria-selected", String(map));
+        watchPane.hidden = map;
+        mapPane.hidden = !map;
+        if (map) { mapPane.append(polls); plan.start(); } else playerBox.after(watch.box, watch.bar, polls);
+        if (location.hash !== (map ? "#map" : "")) history.replaceState({}, "", map ? "#map" : location.pathname);
+      };
+      tabWatch.addEventListener("click", () => show("watch"));
+      tabMap.addEventListener("click", () => show("map"));
+      const stage = el("section", { class: "stage" },
+        el("div", { class: "room-head" }, title, badge, el("span", { class: "muted", text: t("room.by", { name: room.owner }) })),
+        el("div", { class: "tabs room-tabs", role: "tablist" }, tabWatch, tabMap),
+        watchPane,
+        mapPane);
+      if (location.hash === "#map") queueMicrotask(() => show("map"));
       root.replaceChildren(el("div", { class: "room" }, stage, chatPanel(socket, { slug: room.slug, perms: permissions })));
       socket.start();
     },

@@ -68,6 +68,15 @@ export function chatPanel(socket, { slug, perms }) {
 
   /** @param {Message} m */
   const append = (m) => {
+    // A line the server wrote (a poll's result): a notice, not a member's message.
+    if (m.kind) {
+      const line = el("div", { class: `msg notice ${m.kind}`, "data-seq": m.seq, "data-kind": m.kind },
+        el("span", { class: "time", text: fmtTime(m.at) }),
+        el("span", { class: "text", text: m.text }));
+      bySeq.set(m.seq, line);
+      pushLine(line);
+      return;
+    }
     const line = el("div", { class: "msg", "data-seq": m.seq },
       el("span", { class: "time", text: fmtTime(m.at) }),
       el("span", { class: "author", text: m.user.username }),
