@@ -196,8 +196,12 @@ impl Application {
         let state = AppState(Arc::new(Shared {
             accounts,
             invites: crate::domain::invites::Invites::new(rooms.clone()),
-            pins: crate::domain::pins::Pins::new(rooms.clone(), community.clone()),
-            polls: crate::domain::polls::Polls::new(rooms.clone()),
+            pins: crate::domain::pins::Pins::new(
+                rooms.clone(),
+                community.clone(),
+                Arc::new(hub.clone()),
+            ),
+            polls: crate::domain::polls::Polls::new(rooms.clone(), Arc::new(hub.clone())),
             rooms,
             settings: Settings::new(db.clone(), broker.clone()),
             videos: Videos::new(

@@ -95,17 +95,22 @@ impl Invites {
             ));
         }
         let pool = &self.rooms.db().pool;
-        if planning::count_invites(pool, room.id).await? >= MAX_INVITES_PER_ROOM {
-            return Err(Error::conflict(
-                "too_many_invites",
-                format!("a room has at most {MAX_INVITES_PER_ROOM} invite links; revoke one"),
-            ));
-        }
         // 80 random bits do not collide; the loop only guards the unique index.
         for _ in 0..3 {
             let code = random_code();
+            let mut tx = self.rooms.db().begin().await?;
+            planning::lock_room(&mut *tx, room.id).await?;
+            if planning::count_invites(&mut *tx, room.id, now).await? >= MAX_INVITES_PER_ROOM {
+                return Err(Error::conflict(
+                    "too_many_invites",
+                    format!(
+                        "a room has at most {MAX_INVITES_PER_ROOM} working invite links; \
+                         revoke one"
+                    ),
+                ));
+            }
             match planning::create_invite(
-                pool,
+                &mut *tx,
                 room.id,
                 &code,
                 user.id,
@@ -116,6 +121,7 @@ impl Invites {
             .await
             {
                 Ok(()) => {
+                    tx.commit().await?;
                     tracing::info!(room = %room.slug, by = %user.username, "invite created");
                     return planning::invite(pool, &code)
                         .await?

@@ -120,6 +120,17 @@ pub trait Presence: Send + Sync {
     fn live(&self, slug: &str) -> Option<LiveView>;
 }
 
+/// A room's chat as the domain needs it; the rooms hub answers it.
+pub trait RoomChat: Send + Sync {
+    /// `text` with the site's blocked terms masked, as chat messages are.
+    fn mask(&self, text: &str) -> String;
+    /// Writes a line the server wrote (`kind` says about what) in a room's chat under
+    /// `author`, in order with the room's messages; false when the chat writer is full or
+    /// stopping.
+    fn notice(&self, room_id: i64, author: (i64, String), text: String, kind: &'static str)
+        -> bool;
+}
+
 /// The broadcasts running on this node, as the rooms hub needs them. `live` answers it.
 pub trait Streams: Send + Sync {
     /// The room's broadcast while one runs.

@@ -6,7 +6,7 @@ use super::community::Community;
 use super::events::RoomEvent;
 use super::policy;
 use super::rooms::Rooms;
-use super::{text, Error, Result};
+use super::{text, Error, Result, RoomChat};
 use crate::storage::planning::{self, Pin};
 use crate::storage::posts::{self, Kind};
 use crate::storage::rooms::Room;
@@ -34,6 +34,9 @@ pub struct NewPin {
 pub struct Pins {
     rooms: Rooms,
     community: Community,
+    chat: std::sync::Arc<dyn RoomChat>,
+    /// Pins dropped or removed per member: 30 at once, then one every 2 s.
+    changes: std::sync::Arc<crate::auth::limiter::KeyedLimiter<i64>>,
 }
 
 fn check_point(lat: Option<f64>, lng: Option<f64>) -> Result<(f64, f64)> {
@@ -58,8 +61,21 @@ fn check_point(lat: Option<f64>, lng: Option<f64>) -> Result<(f64, f64)> {
 }
 
 impl Pins {
-    pub fn new(rooms: Rooms, community: Community) -> Pins {
-        Pins { rooms, community }
+    pub fn new(rooms: Rooms, community: Community, chat: std::sync::Arc<dyn RoomChat>) -> Pins {
+        Pins {
+            rooms,
+            community,
+            chat,
+            changes: std::sync::Arc::new(crate::auth::limiter::KeyedLimiter::new(30, 0.5, 100_000)),
+        }
+    }
+
+    fn paced(&self, user: &User) -> Result<()> {
+        self.changes
+            .check(&user.id)
+            .map_err(|wait| Error::RateLimited {
+                retry_after_s: wait.as_secs().max(1),
+            })
     }
 
     /// The room's pins, if `user` may see the room.
@@ -130,6 +146,7 @@ impl Pins {
         let room = self.rooms.find(slug).await?;
         let standing = self.rooms.standing(&room, Some(user)).await?;
         self.rooms.require_planner(&room, standing, user).await?;
+        self.paced(user)?;
         let (post_id, name, lat, lng) = match new.place_id.as_deref() {
             Some(id) => {
                 if new.lat.is_some() || new.lng.is_some() {
@@ -150,19 +167,22 @@ impl Pins {
                     ));
                 };
                 let name = match new.name.as_deref() {
-                    Some(n) => clean_name(n)?,
+                    Some(n) => self.chat.mask(&clean_name(n)?),
                     None => place.name.clone(),
                 };
                 let id: i64 = post.id.parse().map_err(|_| Error::not_found("place"))?;
                 (Some(id), name, lat, lng)
             }
             None => {
-                let name = clean_name(new.name.as_deref().unwrap_or(""))?;
+                let name = self
+                    .chat
+                    .mask(&clean_name(new.name.as_deref().unwrap_or(""))?);
                 let (lat, lng) = check_point(new.lat, new.lng)?;
                 (None, name, lat, lng)
             }
         };
         let mut tx = self.rooms.db().begin().await?;
+        planning::lock_room(&mut *tx, room.id).await?;
         let existing = planning::pins(&mut *tx, room.id).await?;
         if existing.len() >= MAX_PINS {
             return Err(Error::conflict(
@@ -214,6 +234,11 @@ impl Pins {
             return Err(Error::Forbidden(
                 "only who dropped a pin or a moderator may remove it".into(),
             ));
+        }
+        if !standing.may(policy::RoomAction::Moderate) {
+            // Their own pin: as one who may plan here (not banned or timed out), at a pace.
+            self.rooms.require_planner(&room, standing, user).await?;
+            self.paced(user)?;
         }
         if !planning::delete_pin(pool, room.id, id).await? {
             return Err(Error::not_found("pin"));

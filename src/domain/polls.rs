@@ -20,12 +20,12 @@ use super::events::{Audience, RoomEvent};
 use super::policy::{self, Standing};
 use super::rooms::Rooms;
 use super::tally::{self, Mode};
-use super::{text, Error, Result};
+use super::{text, Error, Result, RoomChat};
 use crate::storage::planning::{self, Ballot, Poll};
 use crate::storage::rooms::Room;
 use crate::storage::users::User;
-use crate::storage::{messages, now_ms, rfc3339};
-use crate::views::{AuthorView, BallotView, MessageView, PollResultsView, PollView};
+use crate::storage::{now_ms, rfc3339};
+use crate::views::{AuthorView, BallotView, PollResultsView, PollView};
 
 /// Longest question and option, in characters.
 pub const MAX_QUESTION_CHARS: usize = 200;
@@ -38,6 +38,8 @@ pub const MAX_OPEN_PER_ROOM: i64 = 10;
 pub const MAX_OPEN_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Polls a room's list shows.
 const LIST_LIMIT: i64 = 20;
+/// Ballots a public poll's results list at most (the count covers them all).
+pub const MAX_BALLOTS_SHOWN: usize = 200;
 /// Live results go out at most this often per poll.
 pub const COALESCE: Duration = Duration::from_millis(250);
 
@@ -92,10 +94,13 @@ pub struct NewPoll {
 #[derive(Clone)]
 pub struct Polls {
     rooms: Rooms,
+    chat: Arc<dyn RoomChat>,
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    /// Polls started per member: 10 at once, then one a minute.
+    starts: crate::auth::limiter::KeyedLimiter<i64>,
     /// Polls whose live count is due to go out.
     pending: Mutex<HashSet<i64>>,
     /// Wakes the closer when a poll with a closing time is made.
@@ -156,6 +161,7 @@ fn results(p: &Poll, ballots: &[Ballot]) -> PollResultsView {
         ballots: (!p.anonymous).then(|| {
             ballots
                 .iter()
+                .take(MAX_BALLOTS_SHOWN)
                 .map(|b| BallotView {
                     user: AuthorView {
                         id: b.user_id.to_string(),
@@ -231,10 +237,12 @@ fn announcement(p: &Poll, r: &PollResultsView) -> String {
 }
 
 impl Polls {
-    pub fn new(rooms: Rooms) -> Polls {
+    pub fn new(rooms: Rooms, chat: Arc<dyn RoomChat>) -> Polls {
         Polls {
             rooms,
+            chat,
             inner: Arc::new(Inner {
+                starts: crate::auth::limiter::KeyedLimiter::new(10, 1.0 / 60.0, 100_000),
                 pending: Mutex::new(HashSet::new()),
                 wake: Notify::new(),
             }),
@@ -302,7 +310,8 @@ impl Polls {
     }
 
     /// Closes a poll at `at` (once: a poll someone else closed first is returned as it is),
-    /// writes its result in the chat and tells the room.
+    /// writes its result in the chat (through the chat writer, in order with the room's
+    /// messages) and tells the room.
     async fn finish(&self, p: &Poll, room: &str, at: i64) -> Result<Poll> {
         let mut tx = self.rooms.db().begin().await?;
         if !planning::close_poll(&mut *tx, p.id, at).await? {
@@ -312,36 +321,20 @@ impl Polls {
                 .ok_or_else(|| Error::not_found("poll"));
         }
         let ballots = planning::ballots(&mut *tx, p.id).await?;
+        tx.commit().await?;
         let mut closed = p.clone();
         closed.closed_at = Some(at);
         let text = announcement(&closed, &results(&closed, &ballots));
-        let now = now_ms();
-        let seq = messages::store_notice(
-            &mut tx,
-            p.room_id,
-            (p.created_by, &p.creator),
-            &text,
-            "poll",
-            now,
-        )
-        .await?;
-        tx.commit().await?;
         tracing::info!(poll = p.id, room, "poll closed");
-        if let Some(seq) = seq {
-            let message = MessageView {
-                seq,
-                user: AuthorView {
-                    id: p.created_by.to_string(),
-                    username: p.creator.clone(),
-                },
-                text,
-                at: rfc3339(now),
-                nonce: None,
-                kind: Some("poll".into()),
-            };
-            self.rooms
-                .publish(p.room_id, RoomEvent::Message { message })
-                .await;
+        if !self
+            .chat
+            .notice(p.room_id, (p.created_by, p.creator.clone()), text, "poll")
+        {
+            tracing::warn!(
+                poll = p.id,
+                room,
+                "the chat writer is full: the poll's line is left out"
+            );
         }
         self.announce(&closed, room).await?;
         Ok(closed)
@@ -352,12 +345,12 @@ impl Polls {
         let room = self.rooms.find(slug).await?;
         let standing = self.rooms.standing(&room, Some(user)).await?;
         self.rooms.require_planner(&room, standing, user).await?;
-        let question = line(
+        let question = self.chat.mask(&line(
             &new.question,
             MAX_QUESTION_CHARS,
             "invalid_question",
             "the question",
-        )?;
+        )?);
         let mode = match new.mode.as_deref() {
             None => Mode::Single,
             Some(m) => Mode::parse(m).ok_or_else(|| {
@@ -404,7 +397,8 @@ impl Polls {
             (Some(list), false) => {
                 let mut options = Vec::with_capacity(list.len());
                 for o in list.iter().take(MAX_OPTIONS + 1) {
-                    options.push(line(o, MAX_OPTION_CHARS, "invalid_options", "an option")?);
+                    let o = line(o, MAX_OPTION_CHARS, "invalid_options", "an option")?;
+                    options.push(self.chat.mask(&o));
                 }
                 let pins = vec![None; options.len()];
                 (options, pins)
@@ -428,7 +422,15 @@ impl Polls {
                 format!("\"{dup}\" is an option twice"),
             ));
         }
+        self.inner
+            .starts
+            .check(&user.id)
+            .map_err(|wait| Error::RateLimited {
+                retry_after_s: wait.as_secs().max(1),
+            })?;
         let mut tx = self.rooms.db().begin().await?;
+        // One planner at a time per room, so the caps below hold under concurrency.
+        planning::lock_room(&mut *tx, room.id).await?;
         let open = planning::room_polls(&mut *tx, room.id, LIST_LIMIT * 5).await?;
         let open: Vec<&Poll> = open.iter().filter(|p| p.closed_at.is_none()).collect();
         if open.len() as i64 >= MAX_OPEN_PER_ROOM {
@@ -512,7 +514,7 @@ impl Polls {
             .map_err(|m| Error::invalid("invalid_choices", m))?;
         let now = now_ms();
         let mut tx = self.rooms.db().begin().await?;
-        if !planning::hold_open(&mut *tx, p.id, now).await? {
+        if !planning::hold_open(&mut *tx, self.rooms.db().backend, p.id, now).await? {
             return Err(Error::conflict("poll_closed", "this poll is closed"));
         }
         planning::vote(&mut *tx, p.id, user.id, choices, now).await?;
@@ -523,12 +525,13 @@ impl Polls {
 
     /// Takes `user`'s ballot back (while the poll is open).
     pub async fn unvote(&self, user: &User, id: &str) -> Result<()> {
-        let (p, _, _) = self.load(Some(user), id).await?;
+        let (p, room, standing) = self.load(Some(user), id).await?;
+        self.rooms.require_planner(&room, standing, user).await?;
         if p.closed_at.is_some() {
             return Err(Error::conflict("poll_closed", "this poll is closed"));
         }
         let mut tx = self.rooms.db().begin().await?;
-        if !planning::hold_open(&mut *tx, p.id, now_ms()).await? {
+        if !planning::hold_open(&mut *tx, self.rooms.db().backend, p.id, now_ms()).await? {
             return Err(Error::conflict("poll_closed", "this poll is closed"));
         }
         if !planning::unvote(&mut *tx, p.id, user.id).await? {
@@ -599,7 +602,9 @@ impl Polls {
     /// minute, so polls made on other nodes are not missed for long).
     async fn close_due(&self) -> Result<Duration> {
         let now = now_ms();
-        for (id, at) in planning::closing(self.pool(), 50).await? {
+        let due = planning::closing(self.pool(), 50).await?;
+        let full = due.len() == 50;
+        for (id, at) in due {
             if at > now {
                 return Ok(Duration::from_millis((at - now).min(60_000) as u64));
             }
@@ -611,7 +616,12 @@ impl Polls {
             };
             self.finish(&p, &room.slug, at).await?;
         }
-        Ok(Duration::from_secs(60))
+        // Fifty were due: there may be more at once.
+        Ok(if full {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(60)
+        })
     }
 }
 

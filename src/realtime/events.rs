@@ -131,6 +131,12 @@ impl Hub {
                 let Ok(user_id) = view.user.id.parse::<i64>() else {
                     return;
                 };
+                // Only a member still connected here is kept (a view relayed after its member
+                // left must not come back as a ghost). Views come from this node's sockets;
+                // when nodes share a broker, each keeps its own members' views.
+                if !room.has_user(user_id) {
+                    return;
+                }
                 {
                     let mut map = room.map.lock();
                     let len = map.views.len();

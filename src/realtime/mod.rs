@@ -335,12 +335,20 @@ impl RoomState {
             .collect()
     }
 
-    /// Whether `user_id` has a connection here other than `conn_id`.
-    pub fn has_other_conn(&self, user_id: i64, conn_id: u64) -> bool {
+    /// Takes a connection out of the room's fan-out (as leaving does, ahead of it); true when
+    /// it was its user's last one here.
+    pub fn depart(&self, conn_id: u64, user_id: Option<i64>) -> bool {
+        let mut conns = self.conns.lock();
+        conns.remove(&conn_id);
+        user_id.is_some_and(|u| !conns.values().any(|c| c.user_id == Some(u)))
+    }
+
+    /// Whether `user_id` has a connection to the room here.
+    pub fn has_user(&self, user_id: i64) -> bool {
         self.conns
             .lock()
-            .iter()
-            .any(|(id, c)| *id != conn_id && c.user_id == Some(user_id))
+            .values()
+            .any(|c| c.user_id == Some(user_id))
     }
 
     /// Closes every connection of `user_id` with a final frame.
@@ -604,6 +612,31 @@ impl Hub {
                 });
             }
         }
+    }
+}
+
+impl crate::domain::RoomChat for Hub {
+    fn mask(&self, text: &str) -> String {
+        self.filter().mask(text).into_owned()
+    }
+
+    fn notice(
+        &self,
+        room_id: i64,
+        author: (i64, String),
+        text: String,
+        kind: &'static str,
+    ) -> bool {
+        let pending = writer::Pending {
+            room_id,
+            user_id: author.0,
+            username: author.1,
+            text,
+            nonce: None,
+            reply: None,
+            kind: Some(kind),
+        };
+        self.inner.writer.try_send(pending).is_ok()
     }
 }
 

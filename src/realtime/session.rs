@@ -76,6 +76,9 @@ const WELCOME_POLLS: i64 = 5;
 /// dropped (a page sends at most about 8 a second while the map moves).
 const MAP_BURST: u32 = 10;
 const MAP_PER_S: f64 = 10.0;
+/// Pin frames a connection may send at once, and per second after that.
+const PIN_BURST: u32 = 10;
+const PIN_PER_S: f64 = 1.0;
 
 /// Leaves out the oldest messages until the rest encode to at most `max_bytes`; true when it
 /// left any out.
@@ -129,7 +132,20 @@ pub async fn run(
     } = opened;
     // Joined before reading history: broadcasts from now on wait in the paused queue, and the
     // ones the history already holds are dropped by seq when the welcome goes out.
+    let was_private = info.private;
     let member = hub.join(&room, info, user.as_ref().map(|u| u.id), client, io.clone());
+    // The room went private between the handshake's check and this join (whose kick this
+    // connection missed): it leaves like the others did, to be checked again.
+    if !was_private && member.room.info.read().private {
+        let f = ServerFrame::Reconnect { reason: "private" }.encode();
+        io.unpause(wire_text(&f), i64::MAX);
+        return finish(
+            &io,
+            false,
+            &[wire_close(CLOSE_PRIVATE, "the room became private")],
+        )
+        .await;
+    }
     // A signed-in member is in the room's watch party while connected (and a little after).
     let _in_party = match &user {
         Some(u) => Some(parties.enter(&room, u).await),
@@ -209,6 +225,7 @@ pub async fn run(
     // Party frames may change what everyone in the room is sent: paced per connection.
     let mut party_pace = Bucket::full(PARTY_BURST, Instant::now());
     let mut map_pace = Bucket::full(MAP_BURST, Instant::now());
+    let mut pin_pace = Bucket::full(PIN_BURST, Instant::now());
     // A shutdown that began while this session was joining has already signalled the others.
     if shutdown.is_cancelled() {
         signal.raise(super::Signal::RESTART);
@@ -249,7 +266,7 @@ pub async fn run(
                                     pins: &pins,
                                     broker: &broker,
                                 };
-                                map.handle(&mut map_pace, frame).await
+                                map.handle(&mut map_pace, &mut pin_pace, frame).await
                             }
                             Err(frame) => handle_frame(&hub, &member, &io, user.as_ref(), frame),
                         },
@@ -269,9 +286,14 @@ pub async fn run(
         }
     };
 
-    // Off the map when this was the member's last connection to the room here.
+    // Out of the room's fan-out now (its last frames are queued already), and off the map when
+    // this was the member's last connection to the room here: decided under the room's lock,
+    // so of two tabs ending at once the second one does it.
+    let last = member
+        .room
+        .depart(member.conn_id, user.as_ref().map(|u| u.id));
     if let Some(u) = &user {
-        if !member.room.has_other_conn(u.id, member.conn_id) && member.room.forget_view(u.id) {
+        if last && member.room.forget_view(u.id) {
             let user = AuthorView {
                 id: u.id.to_string(),
                 username: u.username.clone(),
@@ -478,7 +500,12 @@ struct MapContext<'a> {
 
 impl MapContext<'_> {
     /// Relays a view (paced), or adds or removes a pin; an `error` frame when refused.
-    async fn handle(&self, pace: &mut Bucket, frame: ClientFrame) -> Option<String> {
+    async fn handle(
+        &self,
+        pace: &mut Bucket,
+        pin_pace: &mut Bucket,
+        frame: ClientFrame,
+    ) -> Option<String> {
         let Some(user) = self.user else {
             return Some(error_frame(
                 "login_required",
@@ -543,6 +570,15 @@ impl MapContext<'_> {
                     }
                     super::Paced::Queued => None,
                 }
+            }
+            ClientFrame::MapPinAdd { .. } | ClientFrame::MapPinRemove { .. }
+                if pin_pace.take(PIN_BURST, PIN_PER_S, Instant::now()).is_err() =>
+            {
+                Some(error_frame(
+                    "rate_limited",
+                    "too many pin changes; slow down",
+                    Some(1000),
+                ))
             }
             ClientFrame::MapPinAdd {
                 place_id,
@@ -632,7 +668,8 @@ fn handle_frame(
                 username: user.username.clone(),
                 text,
                 nonce,
-                reply: io.clone(),
+                reply: Some(io.clone()),
+                kind: None,
             };
             match hub.writer().try_send(pending) {
                 Ok(()) => None,

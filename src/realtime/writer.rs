@@ -29,8 +29,11 @@ pub struct Pending {
     pub username: String,
     pub text: String,
     pub nonce: Option<String>,
-    /// The sender's connection, to report a failure to store.
-    pub reply: Arc<ConnIo>,
+    /// The sender's connection, to report a failure to store (`None` for a line the server
+    /// writes).
+    pub reply: Option<Arc<ConnIo>>,
+    /// `None` for a member's message; what the server wrote it about otherwise (`poll`).
+    pub kind: Option<&'static str>,
 }
 
 /// After a commit, messages arriving within this window wait for its end so they share the next
@@ -86,6 +89,7 @@ async fn write_batch(hub: &Hub, broker: &dyn Broker, batch: &mut [Pending]) {
             user_id: p.user_id,
             username: &p.username,
             text: &p.text,
+            kind: p.kind.unwrap_or("chat"),
         })
         .collect();
     let stored = async {
@@ -112,7 +116,7 @@ async fn write_batch(hub: &Hub, broker: &dyn Broker, batch: &mut [Pending]) {
                     text: std::mem::take(&mut p.text),
                     at: rfc3339(now),
                     nonce: p.nonce.take(),
-                    kind: None,
+                    kind: p.kind.map(str::to_string),
                 };
                 // The hub hands it to the room as loaded now, not as it was when the message was
                 // sent: if everyone left and someone rejoined meanwhile, the newcomer gets it too.
@@ -132,6 +136,14 @@ async fn write_batch(hub: &Hub, broker: &dyn Broker, batch: &mut [Pending]) {
 }
 
 fn fail(p: &Pending, code: &str, message: &str) {
-    p.reply
-        .send(0, wire_text(&error_frame(code, message, None)));
+    match &p.reply {
+        Some(reply) => {
+            reply.send(0, wire_text(&error_frame(code, message, None)));
+        }
+        None => tracing::warn!(
+            room = p.room_id,
+            code,
+            "a server's chat line was not stored"
+        ),
+    }
 }

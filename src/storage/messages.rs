@@ -24,6 +24,8 @@ pub struct NewMessage<'a> {
     pub user_id: i64,
     pub username: &'a str,
     pub text: &'a str,
+    /// `chat`, or what the server wrote it about.
+    pub kind: &'a str,
 }
 
 /// Stores a batch of messages in one transaction and returns each one's seq, or `None` for a
@@ -90,21 +92,22 @@ pub async fn store_batch(
         .collect();
     if !stored.is_empty() {
         let mut sql = String::from(
-            "INSERT INTO messages (room_id, seq, user_id, username, text, created_at) VALUES ",
+            "INSERT INTO messages (room_id, seq, user_id, username, text, created_at, kind) VALUES ",
         );
         for i in 0..stored.len() {
-            let b = 6 * i;
+            let b = 7 * i;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                 b + 1,
                 b + 2,
                 b + 3,
                 b + 4,
                 b + 5,
-                b + 6
+                b + 6,
+                b + 7
             ));
         }
         let mut q = sqlx::query(&sql);
@@ -115,7 +118,8 @@ pub async fn store_batch(
                 .bind(m.user_id)
                 .bind(m.username)
                 .bind(m.text)
-                .bind(now);
+                .bind(now)
+                .bind(m.kind);
         }
         q.execute(&mut *conn).await?;
     }
@@ -131,42 +135,6 @@ fn message_from_row(r: &sqlx::any::AnyRow) -> Result<Message, DbError> {
         created_at: r.try_get("created_at")?,
         kind: r.try_get("kind")?,
     })
-}
-
-/// Stores one line the server writes in a room's chat (its `kind` says about what), under the
-/// author it names; returns its seq, or `None` when the room is gone. Run it in a transaction.
-pub async fn store_notice(
-    conn: &mut sqlx::AnyConnection,
-    room_id: i64,
-    author: (i64, &str),
-    text: &str,
-    kind: &str,
-    now: i64,
-) -> Result<Option<i64>, DbError> {
-    let row = sqlx::query(
-        "UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = $2 WHERE id = $1 \
-         RETURNING last_seq",
-    )
-    .bind(room_id)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let seq: i64 = row.try_get("last_seq")?;
-    sqlx::query(
-        "INSERT INTO messages (room_id, seq, user_id, username, text, created_at, kind) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(room_id)
-    .bind(seq)
-    .bind(author.0)
-    .bind(author.1)
-    .bind(text)
-    .bind(now)
-    .bind(kind)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(seq))
 }
 
 /// Up to `limit` visible messages with seq below `before` (or the newest), oldest first.
@@ -252,6 +220,7 @@ mod tests {
             user_id: u.id,
             username: "u",
             text,
+            kind: "chat",
         };
         let batch = [msg(a, "a1"), msg(b, "b1"), msg(a, "a2"), msg(999, "lost")];
         let mut tx = db.pool.begin().await.unwrap();

@@ -80,13 +80,17 @@ pub async fn invites(ex: impl Exec<'_>, room_id: i64, limit: i64) -> Result<Vec<
     rows.iter().map(invite_from_row).collect()
 }
 
-/// How many invites of a room are not revoked.
-pub async fn count_invites(ex: impl Exec<'_>, room_id: i64) -> Result<i64, DbError> {
-    sqlx::query("SELECT COUNT(*) AS n FROM room_invites WHERE room_id = $1 AND revoked_at IS NULL")
-        .bind(room_id)
-        .fetch_one(ex)
-        .await?
-        .try_get("n")
+/// How many invites of a room still work at `now` (not revoked, expired or used up).
+pub async fn count_invites(ex: impl Exec<'_>, room_id: i64, now: i64) -> Result<i64, DbError> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM room_invites WHERE room_id = $1 AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $2) AND (max_uses IS NULL OR uses < max_uses)",
+    )
+    .bind(room_id)
+    .bind(now)
+    .fetch_one(ex)
+    .await?
+    .try_get("n")
 }
 
 /// Revokes an invite of the room; false when there is no such live invite.
@@ -327,19 +331,40 @@ pub async fn closing(ex: impl Exec<'_>, limit: i64) -> Result<Vec<(i64, i64)>, D
         .collect()
 }
 
-/// Holds an open poll against closing until the transaction ends (a no-op update takes the
-/// row's lock): true when the poll is open at `now`, so a ballot written in the same
-/// transaction is either counted by the close or refused.
-pub async fn hold_open(ex: impl Exec<'_>, poll_id: i64, now: i64) -> Result<bool, DbError> {
-    let res = sqlx::query(
-        "UPDATE polls SET closed_at = closed_at WHERE id = $1 AND closed_at IS NULL \
-         AND (closes_at IS NULL OR closes_at > $2)",
-    )
-    .bind(poll_id)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(res.rows_affected() > 0)
+/// Holds an open poll against closing until the transaction ends: true when the poll is open
+/// at `now`, so a ballot written in the same transaction is either counted by the close or
+/// refused. PostgreSQL takes a share lock on the row (voters do not wait on each other, a close
+/// waits for them); SQLite's transactions already hold the write lock.
+pub async fn hold_open(
+    ex: impl Exec<'_>,
+    backend: super::Backend,
+    poll_id: i64,
+    now: i64,
+) -> Result<bool, DbError> {
+    let lock = match backend {
+        super::Backend::Postgres => " FOR SHARE",
+        super::Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT id FROM polls WHERE id = $1 AND closed_at IS NULL \
+         AND (closes_at IS NULL OR closes_at > $2){lock}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(poll_id)
+        .bind(now)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Serialises planning writes to one room until the transaction ends (a no-op update takes
+/// the room row's lock), so counted caps hold when requests race.
+pub async fn lock_room(ex: impl Exec<'_>, room_id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE rooms SET last_seq = last_seq WHERE id = $1")
+        .bind(room_id)
+        .execute(ex)
+        .await?;
+    Ok(())
 }
 
 /// Stores (or replaces) a member's ballot.
