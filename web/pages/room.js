@@ -64,6 +64,17 @@ export function mount(ctx) {
       });
       socket.on("room", (f) => setRoom(f.room));
       socket.on("live", setLive);
+      // The room became private: whoever is not among its people is shown that it is gone
+      // (instead of a socket retrying a 404).
+      socket.on("reconnect", (f) => {
+        if (f.reason !== "private") return;
+        api("GET", `/rooms/${encodeURIComponent(room.slug)}`, undefined, { signal }).catch((e) => {
+          if (signal.aborted || !(e instanceof ApiError && e.status === 404)) return;
+          socket?.close();
+          setTitle(t("common.notFound"));
+          root.replaceChildren(el("h1", { text: t("room.notFound") }), el("p", {}, el("a", { href: "/", text: t("common.backHome") })));
+        });
+      });
 
       // The watch party's player takes the live player's place while it has a video and the
       // room is not live.

@@ -67,8 +67,8 @@ export function invitesPanel(room, { signal }) {
     } catch (e) { priv.checked = !priv.checked; fail(e); }
   });
   void load();
-  return el("section", { class: "card", id: "invites" },
-    el("h2", { text: t("invite.title") }),
+  return el("details", { class: "settings", id: "invites", open: room.visibility === "private" },
+    el("summary", { text: t("invite.title") }),
     el("p", { class: "muted", text: t("invite.help") }),
     el("label", { class: "check" }, priv, t("invite.private")),
     form, error, list);
