@@ -8,6 +8,7 @@ mod community;
 mod hist;
 mod library;
 mod live;
+mod map;
 mod party;
 mod report;
 mod server;
@@ -46,6 +47,8 @@ enum Cmd {
     Library(library::LibraryOpts),
     /// Watch together: four Chromium pages in one party (gap, convergence, corrections).
     Party(party::PartyOpts),
+    /// The shared map's relay: members' views relayed by moim against the `ws` relay.
+    Map(map::MapOpts),
     /// The community: photo processing against libvips, the hot feed and the cost of a like.
     Community(community::CommunityOpts),
 }
@@ -253,6 +256,21 @@ fn main() -> anyhow::Result<()> {
         Cmd::Party(po) => {
             let (root, bin) = root_and_moim(po.moim_bin.as_deref())?;
             return runtime()?.block_on(party::run(po, bin, root));
+        }
+        Cmd::Map(mo) => {
+            let nofile = server::raise_nofile();
+            let (root, bin) = root_and_moim(mo.moim_bin.as_deref())?;
+            let peers_dir = root.join("bench/peers");
+            ensure_peers(&peers_dir, &[Kind::Ws], Path::new(""))?;
+            let launch = Launch {
+                moim_bin: bin,
+                moim_args: Vec::new(),
+                node: mo.node.clone(),
+                bun: PathBuf::new(),
+                peers_dir,
+                nofile: nofile.min(65_536),
+            };
+            return runtime()?.block_on(map::run(mo, launch));
         }
         Cmd::Live(lo) => {
             server::raise_nofile();
