@@ -155,6 +155,9 @@ macro_rules! options {
         #[serde(deny_unknown_fields)]
         struct FileConfig {
             $($( $field: Option<$ty>, )*)*
+            /// `[oidc.<id>]`: sign-in providers.
+            #[serde(default)]
+            oidc: std::collections::BTreeMap<String, OidcFile>,
         }
 
         $(
@@ -178,6 +181,8 @@ macro_rules! options {
         #[derive(Debug, Clone, Default)]
         pub struct Config {
             $( pub $group: $Group, )*
+            /// Sign-in providers (`[oidc.<id>]` tables), in id order.
+            pub oidc: Vec<OidcProvider>,
         }
 
         /// Every option: (file key, flag, environment variable).
@@ -187,6 +192,7 @@ macro_rules! options {
 
         fn merge(args: &ServeArgs, file: FileConfig) -> Config {
             Config {
+                oidc: Vec::new(),
                 $(
                     $group: $Group {
                         $(
@@ -450,7 +456,13 @@ impl Config {
                 Err(_) => FileConfig::default(),
             },
         };
+        let mut file = file;
+        let providers = std::mem::take(&mut file.oidc);
         let mut config = merge(args, file);
+        config.oidc = providers
+            .into_iter()
+            .map(|(id, f)| OidcProvider::from_file(id, f, &|name| std::env::var(name).ok()))
+            .collect::<anyhow::Result<_>>()?;
         let rate = config.chat.chat_rate_per_s;
         anyhow::ensure!(
             rate.is_finite() && rate >= 0.0,
@@ -682,9 +694,287 @@ pub fn parse_ladder(text: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
+/// What kind of sign-in provider a `[oidc.<id>]` table is: three presets and any OpenID
+/// Connect provider by its issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Google,
+    Kakao,
+    /// OAuth 2.0 only: its user comes from its profile API.
+    Naver,
+    Oidc,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Google => "google",
+            ProviderKind::Kakao => "kakao",
+            ProviderKind::Naver => "naver",
+            ProviderKind::Oidc => "oidc",
+        }
+    }
+}
+
+/// A `[oidc.<id>]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcFile {
+    kind: String,
+    issuer: Option<String>,
+    client_id: String,
+    client_secret_file: Option<PathBuf>,
+    display_name: Option<String>,
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    trust_email: bool,
+    /// OAuth 2.0 endpoints, for a provider without discovery (Naver's by default).
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+}
+
+/// A sign-in provider, checked.
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// 1–32 of `a-z0-9-`: in the callback path `/auth/{id}/callback`.
+    pub id: String,
+    pub kind: ProviderKind,
+    /// Where discovery starts (`{issuer}/.well-known/openid-configuration`); `None` for Naver.
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub display_name: String,
+    pub scopes: Vec<String>,
+    /// Link to a local account by a verified e-mail address the provider vouches for.
+    pub trust_email: bool,
+    /// OAuth 2.0 endpoints (Naver's, unless given).
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+}
+
+/// A URL a provider answers at: https, or http on a loopback host (a test or a local provider).
+fn provider_url(what: &str, url: &str) -> anyhow::Result<String> {
+    let ok = match url.strip_prefix("https://") {
+        Some(rest) => !rest.is_empty(),
+        None => url.strip_prefix("http://").is_some_and(|rest| {
+            let host = rest.split(['/', ':']).next().unwrap_or("");
+            host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
+        }),
+    };
+    anyhow::ensure!(
+        ok && !url.chars().any(|c| c.is_whitespace() || c.is_control()),
+        "{what} must be an https:// URL (http:// only on a loopback address), not `{url}`"
+    );
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+impl OidcProvider {
+    /// Checks a table and finds its client secret: `client_secret_file`, else the variable
+    /// `MOIM_OIDC_<ID>_CLIENT_SECRET` (`env` looks variables up).
+    pub fn from_file(
+        id: String,
+        f: OidcFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<OidcProvider> {
+        anyhow::ensure!(
+            (1..=32).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "a sign-in provider's id (the name in [oidc.<id>]) is 1 to 32 of a-z, 0-9 and -, not `{id}`"
+        );
+        let kind = match f.kind.as_str() {
+            "google" => ProviderKind::Google,
+            "kakao" => ProviderKind::Kakao,
+            "naver" => ProviderKind::Naver,
+            "oidc" => ProviderKind::Oidc,
+            other => anyhow::bail!(
+                "[oidc.{id}] kind must be google, kakao, naver or oidc, not `{other}`"
+            ),
+        };
+        let issuer = match (kind, f.issuer.as_deref()) {
+            (ProviderKind::Oidc, None) => {
+                anyhow::bail!("[oidc.{id}] needs an issuer (where its discovery document is)")
+            }
+            (ProviderKind::Naver, Some(_)) => {
+                anyhow::bail!("[oidc.{id}] is Naver, which has no issuer: OAuth 2.0 only")
+            }
+            (_, Some(i)) => Some(provider_url(&format!("[oidc.{id}] issuer"), i)?),
+            (ProviderKind::Google, None) => Some("https://accounts.google.com".into()),
+            (ProviderKind::Kakao, None) => Some("https://kauth.kakao.com".into()),
+            (ProviderKind::Naver, None) => None,
+        };
+        anyhow::ensure!(
+            !f.client_id.trim().is_empty(),
+            "[oidc.{id}] needs its client_id"
+        );
+        let var = format!(
+            "MOIM_OIDC_{}_CLIENT_SECRET",
+            id.to_ascii_uppercase().replace('-', "_")
+        );
+        let secret = match &f.client_secret_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!("[oidc.{id}] reading client_secret_file {}", path.display())
+                })?
+                .trim()
+                .to_string(),
+            None => env(&var).map(|s| s.trim().to_string()).unwrap_or_default(),
+        };
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "[oidc.{id}] needs its client secret: client_secret_file, or the variable {var}"
+        );
+        let endpoint =
+            |what: &str, given: &Option<String>, naver: &str| -> anyhow::Result<Option<String>> {
+                match (given, kind) {
+                    (Some(u), _) => Ok(Some(provider_url(&format!("[oidc.{id}] {what}"), u)?)),
+                    (None, ProviderKind::Naver) => Ok(Some(naver.to_string())),
+                    (None, _) => Ok(None),
+                }
+            };
+        let scopes = f.scopes.unwrap_or_else(|| {
+            match kind {
+                ProviderKind::Google | ProviderKind::Oidc => vec!["openid", "profile", "email"],
+                ProviderKind::Kakao => vec!["openid", "profile_nickname"],
+                ProviderKind::Naver => vec![],
+            }
+            .into_iter()
+            .map(String::from)
+            .collect()
+        });
+        let display_name = match f.display_name {
+            Some(n) if !n.trim().is_empty() => n.trim().to_string(),
+            _ => match kind {
+                ProviderKind::Google => "Google".into(),
+                ProviderKind::Kakao => "Kakao".into(),
+                ProviderKind::Naver => "Naver".into(),
+                ProviderKind::Oidc => id.clone(),
+            },
+        };
+        Ok(OidcProvider {
+            authorization_endpoint: endpoint(
+                "authorization_endpoint",
+                &f.authorization_endpoint,
+                "https://nid.naver.com/oauth2.0/authorize",
+            )?,
+            token_endpoint: endpoint(
+                "token_endpoint",
+                &f.token_endpoint,
+                "https://nid.naver.com/oauth2.0/token",
+            )?,
+            userinfo_endpoint: endpoint(
+                "userinfo_endpoint",
+                &f.userinfo_endpoint,
+                "https://openapi.naver.com/v1/nid/me",
+            )?,
+            id,
+            kind,
+            issuer,
+            client_id: f.client_id.trim().to_string(),
+            client_secret: Secret::new(secret),
+            display_name,
+            scopes,
+            trust_email: f.trust_email,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_in_providers_are_checked_and_their_secrets_kept_out_of_sight() {
+        let secret = |name: &str, value: &str| {
+            let p = std::env::temp_dir().join(format!(
+                "moim-secret-{name}-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::write(&p, format!("{value}\n")).unwrap();
+            p.display().to_string()
+        };
+        let files = [
+            secret("g", "g-secret-hunter2"),
+            secret("k", "kc-secret"),
+            secret("n", "n-secret"),
+        ];
+        let [g, k, n] = &files;
+        let path = file(&format!(
+            "[oidc.google]\nkind = \"google\"\nclient_id = \"g-id\"\nclient_secret_file = \"{g}\"\n\n\
+             [oidc.keycloak]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9000/realms/x/\"\n\
+             client_id = \"kc\"\ndisplay_name = \"Our Keycloak\"\nclient_secret_file = \"{k}\"\n\n\
+             [oidc.naver]\nkind = \"naver\"\nclient_id = \"n-id\"\nclient_secret_file = \"{n}\"\n",
+        ));
+        let cfg = path.to_str().unwrap();
+        let c = Config::load(&args(&["--config", cfg])).unwrap();
+        let ids: Vec<&str> = c.oidc.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["google", "keycloak", "naver"]);
+        let g = &c.oidc[0];
+        assert_eq!(g.issuer.as_deref(), Some("https://accounts.google.com"));
+        assert_eq!(g.client_secret.expose(), "g-secret-hunter2");
+        assert_eq!(g.scopes, ["openid", "profile", "email"]);
+        assert!(!g.trust_email);
+        let kc = &c.oidc[1];
+        assert_eq!(kc.issuer.as_deref(), Some("http://127.0.0.1:9000/realms/x"));
+        assert_eq!(kc.display_name, "Our Keycloak");
+        let n = &c.oidc[2];
+        assert_eq!(n.issuer, None);
+        assert_eq!(
+            n.userinfo_endpoint.as_deref(),
+            Some("https://openapi.naver.com/v1/nid/me")
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        std::fs::remove_file(path).unwrap();
+        for p in &files {
+            std::fs::remove_file(p).unwrap();
+        }
+        // The variable, when there is no file.
+        let env =
+            |name: &str| (name == "MOIM_OIDC_MY_IDP_CLIENT_SECRET").then(|| " s3cret ".to_string());
+        let p = OidcProvider::from_file(
+            "my-idp".into(),
+            toml::from_str("kind = \"kakao\"\nclient_id = \"k\"").unwrap(),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(p.client_secret.expose(), "s3cret");
+        assert_eq!(p.issuer.as_deref(), Some("https://kauth.kakao.com"));
+
+        let none = |_: &str| None;
+        let table = |text: &str| -> OidcFile { toml::from_str(text).unwrap() };
+        for (id, text, why) in [
+            ("Bad_Id", "kind = \"google\"\nclient_id = \"x\"", "id"),
+            ("x", "kind = \"facebook\"\nclient_id = \"x\"", "kind"),
+            ("x", "kind = \"oidc\"\nclient_id = \"x\"", "issuer"),
+            (
+                "x",
+                "kind = \"oidc\"\nissuer = \"http://idp.example\"\nclient_id = \"x\"",
+                "https",
+            ),
+            (
+                "x",
+                "kind = \"naver\"\nissuer = \"https://nid.naver.com\"\nclient_id = \"x\"",
+                "OAuth 2.0",
+            ),
+            ("x", "kind = \"google\"\nclient_id = \" \"", "client_id"),
+            (
+                "x",
+                "kind = \"google\"\nclient_id = \"x\"",
+                "MOIM_OIDC_X_CLIENT_SECRET",
+            ),
+        ] {
+            let err = OidcProvider::from_file(id.into(), table(text), &none).unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        }
+        assert!(
+            toml::from_str::<OidcFile>("kind = \"google\"\nclient_id = \"x\"\nsecret = \"s\"")
+                .is_err()
+        );
+    }
 
     fn args(list: &[&str]) -> ServeArgs {
         let mut argv = vec!["moim"];
