@@ -268,6 +268,12 @@ impl Polls {
     /// Tells the room where the poll stands: the count to whoever may see it.
     async fn announce(&self, p: &Poll, room: &str) -> Result<()> {
         let ballots = planning::ballots(self.pool(), p.id).await?;
+        self.announce_with(p, room, &ballots).await;
+        Ok(())
+    }
+
+    /// [`Polls::announce`] with the ballots already read.
+    async fn announce_with(&self, p: &Poll, room: &str, ballots: &[Ballot]) {
         let closed = p.closed_at.is_some();
         let audience = match shown_of(p) {
             _ if closed => Audience::Everyone,
@@ -275,14 +281,13 @@ impl Polls {
             Shown::OnVote => Audience::Voters(ballots.iter().map(|b| b.user_id).collect()),
             Shown::OnClose => Audience::Nobody,
         };
-        let results = (audience != Audience::Nobody).then(|| Box::new(results(p, &ballots)));
+        let results = (audience != Audience::Nobody).then(|| Box::new(results(p, ballots)));
         let event = RoomEvent::Poll {
             poll: Box::new(bare(p, room)),
             results,
             audience,
         };
         self.rooms.publish(p.room_id, event).await;
-        Ok(())
     }
 
     /// The poll and its room, if `user` may see the room (404 otherwise); a poll whose closing
@@ -336,7 +341,7 @@ impl Polls {
                 "the chat writer is full: the poll's line is left out"
             );
         }
-        self.announce(&closed, room).await?;
+        self.announce_with(&closed, room, &ballots).await;
         Ok(closed)
     }
 

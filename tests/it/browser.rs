@@ -299,25 +299,16 @@ async fn members_post_places_with_photos_and_chat_with_a_seller() {
     })
     .collect();
     let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let shots = screenshots_dir();
-    let out = tokio::process::Command::new("node")
-        .arg(format!("{e2e}/community.mjs"))
-        .env("MOIM_URL", &app.base)
-        .env("MOIM_CHROMIUM", &chromium)
-        .env("MOIM_SCREENSHOTS", &shots)
-        .env("MOIM_PHOTOS", list.join(","))
-        .output()
-        .await
-        .expect("start node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains("COMMUNITY-OK"),
-        "community browser script failed: {:?}; screenshots in {shots}; server log in {}\n{}",
-        out.status,
-        app.data_dir.join("server.log").display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let photos = list.join(",");
+    run_script(
+        &e2e,
+        "community.mjs",
+        &app,
+        &chromium,
+        &[("MOIM_PHOTOS", photos.as_str())],
+        "COMMUNITY-OK",
+    )
+    .await;
     let served = tiles_served.load(std::sync::atomic::Ordering::SeqCst);
     assert!(served > 0, "the maps drew the operator's tiles");
 }
@@ -343,25 +334,39 @@ async fn three_friends_plan_a_dinner_from_one_link() {
         ],
     )
     .await;
+    run_script(&e2e, "plan.mjs", &app, &chromium, &[], "PLAN-OK").await;
+    assert!(tiles_served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}
+
+/// Runs `e2e/{script}` against `app` (screenshots to the usual folder) and checks it exited
+/// well and printed `marker`; says where the screenshots and the server log are when not.
+async fn run_script(
+    e2e: &str,
+    script: &str,
+    app: &crate::helpers::TestApp,
+    chromium: &str,
+    env: &[(&str, &str)],
+    marker: &str,
+) {
     let shots = screenshots_dir();
     let out = tokio::process::Command::new("node")
-        .arg(format!("{e2e}/plan.mjs"))
+        .arg(format!("{e2e}/{script}"))
         .env("MOIM_URL", &app.base)
-        .env("MOIM_CHROMIUM", &chromium)
+        .env("MOIM_CHROMIUM", chromium)
         .env("MOIM_SCREENSHOTS", &shots)
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("start node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
     assert!(
-        out.status.success() && stdout.contains("PLAN-OK"),
-        "planning browser script failed: {:?}; screenshots in {shots}; server log in {}\n{}",
+        out.status.success() && stdout.contains(marker),
+        "{script} failed: {:?}; screenshots in {shots}; server log in {}\n{}",
         out.status,
         app.data_dir.join("server.log").display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(tiles_served.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
 
 /// A tile server on loopback: every `/{z}/{x}/{y}.png` is the same grid picture. Returns its

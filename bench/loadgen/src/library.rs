@@ -114,14 +114,7 @@ impl Member {
             .json(&json!({"username": name, "password": "bench password 1"}))
             .send()
             .await?;
-        let cookie = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("moim_session="))
-            .map(|v| v.split(';').next().unwrap_or(v).to_string())
-            .context("no session cookie")?;
+        let cookie = crate::server::session_cookie(&resp).context("no session cookie")?;
         Ok(Member {
             http,
             base: base.to_string(),

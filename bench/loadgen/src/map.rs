@@ -154,14 +154,7 @@ async fn moim_members(port: u16, n: usize) -> anyhow::Result<Vec<String>> {
             .json(&json!({"username": format!("m{i}"), "password": "bench-password-1"}))
             .send()
             .await?;
-        let cookie = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("moim_session="))
-            .map(|v| v.split(';').next().unwrap_or(v).to_string());
-        match cookie {
+        match crate::server::session_cookie(&resp) {
             Some(c) => cookies.push(c),
             None => bail!("signing up m{i}: {}", resp.status()),
         }

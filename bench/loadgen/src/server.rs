@@ -297,6 +297,16 @@ pub fn raise_nofile() -> u64 {
     }
 }
 
+/// The `moim_session=…` pair a sign-up or log-in answer sets, ready for a `Cookie` header.
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("moim_session="))
+        .map(|v| v.split(';').next().unwrap_or(v).to_string())
+}
+
 /// An account with an API token on a fresh moim, plus helpers to create rooms.
 pub struct MoimSetup {
     http: reqwest::Client,
@@ -316,13 +326,7 @@ impl MoimSetup {
             .send()
             .await?;
         let status = resp.status();
-        let cookie = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("moim_session="))
-            .map(|v| v.split(';').next().unwrap_or(v).to_string());
+        let cookie = session_cookie(&resp);
         let body = resp.text().await.unwrap_or_default();
         let cookie = match (status.as_u16(), cookie) {
             (201, Some(c)) => c,
