@@ -94,6 +94,16 @@ impl Application {
             .await
             .context("loading the share-link key")?;
         let accounts = Accounts::new(db.clone(), hasher);
+        let signin_key = crate::storage::settings::put_if_absent(
+            &db.pool,
+            "signin_signing_key",
+            &crate::auth::random_secret(),
+        )
+        .await
+        .context("loading the sign-in key")?;
+        let sealer = crate::signin::Sealer::new(signin_key.into_bytes());
+        let signin =
+            crate::signin::Providers::new(&config.oidc).context("setting up sign-in providers")?;
         let filled = accounts
             .backfill_skeletons()
             .await
@@ -256,6 +266,8 @@ impl Application {
             },
             proxied_sockets: ConnLimits::new(usize::MAX, config.limits.max_connections_per_ip),
             connections,
+            signin,
+            sealer,
             config,
             live,
             rtmp_port,

@@ -81,10 +81,12 @@ pub enum Refusal {
     NulCharacter,
     /// A `map.view` over a connection's 10 a second (dropped).
     MapViewDropped,
+    /// A sign-in through a provider that came back and did not finish (the page says why).
+    SigninFailed,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 15] = [
+    pub const ALL: [Refusal; 16] = [
         Refusal::PasswordHashBusy,
         Refusal::ConnectionsTotal,
         Refusal::ConnectionsPerAddress,
@@ -100,6 +102,7 @@ impl Refusal {
         Refusal::CrossSite,
         Refusal::NulCharacter,
         Refusal::MapViewDropped,
+        Refusal::SigninFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +122,7 @@ impl Refusal {
             Refusal::CrossSite => "cross_site",
             Refusal::NulCharacter => "nul_character",
             Refusal::MapViewDropped => "map_view_dropped",
+            Refusal::SigninFailed => "signin_failed",
         }
     }
 }

@@ -68,6 +68,9 @@ pub struct Shared {
     pub pins: crate::domain::pins::Pins,
     pub polls: crate::domain::polls::Polls,
     pub config: Arc<Config>,
+    /// Sign-in providers, and the key that signs what their flow keeps in cookies.
+    pub signin: crate::signin::Providers,
+    pub sealer: crate::signin::Sealer,
     /// The site requests are checked against (Host, Origin).
     pub site: crate::auth::origin::Site,
     pub metrics: Arc<Metrics>,

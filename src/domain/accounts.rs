@@ -1,6 +1,9 @@
 //! Accounts: signing up, logging in and out (login sessions), and API tokens. Credentials are
 //! checked here; per-address rate limits and cookies are the HTTP edge's.
 
+mod identities;
+pub use identities::{suggest_username, IdentityView};
+
 use super::{Error, Result};
 use crate::auth::hasher::{HashError, Hasher};
 use crate::auth::{self, Username, SESSION_TTL_MS, TOKEN_PREFIX};
@@ -137,7 +140,9 @@ impl Accounts {
             return Ok(None);
         }
         for (user, hash) in found {
-            if self.hasher.verify(password.clone(), Some(hash)).await? {
+            // An account made through a provider has no password until its owner sets one.
+            let hash = (!hash.is_empty()).then_some(hash);
+            if self.hasher.verify(password.clone(), hash).await? {
                 return Ok(Some(user));
             }
         }

@@ -54,7 +54,7 @@ fn device_cookie(state: &AppState, value: &str) -> HeaderValue {
 
 /// Where a log-in or sign-up comes from: the address as the limits count it, and the browser's
 /// device cookie if it looks like one moim set.
-fn login_source(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> LoginSource {
+pub(super) fn login_source(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> LoginSource {
     let address = address_key(client_ip(state, headers, peer)).to_string();
     let device = auth::cookie(headers, DEVICE_COOKIE)
         .filter(|v| (20..=64).contains(&v.len()))
@@ -62,28 +62,33 @@ fn login_source(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Logi
     LoginSource { address, device }
 }
 
-/// Starts a session for `user`, remembers where they signed in from, and answers with the
-/// user and the cookies.
-async fn start_session(
+/// Starts a session for `user` and remembers where they signed in from: the cookies to set
+/// (the session's, and a device cookie for a browser that had none).
+pub(super) async fn session_cookies(
+    state: &AppState,
+    user: &User,
+    source: &LoginSource,
+) -> ApiResult<Vec<HeaderValue>> {
+    let session = state.accounts.start_session(user).await?;
+    let minted = state.accounts.remember_source(user, source).await?;
+    let mut cookies = vec![session_cookie(state, &session.secret, session.max_age_s)];
+    if let Some(device) = minted {
+        cookies.push(device_cookie(state, &device));
+    }
+    Ok(cookies)
+}
+
+/// Starts a session for `user`, and answers with the user and the cookies.
+pub(super) async fn start_session(
     state: &AppState,
     user: &User,
     source: &LoginSource,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let session = state.accounts.start_session(user).await?;
-    let minted = state.accounts.remember_source(user, source).await?;
-    let mut resp = (
-        status,
-        [(
-            header::SET_COOKIE,
-            session_cookie(state, &session.secret, session.max_age_s),
-        )],
-        Json(json!({"user": UserView::from(user)})),
-    )
-        .into_response();
-    if let Some(device) = minted {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, device_cookie(state, &device));
+    let cookies = session_cookies(state, user, source).await?;
+    let mut resp = (status, Json(json!({"user": UserView::from(user)}))).into_response();
+    for c in cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(resp)
 }
@@ -106,7 +111,7 @@ pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpA
     peer.ip()
 }
 
-fn limited(wait: std::time::Duration) -> ApiError {
+pub(super) fn limited(wait: std::time::Duration) -> ApiError {
     ApiError::RateLimited {
         retry_after_s: wait.as_secs_f64().ceil() as u64,
     }

@@ -14,6 +14,7 @@ pub mod planning;
 pub mod rooms;
 pub mod serve;
 pub mod shares;
+pub mod signin;
 pub mod uploads;
 pub mod videos;
 pub mod ws;
@@ -39,7 +40,17 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/signup", post(auth::signup))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/providers", get(signin::providers))
+        .route("/auth/oidc/pending", get(signin::pending))
+        .route("/auth/oidc/complete", post(signin::complete))
         .route("/me", get(auth::me))
+        .route("/me/password", put(signin::set_password))
+        .route("/me/identities", get(signin::list_identities))
+        .route(
+            "/me/identities/{id}",
+            post(signin::connect_identity).delete(signin::disconnect_identity),
+        )
+        .route("/admin/sign-in-providers", get(signin::admin_providers))
         .route(
             "/me/tokens",
             post(auth::create_token).get(auth::list_tokens),
@@ -212,6 +223,8 @@ pub fn router(state: AppState) -> Router {
             get(live::live_file),
         )
         .route("/s/{code}", get(shares::share_page))
+        .route("/auth/{id}/start", get(signin::start))
+        .route("/auth/{id}/callback", get(signin::callback))
         .route("/images/{id}/{size}", get(community::image_file))
         .route("/videos/{id}/{file}", get(videos::video_file))
         .route(

@@ -7,6 +7,7 @@
 
 pub mod blobs;
 pub mod comments;
+pub mod identities;
 pub mod images;
 
 pub mod jobs;

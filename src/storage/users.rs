@@ -38,7 +38,7 @@ pub async fn set_role(ex: impl Exec<'_>, user_id: i64, role: Role) -> Result<(),
     Ok(())
 }
 
-fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
+pub(crate) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, DbError> {
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -362,4 +362,15 @@ pub async fn backfill_skeleton(
     .execute(ex)
     .await?;
     Ok(res.rows_affected() == 1)
+}
+
+/// Whether an account holds this confusable skeleton.
+pub async fn skeleton_taken(ex: impl Exec<'_>, skeleton: &str) -> Result<bool, DbError> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM username_skeletons WHERE skeleton = $1")
+            .bind(skeleton)
+            .fetch_optional(ex)
+            .await?
+            .is_some(),
+    )
 }

@@ -26,16 +26,7 @@ fn browser_setup(needs_ffmpeg: bool) -> Option<(String, String)> {
         eprintln!("SKIPPED (browser): install chromium, node and ffmpeg to run the browser tests");
         return None;
     }
-    // One npm ci at a time: browser tests run in parallel.
-    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = NPM.lock().unwrap_or_else(|e| e.into_inner());
-    if !std::path::Path::new(&format!("{e2e}/node_modules/playwright-core")).exists() {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix", &e2e])
-            .status()
-            .expect("run npm");
-        assert!(st.success(), "npm ci in e2e/ failed");
-    }
+    crate::helpers::npm_ci(&e2e);
     Some((chromium, e2e))
 }
 

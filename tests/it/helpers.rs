@@ -31,6 +31,22 @@ pub fn manifest_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
 
+/// Installs e2e/'s packages once (tests that need them run in parallel) unless they are there.
+pub fn npm_ci(e2e: &str) {
+    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = NPM.lock().unwrap_or_else(|e| e.into_inner());
+    let installed = ["playwright-core", "oidc-provider"]
+        .iter()
+        .all(|p| std::path::Path::new(&format!("{e2e}/node_modules/{p}")).exists());
+    if !installed {
+        let st = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix", e2e])
+            .status()
+            .expect("run npm");
+        assert!(st.success(), "npm ci in e2e/ failed");
+    }
+}
+
 pub fn require_all() -> bool {
     std::env::var("MOIM_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }

@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("photos", &[]),
     ("ai", &["config", "domain"]),
     ("views", &["storage"]),
+    ("signin", &["config"]),
     ("auth", &["metrics", "storage"]),
     ("domain", &["auth", "photos", "storage", "views"]),
     (
@@ -30,13 +31,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "state",
         &[
             "auth", "config", "domain", "limits", "live", "metrics", "photos", "realtime",
-            "storage",
+            "signin", "storage",
         ],
     ),
     (
         "http",
         &[
-            "auth", "domain", "limits", "live", "metrics", "photos", "realtime", "state",
+            "auth", "domain", "limits", "live", "metrics", "photos", "realtime", "signin", "state",
             "storage", "views",
         ],
     ),
@@ -44,7 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "app",
         &[
             "ai", "auth", "config", "domain", "http", "library", "limits", "live", "metrics",
-            "photos", "realtime", "state", "storage",
+            "photos", "realtime", "signin", "state", "storage",
         ],
     ),
 ];

@@ -44,5 +44,6 @@ mod planning;
 mod policy;
 mod rooms;
 mod schema;
+mod signin;
 mod storage;
 mod uploads;

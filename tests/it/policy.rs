@@ -369,6 +369,14 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
         ),
         row(Method::GET, "/api/v1/videos", None, Member, 200),
         row(Method::GET, "/api/v1/me/usage", None, Member, 200),
+        row(Method::GET, "/api/v1/me/identities", None, Member, 200),
+        row(
+            Method::GET,
+            "/api/v1/admin/sign-in-providers",
+            None,
+            Admin,
+            200,
+        ),
         row(Method::GET, "/api/v1/admin/plans", None, Admin, 200),
         row(
             Method::POST,
