@@ -25,6 +25,7 @@ function renderHeader() {
       el("a", { href: "/c", id: "nav-community", text: t("nav.community") }),
       el("a", { href: "/videos", text: t("nav.myVideos") }),
       el("a", { href: `/u/${encodeURIComponent(user.username)}`, text: t("nav.profile") }),
+      el("a", { href: "/settings", id: "nav-settings", text: t("nav.settings") }),
       ...(user.role === "admin" || user.role === "moderator" ? [el("a", { href: "/admin", text: t("nav.admin") })] : []),
       el("button", { class: "ghost", onclick: logout, text: t("nav.logout") }));
   } else {

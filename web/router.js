@@ -19,6 +19,8 @@ import { mount as post } from "./pages/post.js";
 import { mount as popular } from "./pages/popular.js";
 import { mount as messages } from "./pages/messages.js";
 import { mount as invite } from "./pages/invite.js";
+import { mount as welcome } from "./pages/welcome.js";
+import { mount as settings } from "./pages/settings.js";
 
 /**
  * What a page gets when mounted.
@@ -44,6 +46,8 @@ const routes = [
   ["/i/:code", invite],
   ["/u/:username", user],
   ["/admin", admin],
+  ["/welcome", welcome],
+  ["/settings", settings],
   ["/c", community],
   ["/c/new", compose],
   ["/c/popular", popular],
@@ -51,6 +55,9 @@ const routes = [
   ["/c/p/:id", post],
   ["/c/p/:id/edit", compose],
 ];
+
+/** Path prefixes the server answers itself (not pages): links to them load from the server. */
+const SERVER_PATHS = ["/auth/", "/api/"];
 
 const table = routes.map(([pattern, mount]) => {
   /** @type {string[]} */
@@ -122,6 +129,8 @@ export function startRouter(root) {
       || a.target || a.hasAttribute("download")) return;
     const url = new URL(a.href);
     if (url.origin !== location.origin) return;
+    // The server's own routes (signing in through a provider, the API) are left to the browser.
+    if (SERVER_PATHS.some((p) => url.pathname.startsWith(p))) return;
     if (url.pathname === location.pathname && url.hash) return; // the browser jumps to the anchor
     ev.preventDefault();
     navigate(url.pathname + url.search + url.hash);

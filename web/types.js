@@ -275,3 +275,7 @@ export {};
  */
 
 /** @typedef {{ id: string, post_id: string, comment_id: string | null, reporter: string, reason: string, created_at: string }} Report */
+
+/** A sign-in provider the server offers. @typedef {{ id: string, name: string, kind: "google" | "kakao" | "naver" | "oidc", start_url: string }} SigninProvider */
+/** A provider an account signs in with. @typedef {{ provider: string, name: string | null, linked_at: string }} Identity */
+/** What the operator registers with a provider. @typedef {{ id: string, name: string, kind: string, issuer: string | null, client_id: string, trust_email: boolean, redirect_url: string }} ProviderSetup */

@@ -329,6 +329,25 @@ async fn three_friends_plan_a_dinner_from_one_link() {
     assert!(tiles_served.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
 
+/// A member signs up with a provider in Chromium: the "Continue with …" buttons, the provider's
+/// login and consent pages (oidc-provider on loopback), the username step, settings
+/// (e2e/signin.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_signs_up_with_a_provider_in_the_browser() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let Some(mut idp) = crate::signin::start_idp() else {
+        return;
+    };
+    let app = crate::signin::spawn_for_browser(&mut idp).await;
+    run_script(&e2e, "signin.mjs", &app, &chromium, &[], "SIGNIN-OK").await;
+    let rows = app
+        .sql_rows("SELECT provider FROM user_identities ORDER BY linked_at")
+        .await;
+    assert_eq!(rows, vec!["test".to_string(), "test".to_string()]);
+}
+
 /// Runs `e2e/{script}` against `app` (screenshots to the usual folder) and checks it exited
 /// well and printed `marker`; says where the screenshots and the server log are when not.
 async fn run_script(

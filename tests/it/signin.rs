@@ -28,7 +28,7 @@ backend_tests!(
 const SECRET: &str = "moim-client-secret-do-not-log";
 
 /// The provider process and its ports.
-struct Idp {
+pub(crate) struct Idp {
     child: Child,
     port: u16,
     rogue: u16,
@@ -45,7 +45,7 @@ impl Drop for Idp {
 
 /// Starts e2e/oidc-provider.mjs, or None when node is missing (a failure under
 /// `MOIM_REQUIRE_ALL=1`).
-fn start_idp() -> Option<Idp> {
+pub(crate) fn start_idp() -> Option<Idp> {
     let ok = Command::new("node")
         .arg("--version")
         .output()
@@ -216,6 +216,39 @@ async fn spawn_configured(backend: Backend, idp: &mut Idp, naver: u16) -> TestAp
         &["--config", &config, "--login-rate-per-min", "1000"],
     )
     .await;
+    let stdin = idp.stdin.as_mut().unwrap();
+    writeln!(stdin, "{}", app.base).unwrap();
+    stdin.flush().unwrap();
+    app
+}
+
+/// moim as the browser test sees it: Google, Kakao and Naver configured (shown, not used: they
+/// cannot be reached from a test) and the community's own provider, the test's.
+pub(crate) async fn spawn_for_browser(idp: &mut Idp) -> TestApp {
+    let dir = std::env::temp_dir().join(format!(
+        "moim-signin-ui-{}-{}",
+        std::process::id(),
+        idp.port
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("client-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let secret = secret.display();
+    let p = idp.port;
+    let mut toml = String::new();
+    for kind in ["google", "kakao", "naver"] {
+        toml.push_str(&format!(
+            "[oidc.{kind}]\nkind = \"{kind}\"\nclient_id = \"moim\"\nclient_secret_file = \"{secret}\"\n\n"
+        ));
+    }
+    toml.push_str(&format!(
+        "[oidc.test]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:{p}\"\nclient_id = \"moim\"\n\
+         client_secret_file = \"{secret}\"\ndisplay_name = \"Community ID\"\n"
+    ));
+    let config = dir.join("moim.toml");
+    std::fs::write(&config, toml).unwrap();
+    let config = config.display().to_string();
+    let app = spawn_with(Backend::Sqlite, &["--config", &config]).await;
     let stdin = idp.stdin.as_mut().unwrap();
     writeln!(stdin, "{}", app.base).unwrap();
     stdin.flush().unwrap();

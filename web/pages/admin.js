@@ -34,6 +34,25 @@ function reportQueue(signal) {
   return el("section", { class: "card", id: "report-queue" }, el("h2", { text: t("reports.title") }), status, list);
 }
 
+/** The sign-in providers configured, each with the redirect URL to register with it. @param {AbortSignal} signal */
+function providerSetup(signal) {
+  const body = el("div", {}, el("p", { class: "muted", text: t("common.loading") }));
+  api("GET", "/admin/sign-in-providers", undefined, { signal }).then(
+    (/** @type {{ providers: import("../types.js").ProviderSetup[] }} */ { providers }) => {
+      if (!providers.length) {
+        body.replaceChildren(el("p", { class: "muted", text: t("admin.noProviders") }));
+        return;
+      }
+      body.replaceChildren(el("p", { class: "muted", text: t("admin.providersHelp") }),
+        el("ul", { class: "provider-setup", id: "provider-setup" }, ...providers.map((p) => el("li", { "data-provider": p.id },
+          el("div", {}, el("strong", { text: p.name }), " ", el("span", { class: "muted", text: `${p.id} · ${p.kind}${p.trust_email ? " · " + t("admin.trustEmail") : ""}` })),
+          el("div", { class: "muted", text: t("admin.clientId", { id: p.client_id }) }),
+          el("label", {}, t("admin.redirectUrl"), el("input", { readonly: true, value: p.redirect_url, class: "redirect-url", onfocus: (/** @type {Event} */ e) => /** @type {HTMLInputElement} */ (e.target).select() }))))));
+    },
+    (e) => { if (!signal.aborted) body.replaceChildren(el("p", { class: "error", text: errMsg(e) })); });
+  return el("section", { class: "card", id: "signin-providers" }, el("h2", { text: t("admin.providers") }), body);
+}
+
 /** @param {HTMLTextAreaElement} area */
 const lines = (area) => area.value.split("\n").map((s) => s.trim()).filter(Boolean);
 
@@ -68,8 +87,9 @@ export function mount({ root, signal }) {
     }
   });
   const queue = reportQueue(signal);
+  const providers = providerSetup(signal);
   const show = () => root.replaceChildren(el("h1", { text: t("nav.admin") }), queue,
-    el("section", { class: "card" }, el("h2", { text: t("admin.title") }), form));
+    el("section", { class: "card" }, el("h2", { text: t("admin.title") }), form), providers);
   root.replaceChildren(el("p", { class: "muted", text: t("common.loading") }));
   // The form appears with the stored lists in it, so nothing typed is overwritten by the load.
   api("GET", "/admin/blocked-terms", undefined, { signal }).then(

@@ -9,6 +9,30 @@ import * as store from "../store.js";
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Room} Room */
 
+/**
+ * "Continue with …" links for the sign-in providers the server offers (none: nothing shown).
+ * Each comes back to `next`, this page unless given.
+ * @param {AbortSignal} signal
+ * @param {string} [next]
+ */
+export function providerButtons(signal, next) {
+  const box = el("div", { class: "providers", id: "providers", hidden: true });
+  api("GET", "/auth/providers", undefined, { signal }).then(
+    (/** @type {{ providers: import("../types.js").SigninProvider[] }} */ { providers }) => {
+      const back = next || location.pathname + location.search;
+      box.replaceChildren(el("p", { class: "muted or", text: t("auth.or") }), ...providers.map((p) => {
+        const kind = ["google", "kakao", "naver"].includes(p.kind) ? p.kind : "oidc";
+        const href = `${p.start_url}?next=${encodeURIComponent(back)}`;
+        return el("a", { class: `provider provider-${kind}`, href, "data-provider": p.id },
+          el("span", { class: "provider-mark", "aria-hidden": "true", text: kind === "kakao" ? "" : (p.name[0] || "?").toUpperCase() }),
+          el("span", { text: t("auth.continueWith", { name: p.name }) }));
+      }));
+      box.hidden = providers.length === 0;
+    },
+    () => { /* no providers: the form alone */ });
+  return box;
+}
+
 /** @param {PageContext} ctx */
 export function authCard({ signal }) {
   const error = el("p", { class: "error", role: "alert" });
@@ -48,7 +72,7 @@ export function authCard({ signal }) {
     }
   });
   return el("section", { class: "card", id: "login" },
-    el("div", { class: "tabs", role: "tablist" }, tabLogin, tabSignup), form);
+    el("div", { class: "tabs", role: "tablist" }, tabLogin, tabSignup), form, providerButtons(signal));
 }
 
 /** @param {PageContext} ctx */
