@@ -494,6 +494,9 @@ async fn janitor(
             now - crate::domain::accounts::DEVICE_TRUST_MS,
         )
         .await;
+        if let Err(e) = crate::storage::identities::delete_expired_states(&db.pool, now).await {
+            tracing::warn!(error = %e, "forgetting spent sign-in states failed");
+        }
         match (sessions, sanctions, trust) {
             (Ok(a), Ok(b), Ok(c)) if a + b + c > 0 => {
                 tracing::debug!(

@@ -801,7 +801,12 @@ impl OidcProvider {
             (ProviderKind::Naver, Some(_)) => {
                 anyhow::bail!("[oidc.{id}] is Naver, which has no issuer: OAuth 2.0 only")
             }
-            (_, Some(i)) => Some(provider_url(&format!("[oidc.{id}] issuer"), i)?),
+            // Exactly as written: the discovery document must name the same issuer, trailing
+            // slash and all (some providers' issuers end in one).
+            (_, Some(i)) => {
+                provider_url(&format!("[oidc.{id}] issuer"), i)?;
+                Some(i.trim().to_string())
+            }
             (ProviderKind::Google, None) => Some("https://accounts.google.com".into()),
             (ProviderKind::Kakao, None) => Some("https://kauth.kakao.com".into()),
             (ProviderKind::Naver, None) => None,
@@ -919,7 +924,10 @@ mod tests {
         assert_eq!(g.scopes, ["openid", "profile", "email"]);
         assert!(!g.trust_email);
         let kc = &c.oidc[1];
-        assert_eq!(kc.issuer.as_deref(), Some("http://127.0.0.1:9000/realms/x"));
+        assert_eq!(
+            kc.issuer.as_deref(),
+            Some("http://127.0.0.1:9000/realms/x/")
+        );
         assert_eq!(kc.display_name, "Our Keycloak");
         let n = &c.oidc[2];
         assert_eq!(n.issuer, None);

@@ -600,3 +600,27 @@ mod tests {
         assert_eq!(s.open::<(String, i32)>("flow", "garbage", 1), None);
     }
 }
+
+#[cfg(test)]
+mod corpus {
+    use super::Sealer;
+
+    /// The fuzz target's seeds (fuzz/corpus/signin_cookie): none opens, none panics.
+    #[test]
+    fn forged_cookies_from_the_corpus_never_open() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/signin_cookie");
+        let sealer = Sealer::new(b"fuzz key".to_vec());
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for purpose in ["flow", "pending", "link"] {
+                assert!(sealer
+                    .open::<serde_json::Value>(purpose, &text, 0)
+                    .is_none());
+            }
+            n += 1;
+        }
+        assert!(n >= 8, "the corpus is there");
+    }
+}
