@@ -143,6 +143,10 @@ macro_rules! options {
             /// Config file (TOML). A missing file is fine unless given explicitly.
             #[arg(long, env = "MOIM_CONFIG")]
             pub config: Option<PathBuf>,
+            /// A sign-in provider's setting, `ID.KEY=VALUE` (repeatable): the keys of an
+            /// `[oidc.<id>]` table. Also `MOIM_OIDC_<ID>_<KEY>` variables.
+            #[arg(long = "oidc", value_name = "ID.KEY=VALUE")]
+            pub oidc: Vec<String>,
             $($(
                 $(#[doc = $doc])*
                 #[arg(long $(, $($arg)*)*)]
@@ -157,7 +161,7 @@ macro_rules! options {
             $($( $field: Option<$ty>, )*)*
             /// `[oidc.<id>]`: sign-in providers.
             #[serde(default)]
-            oidc: std::collections::BTreeMap<String, OidcFile>,
+            oidc: std::collections::BTreeMap<String, toml::Table>,
         }
 
         $(
@@ -457,11 +461,18 @@ impl Config {
             },
         };
         let mut file = file;
-        let providers = std::mem::take(&mut file.oidc);
+        let mut providers = std::mem::take(&mut file.oidc);
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        provider_overrides(&mut providers, &env, &args.oidc)?;
         let mut config = merge(args, file);
         config.oidc = providers
             .into_iter()
-            .map(|(id, f)| OidcProvider::from_file(id, f, &|name| std::env::var(name).ok()))
+            .map(|(id, table)| {
+                let f: OidcFile = table
+                    .try_into()
+                    .with_context(|| format!("the sign-in provider [oidc.{id}]"))?;
+                OidcProvider::from_file(id, f, &|name| std::env::var(name).ok())
+            })
             .collect::<anyhow::Result<_>>()?;
         let rate = config.chat.chat_rate_per_s;
         anyhow::ensure!(
@@ -716,6 +727,88 @@ impl ProviderKind {
     }
 }
 
+/// The keys of an `[oidc.<id>]` table, longest first (as variable-name suffixes, `CLIENT_ID`
+/// must not be taken for the end of `…_CLIENT_SECRET_FILE`).
+const PROVIDER_KEYS: [&str; 10] = [
+    "authorization_endpoint",
+    "client_secret_file",
+    "userinfo_endpoint",
+    "token_endpoint",
+    "display_name",
+    "trust_email",
+    "client_id",
+    "issuer",
+    "scopes",
+    "kind",
+];
+
+/// Lays `MOIM_OIDC_<ID>_<KEY>` variables, then `--oidc ID.KEY=VALUE` flags, over the file's
+/// `[oidc.<id>]` tables (a provider may be set up by variables alone). `<ID>` in a variable is
+/// the id upper-cased with `-` as `_`. `MOIM_OIDC_<ID>_CLIENT_SECRET` is the secret itself and
+/// is read where the secret is (never into a table).
+fn provider_overrides(
+    tables: &mut std::collections::BTreeMap<String, toml::Table>,
+    env: &[(String, String)],
+    flags: &[String],
+) -> anyhow::Result<()> {
+    let mut set = |id: &str, key: &str, value: &str, what: &str| -> anyhow::Result<()> {
+        let value = match key {
+            "trust_email" => toml::Value::Boolean(match value.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => anyhow::bail!("{what}: trust_email is true or false, not `{other}`"),
+            }),
+            "scopes" => toml::Value::Array(
+                value
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(value.to_string()),
+        };
+        tables
+            .entry(id.to_string())
+            .or_default()
+            .insert(key.to_string(), value);
+        Ok(())
+    };
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("MOIM_OIDC_"))
+        .collect();
+    vars.sort();
+    for (name, value) in vars {
+        let rest = &name["MOIM_OIDC_".len()..];
+        let Some(key) = PROVIDER_KEYS.iter().find(|k| {
+            rest.len() > k.len() + 1
+                && rest.ends_with(&k.to_ascii_uppercase())
+                && rest.as_bytes()[rest.len() - k.len() - 1] == b'_'
+        }) else {
+            continue; // `…_CLIENT_SECRET`, or not a provider's setting
+        };
+        let id = rest[..rest.len() - key.len() - 1]
+            .to_ascii_lowercase()
+            .replace('_', "-");
+        set(&id, key, value, name)?;
+    }
+    for flag in flags {
+        let (path, value) = flag
+            .split_once('=')
+            .with_context(|| format!("--oidc {flag}: expected ID.KEY=VALUE"))?;
+        let (id, key) = path
+            .split_once('.')
+            .with_context(|| format!("--oidc {flag}: expected ID.KEY=VALUE"))?;
+        anyhow::ensure!(
+            PROVIDER_KEYS.contains(&key),
+            "--oidc {flag}: `{key}` is not a provider setting (one of {})",
+            PROVIDER_KEYS.join(", ")
+        );
+        set(id, key, value, &format!("--oidc {flag}"))?;
+    }
+    Ok(())
+}
+
 /// A `[oidc.<id>]` table as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -890,6 +983,42 @@ impl OidcProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_in_providers_come_from_the_file_variables_and_flags() {
+        let mut tables: std::collections::BTreeMap<String, toml::Table> =
+            toml::from_str("[google]\nkind = \"google\"\nclient_id = \"from-file\"\n").unwrap();
+        let env = [
+            ("MOIM_OIDC_GOOGLE_CLIENT_ID", "from-env"),
+            ("MOIM_OIDC_GOOGLE_CLIENT_SECRET", "the secret itself"),
+            ("MOIM_OIDC_MY_IDP_KIND", "oidc"),
+            ("MOIM_OIDC_MY_IDP_ISSUER", "https://sso.example"),
+            ("MOIM_OIDC_MY_IDP_CLIENT_SECRET_FILE", "/run/secret"),
+            ("MOIM_OIDC_MY_IDP_SCOPES", "openid,profile email"),
+            ("MOIM_OIDC_MY_IDP_TRUST_EMAIL", "true"),
+            ("MOIM_OTHER", "x"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let flags = ["my-idp.client_id=from-flag".to_string()];
+        provider_overrides(&mut tables, &env, &flags).unwrap();
+        assert_eq!(tables["google"]["client_id"].as_str(), Some("from-env"));
+        assert!(!tables["google"].contains_key("client_secret"));
+        let idp = &tables["my-idp"];
+        assert_eq!(idp["client_id"].as_str(), Some("from-flag"));
+        assert_eq!(idp["client_secret_file"].as_str(), Some("/run/secret"));
+        assert_eq!(idp["trust_email"].as_bool(), Some(true));
+        assert_eq!(idp["scopes"].as_array().map(Vec::len), Some(3));
+        let f: OidcFile = idp.clone().try_into().unwrap();
+        assert_eq!(f.issuer.as_deref(), Some("https://sso.example"));
+        for bad in ["x", "x.client_id", "x.secret=1"] {
+            assert!(
+                provider_overrides(&mut tables, &[], &[bad.to_string()]).is_err(),
+                "{bad}"
+            );
+        }
+        let bad_bool = [("MOIM_OIDC_X_TRUST_EMAIL".to_string(), "maybe".to_string())];
+        assert!(provider_overrides(&mut tables, &bad_bool, &[]).is_err());
+    }
 
     #[test]
     fn sign_in_providers_are_checked_and_their_secrets_kept_out_of_sight() {
