@@ -1,7 +1,8 @@
 // An OpenID Connect provider on loopback for moim's sign-in tests: `oidc-provider` (a certified
 // implementation) with one client registered for moim, and beside it a few issuers that
 // misbehave on purpose (an ID token for another audience, an expired one, one signed by a key
-// the issuer never published, a rotated key, a wrong nonce or issuer, a broken token endpoint),
+// the issuer never published, a rotated key, a wrong nonce or issuer, one issued an hour ago or
+// an hour ahead, a broken token endpoint),
 // each with its own discovery document, so moim's checks can be shown to refuse them.
 //
 // Prints `ready <provider-port> <rogue-port>` once listening, then reads one line from stdin:
@@ -43,7 +44,7 @@ let rotatedYet = false;
 
 /** code → what the authorization request asked */
 const codes = new Map();
-const modes = ["wrong-aud", "expired", "unknown-key", "rotate", "wrong-nonce", "wrong-iss", "broken-token"];
+const modes = ["wrong-aud", "expired", "unknown-key", "rotate", "wrong-nonce", "wrong-iss", "broken-token", "old-iat", "future-iat"];
 
 /** @param {http.ServerResponse} res */
 function json(res, status, body) {
@@ -111,8 +112,8 @@ rogueServer.on("request", async (req, res) => {
       .setProtectedHeader({ alg: "RS256", kid })
       .setIssuer(mode === "wrong-iss" ? "http://127.0.0.1:1/elsewhere" : iss)
       .setAudience(mode === "wrong-aud" ? "another-client" : asked.client)
-      .setIssuedAt(mode === "expired" ? now - 7200 : now)
-      .setExpirationTime(mode === "expired" ? now - 3600 : now + 300)
+      .setIssuedAt(mode === "expired" ? now - 7200 : mode === "old-iat" ? now - 3600 : mode === "future-iat" ? now + 3600 : now)
+      .setExpirationTime(mode === "expired" ? now - 3600 : mode === "future-iat" ? now + 7200 : now + 300)
       .sign(key);
     return json(res, 200, { access_token: crypto.randomBytes(12).toString("hex"), token_type: "Bearer", expires_in: 300, id_token: idToken });
   }

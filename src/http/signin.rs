@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -163,6 +163,7 @@ pub struct StartQuery {
 /// `GET /auth/{id}/start`: off to the provider.
 pub async fn start(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<String>,
     Query(q): Query<StartQuery>,
     MaybeUser(me): MaybeUser,
@@ -172,6 +173,12 @@ pub async fn start(
     let Some(provider) = state.signin.get(&id) else {
         return page.show(Problem::UnknownProvider);
     };
+    // Each start may cost a request to the provider later: counted as a log-in attempt.
+    let ip = crate::limits::address_key(super::auth::client_ip(&state, &headers, peer));
+    if state.login_by_ip.check(&ip).is_err() {
+        state.metrics.refused(Refusal::LoginRateLimited);
+        return page.show(Problem::TooMany);
+    }
     let mut next = safe_next(q.next.as_deref());
     let link = match q.link.as_deref() {
         None => None,
@@ -216,12 +223,33 @@ pub async fn start(
     resp
 }
 
-#[derive(Deserialize)]
-pub struct CallbackQuery {
+/// What the provider sent back in the callback's query. Parsed by hand, the first of each
+/// parameter kept, so that no query, however odd, misses the page that explains.
+#[derive(Default)]
+struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+impl CallbackQuery {
+    fn parse(raw: Option<&str>) -> CallbackQuery {
+        let mut q = CallbackQuery::default();
+        for (k, v) in openidconnect::url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let slot = match k.as_ref() {
+                "code" => &mut q.code,
+                "state" => &mut q.state,
+                "error" => &mut q.error,
+                "error_description" => &mut q.error_description,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v.chars().take(2048).collect());
+            }
+        }
+        q
+    }
 }
 
 /// `GET /auth/{id}/callback`: back from the provider.
@@ -229,14 +257,25 @@ pub async fn callback(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<String>,
-    Query(q): Query<CallbackQuery>,
+    RawQuery(raw): RawQuery,
     MaybeUser(me): MaybeUser,
     headers: HeaderMap,
 ) -> Response {
-    let page = Page::new(&state, &headers, &id);
-    let result = finish(&state, peer, &id, q, me, &headers).await;
-    // The flow's cookie is spent whatever happened.
-    let clear = cookie(&state, FLOW_COOKIE, "", "/auth", 0);
+    let q = CallbackQuery::parse(raw.as_deref());
+    let flow: Option<Flow> = auth::cookie(&headers, FLOW_COOKIE)
+        .and_then(|c| state.sealer.open("flow", c, now_ms()))
+        .filter(|f: &Flow| f.provider == id);
+    let mut page = Page::new(&state, &headers, &id);
+    page.connecting = flow.as_ref().is_some_and(|f| f.link.is_some());
+    // The flow's cookie is spent once an answer for it came (its state matched); an answer
+    // that belongs to no flow of this browser leaves a sign-in under way alone.
+    let spent = flow
+        .as_ref()
+        .is_some_and(|f| same_state(q.state.as_deref(), &f.state));
+    let result = match flow {
+        Some(flow) => finish(&state, peer, &id, q, flow, me, &headers).await,
+        None => Err(Problem::Expired),
+    };
     let mut resp = match result {
         Ok(resp) => resp,
         Err(problem) => {
@@ -244,8 +283,25 @@ pub async fn callback(
             page.show(problem)
         }
     };
-    resp.headers_mut().append(header::SET_COOKIE, clear);
+    if spent {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            cookie(&state, FLOW_COOKIE, "", "/auth", 0),
+        );
+    }
     resp
+}
+
+/// The state that came back is the flow's (compared in constant time).
+fn same_state(given: Option<&str>, expected: &str) -> bool {
+    let given = given.unwrap_or("");
+    !given.is_empty()
+        && given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn finish(
@@ -253,6 +309,7 @@ async fn finish(
     peer: SocketAddr,
     id: &str,
     q: CallbackQuery,
+    flow: Flow,
     me: Option<crate::storage::users::User>,
     headers: &HeaderMap,
 ) -> Result<Response, Problem> {
@@ -260,27 +317,16 @@ async fn finish(
         return Err(Problem::UnknownProvider);
     };
     let now = now_ms();
-    let flow: Flow = auth::cookie(headers, FLOW_COOKIE)
-        .and_then(|c| state.sealer.open("flow", c, now))
-        .filter(|f: &Flow| f.provider == id)
-        .ok_or(Problem::Expired)?;
+    if !same_state(q.state.as_deref(), &flow.state) {
+        return Err(Problem::WrongState);
+    }
     if let Some(error) = q.error.as_deref() {
         tracing::info!(provider = %id, error, description = q.error_description.as_deref().unwrap_or(""), "provider sent the browser back with an error");
-        return Err(if error == "access_denied" {
-            Problem::Cancelled
-        } else {
-            Problem::Refused
+        return Err(match error {
+            "access_denied" => Problem::Cancelled,
+            "server_error" | "temporarily_unavailable" => Problem::Failed,
+            _ => Problem::Refused,
         });
-    }
-    let given = q.state.as_deref().unwrap_or("");
-    let same = given.len() == flow.state.len()
-        && given
-            .bytes()
-            .zip(flow.state.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same || given.is_empty() {
-        return Err(Problem::WrongState);
     }
     let code = q
         .code
@@ -308,6 +354,7 @@ async fn finish(
             code,
             &flow.verifier,
             &flow.nonce,
+            &flow.state,
         )
         .await
         .map_err(|e| {
@@ -504,7 +551,8 @@ pub async fn disconnect_identity(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    state.accounts.disconnect(&user, &id).await?;
+    let offered: Vec<String> = state.signin.all().map(|p| p.id.clone()).collect();
+    state.accounts.disconnect(&user, &id, &offered).await?;
     tracing::info!(user = %user.username, provider = %id, "provider disconnected");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -516,16 +564,41 @@ pub struct NewPassword {
     current_password: Option<String>,
 }
 
-/// `PUT /api/v1/me/password`: set a password (an account that has one gives it too).
+/// `PUT /api/v1/me/password`: set a password (an account that has one gives it too), from a
+/// browser session only: an API token cannot change how its owner signs in.
 pub async fn set_password(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<StatusCode> {
+    let session = match auth::session_cookie(&headers) {
+        Some(s) if !headers.contains_key(header::AUTHORIZATION) => s,
+        _ => {
+            return Err(ApiError::from(crate::domain::Error::Forbidden(
+                "a password is set from a signed-in browser, not with an API token".into(),
+            )))
+        }
+    };
+    // Guesses at the current password count as log-in attempts on the account.
+    let key = auth::lookup_keys(&user.username)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let checks_current = body.current_password.is_some();
+    if checks_current {
+        state.login_by_account.check(&key).map_err(|w| {
+            state.metrics.refused(Refusal::LoginRateLimited);
+            limited(w)
+        })?;
+    }
     state
         .accounts
-        .set_password(&user, body.current_password, body.password)
+        .set_password(&user, session, body.current_password, body.password)
         .await?;
+    if checks_current {
+        state.login_by_account.refund(&key);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -542,6 +615,7 @@ enum Problem {
     Taken,
     AlreadyConnected,
     LinkNeedsSession,
+    TooMany,
     Internal,
 }
 
@@ -552,6 +626,7 @@ impl Problem {
             Problem::Failed => StatusCode::BAD_GATEWAY,
             Problem::Taken | Problem::AlreadyConnected => StatusCode::CONFLICT,
             Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Problem::TooMany => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -569,6 +644,7 @@ impl Problem {
             Problem::AlreadyConnected => "provider_connected",
             Problem::LinkNeedsSession => "sign_in_first",
             Problem::Internal => "internal",
+            Problem::TooMany => "rate_limited",
         }
     }
 
@@ -595,6 +671,8 @@ impl Problem {
             (Problem::AlreadyConnected, true) => "내 계정에 이미 다른 {p} 계정이 연결되어 있습니다. 먼저 설정에서 연결을 끊어 주세요.",
             (Problem::LinkNeedsSession, false) => "To connect {p}, sign in to your moim account first and start from settings.",
             (Problem::LinkNeedsSession, true) => "{p}을(를) 연결하려면 먼저 moim 계정으로 로그인한 뒤 설정에서 시작해 주세요.",
+            (Problem::TooMany, false) => "Too many sign-ins from your address just now. Please wait a minute and try again.",
+            (Problem::TooMany, true) => "이 주소에서 방금 로그인 시도가 너무 많았습니다. 1분쯤 기다린 뒤 다시 시도해 주세요.",
             (Problem::Internal, false) => "Something went wrong on this server. Please try again.",
             (Problem::Internal, true) => "서버에서 문제가 생겼습니다. 다시 시도해 주세요.",
         }
@@ -604,6 +682,8 @@ impl Problem {
 /// The page that tells a person why signing in did not work, with a way back.
 struct Page {
     korean: bool,
+    /// The flow was connecting a provider to a signed-in account: the way back is settings.
+    connecting: bool,
     provider_id: String,
     provider_name: String,
 }
@@ -622,20 +702,29 @@ impl Page {
             .unwrap_or_else(|| "the provider".into());
         Page {
             korean,
+            connecting: false,
             provider_id: id.to_string(),
             provider_name,
         }
     }
 
     fn show(&self, problem: Problem) -> Response {
-        let (title, back, again) = if self.korean {
-            ("로그인하지 못했습니다", "로그인 화면으로", "다시 시도")
+        let (title, back, again) = match (self.korean, self.connecting) {
+            (true, false) => ("로그인하지 못했습니다", "로그인 화면으로", "다시 시도"),
+            (false, false) => ("Signing in did not work", "Back to log in", "Try again"),
+            (true, true) => ("연결하지 못했습니다", "설정으로", ""),
+            (false, true) => ("Connecting did not work", "Back to settings", ""),
+        };
+        let back_to = if self.connecting {
+            "/settings"
         } else {
-            ("Signing in did not work", "Back to log in", "Try again")
+            "/#login"
         };
         let message =
             escape(problem.text(self.korean)).replace("{p}", &escape(&self.provider_name));
         let retry = match problem {
+            // Connecting starts again from settings (a plain start would sign in instead).
+            _ if self.connecting => String::new(),
             Problem::UnknownProvider | Problem::Taken | Problem::AlreadyConnected => String::new(),
             Problem::LinkNeedsSession => String::new(),
             _ => format!(
@@ -656,7 +745,7 @@ impl Page {
 <main class="signin-problem card" data-problem="{code}">
 <h1>{title}</h1>
 <p>{message}</p>
-<p><a href="/#login">{back}</a>{retry}</p>
+<p><a href="{back_to}">{back}</a>{retry}</p>
 </main>
 </body>
 </html>

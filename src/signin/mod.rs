@@ -24,6 +24,9 @@ use crate::config::{OidcProvider, ProviderKind};
 
 /// How long a discovery document is used before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// After a failed discovery, how long before it is tried again (meanwhile a document fetched
+/// before is used, or sign-ins fail at once instead of each waiting for the provider).
+const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 /// The JWKS is fetched again on an unknown key at most this often.
 const JWKS_REFRESH_MIN: Duration = Duration::from_secs(10);
 /// How far in the future an ID token's `iat` may be (clocks differ), and how old.
@@ -81,6 +84,8 @@ struct Discovered {
 pub struct Provider {
     pub config: OidcProvider,
     discovered: tokio::sync::Mutex<Option<Discovered>>,
+    /// When discovery last failed, and why.
+    failed: parking_lot::Mutex<Option<(Instant, String)>>,
 }
 
 /// The configured providers and the HTTP client they are reached with; cheap to clone.
@@ -114,6 +119,7 @@ impl Providers {
             .map(|c| Provider {
                 config: c.clone(),
                 discovered: tokio::sync::Mutex::new(None),
+                failed: parking_lot::Mutex::new(None),
             })
             .collect();
         Ok(Providers {
@@ -191,10 +197,11 @@ impl Providers {
         code: &str,
         pkce_verifier: &str,
         nonce: &str,
+        state: &str,
     ) -> Result<ProviderUser, SigninError> {
         if provider.config.kind == ProviderKind::Naver {
             return self
-                .finish_oauth(provider, redirect_url, code, pkce_verifier)
+                .finish_oauth(provider, redirect_url, code, pkce_verifier, state)
                 .await;
         }
         let client = self.client(provider, redirect_url).await?;
@@ -271,6 +278,7 @@ impl Providers {
         redirect_url: &str,
         code: &str,
         pkce_verifier: &str,
+        state: &str,
     ) -> Result<ProviderUser, SigninError> {
         let c = &provider.config;
         let token_url = c
@@ -288,6 +296,8 @@ impl Providers {
             ("code", code),
             ("redirect_uri", redirect_url),
             ("code_verifier", pkce_verifier),
+            // Naver's token request names the state too.
+            ("state", state),
         ];
         let resp = self
             .http
@@ -378,20 +388,34 @@ impl Providers {
         let fresh = cached
             .as_ref()
             .is_some_and(|d| d.fetched.elapsed() < DISCOVERY_TTL);
+        let recent_failure = provider
+            .failed
+            .lock()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < DISCOVERY_RETRY)
+            .map(|(_, why)| why.clone());
         if !fresh {
-            match self.discover(provider).await {
-                Ok(meta) => {
-                    let jwks_refetched = cached.as_ref().and_then(|d| d.jwks_refetched);
-                    *cached = Some(Discovered {
-                        meta,
-                        fetched: Instant::now(),
-                        jwks_refetched,
-                    })
-                }
-                Err(e) if cached.is_some() => {
-                    tracing::warn!(provider = %provider.config.id, error = %e, "discovery failed; using the document fetched before")
-                }
-                Err(e) => return Err(e),
+            match recent_failure {
+                Some(_) if cached.is_some() => {}
+                Some(why) => return Err(SigninError::Failed(why)),
+                None => match self.discover(provider).await {
+                    Ok(meta) => {
+                        let jwks_refetched = cached.as_ref().and_then(|d| d.jwks_refetched);
+                        *cached = Some(Discovered {
+                            meta,
+                            fetched: Instant::now(),
+                            jwks_refetched,
+                        });
+                        *provider.failed.lock() = None;
+                    }
+                    Err(e) => {
+                        *provider.failed.lock() = Some((Instant::now(), e.to_string()));
+                        if cached.is_none() {
+                            return Err(e);
+                        }
+                        tracing::warn!(provider = %provider.config.id, error = %e, "discovery failed; using the document fetched before");
+                    }
+                },
             }
         }
         let meta = cached.as_ref().expect("filled above").meta.clone();

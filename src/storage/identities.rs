@@ -115,13 +115,13 @@ pub async fn unlink(ex: impl Exec<'_>, user_id: i64, provider: &str) -> Result<b
     Ok(done.rows_affected() > 0)
 }
 
-/// Whether the account has a password, and how many identities it has (read in the
-/// transaction that would remove one, with the account's row locked on PostgreSQL).
+/// Whether the account has a password, and its identities (read in the transaction that
+/// would remove one, with the account's row locked on PostgreSQL).
 pub async fn sign_in_methods(
     conn: &mut sqlx::AnyConnection,
     user_id: i64,
     lock: bool,
-) -> Result<(bool, i64), DbError> {
+) -> Result<(bool, Vec<Identity>), DbError> {
     let sql = if lock {
         "SELECT password_hash FROM users WHERE id = $1 FOR UPDATE"
     } else {
@@ -132,12 +132,8 @@ pub async fn sign_in_methods(
         .fetch_one(&mut *conn)
         .await?
         .try_get("password_hash")?;
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM user_identities WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("n")?;
-    Ok((!hash.is_empty(), count))
+    let identities = of_user(&mut *conn, user_id).await?;
+    Ok((!hash.is_empty(), identities))
 }
 
 /// The account's password hash (empty when it has none).
@@ -147,16 +143,6 @@ pub async fn password_hash(ex: impl Exec<'_>, user_id: i64) -> Result<String, Db
         .fetch_one(ex)
         .await?
         .try_get("password_hash")
-}
-
-/// Sets the account's password hash.
-pub async fn set_password_hash(ex: impl Exec<'_>, user_id: i64, hash: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(hash)
-        .execute(ex)
-        .await?;
-    Ok(())
 }
 
 /// Records a sign-in's `state` as used; false when it was used before.
@@ -183,4 +169,57 @@ pub async fn delete_expired_states(ex: impl Exec<'_>, now: i64) -> Result<u64, D
         .execute(ex)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// When the session with this hash began, if it is current.
+pub async fn session_started(
+    ex: impl Exec<'_>,
+    token_hash: &str,
+    user_id: i64,
+) -> Result<Option<i64>, DbError> {
+    let row = sqlx::query("SELECT created_at FROM sessions WHERE token_hash = $1 AND user_id = $2")
+        .bind(token_hash)
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await?;
+    row.map(|r| r.try_get("created_at")).transpose()
+}
+
+/// Sets the password hash if it is still `old` (two changes at once: one wins); false if not.
+pub async fn replace_password_hash(
+    ex: impl Exec<'_>,
+    user_id: i64,
+    old: &str,
+    new: &str,
+) -> Result<bool, DbError> {
+    let done =
+        sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(user_id)
+            .bind(old)
+            .bind(new)
+            .execute(ex)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends every session of the account but the one with hash `keep`; returns how many ended.
+pub async fn end_other_sessions(
+    ex: impl Exec<'_>,
+    user_id: i64,
+    keep: &str,
+) -> Result<u64, DbError> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user_id)
+        .bind(keep)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many of the account's identities are at one of `providers` (the configured ones).
+pub fn count_at(identities: &[Identity], providers: &[String]) -> usize {
+    identities
+        .iter()
+        .filter(|i| providers.contains(&i.provider))
+        .count()
 }

@@ -128,6 +128,9 @@ async fn start_naver() -> u16 {
                         let at = codes.iter().position(|c| *c == code);
                         at.map(|i| codes.remove(i)).is_some()
                     };
+                    if form.get("state").is_none_or(|s| s.is_empty()) {
+                        return Json(json!({"error": "invalid_request", "error_description": "no state"}));
+                    }
                     if form.get("client_secret").map(String::as_str) != Some(SECRET) {
                         return Json(json!({"error": "invalid_client", "error_description": "bad secret"}));
                     }
@@ -202,6 +205,8 @@ async fn spawn_configured(backend: Backend, idp: &mut Idp, naver: u16) -> TestAp
         "wrong-nonce",
         "wrong-iss",
         "broken-token",
+        "old-iat",
+        "future-iat",
     ] {
         toml.push_str(&format!(
             "[oidc.{mode}]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:{r}/{mode}\"\n\
@@ -287,7 +292,24 @@ fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
 /// `login` and consenting when it asks) until it sends the browser back to moim: returns the
 /// callback URL, not yet opened.
 async fn through_provider(b: &reqwest::Client, app: &TestApp, start: &str, login: &str) -> String {
+    through_provider_keeping_cookie(b, app, start, login)
+        .await
+        .0
+}
+
+/// As [`through_provider`], also returning the flow's cookie (`moim_signin=…`) moim set.
+async fn through_provider_keeping_cookie(
+    b: &reqwest::Client,
+    app: &TestApp,
+    start: &str,
+    login: &str,
+) -> (String, String) {
     let resp = b.get(app.url(start)).send().await.unwrap();
+    let flow = set_cookies(&resp)
+        .into_iter()
+        .find(|c| c.starts_with("moim_signin="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap_or_default();
     if resp.status() != 302 {
         let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -296,7 +318,7 @@ async fn through_provider(b: &reqwest::Client, app: &TestApp, start: &str, login
     let mut url = location(&resp);
     for _ in 0..20 {
         if url.starts_with(&app.base) {
-            return url;
+            return (url, flow);
         }
         let resp = b.get(&url).send().await.unwrap();
         if resp.status().is_redirection() {
@@ -411,7 +433,9 @@ async fn a_new_member_signs_up_with_a_provider_and_comes_back(backend: Backend) 
 
     // Through the provider's login and consent, back to moim: a new identity goes to the
     // username step, the suggestion made from the provider's nickname.
-    let callback = through_provider(&b, &app, "/auth/test/start?next=/r/somewhere", "minji").await;
+    let (callback, flow_cookie) =
+        through_provider_keeping_cookie(&b, &app, "/auth/test/start?next=/r/somewhere", "minji")
+            .await;
     let (s, to, cookies) = open(&b, &callback).await;
     assert_eq!(s, 302, "{to}");
     assert_eq!(to, app.url("/welcome"));
@@ -426,20 +450,19 @@ async fn a_new_member_signs_up_with_a_provider_and_comes_back(backend: Backend) 
     assert_eq!(pending["suggested_username"], "김민지");
     assert_eq!(pending["next"], "/r/somewhere");
 
-    // The same answer from the provider cannot be used again, even with the flow's cookie put
-    // back: the state was spent.
+    // The same answer from the provider cannot be used again: its cookie is cleared, and put
+    // back (a replay from a copied cookie) the state is found spent.
     let (s, page, _) = open(&b, &callback).await;
     assert_eq!((s, problem_of(&page)), (400, "signin_expired"));
-    let replay = browser();
-    let value = flow.split(';').next().unwrap().to_string();
-    let resp = replay
+    let resp = browser()
         .get(&callback)
-        .header("cookie", &value)
+        .header("cookie", &flow_cookie)
         .send()
         .await
         .unwrap();
-    // This flow cookie belongs to an earlier start (its state differs): refused either way.
     assert_eq!(resp.status(), 400);
+    assert_eq!(problem_of(&resp.text().await.unwrap()), "state_used");
+    let _ = flow;
 
     // The username step: a bad name is refused with the reason; then the account.
     let (s, e) = api(
@@ -477,6 +500,25 @@ async fn a_new_member_signs_up_with_a_provider_and_comes_back(backend: Backend) 
     assert_eq!(made["next"], "/r/somewhere");
     let (s, me) = api(&b, &app, "GET", "/me", None).await;
     assert_eq!((s, me["user"]["username"].as_str()), (200, Some("김민지")));
+    // The operator sees the redirect URLs to register; members do not.
+    let admin = &b; // 김민지 made the first account: admin
+    let (s, admin_list) = api(admin, &app, "GET", "/admin/sign-in-providers", None).await;
+    assert_eq!(s, 200, "{admin_list}");
+    let entry = admin_list["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "test")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["redirect_url"],
+        format!("{}/auth/test/callback", app.base)
+    );
+    assert!(!admin_list.to_string().contains(SECRET));
+    let (s, _) = api(&browser(), &app, "GET", "/admin/sign-in-providers", None).await;
+    assert_eq!(s, 401);
+
     // The pending identity is spent.
     let (s, e) = api(
         &b,
@@ -515,6 +557,50 @@ async fn a_new_member_signs_up_with_a_provider_and_comes_back(backend: Backend) 
     )
     .await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_password")));
+    // No password yet: no password opens the account, not even an empty one.
+    for guess in ["", "anything at all"] {
+        let (s, _) = app
+            .anon()
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": "김민지", "password": guess}),
+            )
+            .await;
+        assert_eq!(s, 401, "{guess:?}");
+    }
+    // A first password needs a fresh sign-in (a session stolen earlier cannot set one) and a
+    // browser session, not an API token.
+    let (_, token) = api(&b2, &app, "POST", "/me/tokens", Some(json!({"name": "t"}))).await;
+    let by_token = crate::helpers::Client::with_bearer(&app.base, token["token"].as_str().unwrap());
+    let (s, _) = by_token
+        .put(
+            "/api/v1/me/password",
+            json!({"password": "a good long password"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    app.sql(&format!(
+        "UPDATE sessions SET created_at = created_at - {} WHERE user_id = {}",
+        11 * 60 * 1000,
+        me["user"]["id"].as_str().unwrap()
+    ))
+    .await;
+    let (s, e) = api(
+        &b2,
+        &app,
+        "PUT",
+        "/me/password",
+        Some(json!({"password": "a good long password"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("sign in again"),
+        "{e}"
+    );
+    let b2 = browser();
+    let callback = through_provider(&b2, &app, "/auth/test/start", "minji").await;
+    open(&b2, &callback).await;
     let (s, _) = api(
         &b2,
         &app,
@@ -524,6 +610,21 @@ async fn a_new_member_signs_up_with_a_provider_and_comes_back(backend: Backend) 
     )
     .await;
     assert_eq!(s, 204);
+    // Setting it ended the account's other sessions.
+    let (s, _) = api(&b, &app, "GET", "/me", None).await;
+    assert_eq!(s, 401, "the first browser's session ended");
+    let (s, _) = api(&b2, &app, "GET", "/me", None).await;
+    assert_eq!(s, 200, "this one goes on");
+    // A wrong current password is refused.
+    let (s, e) = api(
+        &b2,
+        &app,
+        "PUT",
+        "/me/password",
+        Some(json!({"password": "another long one", "current_password": "wrong guess"})),
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("wrong_password")));
     // Changing it now needs the current one.
     let (s, e) = api(
         &b2,
@@ -606,25 +707,6 @@ async fn a_new_member_signs_up_with_a_provider_and_comes_back(backend: Backend) 
     let (_, me5) = api(&b5, &app, "GET", "/me", None).await;
     assert_eq!(me5["user"]["username"], "kimjun");
 
-    // The operator sees the redirect URLs to register; members do not.
-    let admin = &b; // 김민지 made the first account: admin
-    let (s, admin_list) = api(admin, &app, "GET", "/admin/sign-in-providers", None).await;
-    assert_eq!(s, 200, "{admin_list}");
-    let entry = admin_list["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "test")
-        .unwrap()
-        .clone();
-    assert_eq!(
-        entry["redirect_url"],
-        format!("{}/auth/test/callback", app.base)
-    );
-    assert!(!admin_list.to_string().contains(SECRET));
-    let (s, _) = api(&b3, &app, "GET", "/admin/sign-in-providers", None).await;
-    assert_eq!(s, 403);
-
     // No secret, code or token in the log.
     let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap();
     assert!(log.contains("signed in through a provider"));
@@ -681,8 +763,15 @@ async fn the_callback_refuses_what_does_not_belong_to_this_sign_in(backend: Back
         .filter(|p| !p.starts_with("state="))
         .collect::<Vec<_>>()
         .join("&");
-    let (s, page, _) = open(&b, &no_state).await;
-    assert_eq!(s, 400, "{page}");
+    let (s, page, cookies) = open(&b, &no_state).await;
+    assert_eq!((s, problem_of(&page)), (400, "wrong_state"), "{page}");
+    // An answer that is not this flow's leaves the flow under way alone (its cookie kept).
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("moim_signin=")),
+        "{cookies:?}"
+    );
+    let (s, to, _) = open(&b, &cb).await;
+    assert_eq!((s, to.as_str()), (302, app.url("/welcome").as_str()));
 
     // A replayed code: sign in once, then bring the same code back with a fresh sign-in's
     // state. The provider refuses it (codes are single-use and bound to PKCE).
@@ -771,6 +860,8 @@ async fn id_tokens_that_fail_their_checks_are_refused(backend: Backend) {
         "wrong-nonce",
         "wrong-iss",
         "broken-token",
+        "old-iat",
+        "future-iat",
     ] {
         let b = browser();
         let cb = through_provider(&b, &app, &format!("/auth/{mode}/start"), "x").await;
@@ -793,9 +884,14 @@ async fn id_tokens_that_fail_their_checks_are_refused(backend: Backend) {
         "Expired",
         "Invalid nonce",
         "Invalid issuer",
+        "s ago",
+        "s in the future",
     ] {
         assert!(log.contains(expected), "the log says why: {expected}");
     }
+    assert!(!log.contains(SECRET), "the client secret reached the log");
+    let refetched = |log: &str| log.matches("provider's signing keys fetched again").count();
+    let before = refetched(&log);
     // A provider that rotated its keys: the first token is signed with the key discovery
     // fetched, the second with a new one: fetched again, and both sign-ins work.
     for round in 0..2 {
@@ -809,7 +905,11 @@ async fn id_tokens_that_fail_their_checks_are_refused(backend: Backend) {
         );
     }
     let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap();
-    assert!(log.contains("provider's signing keys fetched again"));
+    assert_eq!(
+        refetched(&log),
+        before + 1,
+        "the rotated key was fetched, once"
+    );
 }
 
 async fn naver_signs_in_through_its_profile_api(backend: Backend) {
@@ -910,6 +1010,20 @@ async fn a_verified_address_links_only_where_the_operator_trusts_it(backend: Bac
     )
     .await;
     assert_eq!(s, 201);
+    // An identity at a provider the operator has since removed is no way in: it does not
+    // count toward the last way, and it can be removed.
+    let (_, bob) = api(&b4, &app, "GET", "/me", None).await;
+    app.sql(&format!(
+        "INSERT INTO user_identities (provider, subject, user_id, linked_at) VALUES ('gone', 'x', {}, 0)",
+        bob["user"]["id"].as_str().unwrap()
+    ))
+    .await;
+    let (_, ids) = api(&b4, &app, "GET", "/me/identities", None).await;
+    assert_eq!(ids["identities"].as_array().unwrap().len(), 2);
+    let (s, e) = api(&b4, &app, "DELETE", "/me/identities/test", None).await;
+    assert_eq!((s, e["error"].as_str()), (409, Some("last_login_method")));
+    let (s, _) = api(&b4, &app, "DELETE", "/me/identities/gone", None).await;
+    assert_eq!(s, 204);
     let b5 = browser();
     let cb = through_provider(&b5, &app, "/auth/test2/start", "unverified-bob").await;
     let (s, to, _) = open(&b5, &cb).await;
@@ -933,4 +1047,38 @@ async fn a_verified_address_links_only_where_the_operator_trusts_it(backend: Bac
     )
     .await;
     assert_eq!(s, 201);
+}
+
+/// Starting sign-ins counts as logging in: past the address's allowance, a page says to wait
+/// (before anything is asked of the provider).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_sign_ins_is_limited_per_address() {
+    let dir = std::env::temp_dir().join(format!("moim-signin-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("moim.toml");
+    std::fs::write(
+        &config,
+        "[oidc.down]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:1\"\nclient_id = \"moim\"\n",
+    )
+    .unwrap();
+    let app = crate::helpers::spawn_with_env(
+        Backend::Sqlite,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--login-rate-per-min",
+            "3",
+        ],
+        &[("MOIM_OIDC_DOWN_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let (s, page, _) = open(&browser(), &app.url("/auth/down/start")).await;
+        seen.push((s, problem_of(&page).to_string()));
+    }
+    assert_eq!(seen[0], (502, "provider_failed".to_string()));
+    assert_eq!(seen[4], (429, "rate_limited".to_string()), "{seen:?}");
+    let metrics = app.anon().text("/metrics").await;
+    assert!(crate::helpers::refused_count(&metrics, "login_rate_limited") >= 1);
 }

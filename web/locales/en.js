@@ -568,6 +568,7 @@ export default {
   "settings.connect": "Connect",
   "settings.disconnect": "Disconnect",
   "settings.connectedOn": "connected on {date}",
+  "settings.noLongerOffered": "no longer offered here",
   "settings.notConnected": "not connected",
   "settings.noProviders": "This server offers no sign-in providers; you sign in with your password.",
   "settings.password": "Password",

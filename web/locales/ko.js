@@ -566,6 +566,7 @@ export default {
   "settings.connect": "연결",
   "settings.disconnect": "연결 끊기",
   "settings.connectedOn": "{date}에 연결됨",
+  "settings.noLongerOffered": "이제 제공되지 않음",
   "settings.notConnected": "연결 안 됨",
   "settings.noProviders": "이 서버에는 외부 로그인 방법이 없습니다. 비밀번호로 로그인합니다.",
   "settings.password": "비밀번호",

@@ -38,7 +38,18 @@ function providerList(signal, reload, providers, identities) {
       el("span", { class: "muted", text: linked ? t("settings.connectedOn", { date: new Date(linked.linked_at).toLocaleDateString() }) : t("settings.notConnected") }),
       action);
   });
-  return el("div", {}, providers.length ? el("ul", { class: "identities", id: "identities" }, ...rows) : el("p", { class: "muted", text: t("settings.noProviders") }), error);
+  // Identities at providers this server no longer offers: no way in, but they can be removed.
+  const gone = identities.filter((i) => !providers.some((p) => p.id === i.provider)).map((i) =>
+    el("li", { class: "identity", "data-provider": i.provider },
+      el("span", { class: "provider-mark provider-oidc", "aria-hidden": "true", text: "?" }),
+      el("span", { class: "identity-name", text: i.name || i.provider }),
+      el("span", { class: "muted", text: t("settings.noLongerOffered") }),
+      el("button", { type: "button", class: "ghost", "data-action": "disconnect", text: t("settings.disconnect"), onclick: async () => {
+        error.textContent = "";
+        try { await api("DELETE", `/me/identities/${encodeURIComponent(i.provider)}`, undefined, { signal }); reload(); } catch (e) { error.textContent = errMsg(e); }
+      } })));
+  const all = [...rows, ...gone];
+  return el("div", {}, all.length ? el("ul", { class: "identities", id: "identities" }, ...all) : el("p", { class: "muted", text: t("settings.noProviders") }), error);
 }
 
 /**

@@ -212,47 +212,63 @@ impl Accounts {
         ))
     }
 
-    /// Disconnects the account's identity at `provider`, unless it is the last way to sign in.
-    pub async fn disconnect(&self, user: &User, provider: &str) -> Result<()> {
+    /// Disconnects the account's identity at `provider`, unless it is the last way to sign in:
+    /// a password, or an identity at one of `offered` (the providers configured now; one the
+    /// operator has removed is no way in).
+    pub async fn disconnect(&self, user: &User, provider: &str, offered: &[String]) -> Result<()> {
         let mut tx = self.db.begin().await?;
         let lock = self.db.backend == crate::storage::Backend::Postgres;
-        let (has_password, count) = identities::sign_in_methods(&mut tx, user.id, lock).await?;
-        if !has_password && count <= 1 {
-            let known = identities::of_user(&mut *tx, user.id)
-                .await?
-                .iter()
-                .any(|i| i.provider == provider);
-            if known {
-                return Err(Error::conflict(
-                    "last_login_method",
-                    "this is the only way to sign in to the account: set a password or connect another provider first",
-                ));
-            }
-        }
-        if !identities::unlink(&mut *tx, user.id, provider).await? {
+        let (has_password, list) = identities::sign_in_methods(&mut tx, user.id, lock).await?;
+        if !list.iter().any(|i| i.provider == provider) {
             return Err(Error::not_found("connected provider"));
         }
+        let others: Vec<_> = list
+            .into_iter()
+            .filter(|i| i.provider != provider)
+            .collect();
+        if !has_password && identities::count_at(&others, offered) == 0 {
+            return Err(Error::conflict(
+                "last_login_method",
+                "this is the only way to sign in to the account: set a password or connect another provider first",
+            ));
+        }
+        identities::unlink(&mut *tx, user.id, provider).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Sets the account's password. An account that has one must give it (`current`).
+    /// Sets the account's password, from the browser session `session` (the cookie's secret).
+    /// An account that has one must give it (`current`); one that has none (made through a
+    /// provider) must have signed in within [`FRESH_SIGNIN_MS`], so a session stolen earlier
+    /// cannot fix a password on it. Every other session of the account ends.
     pub async fn set_password(
         &self,
         user: &User,
+        session: &str,
         current: Option<String>,
         new: String,
     ) -> Result<()> {
         auth::check_password(&new)?;
         let stored = identities::password_hash(&self.db.pool, user.id).await?;
-        if !stored.is_empty() {
+        let session_hash = auth::secret_hash(session);
+        if stored.is_empty() {
+            let started = identities::session_started(&self.db.pool, &session_hash, user.id)
+                .await?
+                .unwrap_or(0);
+            if now_ms() - started > FRESH_SIGNIN_MS {
+                return Err(Error::Forbidden(
+                    "sign in again with your provider, then set a password within 10 minutes"
+                        .into(),
+                ));
+            }
+        } else {
             let Some(current) = current else {
                 return Err(Error::invalid(
                     "current_password_required",
                     "give the current password to change it",
                 ));
             };
-            if !self.hasher.verify(current, Some(stored)).await? {
+            if !self.hasher.verify(current, Some(stored.clone())).await? {
                 return Err(Error::invalid(
                     "wrong_password",
                     "the current password is not right",
@@ -260,11 +276,20 @@ impl Accounts {
             }
         }
         let hash = self.hasher.hash(new).await?;
-        identities::set_password_hash(&self.db.pool, user.id, &hash).await?;
-        tracing::info!(user = %user.username, "password set");
+        if !identities::replace_password_hash(&self.db.pool, user.id, &stored, &hash).await? {
+            return Err(Error::conflict(
+                "password_changed",
+                "the password was changed meanwhile: reload and try again",
+            ));
+        }
+        let ended = identities::end_other_sessions(&self.db.pool, user.id, &session_hash).await?;
+        tracing::info!(user = %user.username, other_sessions_ended = ended, "password set");
         Ok(())
     }
 }
+
+/// How recent a sign-in must be to set a first password.
+pub const FRESH_SIGNIN_MS: i64 = 10 * 60 * 1000;
 
 #[cfg(test)]
 mod tests {
