@@ -104,6 +104,32 @@ impl Application {
         let sealer = crate::signin::Sealer::new(signin_key.into_bytes());
         let signin =
             crate::signin::Providers::new(&config.oidc).context("setting up sign-in providers")?;
+        let shutdown = CancellationToken::new();
+        let advertise = match &config.webrtc.webrtc_advertise {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<std::net::IpAddr>()
+                        .with_context(|| format!("webrtc_advertise: `{s}` is not an IP address"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        let sfu = crate::sfu::Sfu::start(
+            config.webrtc.webrtc_listen,
+            advertise,
+            crate::sfu::Limits {
+                viewers_per_room: config.webrtc.webrtc_max_viewers_per_room,
+                peers: config.webrtc.webrtc_max_peers,
+            },
+            shutdown.clone(),
+            |h| tracing::debug!(?h, "WebRTC session"),
+        )
+        .await
+        .with_context(|| format!("binding WebRTC UDP {}", config.webrtc.webrtc_listen))?;
+        tracing::info!(addr = %sfu.local, "WebRTC media socket");
         let filled = accounts
             .backfill_skeletons()
             .await
@@ -268,11 +294,12 @@ impl Application {
             connections,
             signin,
             sealer,
+            sfu,
             config,
             live,
             rtmp_port,
             draining: Arc::new(AtomicBool::new(false)),
-            shutdown: CancellationToken::new(),
+            shutdown,
             sessions: TaskTracker::new(),
         }));
         Ok(Application {

@@ -306,6 +306,22 @@ options! {
         #[arg(env = "MOIM_TRANSCODE_LADDER")]
         transcode_ladder: Ladder = { DEFAULT_LADDER.parse().expect("the default ladder parses") };
     }
+    /// Real-time media (WebRTC): the SFU's UDP socket and its bounds.
+    webrtc: WebrtcConfig {
+        /// UDP address of the WebRTC media socket (one socket for every peer).
+        #[arg(env = "MOIM_WEBRTC_LISTEN")]
+        webrtc_listen: SocketAddr = { SocketAddr::from(([127, 0, 0, 1], 8189)) };
+        /// Addresses put in answers as the media socket's, comma-separated IPs (the public
+        /// address behind NAT); default: the listen address, or 127.0.0.1 when it is 0.0.0.0.
+        #[arg(env = "MOIM_WEBRTC_ADVERTISE")]
+        webrtc_advertise: String = none;
+        /// Viewers watching one room's broadcast by WebRTC at once.
+        #[arg(env = "MOIM_WEBRTC_MAX_VIEWERS_PER_ROOM")]
+        webrtc_max_viewers_per_room: usize = 500, in 1..=100_000;
+        /// WebRTC peers on this node at once.
+        #[arg(env = "MOIM_WEBRTC_MAX_PEERS")]
+        webrtc_max_peers: usize = 2000, in 1..=100_000;
+    }
     /// The video library: turning uploads into playable videos.
     library: LibraryConfig {
         /// Videos processed at once on this node (default: half the CPU cores, at least one).

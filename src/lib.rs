@@ -26,6 +26,7 @@ pub mod live;
 pub mod metrics;
 pub mod photos;
 pub mod realtime;
+pub mod sfu;
 pub mod signin;
 pub mod state;
 pub mod storage;

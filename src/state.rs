@@ -70,6 +70,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Sign-in providers, and the key that signs what their flow keeps in cookies.
     pub signin: crate::signin::Providers,
+    /// The WebRTC SFU (WHIP in, WHEP out).
+    pub sfu: crate::sfu::Sfu,
     pub sealer: crate::signin::Sealer,
     /// The site requests are checked against (Host, Origin).
     pub site: crate::auth::origin::Site,

@@ -17,6 +17,7 @@ pub mod shares;
 pub mod signin;
 pub mod uploads;
 pub mod videos;
+pub mod webrtc;
 pub mod ws;
 
 use std::sync::atomic::Ordering;
@@ -87,6 +88,16 @@ pub fn router(state: AppState) -> Router {
             delete(rooms::untimeout_user),
         )
         .route("/rooms/{slug}/ws", get(ws::room_ws))
+        .route(
+            "/rooms/{slug}/whep",
+            post(webrtc::whep)
+                .options(webrtc::options)
+                .layer(DefaultBodyLimit::max(webrtc::MAX_SDP)),
+        )
+        .route(
+            "/whep/{id}",
+            delete(webrtc::delete_whep).patch(webrtc::patch_whep),
+        )
         .route("/rooms/{slug}/party", get(rooms::get_party))
         .route(
             "/rooms/{slug}/invites",
@@ -211,7 +222,23 @@ pub fn router(state: AppState) -> Router {
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), check_origin));
 
+    // WHIP is authorised by the stream key as a bearer token, not an API token: outside the
+    // Origin check (no browser cookie is consulted there).
+    let whip = Router::new()
+        .route(
+            "/api/v1/rooms/{slug}/whip",
+            post(webrtc::whip).options(webrtc::options),
+        )
+        .route(
+            "/api/v1/whip/{id}",
+            delete(webrtc::delete_whip)
+                .patch(webrtc::patch_whip)
+                .options(webrtc::options),
+        )
+        .layer(DefaultBodyLimit::max(webrtc::MAX_SDP));
+
     Router::new()
+        .merge(whip)
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -348,6 +348,30 @@ async fn a_member_signs_up_with_a_provider_in_the_browser() {
     assert_eq!(rows, vec!["test".to_string(), "test".to_string()]);
 }
 
+/// A broadcast from Chromium by WHIP (fake camera and microphone), watched by two Chromium
+/// pages by WHEP through moim's SFU: both decode the picture and get the sound (e2e/webrtc.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_publishes_by_whip_and_two_chromiums_watch_by_whep() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (s, k) = owner.client.get("/api/v1/rooms/stage/stream-key").await;
+    assert_eq!(s, 200);
+    let key = k["stream_key"].as_str().unwrap().to_string();
+    run_script(
+        &e2e,
+        "webrtc.mjs",
+        &app,
+        &chromium,
+        &[("MOIM_SLUG", "stage"), ("MOIM_STREAM_KEY", &key)],
+        "WEBRTC-OK",
+    )
+    .await;
+}
+
 /// Runs `e2e/{script}` against `app` (screenshots to the usual folder) and checks it exited
 /// well and printed `marker`; says where the screenshots and the server log are when not.
 async fn run_script(

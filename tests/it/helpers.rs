@@ -178,6 +178,8 @@ impl TestApp {
             .arg(&self.data_dir)
             .args(&self.extra)
             .env_remove("MOIM_DATABASE_URL")
+            // Each test server its own WebRTC port (a test may still pass the flag).
+            .env("MOIM_WEBRTC_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info,moim=debug")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())

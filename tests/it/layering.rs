@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ai", &["config", "domain"]),
     ("views", &["storage"]),
     ("signin", &["config"]),
+    ("sfu", &[]),
     ("auth", &["metrics", "storage"]),
     ("domain", &["auth", "photos", "storage", "views"]),
     (
@@ -30,22 +31,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "state",
         &[
-            "auth", "config", "domain", "limits", "live", "metrics", "photos", "realtime",
+            "auth", "config", "domain", "limits", "live", "metrics", "photos", "realtime", "sfu",
             "signin", "storage",
         ],
     ),
     (
         "http",
         &[
-            "auth", "domain", "limits", "live", "metrics", "photos", "realtime", "signin", "state",
-            "storage", "views",
+            "auth", "domain", "limits", "live", "metrics", "photos", "realtime", "sfu", "signin",
+            "state", "storage", "views",
         ],
     ),
     (
         "app",
         &[
             "ai", "auth", "config", "domain", "http", "library", "limits", "live", "metrics",
-            "photos", "realtime", "signin", "state", "storage",
+            "photos", "realtime", "sfu", "signin", "state", "storage",
         ],
     ),
 ];

@@ -47,3 +47,4 @@ mod schema;
 mod signin;
 mod storage;
 mod uploads;
+mod webrtc;

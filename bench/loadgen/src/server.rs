@@ -93,6 +93,7 @@ impl Server {
                     .arg("2")
                     .args(&launch.moim_args)
                     .env_remove("MOIM_DATABASE_URL")
+                    .env("MOIM_WEBRTC_LISTEN", "127.0.0.1:0")
                     .env_remove("MOIM_CONFIG")
                     .env("RUST_LOG", "warn")
                     // No ./moim.toml from wherever the benchmark was started.

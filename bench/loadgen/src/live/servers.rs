@@ -86,6 +86,7 @@ pub async fn start_moim_with(
         .arg(&data)
         .args(["--max-broadcasts", "50", "--shutdown-grace-s", "3"])
         .args(["--login-rate-per-min", "1000"])
+        .env("MOIM_WEBRTC_LISTEN", "127.0.0.1:0")
         .args(extra)
         // Every simulated viewer connects from 127.0.0.1.
         .args(["--max-connections-per-ip", "1000000"])

@@ -1,0 +1,271 @@
+//! WebRTC over HTTP: WHIP (RFC 9725) to publish a room's broadcast from a browser or OBS, with
+//! the room's stream key as the bearer token, and WHEP to watch one in real time. The media
+//! itself goes through the SFU (`sfu`); these handlers only carry the SDP and the sessions'
+//! resource URLs (`/api/v1/whip/{id}`, `/api/v1/whep/{id}`, ids that cannot be guessed).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ApiPath, ApiResult};
+use super::extract::MaybeUser;
+use crate::sfu::{Role, SfuError};
+use crate::state::AppState;
+
+/// Largest SDP body taken (an offer with many codecs and candidates is a few KiB).
+pub const MAX_SDP: usize = 64 * 1024;
+
+fn sfu_error(e: SfuError) -> ApiError {
+    match e {
+        SfuError::BadSdp(m) => ApiError::invalid("invalid_sdp", m),
+        SfuError::Unsupported(m) => {
+            ApiError::Other(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_media", m)
+        }
+        SfuError::PublisherPresent => ApiError::Other(
+            StatusCode::CONFLICT,
+            "already_publishing",
+            "the room already has a publisher: end that broadcast first".into(),
+        ),
+        e @ (SfuError::RoomFull(_) | SfuError::ServerFull(_)) => ApiError::Other(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webrtc_full",
+            format!("{e}; the low-latency HLS stream still works"),
+        ),
+        SfuError::NoSuchPeer => ApiError::not_found("session"),
+    }
+}
+
+/// The SDP body of an offer: `Content-Type: application/sdp`, UTF-8, bounded.
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<String> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+    {
+        return Err(ApiError::Other(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "an offer is sent as Content-Type: application/sdp".into(),
+        ));
+    }
+    if body.len() > MAX_SDP {
+        return Err(ApiError::Other(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the offer is over 64 KiB".into(),
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::invalid("invalid_sdp", "the offer is not UTF-8 text"))
+}
+
+fn answer(kind: &str, id: &str, sdp: String) -> Response {
+    let location = format!("/api/v1/{kind}/{id}");
+    (
+        StatusCode::CREATED,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/sdp"),
+            ),
+            (
+                header::LOCATION,
+                HeaderValue::from_str(&location).expect("hex id"),
+            ),
+            (
+                header::ETAG,
+                HeaderValue::from_str(&format!("\"{}\"", &id[..8])).expect("hex id"),
+            ),
+            (
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Location, ETag, Link"),
+            ),
+        ],
+        sdp,
+    )
+        .into_response()
+}
+
+/// The stream key in `Authorization: Bearer`, if it is `slug`'s.
+async fn key_is_rooms(state: &AppState, headers: &HeaderMap, slug: &str) -> ApiResult<()> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 128);
+    let unauthorized = || {
+        ApiError::Other(
+            StatusCode::UNAUTHORIZED,
+            "invalid_stream_key",
+            "send the room's stream key as Authorization: Bearer <stream key>".into(),
+        )
+    };
+    let Some(key) = key else {
+        return Err(unauthorized());
+    };
+    let room = crate::storage::live::room_for_key(&state.db.pool, key)
+        .await
+        .map_err(crate::domain::Error::from)?;
+    if room.as_deref() == Some(slug) {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
+}
+
+/// `POST /api/v1/rooms/{slug}/whip`: a publisher's offer.
+pub async fn whip(
+    State(state): State<AppState>,
+    ApiPath(slug): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    key_is_rooms(&state, &headers, &slug).await?;
+    let sdp = sdp_body(&headers, &body)?;
+    let room = state.rooms.find(&slug).await?;
+    if room.private {
+        return Err(ApiError::Other(
+            StatusCode::FORBIDDEN,
+            "private_room",
+            "a private room cannot broadcast".into(),
+        ));
+    }
+    let (id, sdp) = state
+        .sfu
+        .offer(&slug, Role::Publisher, sdp)
+        .await
+        .map_err(sfu_error)?;
+    tracing::info!(room = %slug, "WHIP publisher offered");
+    Ok(answer("whip", &id, sdp))
+}
+
+/// `POST /api/v1/rooms/{slug}/whep`: a viewer's offer (private rooms: members only).
+pub async fn whep(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(slug): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    state.rooms.find_visible(user.as_ref(), &slug).await?;
+    let sdp = sdp_body(&headers, &body)?;
+    let (id, sdp) = state
+        .sfu
+        .offer(&slug, Role::Viewer, sdp)
+        .await
+        .map_err(sfu_error)?;
+    Ok(answer("whep", &id, sdp))
+}
+
+/// A session's resource, checked to be of the kind the URL says (and for WHIP, that the
+/// stream key is its room's).
+async fn session(state: &AppState, id: &str, role: Role, headers: &HeaderMap) -> ApiResult<String> {
+    let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let found = if valid {
+        state.sfu.peer(id).await
+    } else {
+        None
+    };
+    let Some((room, r)) = found.filter(|(_, r)| *r == role) else {
+        return Err(ApiError::not_found("session"));
+    };
+    if r == Role::Publisher {
+        key_is_rooms(state, headers, &room).await?;
+    }
+    Ok(room)
+}
+
+/// `DELETE /api/v1/whip/{id}` and `/api/v1/whep/{id}`: the session ends (200, as RFC 9725).
+pub async fn delete_whip(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let room = session(&state, &id, Role::Publisher, &headers).await?;
+    state.sfu.remove(&id).await;
+    tracing::info!(room = %room, "WHIP publisher ended its broadcast");
+    Ok(StatusCode::OK)
+}
+
+pub async fn delete_whep(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    session(&state, &id, Role::Viewer, &headers).await?;
+    state.sfu.remove(&id).await;
+    Ok(StatusCode::OK)
+}
+
+/// `PATCH` on a session: trickled candidates (`application/trickle-ice-sdpfrag`). moim's side
+/// is ICE-lite and learns a client's addresses from its connectivity checks, so candidates
+/// need no action: 204. An ICE restart (a new `ice-ufrag`) is not offered yet: 405 (RFC 9725
+/// §4.4.1), and the client starts a new session.
+async fn patch(
+    state: &AppState,
+    id: &str,
+    role: Role,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    session(state, id, role, headers).await?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/trickle-ice-sdpfrag") {
+        return Err(ApiError::Other(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a PATCH carries application/trickle-ice-sdpfrag".into(),
+        ));
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.lines().any(|l| l.starts_with("a=ice-ufrag:")) {
+        return Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST, DELETE, OPTIONS")],
+        )
+            .into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn patch_whip(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    patch(&state, &id, Role::Publisher, &headers, &body).await
+}
+
+pub async fn patch_whep(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    patch(&state, &id, Role::Viewer, &headers, &body).await
+}
+
+/// `OPTIONS` on the endpoints: what they take.
+pub async fn options() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ALLOW, "POST, OPTIONS"),
+            (
+                header::HeaderName::from_static("accept-post"),
+                "application/sdp",
+            ),
+        ],
+    )
+        .into_response()
+}

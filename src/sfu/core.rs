@@ -1,0 +1,519 @@
+//! The SFU's core, free of I/O and of the clock: WebRTC peers (str0m's sans-IO `Rtc`), which
+//! room each is in and what it does there (publishes a broadcast by WHIP, watches one by WHEP),
+//! and the forwarding between them. Datagrams and the time come in as arguments; datagrams to
+//! send and the next deadline come out. The driver (`super::driver`) owns the one UDP socket;
+//! the tests run peers against each other in one thread on a virtual clock.
+//!
+//! Media is forwarded as it arrives, frame by frame as str0m reassembles it from RTP (never
+//! decoded): a publisher's audio to each viewer's audio, its video to their video, with the
+//! payload type matched per viewer. Viewers' keyframe requests go to the publisher, at most one
+//! a second; a viewer who just connected gets one at once so its picture starts.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// A peer's handle: random, so a WHIP/WHEP resource URL cannot be guessed.
+pub type PeerId = String;
+
+/// How long a peer may take from its offer to a working connection (ICE and DTLS).
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
+/// Keyframe requests to a publisher, at most one per this.
+const KEYFRAME_EVERY: Duration = Duration::from_secs(1);
+
+/// What a peer does in its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends the room's broadcast (WHIP).
+    Publisher,
+    /// Watches it (WHEP).
+    Viewer,
+}
+
+/// Why an offer was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SfuError {
+    #[error("the SDP offer could not be read: {0}")]
+    BadSdp(String),
+    /// The offer's media cannot be forwarded (`reason` says what is missing).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the room already has a publisher")]
+    PublisherPresent,
+    #[error("the room has as many viewers as it takes ({0})")]
+    RoomFull(usize),
+    #[error("the server has as many WebRTC peers as it takes ({0})")]
+    ServerFull(usize),
+    #[error("no such session")]
+    NoSuchPeer,
+}
+
+/// Bounds on what the core takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub viewers_per_room: usize,
+    pub peers: usize,
+}
+
+/// What happened to a peer that the rest of moim may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Happening {
+    Connected {
+        peer: PeerId,
+        room: String,
+        role: Role,
+    },
+    Gone {
+        peer: PeerId,
+        room: String,
+        role: Role,
+    },
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+struct Peer {
+    id: PeerId,
+    rtc: Rtc,
+    room: String,
+    role: Role,
+    started: Instant,
+    connected: bool,
+    /// The peer's m-lines and their kinds (its offer's order).
+    mids: Vec<(Mid, MediaKind)>,
+    /// Publisher: when a keyframe was last asked of it.
+    last_keyframe_request: Option<Instant>,
+    /// When str0m wants to run next for this peer.
+    due: Instant,
+    /// Something came in or was written since it last ran: run it now.
+    touched: bool,
+}
+
+/// The SFU's state.
+pub struct Core {
+    peers: Vec<Peer>,
+    /// Host candidates put in every answer (the UDP socket's addresses as clients reach them).
+    candidates: Vec<SocketAddr>,
+    limits: Limits,
+    happenings: Vec<Happening>,
+}
+
+impl Core {
+    pub fn new(candidates: Vec<SocketAddr>, limits: Limits) -> Core {
+        Core {
+            peers: Vec::new(),
+            candidates,
+            limits,
+            happenings: Vec::new(),
+        }
+    }
+
+    /// Peers at the moment.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Whether `room` has a publisher (connected or connecting).
+    pub fn has_publisher(&self, room: &str) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.room == room && p.role == Role::Publisher)
+    }
+
+    /// Viewers of `room`.
+    pub fn viewers(&self, room: &str) -> usize {
+        self.peers
+            .iter()
+            .filter(|p| p.room == room && p.role == Role::Viewer)
+            .count()
+    }
+
+    /// Takes an offer from a publisher (WHIP) or a viewer (WHEP): the peer's id and the SDP
+    /// answer.
+    pub fn offer(
+        &mut self,
+        now: Instant,
+        room: &str,
+        role: Role,
+        sdp: &str,
+    ) -> Result<(PeerId, String), SfuError> {
+        if self.peers.len() >= self.limits.peers {
+            return Err(SfuError::ServerFull(self.limits.peers));
+        }
+        match role {
+            Role::Publisher if self.has_publisher(room) => return Err(SfuError::PublisherPresent),
+            Role::Viewer if self.viewers(room) >= self.limits.viewers_per_room => {
+                return Err(SfuError::RoomFull(self.limits.viewers_per_room))
+            }
+            _ => {}
+        }
+        check_media(sdp, role)?;
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        for addr in &self.candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let id = random_id();
+        self.peers.push(Peer {
+            id: id.clone(),
+            rtc,
+            room: room.to_string(),
+            role,
+            started: now,
+            connected: false,
+            mids: Vec::new(),
+            last_keyframe_request: None,
+            due: now,
+            touched: true,
+        });
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Ends a peer (a WHIP or WHEP `DELETE`); false when there is none by that id.
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.peers.iter_mut().find(|p| p.id == id) {
+            Some(p) => {
+                p.rtc.disconnect();
+                p.touched = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends every peer of a room (the room is gone, or its broadcast ended), or only its
+    /// publisher.
+    pub fn remove_room(&mut self, room: &str, only: Option<Role>) -> usize {
+        let mut n = 0;
+        for p in self
+            .peers
+            .iter_mut()
+            .filter(|p| p.room == room && only.is_none_or(|r| r == p.role))
+        {
+            p.rtc.disconnect();
+            p.touched = true;
+            n += 1;
+        }
+        n
+    }
+
+    /// The room and role of a peer.
+    pub fn peer(&self, id: &str) -> Option<(&str, Role)> {
+        self.peers
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| (p.room.as_str(), p.role))
+    }
+
+    /// A datagram arrived. Bytes no peer claims are dropped; a peer that cannot make sense of
+    /// its own ends, the others go on.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Ok(contents) = bytes.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        if let Some(p) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) {
+            p.touched = true;
+            if let Err(e) = p.rtc.handle_input(input) {
+                tracing::info!(peer = %short(&p.id), room = %p.room, error = %e, "WebRTC peer ended: bad input");
+                p.rtc.disconnect();
+            }
+        }
+    }
+
+    /// Runs the peers that are due, or got or were given something, up to `now`: the datagrams
+    /// to send go to `out`; returns when the core wants to run next. Media and keyframe
+    /// requests are forwarded here.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Datagram>) -> Instant {
+        let mut media: Vec<(String, MediaKind, MediaData)> = Vec::new();
+        let mut keyframes: Vec<String> = Vec::new();
+        for p in &mut self.peers {
+            if !p.rtc.is_alive() || !(p.touched || now >= p.due) {
+                continue;
+            }
+            p.touched = false;
+            if !p.connected && now.duration_since(p.started) > HANDSHAKE_DEADLINE {
+                tracing::info!(peer = %short(&p.id), room = %p.room, "WebRTC peer ended: no connection within the deadline");
+                p.rtc.disconnect();
+                continue;
+            }
+            if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                tracing::info!(peer = %short(&p.id), error = %e, "WebRTC peer ended");
+                p.rtc.disconnect();
+                continue;
+            }
+            loop {
+                match p.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => {
+                        p.due = t;
+                        break;
+                    }
+                    Ok(Output::Transmit(t)) => out.push(Datagram {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    }),
+                    Ok(Output::Event(e)) => match e {
+                        Event::Connected => {
+                            p.connected = true;
+                            self.happenings.push(Happening::Connected {
+                                peer: p.id.clone(),
+                                room: p.room.clone(),
+                                role: p.role,
+                            });
+                            if p.role == Role::Viewer {
+                                keyframes.push(p.room.clone());
+                            }
+                        }
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            p.rtc.disconnect();
+                        }
+                        Event::MediaAdded(m) => p.mids.push((m.mid, m.kind)),
+                        Event::MediaData(data) if p.role == Role::Publisher => {
+                            let kind = p
+                                .mids
+                                .iter()
+                                .find(|(m, _)| *m == data.mid)
+                                .map(|(_, k)| *k)
+                                .unwrap_or(MediaKind::Video);
+                            if !data.contiguous && kind == MediaKind::Video {
+                                keyframes.push(p.room.clone());
+                            }
+                            media.push((p.room.clone(), kind, data));
+                        }
+                        Event::KeyframeRequest(_) if p.role == Role::Viewer => {
+                            keyframes.push(p.room.clone());
+                        }
+                        _ => {}
+                    },
+                    Err(e) => {
+                        tracing::info!(peer = %short(&p.id), error = %e, "WebRTC peer ended");
+                        p.rtc.disconnect();
+                        break;
+                    }
+                }
+            }
+        }
+        for (room, kind, data) in &media {
+            self.forward(now, room, *kind, data);
+        }
+        keyframes.sort();
+        keyframes.dedup();
+        for room in keyframes {
+            self.ask_keyframe(now, &room);
+        }
+        // What was written goes out at once, not at the next deadline.
+        for p in self
+            .peers
+            .iter_mut()
+            .filter(|p| p.touched && p.rtc.is_alive())
+        {
+            p.touched = false;
+            loop {
+                match p.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => out.push(Datagram {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    }),
+                    Ok(Output::Timeout(t)) => {
+                        p.due = t;
+                        break;
+                    }
+                    Ok(Output::Event(_)) => {}
+                    Err(_) => {
+                        p.rtc.disconnect();
+                        break;
+                    }
+                }
+            }
+        }
+        self.sweep();
+        self.peers
+            .iter()
+            .map(|p| p.due)
+            .min()
+            .unwrap_or(now + Duration::from_millis(500))
+            .max(now)
+            .min(now + Duration::from_millis(500))
+    }
+
+    /// What happened since the last call (connections made, peers gone).
+    pub fn happenings(&mut self) -> Vec<Happening> {
+        std::mem::take(&mut self.happenings)
+    }
+
+    fn forward(&mut self, now: Instant, room: &str, kind: MediaKind, data: &MediaData) {
+        for v in self
+            .peers
+            .iter_mut()
+            .filter(|p| p.room == room && p.role == Role::Viewer && p.connected && p.rtc.is_alive())
+        {
+            let Some(mid) = v.mids.iter().find(|(_, k)| *k == kind).map(|(m, _)| *m) else {
+                continue;
+            };
+            let Some(writer) = v.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
+            if let Err(e) = writer.write(pt, now, data.time, data.data.clone()) {
+                tracing::info!(peer = %short(&v.id), error = %e, "WebRTC viewer ended: could not write");
+                v.rtc.disconnect();
+            }
+            v.touched = true;
+        }
+    }
+
+    /// Asks the room's publisher for a keyframe, at most once a [`KEYFRAME_EVERY`].
+    fn ask_keyframe(&mut self, now: Instant, room: &str) {
+        let Some(p) = self
+            .peers
+            .iter_mut()
+            .find(|p| p.room == room && p.role == Role::Publisher && p.connected)
+        else {
+            return;
+        };
+        if p.last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < KEYFRAME_EVERY)
+        {
+            return;
+        }
+        let Some(mid) = p
+            .mids
+            .iter()
+            .find(|(_, k)| *k == MediaKind::Video)
+            .map(|(m, _)| *m)
+        else {
+            return;
+        };
+        if let Some(mut w) = p.rtc.writer(mid) {
+            if w.request_keyframe(None, KeyframeRequestKind::Pli).is_ok() {
+                p.last_keyframe_request = Some(now);
+                p.touched = true;
+            }
+        }
+    }
+
+    /// Drops peers that ended, saying so.
+    fn sweep(&mut self) {
+        let happenings = &mut self.happenings;
+        self.peers.retain(|p| {
+            let alive = p.rtc.is_alive();
+            if !alive {
+                happenings.push(Happening::Gone {
+                    peer: p.id.clone(),
+                    room: p.room.clone(),
+                    role: p.role,
+                });
+            }
+            alive
+        });
+    }
+}
+
+/// The offer carries media moim can forward: for a publisher, Opus audio and H.264 or VP8
+/// video (at least one of the two); for a viewer, any of them. Read from the SDP's
+/// `m=` and `a=rtpmap` lines, so the reason can be said.
+fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
+    if sdp.len() > 64 * 1024 {
+        return Err(SfuError::BadSdp("the offer is over 64 KiB".into()));
+    }
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix("m=") {
+            let kind = rest.split(' ').next().unwrap_or("").to_string();
+            sections.push((kind, Vec::new()));
+        } else if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            if let (Some(s), Some(codec)) = (sections.last_mut(), rest.split(' ').nth(1)) {
+                let name = codec.split('/').next().unwrap_or("").to_ascii_uppercase();
+                s.1.push(name);
+            }
+        }
+    }
+    let media: Vec<_> = sections
+        .iter()
+        .filter(|(k, _)| k == "audio" || k == "video")
+        .collect();
+    if media.is_empty() {
+        return Err(SfuError::Unsupported(
+            "the offer has no audio or video".into(),
+        ));
+    }
+    if role == Role::Publisher {
+        for (kind, codecs) in &media {
+            let ok = match kind.as_str() {
+                "audio" => codecs.iter().any(|c| c == "OPUS"),
+                _ => codecs.iter().any(|c| c == "H264" || c == "VP8"),
+            };
+            if !ok {
+                return Err(SfuError::Unsupported(format!(
+                    "the {kind} is offered as {}: moim takes Opus audio and H.264 or VP8 video",
+                    if codecs.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        codecs.join(", ")
+                    }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn random_id() -> PeerId {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The first characters of an id, for the log (the id is a capability).
+fn short(id: &str) -> &str {
+    &id[..id.len().min(6)]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,421 @@
+//! Peers against the core in one thread on a virtual clock: str0m clients (the same library a
+//! browser's peer connection speaks to) publish and watch through `Core`, datagrams carried by
+//! hand between made-up addresses, time advanced a millisecond a step. No socket, no sleep.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::{Core, Datagram, Happening, Limits, Role, SfuError};
+
+const SERVER: &str = "10.0.0.1:5000";
+
+/// A client peer and what it saw.
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    got: Vec<(MediaKind, Vec<u8>)>,
+    keyframe_requests: usize,
+    connected: bool,
+    /// Datagrams from this client are dropped while this says so.
+    cut: bool,
+}
+
+impl Client {
+    fn new(now: Instant, addr: &str, role: Role) -> (Client, String, SdpPendingOffer) {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let dir = match role {
+            Role::Publisher => Direction::SendOnly,
+            Role::Viewer => Direction::RecvOnly,
+        };
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let video = api.add_media(MediaKind::Video, dir, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let client = Client {
+            rtc,
+            addr,
+            audio: Some(audio),
+            video: Some(video),
+            got: Vec::new(),
+            keyframe_requests: 0,
+            connected: false,
+            cut: false,
+        };
+        (client, offer.to_sdp_string(), pending)
+    }
+
+    fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Writes one frame of `kind`.
+    fn send(&mut self, now: Instant, kind: MediaKind, n: u64, data: &[u8]) {
+        let mid = match kind {
+            MediaKind::Audio => self.audio.unwrap(),
+            MediaKind::Video => self.video.unwrap(),
+        };
+        let writer = self.rtc.writer(mid).expect("a sending m-line");
+        let pt = writer
+            .payload_params()
+            .next()
+            .expect("a negotiated codec")
+            .pt();
+        let time = match kind {
+            MediaKind::Audio => MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ),
+            MediaKind::Video => MediaTime::new(n * 3000, Frequency::NINETY_KHZ),
+        };
+        writer.write(pt, now, time, data.to_vec()).unwrap();
+    }
+}
+
+/// The clients, the core and the virtual clock.
+struct Net {
+    now: Instant,
+    core: Core,
+    clients: Vec<Client>,
+    /// Drop every n-th datagram from clients to the server (0: none).
+    drop_every: usize,
+    sent: usize,
+}
+
+impl Net {
+    fn new() -> Net {
+        let now = Instant::now();
+        Net {
+            now,
+            core: Core::new(
+                vec![SERVER.parse().unwrap()],
+                Limits {
+                    viewers_per_room: 3,
+                    peers: 10,
+                },
+            ),
+            clients: Vec::new(),
+            drop_every: 0,
+            sent: 0,
+        }
+    }
+
+    /// A client joins `room` as `role`: its offer goes to the core and the answer back.
+    fn join(&mut self, room: &str, role: Role, addr: &str) -> Result<usize, SfuError> {
+        let (mut c, offer, pending) = Client::new(self.now, addr, role);
+        let (_, answer) = self.core.offer(self.now, room, role, &offer)?;
+        c.accept(pending, &answer);
+        self.clients.push(c);
+        Ok(self.clients.len() - 1)
+    }
+
+    /// Runs `ms` milliseconds of virtual time.
+    fn run(&mut self, ms: u64) {
+        for _ in 0..ms {
+            self.now += Duration::from_millis(1);
+            self.step();
+        }
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        let server: SocketAddr = SERVER.parse().unwrap();
+        // Clients first: what they send reaches the core.
+        let mut to_server: Vec<Datagram> = Vec::new();
+        for c in &mut self.clients {
+            if !c.rtc.is_alive() {
+                continue;
+            }
+            c.rtc.handle_input(Input::Timeout(now)).unwrap();
+            loop {
+                match c.rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        if !c.cut {
+                            to_server.push(Datagram {
+                                source: t.source,
+                                destination: t.destination,
+                                contents: t.contents.to_vec(),
+                            })
+                        }
+                    }
+                    Output::Event(e) => match e {
+                        Event::Connected => c.connected = true,
+                        Event::MediaData(d) => {
+                            let kind = if Some(d.mid) == c.audio {
+                                MediaKind::Audio
+                            } else {
+                                MediaKind::Video
+                            };
+                            c.got.push((kind, d.data.to_vec()));
+                        }
+                        Event::KeyframeRequest(_) => c.keyframe_requests += 1,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        for d in to_server {
+            self.sent += 1;
+            if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
+                continue;
+            }
+            assert_eq!(d.destination, server);
+            self.core.receive(now, d.source, d.destination, &d.contents);
+        }
+        let mut out = Vec::new();
+        self.core.poll(now, &mut out);
+        for d in out {
+            if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.destination) {
+                if c.cut || !c.rtc.is_alive() {
+                    continue;
+                }
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source: d.source,
+                        destination: d.destination,
+                        contents: d.contents.as_slice().try_into().unwrap(),
+                    },
+                );
+                c.rtc.handle_input(input).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_publishers_media_reaches_every_viewer_unchanged_and_in_order() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    let v1 = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    let v2 = net.join("room", Role::Viewer, "10.0.0.4:1000").unwrap();
+    // A viewer of another room gets nothing of this one.
+    let other = net
+        .join("elsewhere", Role::Viewer, "10.0.0.5:1000")
+        .unwrap();
+    net.run(300);
+    assert!(net.clients.iter().all(|c| c.connected), "ICE and DTLS done");
+    let connected = net
+        .core
+        .happenings()
+        .into_iter()
+        .filter(|h| matches!(h, Happening::Connected { .. }))
+        .count();
+    assert_eq!(connected, 4);
+    for n in 0..50u64 {
+        let now = net.now;
+        let frame = format!("opus frame {n}").into_bytes();
+        net.clients[p].send(now, MediaKind::Audio, n, &frame);
+        if n % 5 == 0 {
+            let picture = vec![n as u8; 3000]; // several RTP packets
+            net.clients[p].send(now, MediaKind::Video, n, &picture);
+        }
+        net.run(20);
+    }
+    net.run(200);
+    for v in [v1, v2] {
+        let audio: Vec<_> = net.clients[v]
+            .got
+            .iter()
+            .filter(|(k, _)| *k == MediaKind::Audio)
+            .map(|(_, d)| String::from_utf8(d.clone()).unwrap())
+            .collect();
+        let expected: Vec<String> = (0..50).map(|n| format!("opus frame {n}")).collect();
+        assert_eq!(audio, expected, "viewer {v}");
+        let video: Vec<_> = net.clients[v]
+            .got
+            .iter()
+            .filter(|(k, _)| *k == MediaKind::Video)
+            .collect();
+        assert_eq!(video.len(), 10, "viewer {v}");
+        assert!(video.iter().all(|(_, d)| d.len() == 3000));
+    }
+    assert!(net.clients[other].got.is_empty());
+}
+
+#[test]
+fn lost_packets_are_asked_for_again_and_arrive() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(300);
+    // One datagram in seven from the clients is lost (media and feedback alike): NACKs ask
+    // for the missing RTP again, RTX brings it.
+    net.drop_every = 7;
+    for n in 0..40u64 {
+        let now = net.now;
+        net.clients[p].send(now, MediaKind::Video, n, &vec![n as u8; 2400]);
+        net.run(33);
+    }
+    net.drop_every = 0;
+    net.run(1000);
+    let frames: Vec<u8> = net.clients[v]
+        .got
+        .iter()
+        .filter(|(k, _)| *k == MediaKind::Video)
+        .map(|(_, d)| d[0])
+        .collect();
+    // Almost every frame made it, in order, none twice.
+    assert!(
+        frames.len() >= 36,
+        "only {} of 40 frames arrived",
+        frames.len()
+    );
+    assert!(frames.windows(2).all(|w| w[0] < w[1]), "{frames:?}");
+}
+
+#[test]
+fn viewers_joining_ask_the_publisher_for_a_keyframe_at_most_once_a_second() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    net.run(300);
+    assert_eq!(net.clients[p].keyframe_requests, 0);
+    net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(300);
+    assert_eq!(
+        net.clients[p].keyframe_requests, 1,
+        "a new viewer's picture starts"
+    );
+    // Two more within the second: no more requests than one.
+    net.join("room", Role::Viewer, "10.0.0.4:1000").unwrap();
+    net.run(200);
+    assert_eq!(net.clients[p].keyframe_requests, 1);
+    net.run(1000);
+    net.join("room", Role::Viewer, "10.0.0.5:1000").unwrap();
+    net.run(300);
+    assert_eq!(net.clients[p].keyframe_requests, 2);
+}
+
+#[test]
+fn the_core_refuses_what_it_cannot_take_and_says_why() {
+    let mut net = Net::new();
+    net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    assert_eq!(
+        net.join("room", Role::Publisher, "10.0.0.3:1000")
+            .unwrap_err(),
+        SfuError::PublisherPresent
+    );
+    for i in 0..3 {
+        net.join("room", Role::Viewer, &format!("10.0.1.{i}:1000"))
+            .unwrap();
+    }
+    assert_eq!(
+        net.join("room", Role::Viewer, "10.0.2.1:1000").unwrap_err(),
+        SfuError::RoomFull(3)
+    );
+    // A publisher offering only VP9 video.
+    let now = net.now;
+    let mut rtc = Rtc::builder().clear_codecs().enable_vp9(true).build(now);
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _) = api.apply().unwrap();
+    match net
+        .core
+        .offer(now, "other", Role::Publisher, &offer.to_sdp_string())
+    {
+        Err(SfuError::Unsupported(why)) => assert!(why.contains("VP9"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "",
+        "v=0\r\n",
+        "garbage\nm=audio 9 UDP/TLS/RTP/SAVPF 111\na=rtpmap:111 opus/48000/2\n",
+    ] {
+        assert!(
+            net.core.offer(now, "x", Role::Viewer, bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    let big = format!("v=0\r\n{}", "a=x\r\n".repeat(20_000));
+    assert!(matches!(
+        net.core.offer(now, "x", Role::Viewer, &big),
+        Err(SfuError::BadSdp(_))
+    ));
+}
+
+#[test]
+fn a_peer_that_never_connects_is_dropped_at_the_deadline() {
+    let mut net = Net::new();
+    let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.clients[v].cut = true;
+    net.run(14_000);
+    assert_eq!(net.core.viewers("room"), 1);
+    net.run(2_000);
+    assert_eq!(net.core.viewers("room"), 0);
+    let gone = net.core.happenings();
+    assert!(
+        gone.iter().any(|h| matches!(
+            h,
+            Happening::Gone {
+                role: Role::Viewer,
+                ..
+            }
+        )),
+        "{gone:?}"
+    );
+}
+
+#[test]
+fn garbage_datagrams_end_nobody() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(300);
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let from_viewer = net.clients[v].addr;
+    for junk in [
+        &b""[..],
+        &[0u8; 1][..],
+        &[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef][..], // RTP-looking
+        &[0x00, 0x01, 0x00, 0x50, 0x21, 0x12, 0xa4, 0x42][..],       // a truncated STUN
+        &[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 99][..],          // a DTLS-looking record
+        &[0xff; 1500][..],
+    ] {
+        net.core.receive(net.now, from_viewer, server, junk);
+        net.core
+            .receive(net.now, "10.9.9.9:9".parse().unwrap(), server, junk);
+    }
+    let now = net.now;
+    net.clients[p].send(now, MediaKind::Audio, 0, b"still here");
+    net.run(200);
+    assert!(net.clients[v].got.iter().any(|(_, d)| d == b"still here"));
+    assert_eq!(net.core.len(), 2);
+}
+
+#[test]
+fn removing_the_publisher_says_so_and_leaves_the_viewers() {
+    let mut net = Net::new();
+    net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(300);
+    net.core.happenings();
+    assert_eq!(net.core.remove_room("room", Some(Role::Publisher)), 1);
+    net.run(10);
+    assert!(!net.core.has_publisher("room"));
+    assert_eq!(net.core.viewers("room"), 1);
+    let h = net.core.happenings();
+    assert!(
+        matches!(
+            &h[..],
+            [Happening::Gone {
+                role: Role::Publisher,
+                ..
+            }]
+        ),
+        "{h:?}"
+    );
+    // A new publisher may come.
+    net.join("room", Role::Publisher, "10.0.0.6:1000").unwrap();
+}

@@ -1,0 +1,426 @@
+//! WHIP and WHEP over HTTP against the real server, with real UDP on loopback: a publisher and
+//! viewers made of str0m peers in the test (the same WebRTC library the server uses, speaking
+//! the same wire protocol as a browser), their offers sent as RFC 9725 says, media flowing
+//! through moim's SFU, and every refusal the contract names.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use serde_json::json;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::helpers::{spawn_app, Backend, TestApp};
+
+backend_tests!(
+    a_browser_style_publisher_reaches_whep_viewers_through_moim,
+    whip_and_whep_refuse_what_the_contract_says
+);
+
+/// A WebRTC peer in the test with its own UDP socket.
+struct Peer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    audio: Mid,
+    video: Mid,
+    connected: bool,
+    got_audio: Vec<Vec<u8>>,
+    got_video: usize,
+    pending: Option<SdpPendingOffer>,
+}
+
+impl Peer {
+    /// A publisher (sendonly) or viewer (recvonly) with audio and video, and its offer.
+    fn new(send: bool, video_vp9_only: bool) -> (Peer, String) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut rtc = if video_vp9_only {
+            Rtc::builder()
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp9(true)
+        } else {
+            Rtc::builder()
+        }
+        .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let dir = if send {
+            Direction::SendOnly
+        } else {
+            Direction::RecvOnly
+        };
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let video = api.add_media(MediaKind::Video, dir, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        (
+            Peer {
+                rtc,
+                socket,
+                audio,
+                video,
+                connected: false,
+                got_audio: Vec::new(),
+                got_video: 0,
+                pending: Some(pending),
+            },
+            offer.to_sdp_string(),
+        )
+    }
+
+    fn accept(&mut self, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("an SDP answer");
+        let pending = self.pending.take().unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Sends what str0m wants sent and takes in what arrived (waiting at most 2 ms for it).
+    fn pump(&mut self) {
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Timeout(_) => break,
+                Output::Transmit(t) => {
+                    self.socket.send_to(&t.contents, t.destination).unwrap();
+                }
+                Output::Event(e) => match e {
+                    Event::Connected => self.connected = true,
+                    Event::MediaData(d) if d.mid == self.audio => {
+                        self.got_audio.push(d.data.to_vec())
+                    }
+                    Event::MediaData(d) if d.mid == self.video => self.got_video += 1,
+                    _ => {}
+                },
+            }
+        }
+        let mut buf = [0u8; 2048];
+        let local = self.socket.local_addr().unwrap();
+        match self.socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                let input = Input::Receive(
+                    Instant::now(),
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: local,
+                        contents: buf[..n].try_into().unwrap(),
+                    },
+                );
+                self.rtc.handle_input(input).unwrap();
+            }
+            Err(_) => self
+                .rtc
+                .handle_input(Input::Timeout(Instant::now()))
+                .unwrap(),
+        }
+    }
+
+    fn send(&mut self, kind: MediaKind, n: u64, data: Vec<u8>) {
+        let mid = if kind == MediaKind::Audio {
+            self.audio
+        } else {
+            self.video
+        };
+        let w = self.rtc.writer(mid).expect("a sending m-line");
+        let pt = w
+            .payload_params()
+            .find(|p| {
+                let c = format!("{:?}", p.spec().codec).to_ascii_lowercase();
+                c.contains("opus") || c.contains("vp8") || c.contains("h264")
+            })
+            .expect("a negotiated codec")
+            .pt();
+        let time = if kind == MediaKind::Audio {
+            MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ)
+        } else {
+            MediaTime::new(n * 3000, Frequency::NINETY_KHZ)
+        };
+        w.write(pt, Instant::now(), time, data).unwrap();
+    }
+}
+
+/// Runs the peers until `done` holds, for at most `secs` seconds.
+fn pump_until(peers: &mut [&mut Peer], secs: u64, mut done: impl FnMut(&[&mut Peer]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done(peers) {
+        assert!(Instant::now() < deadline, "not reached within {secs} s");
+        for p in peers.iter_mut() {
+            p.pump();
+        }
+    }
+}
+
+async fn post_sdp(
+    app: &TestApp,
+    path: &str,
+    sdp: &str,
+    key: Option<&str>,
+    cookie: Option<&str>,
+) -> (u16, HeaderMap, String) {
+    let mut req = reqwest::Client::new()
+        .post(app.url(path))
+        .header("content-type", "application/sdp")
+        .body(sdp.to_string());
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    if let Some(c) = cookie {
+        req = req.header("cookie", c).header("origin", &app.base);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+async fn stream_key(app: &TestApp, owner: &crate::helpers::User, slug: &str) -> String {
+    let (s, k) = owner
+        .client
+        .get(&format!("/api/v1/rooms/{slug}/stream-key"))
+        .await;
+    assert_eq!(s, 200, "{k}");
+    assert!(app.base.starts_with("http"));
+    k["stream_key"].as_str().unwrap().to_string()
+}
+
+fn header<'h>(h: &'h HeaderMap, name: &str) -> &'h str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+async fn a_browser_style_publisher_reaches_whep_viewers_through_moim(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let key = stream_key(&app, &owner, "stage").await;
+
+    let (mut publisher, offer) = Peer::new(true, false);
+    let (s, h, answer) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    assert_eq!(s, 201, "{answer}");
+    assert_eq!(header(&h, "content-type"), "application/sdp");
+    let location = header(&h, "location").to_string();
+    assert!(
+        location.starts_with("/api/v1/whip/"),
+        "relative Location: {location}"
+    );
+    assert!(!header(&h, "etag").is_empty());
+    // The answer names the media socket on loopback as a host candidate; moim is ICE-lite.
+    assert!(
+        answer.contains("a=candidate:") && answer.contains("127.0.0.1"),
+        "{answer}"
+    );
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    publisher.accept(&answer);
+
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        let (mut v, offer) = Peer::new(false, false);
+        let (s, h, answer) = post_sdp(&app, "/api/v1/rooms/stage/whep", &offer, None, None).await;
+        assert_eq!(s, 201, "{answer}");
+        assert!(header(&h, "location").starts_with("/api/v1/whep/"));
+        v.accept(&answer);
+        viewers.push(v);
+    }
+
+    let (_publisher, viewers) = tokio::task::spawn_blocking(move || {
+        let mut publisher = publisher;
+        let mut viewers = viewers;
+        let (a, b) = viewers.split_at_mut(1);
+        let mut all = vec![&mut publisher, &mut a[0], &mut b[0]];
+        pump_until(&mut all, 10, |ps| ps.iter().all(|p| p.connected));
+        // 50 Opus frames 20 ms apart, a video frame every 100 ms, until both viewers have
+        // every audio frame.
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let deadline = start + Duration::from_secs(15);
+        while all[1].got_audio.len() < 50 || all[2].got_audio.len() < 50 {
+            assert!(
+                Instant::now() < deadline,
+                "viewers got {} and {} of 50 frames",
+                all[1].got_audio.len(),
+                all[2].got_audio.len()
+            );
+            let due = (start.elapsed().as_millis() as u64 / 20).min(50);
+            while sent < due {
+                all[0].send(MediaKind::Audio, sent, format!("opus {sent}").into_bytes());
+                if sent.is_multiple_of(5) {
+                    all[0].send(MediaKind::Video, sent, vec![sent as u8; 2500]);
+                }
+                sent += 1;
+            }
+            for p in all.iter_mut() {
+                p.pump();
+            }
+        }
+        drop(all);
+        (publisher, viewers)
+    })
+    .await
+    .unwrap();
+    let expected: Vec<Vec<u8>> = (0..50).map(|n| format!("opus {n}").into_bytes()).collect();
+    for v in &viewers {
+        assert_eq!(
+            v.got_audio[..50],
+            expected[..],
+            "every frame, in order, unchanged"
+        );
+        assert!(v.got_video >= 5, "video frames forwarded: {}", v.got_video);
+    }
+}
+
+async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    app.room(&owner, "other").await;
+    let key = stream_key(&app, &owner, "stage").await;
+    let other_key = stream_key(&app, &owner, "other").await;
+    let (_, offer) = Peer::new(true, false);
+
+    // The key: missing, wrong, another room's.
+    for k in [None, Some("nope"), Some(other_key.as_str())] {
+        let (s, _, body) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, k, None).await;
+        assert_eq!(s, 401, "{k:?}: {body}");
+        assert!(body.contains("invalid_stream_key"), "{body}");
+    }
+    // Not SDP.
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/rooms/stage/whip"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    // Broken SDP, and a publisher offering VP9 video only.
+    let (s, _, body) = post_sdp(
+        &app,
+        "/api/v1/rooms/stage/whip",
+        "v=0\r\nnonsense",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    let (_, vp9) = Peer::new(true, true);
+    let (s, _, body) = post_sdp(&app, "/api/v1/rooms/stage/whip", &vp9, Some(&key), None).await;
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("VP9") && body.contains("H.264"), "{body}");
+
+    // One publisher; a second is refused.
+    let (s, h, _) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    assert_eq!(s, 201);
+    let session = header(&h, "location").to_string();
+    let (_, offer2) = Peer::new(true, false);
+    let (s, _, body) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer2, Some(&key), None).await;
+    assert_eq!(s, 409, "{body}");
+    assert!(body.contains("already_publishing"));
+
+    // OPTIONS says what is taken.
+    let resp = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/api/v1/rooms/stage/whip"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(header(resp.headers(), "accept-post"), "application/sdp");
+
+    let http = reqwest::Client::new();
+    // Trickled candidates: taken (ICE-lite learns addresses from the checks); an ICE restart
+    // is not offered yet: 405.
+    let frag = "a=ice-ufrag-less\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    let resp = http
+        .patch(app.url(&session))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body(frag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = http
+        .patch(app.url(&session))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+
+    // Ending it takes the room's key; then it is gone, and a new publisher may come.
+    let resp = http
+        .delete(app.url(&session))
+        .header("authorization", format!("Bearer {other_key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = http
+        .delete(app.url(&session))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = http
+        .delete(app.url(&session))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = http
+        .delete(app.url("/api/v1/whip/not-an-id"))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    crate::helpers::eventually(5, || async {
+        let (_, o) = Peer::new(true, false);
+        let (s, _, _) = post_sdp(&app, "/api/v1/rooms/stage/whip", &o, Some(&key), None).await;
+        (s == 201).then_some(())
+    })
+    .await;
+
+    // WHEP: a private room's broadcast is for members only.
+    let (s, _) = owner
+        .client
+        .patch("/api/v1/rooms/other", json!({"visibility": "private"}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, view) = Peer::new(false, false);
+    let (s, _, _) = post_sdp(&app, "/api/v1/rooms/other/whep", &view, None, None).await;
+    assert_eq!(s, 404);
+    let (s, _, body) = post_sdp(
+        &app,
+        "/api/v1/rooms/other/whep",
+        &view,
+        None,
+        Some(&owner.cookie),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    // A private room cannot broadcast.
+    let (s, _, _) = post_sdp(
+        &app,
+        "/api/v1/rooms/other/whip",
+        &offer,
+        Some(&other_key),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // An unknown room.
+    let (s, _, _) = post_sdp(&app, "/api/v1/rooms/nowhere/whep", &view, None, None).await;
+    assert_eq!(s, 404);
+}
