@@ -12,6 +12,7 @@ mod map;
 mod party;
 mod report;
 mod server;
+mod webrtc;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -51,6 +52,9 @@ enum Cmd {
     Map(map::MapOpts),
     /// The community: photo processing against libvips, the hot feed and the cost of a like.
     Community(community::CommunityOpts),
+    /// Real-time media: glass-to-glass through moim's SFU against a direct connection, and the
+    /// WHEP first frame.
+    Webrtc(webrtc::WebrtcOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -256,6 +260,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Party(po) => {
             let (root, bin) = root_and_moim(po.moim_bin.as_deref())?;
             return runtime()?.block_on(party::run(po, bin, root));
+        }
+        Cmd::Webrtc(wo) => {
+            let (root, bin) = root_and_moim(wo.moim_bin.as_deref())?;
+            return runtime()?.block_on(webrtc::run(wo, bin, root));
         }
         Cmd::Map(mo) => {
             let nofile = server::raise_nofile();
