@@ -125,7 +125,35 @@ impl Application {
                 peers: config.webrtc.webrtc_max_peers,
             },
             shutdown.clone(),
-            |h| tracing::debug!(?h, "WebRTC session"),
+            {
+                // A publisher connecting or leaving is the room's news: through the event path.
+                let (db, broker) = (db.clone(), broker.clone());
+                move |h: crate::sfu::Happening| {
+                    tracing::debug!(?h, "WebRTC session");
+                    let (room, publishing) = match h {
+                        crate::sfu::Happening::Connected {
+                            room,
+                            role: crate::sfu::Role::Publisher,
+                            ..
+                        } => (room, true),
+                        crate::sfu::Happening::Gone {
+                            room,
+                            role: crate::sfu::Role::Publisher,
+                            ..
+                        } => (room, false),
+                        _ => return,
+                    };
+                    let (db, broker) = (db.clone(), broker.clone());
+                    tokio::spawn(async move {
+                        if let Ok(Some(r)) = crate::storage::rooms::get(&db.pool, &room).await {
+                            let event = crate::domain::events::RoomEvent::Realtime { publishing };
+                            broker
+                                .publish(crate::domain::events::Event::room(r.id, event))
+                                .await;
+                        }
+                    });
+                }
+            },
         )
         .await
         .with_context(|| format!("binding WebRTC UDP {}", config.webrtc.webrtc_listen))?;

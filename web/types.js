@@ -150,7 +150,7 @@
  */
 
 // Room WebSocket frames, server → client.
-/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null, pins: Pin[], polls: Poll[], views: MapView[] }} WelcomeFrame */
+/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null, pins: Pin[], polls: Poll[], views: MapView[], realtime: boolean }} WelcomeFrame */
 /** @typedef {{ type: "message" } & Message} MessageFrame */
 /** @typedef {{ type: "deleted", seq: number }} DeletedFrame */
 /** @typedef {{ type: "room", room: Room }} RoomFrame */
@@ -164,11 +164,12 @@
 /** @typedef {{ type: "map.view" } & MapView} MapViewFrame */
 /** @typedef {{ type: "map.pins", pins: Pin[] }} MapPinsFrame */
 /** @typedef {{ type: "map.left", user: Author }} MapLeftFrame */
+/** @typedef {{ type: "realtime", publishing: boolean }} RealtimeFrame */
 /** @typedef {{ type: "poll.update", poll: Poll }} PollUpdateFrame */
 /**
  * @typedef {WelcomeFrame | MessageFrame | DeletedFrame | RoomFrame | ViewersFrame | LiveFrame
  *   | ErrorFrame | ReconnectFrame | PongFrame | TimePongFrame | PartyFrame
- *   | MapViewFrame | MapPinsFrame | MapLeftFrame | PollUpdateFrame} ServerFrame
+ *   | MapViewFrame | MapPinsFrame | MapLeftFrame | PollUpdateFrame | RealtimeFrame} ServerFrame
  */
 
 // Client → server.

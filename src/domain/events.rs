@@ -104,6 +104,10 @@ pub enum RoomEvent {
     MapLeft {
         user: AuthorView,
     },
+    /// A WebRTC publisher (WHIP) connected to the room's broadcast, or left it.
+    Realtime {
+        publishing: bool,
+    },
 }
 
 /// Who is sent a poll's results.

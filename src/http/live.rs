@@ -290,6 +290,11 @@ pub async fn rotate_stream_key(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let key = state.rooms.rotate_stream_key(&user, &slug).await?;
+    // A browser or OBS publishing by WHIP on the old key stops too.
+    state
+        .sfu
+        .remove_room(&slug, Some(crate::sfu::Role::Publisher))
+        .await;
     let body = json!({"stream_key": key, "rtmp_url": rtmp_url(&state, &headers)});
     Ok((
         StatusCode::CREATED,

@@ -106,7 +106,12 @@ pub async fn update_room(
             .map(parse_visibility)
             .transpose()?,
     };
+    let made_private = patch.private == Some(true);
     let room = state.rooms.update(&user, &slug, patch).await?;
+    if made_private {
+        // A private room does not broadcast, and its viewers watch again as members.
+        state.sfu.remove_room(&slug, None).await;
+    }
     Ok(Json(json!({"room": room})))
 }
 
@@ -116,6 +121,8 @@ pub async fn delete_room(
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.rooms.delete(&user, &slug).await?;
+    // Its WebRTC sessions end with it.
+    state.sfu.remove_room(&slug, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -28,6 +28,14 @@ impl Subscriber for Hub {
 
 impl Hub {
     async fn room_event(&self, room_id: i64, event: &RoomEvent) {
+        if let RoomEvent::Realtime { publishing } = event {
+            let mut set = self.inner.realtime.lock();
+            if *publishing {
+                set.insert(room_id);
+            } else {
+                set.remove(&room_id);
+            }
+        }
         // Rooms nobody is connected to here have nothing to update: a room loads its facts
         // from the database when someone joins.
         let Some(room) = self.loaded(room_id) else {
@@ -154,6 +162,12 @@ impl Hub {
                     }
                 }
                 room.broadcast(0, ServerFrame::MapView(view).encode()).await;
+            }
+            RoomEvent::Realtime { publishing } => {
+                let frame = ServerFrame::Realtime {
+                    publishing: *publishing,
+                };
+                room.broadcast(0, frame.encode()).await;
             }
             RoomEvent::MapLeft { user } => {
                 if let Ok(id) = user.id.parse::<i64>() {

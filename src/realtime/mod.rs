@@ -401,6 +401,8 @@ struct HubInner {
     writer: mpsc::Sender<writer::Pending>,
     metrics: Arc<Metrics>,
     streams: Arc<dyn Streams>,
+    /// Rooms a WebRTC publisher sends to on this node.
+    realtime: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Hub {
@@ -424,9 +426,15 @@ impl Hub {
                 writer: tx,
                 metrics,
                 streams,
+                realtime: Mutex::new(std::collections::HashSet::new()),
             }),
         };
         (hub, rx)
+    }
+
+    /// Whether a WebRTC publisher sends room `room_id`'s broadcast (on this node).
+    pub fn realtime(&self, room_id: i64) -> bool {
+        self.inner.realtime.lock().contains(&room_id)
     }
 
     /// Frames a connection may have queued before it must resync.

@@ -239,6 +239,8 @@ pub enum ServerFrame<'a> {
         polls: &'a [PollView],
         /// Where the others connected look on the room's map now.
         views: &'a [MapViewView],
+        /// A WebRTC publisher sends the room's broadcast (watch it by WHEP).
+        realtime: bool,
     },
     Message(&'a MessageView),
     Deleted {
@@ -284,6 +286,10 @@ pub enum ServerFrame<'a> {
     #[serde(rename = "map.pins")]
     MapPins {
         pins: &'a [PinView],
+    },
+    /// A WebRTC publisher started or stopped sending the room's broadcast.
+    Realtime {
+        publishing: bool,
     },
     /// A member left the map.
     #[serde(rename = "map.left")]

@@ -214,6 +214,7 @@ pub async fn run(
         pins: &pin_list,
         polls: &poll_list,
         views: &views,
+        realtime: hub.realtime(room.id),
     }
     .encode();
     drop((pin_list, poll_list, views));

@@ -372,6 +372,45 @@ async fn chromium_publishes_by_whip_and_two_chromiums_watch_by_whep() {
     .await;
 }
 
+/// The owner goes live from the room page (fake camera) and a viewer on the room page watches
+/// in real time; stopping takes the viewer back to offline (e2e/webrtc-room.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_goes_live_from_the_room_page_and_a_viewer_watches_in_real_time() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    run_script(
+        &e2e,
+        "webrtc-room.mjs",
+        &app,
+        &chromium,
+        &[],
+        "WEBRTC-ROOM-OK",
+    )
+    .await;
+}
+
+/// Glass-to-glass through the SFU, measured from a clock drawn into the publisher's canvas and
+/// read back from the viewer's frames, next to a direct connection (e2e/webrtc-g2g.mjs, short;
+/// the figures are `moim-bench webrtc`'s). No timing is asserted: only that it measures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glass_to_glass_is_measured_through_the_sfu() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let app = crate::helpers::spawn_with(Backend::Sqlite, &["--login-rate-per-min", "1000"]).await;
+    run_script(
+        &e2e,
+        "webrtc-g2g.mjs",
+        &app,
+        &chromium,
+        &[("MOIM_G2G_S", "3"), ("MOIM_FIRST_FRAMES", "2")],
+        "WEBRTC-FIGURES",
+    )
+    .await;
+}
+
 /// Runs `e2e/{script}` against `app` (screenshots to the usual folder) and checks it exited
 /// well and printed `marker`; says where the screenshots and the server log are when not.
 async fn run_script(

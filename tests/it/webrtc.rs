@@ -392,6 +392,50 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
     })
     .await;
 
+    // A new stream key ends the publisher on the old one: the new key may publish at once.
+    let (s, rotated) = owner
+        .client
+        .post("/api/v1/rooms/stage/stream-key", json!({}))
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let new_key = rotated["stream_key"].as_str().unwrap().to_string();
+    let (_, o) = Peer::new(true, false);
+    let (s, _, _) = post_sdp(&app, "/api/v1/rooms/stage/whip", &o, Some(&key), None).await;
+    assert_eq!(s, 401, "the old key is refused");
+    crate::helpers::eventually(5, || async {
+        let (_, o) = Peer::new(true, false);
+        let (s, _, _) = post_sdp(&app, "/api/v1/rooms/stage/whip", &o, Some(&new_key), None).await;
+        (s == 201).then_some(())
+    })
+    .await;
+    // A viewer's session ends with its room.
+    let (_, v) = Peer::new(false, false);
+    let (s, h, _) = post_sdp(&app, "/api/v1/rooms/stage/whep", &v, None, None).await;
+    assert_eq!(s, 201);
+    let viewer = header(&h, "location").to_string();
+    let resp = reqwest::Client::new()
+        .patch(app.url(&viewer))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=end-of-candidates\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "the viewer's session is there");
+    let (s, _) = owner.client.delete("/api/v1/rooms/stage").await;
+    assert_eq!(s, 204);
+    // (a PATCH only looks the session up: 204 while it lives, 404 once it is gone)
+    crate::helpers::eventually(5, || async {
+        let resp = reqwest::Client::new()
+            .patch(app.url(&viewer))
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .body("a=end-of-candidates\r\n")
+            .send()
+            .await
+            .unwrap();
+        (resp.status() == 404).then_some(())
+    })
+    .await;
+
     // WHEP: a private room's broadcast is for members only.
     let (s, _) = owner
         .client

@@ -584,4 +584,18 @@ export default {
   "admin.trustEmail": "links by verified e-mail",
   "admin.clientId": "client id: {id}",
   "admin.redirectUrl": "Redirect URL",
+
+  "rt.fromBrowser": "Go live from this browser",
+  "rt.source": "what to send",
+  "rt.camera": "Camera and microphone",
+  "rt.screen": "Screen (with its sound)",
+  "rt.goLive": "Go live",
+  "rt.stop": "Stop",
+  "rt.starting": "Connecting…",
+  "rt.live": "You are live from this browser, in real time.",
+  "rt.ended": "The broadcast from this browser ended.",
+  "rt.noConnection": "The media connection could not be made (is UDP to the server blocked?).",
+  "rt.obsHelp": "OBS can send here too: Settings → Stream → Service: WHIP, Server: the URL below, Bearer Token: the stream key.",
+  "rt.whipUrl": "WHIP URL",
+  "rt.modeRealtime": "Real-time (WebRTC)",
 };

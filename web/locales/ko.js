@@ -582,4 +582,18 @@ export default {
   "admin.trustEmail": "인증된 이메일로 연결",
   "admin.clientId": "클라이언트 ID: {id}",
   "admin.redirectUrl": "리디렉션 URL",
+
+  "rt.fromBrowser": "이 브라우저에서 방송하기",
+  "rt.source": "보낼 화면",
+  "rt.camera": "카메라와 마이크",
+  "rt.screen": "화면 (소리 포함)",
+  "rt.goLive": "방송 시작",
+  "rt.stop": "중지",
+  "rt.starting": "연결하는 중…",
+  "rt.live": "이 브라우저에서 실시간으로 방송하고 있습니다.",
+  "rt.ended": "이 브라우저의 방송이 끝났습니다.",
+  "rt.noConnection": "미디어 연결을 만들 수 없습니다 (서버로 가는 UDP가 막혀 있나요?).",
+  "rt.obsHelp": "OBS에서도 보낼 수 있습니다: 설정 → 방송 → 서비스: WHIP, 서버: 아래 URL, Bearer 토큰: 스트림 키.",
+  "rt.whipUrl": "WHIP URL",
+  "rt.modeRealtime": "실시간 (WebRTC)",
 };

@@ -13,6 +13,7 @@ import { partyPanel } from "../room/party.js";
 import { mapPanel } from "../room/plan-map.js";
 import { pollsPanel } from "../room/polls.js";
 import { streamingPanel } from "../room/streaming.js";
+import { RealtimePlayer } from "../room/realtime.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Room} Room */
@@ -28,6 +29,8 @@ export function mount(ctx) {
   let player = null;
   /** @type {{ teardown: () => void } | null} */
   let party = null;
+  /** @type {RealtimePlayer | null} */
+  let realtime = null;
   root.replaceChildren(el("p", { class: "muted", text: t("common.loading") }));
 
   api("GET", `/rooms/${encodeURIComponent(params.slug)}`, undefined, { signal }).then(
@@ -42,12 +45,32 @@ export function mount(ctx) {
       player = live;
       live.offline();
 
+      // A broadcast from a browser (WHIP) is watched in real time (WHEP) in the player's place.
+      const rtBox = el("div", { class: "player rt", id: "rt-player", hidden: true });
+      const rt = new RealtimePlayer(rtBox, room.slug);
+      realtime = rt;
+      let hlsLive = false;
+      let rtOn = false;
+      /** @param {boolean} publishing */
+      const setRealtime = (publishing) => {
+        if (publishing === rtOn) return;
+        rtOn = publishing;
+        rtBox.hidden = !publishing;
+        playerBox.hidden = publishing;
+        if (publishing) void rt.start(); else rt.stop();
+        showBadge();
+      };
+      const showBadge = () => {
+        const on = hlsLive || rtOn;
+        badge.className = on ? "badge live" : "badge off";
+        badge.textContent = on ? t("badge.live") : t("badge.offline");
+      };
       let wasLive = false;
       /** @param {LiveState} f */
       const setLive = (f) => {
         const on = f.state === "started" && !!f.hls_url;
-        badge.className = on ? "badge live" : "badge off";
-        badge.textContent = on ? t("badge.live") : t("badge.offline");
+        hlsLive = on;
+        showBadge();
         if (on && f.hls_url) void live.start(f.hls_url, f.since || new Date().toISOString());
         else if (f.state === "ended" || wasLive) live.ended();
         else live.offline();
@@ -61,7 +84,9 @@ export function mount(ctx) {
       socket.on("welcome", (f) => {
         setRoom(f.room);
         setLive(f.room.live ? { state: "started", hls_url: f.room.hls_url, since: f.room.live_since } : { state: "offline" });
+        setRealtime(!!f.realtime);
       });
+      socket.on("realtime", (f) => setRealtime(!!f.publishing));
       socket.on("room", (f) => setRoom(f.room));
       socket.on("live", setLive);
       // The room became private: whoever is not among its people is shown that it is gone
@@ -86,6 +111,7 @@ export function mount(ctx) {
       const polls = pollsPanel(socket, { slug: room.slug, perms: permissions, signal, onWinner: (id) => plan.highlight(id) });
       const watchPane = el("div", { class: "pane", id: "pane-watch" },
         playerBox,
+        rtBox,
         watch.box,
         watch.bar,
         polls,
@@ -128,5 +154,6 @@ export function mount(ctx) {
     if (socket) socket.close();
     if (player) player.teardown();
     if (party) party.teardown();
+    if (realtime) realtime.stop();
   };
 }

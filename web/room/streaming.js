@@ -3,6 +3,7 @@
 
 import { api, el, errMsg } from "../dom.js";
 import { t } from "../i18n.js";
+import { browserBroadcast } from "./realtime.js";
 
 /** @typedef {import("../types.js").Room} Room */
 /** @typedef {import("../types.js").StreamKey} StreamKey */
@@ -47,7 +48,8 @@ export function streamingPanel(room, { signal }) {
     el("div", { class: "row" }, el("label", { for: "rtmp-url", text: t("live.server") }), server, copy(server)),
     el("div", { class: "row" }, el("label", { for: "stream-key", text: t("live.key") }), key, reveal, copy(key), rotate),
     el("div", { class: "row" }, record, el("label", { for: "record", text: t("live.record") })),
-    error);
+    error,
+    browserBroadcast(room.slug, signal));
   box.addEventListener("toggle", async () => {
     if (!box.open || key.value) return;
     try { show(await api("GET", `${path}/stream-key`, undefined, { signal })); } catch (e) { fail(e); }

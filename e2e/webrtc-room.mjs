@@ -1,0 +1,74 @@
+// Going live from the browser in a room: the owner opens "Go live", picks the (fake) camera and
+// goes live from the page; a viewer on the room page sees the LIVE badge and the real-time
+// player decode the picture; the owner stops and the viewer's real-time player goes. Also the
+// Korean panel at phone size. Screenshots: the owner's panel live, the viewer's page.
+// Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const base = process.env.MOIM_URL;
+const shots = process.env.MOIM_SCREENSHOTS || "target/screenshots";
+if (!base) throw new Error("MOIM_URL is needed");
+mkdirSync(shots, { recursive: true });
+const T = 30000;
+const browser = await chromium.launch({
+  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"],
+});
+function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
+async function open(name, opts = {}) {
+  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["camera", "microphone"], ...opts });
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
+  return page;
+}
+
+const owner = await open("owner");
+await owner.goto(`${base}/`);
+await owner.getByRole("button", { name: "Sign up" }).click();
+await owner.locator("#auth-form input[name=username]").fill("caster");
+await owner.locator("#auth-form input[name=password]").fill("correct horse battery");
+await owner.locator("#auth-form button[type=submit]").click();
+await owner.locator("#create-room input[name=title]").fill("Browser stage");
+await owner.locator("#create-room input[name=slug]").fill("browser-stage");
+await owner.locator("#create-room button[type=submit]").click();
+await owner.waitForURL(`${base}/r/browser-stage`, { timeout: T });
+
+const viewer = await open("viewer");
+await viewer.goto(`${base}/r/browser-stage`);
+await viewer.locator("#live-badge").filter({ hasText: "offline" }).waitFor({ timeout: T });
+check(await viewer.locator("#rt-player").isHidden(), "no real-time player before the broadcast");
+
+await owner.locator("#streaming summary").click();
+await owner.locator("#rt-start").click();
+await owner.locator("#rt-status").filter({ hasText: "You are live" }).waitFor({ timeout: T });
+await owner.locator("#rt-preview").waitFor({ state: "visible", timeout: T });
+
+await viewer.locator("#rt-player").waitFor({ state: "visible", timeout: T });
+await viewer.locator("#live-badge").filter({ hasText: "LIVE" }).waitFor({ timeout: T });
+await viewer.waitForFunction(() => {
+  const v = document.getElementById("rt-video");
+  return v instanceof HTMLVideoElement && v.readyState >= 2 && v.videoWidth > 0;
+}, null, { timeout: T });
+check(await viewer.locator("#rt-mode").textContent() === "Real-time (WebRTC)", "the mode is said");
+await owner.locator("#streaming").screenshot({ path: `${shots}/webrtc-golive-owner-desktop.png` });
+await viewer.screenshot({ path: `${shots}/webrtc-viewer-desktop.png` });
+
+// Stop: the viewer's real-time player goes, the badge says offline.
+await owner.locator("#rt-stop").click();
+await owner.locator("#rt-status").filter({ hasText: "ended" }).waitFor({ timeout: T });
+await viewer.locator("#rt-player").waitFor({ state: "hidden", timeout: T });
+await viewer.locator("#live-badge").filter({ hasText: "offline" }).waitFor({ timeout: T });
+
+// The panel in Korean at phone size.
+const ko = await open("ko", { locale: "ko-KR", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, storageState: await owner.context().storageState() });
+await ko.goto(`${base}/r/browser-stage`);
+await ko.locator("#streaming summary").click();
+await ko.locator("#rt-broadcast h3").filter({ hasText: "이 브라우저에서 방송하기" }).waitFor({ timeout: T });
+await ko.locator("#streaming").screenshot({ path: `${shots}/webrtc-golive-phone-ko.png` });
+
+await browser.close();
+if (process.exitCode) process.exit(process.exitCode);
+console.log("WEBRTC-ROOM-OK");

@@ -1,0 +1,141 @@
+// @ts-check
+// Real-time media in a room (WebRTC through moim's SFU): the owner goes live from this browser
+// by WHIP (camera or screen), and viewers watch a browser broadcast by WHEP. The resource URL
+// each answer names is DELETEd when it ends.
+
+import { api, el, errMsg } from "../dom.js";
+import { t } from "../i18n.js";
+
+/** Waits until the connection is up, or says why not. @param {RTCPeerConnection} pc */
+function connected(pc) {
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(t("rt.noConnection"))), 15000);
+    const check = () => {
+      if (pc.connectionState === "connected") { clearTimeout(timer); ok(undefined); }
+      else if (pc.connectionState === "failed") { clearTimeout(timer); fail(new Error(t("rt.noConnection"))); }
+    };
+    pc.addEventListener("connectionstatechange", check);
+    check();
+  });
+}
+
+/**
+ * Sends an offer to a WHIP/WHEP endpoint; the answer is applied. Returns the session's URL.
+ * @param {RTCPeerConnection} pc @param {string} url @param {Record<string, string>} headers
+ */
+async function negotiate(pc, url, headers) {
+  await pc.setLocalDescription(await pc.createOffer());
+  const resp = await fetch(url, { method: "POST", headers: { "content-type": "application/sdp", ...headers }, body: pc.localDescription?.sdp || "" });
+  const text = await resp.text();
+  if (resp.status !== 201) {
+    let message = text;
+    try { message = JSON.parse(text).message || text; } catch { /* plain text */ }
+    throw new Error(message);
+  }
+  await pc.setRemoteDescription({ type: "answer", sdp: text });
+  return resp.headers.get("location") || "";
+}
+
+/**
+ * The owner's "Go live from this browser" controls.
+ * @param {string} slug @param {AbortSignal} signal
+ */
+export function browserBroadcast(slug, signal) {
+  const status = el("p", { class: "muted", role: "status", id: "rt-status" });
+  const preview = el("video", { class: "rt-preview", id: "rt-preview", muted: true, autoplay: true, playsinline: true, hidden: true });
+  const source = el("select", { id: "rt-source", "aria-label": t("rt.source") },
+    el("option", { value: "camera", text: t("rt.camera") }),
+    el("option", { value: "screen", text: t("rt.screen") }));
+  const start = el("button", { type: "button", id: "rt-start", text: t("rt.goLive") });
+  const stop = el("button", { type: "button", class: "danger", id: "rt-stop", text: t("rt.stop"), hidden: true });
+  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, key: string } | null} */
+  let on = null;
+  const end = async () => {
+    if (!on) return;
+    const { pc, stream, session, key } = on;
+    on = null;
+    stream.getTracks().forEach((tr) => tr.stop());
+    pc.close();
+    if (session) fetch(session, { method: "DELETE", headers: { authorization: `Bearer ${key}` } }).catch(() => {});
+    preview.hidden = true;
+    start.hidden = false; stop.hidden = true; source.disabled = false;
+    status.textContent = t("rt.ended");
+  };
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    status.className = "muted";
+    status.textContent = t("rt.starting");
+    try {
+      const { stream_key: key } = await api("GET", `/rooms/${encodeURIComponent(slug)}/stream-key`, undefined, { signal });
+      const stream = source.value === "screen"
+        ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true })
+        : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+      const pc = new RTCPeerConnection();
+      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+      const session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/whip`, { authorization: `Bearer ${key}` });
+      on = { pc, stream, session, key };
+      await connected(pc);
+      preview.srcObject = stream;
+      preview.hidden = false;
+      start.hidden = true; stop.hidden = false; source.disabled = true;
+      status.textContent = t("rt.live");
+      stream.getVideoTracks()[0]?.addEventListener("ended", end);
+      pc.addEventListener("connectionstatechange", () => { if (pc.connectionState === "failed") void end(); });
+    } catch (e) {
+      await end();
+      status.className = "error";
+      status.textContent = errMsg(e);
+    } finally {
+      start.disabled = false;
+    }
+  });
+  stop.addEventListener("click", () => void end());
+  signal.addEventListener("abort", () => void end());
+  const whipUrl = el("input", { id: "whip-url", readonly: true, value: `${location.origin}/api/v1/rooms/${encodeURIComponent(slug)}/whip`, "aria-label": t("rt.whipUrl") });
+  return el("div", { class: "rt-broadcast", id: "rt-broadcast" },
+    el("h3", { text: t("rt.fromBrowser") }),
+    el("div", { class: "row" }, source, start, stop),
+    status, preview,
+    el("p", { class: "muted", text: t("rt.obsHelp") }),
+    el("div", { class: "row" }, el("label", { for: "whip-url", text: t("rt.whipUrl") }), whipUrl));
+}
+
+/** A viewer's real-time player: WHEP into a <video>, with the mode shown. */
+export class RealtimePlayer {
+  /** @param {HTMLElement} box @param {string} slug */
+  constructor(box, slug) {
+    this.box = box;
+    this.slug = slug;
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    this.session = "";
+    this.video = el("video", { id: "rt-video", class: "rt-video", autoplay: true, playsinline: true, controls: true, muted: true });
+    this.note = el("p", { class: "muted rt-mode", id: "rt-mode", text: t("rt.modeRealtime") });
+  }
+
+  async start() {
+    this.stop();
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.addEventListener("track", (ev) => { stream.addTrack(ev.track); this.video.srcObject = stream; });
+    this.box.replaceChildren(this.video, this.note);
+    try {
+      this.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(this.slug)}/whep`, {});
+      await connected(pc);
+      this.video.play().catch(() => {});
+    } catch (e) {
+      this.note.className = "error rt-mode";
+      this.note.textContent = errMsg(e);
+    }
+  }
+
+  stop() {
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    if (this.session) fetch(this.session, { method: "DELETE" }).catch(() => {});
+    this.session = "";
+  }
+}
