@@ -154,9 +154,12 @@ const whep = async (p) => p.evaluate(async (slug) => {
   const r = await fetch(`/api/v1/rooms/${slug}/whep`, { method: "POST", headers: { "content-type": "application/sdp" }, body: pc.localDescription.sdp });
   if (r.status !== 201) throw new Error(`WHEP ${r.status}: ${await r.text()}`);
   await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
+  const answered = performance.now() - t0;
+  let connectedAt = null;
+  pc.addEventListener("connectionstatechange", () => { if (pc.connectionState === "connected") connectedAt = performance.now() - t0; });
   return new Promise((ok, fail) => {
     const t = setTimeout(() => fail(new Error(`no first frame; ICE ${pc.iceConnectionState}`)), 15000);
-    v.requestVideoFrameCallback(() => { clearTimeout(t); ok(performance.now() - t0); });
+    v.requestVideoFrameCallback(() => { clearTimeout(t); ok({ first: performance.now() - t0, answered, connected: connectedAt }); });
   });
 }, key.slug);
 
@@ -167,10 +170,13 @@ const sfu = await measure(view, secs);
 
 // New viewers, one after another: from the WHEP POST to the first frame.
 const firsts = [];
+const steps = [];
 for (let i = 0; i < joins; i++) {
   const p = await page(`joiner ${i}`);
   await p.evaluate(helpers);
-  firsts.push(await whep(p));
+  const f = await whep(p);
+  firsts.push(f.first);
+  steps.push(f);
   await p.close();
 }
 await browser.close();
@@ -179,6 +185,8 @@ const figures = {
   direct_p50_ms: pct(direct, 0.5), direct_p95_ms: pct(direct, 0.95), direct_frames: direct.length,
   moim_p50_ms: pct(sfu, 0.5), moim_p95_ms: pct(sfu, 0.95), moim_frames: sfu.length,
   first_frame_p50_ms: Math.round(pct(firsts, 0.5)), first_frame_p95_ms: Math.round(pct(firsts, 0.95)),
+  answered_p50_ms: Math.round(pct(steps.map((x) => x.answered), 0.5)),
+  connected_p50_ms: Math.round(pct(steps.filter((x) => x.connected !== null).map((x) => x.connected), 0.5)),
 };
 if (!direct.length || !sfu.length) { console.error("no clock read back", figures); process.exit(1); }
 if (process.exitCode) process.exit(process.exitCode);

@@ -7,7 +7,8 @@
 //! Media is forwarded as it arrives, frame by frame as str0m reassembles it from RTP (never
 //! decoded): a publisher's audio to each viewer's audio, its video to their video, with the
 //! payload type matched per viewer. Viewers' keyframe requests go to the publisher, at most one
-//! a second; a viewer who just connected gets one at once so its picture starts.
+//! every 300 ms; a viewer who just connected gets one at once so its picture starts (a second's
+//! throttle made new viewers wait ~400 ms for their first frame).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,8 +23,9 @@ pub type PeerId = String;
 
 /// How long a peer may take from its offer to a working connection (ICE and DTLS).
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
-/// Keyframe requests to a publisher, at most one per this.
-const KEYFRAME_EVERY: Duration = Duration::from_secs(1);
+/// Keyframe requests to a publisher, at most one per this (viewers joining one after another
+/// each get their picture within a frame or two of connecting).
+const KEYFRAME_EVERY: Duration = Duration::from_millis(300);
 
 /// What a peer does in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
