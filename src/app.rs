@@ -126,11 +126,31 @@ impl Application {
             },
             shutdown.clone(),
             {
-                // A publisher connecting or leaving is the room's news: through the event path.
+                // A publisher connecting or leaving is the room's news: through the event path,
+                // in the order it happened (one consumer), so a quick connect and leave cannot
+                // arrive swapped.
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
                 let (db, broker) = (db.clone(), broker.clone());
+                tokio::spawn(async move {
+                    while let Some((room, publishing)) = rx.recv().await {
+                        match crate::storage::rooms::get(&db.pool, &room).await {
+                            Ok(Some(r)) => {
+                                let event =
+                                    crate::domain::events::RoomEvent::Realtime { publishing };
+                                broker
+                                    .publish(crate::domain::events::Event::room(r.id, event))
+                                    .await;
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, room, "announcing a WebRTC publisher failed")
+                            }
+                        }
+                    }
+                });
                 move |h: crate::sfu::Happening| {
                     tracing::debug!(?h, "WebRTC session");
-                    let (room, publishing) = match h {
+                    let news = match h {
                         crate::sfu::Happening::Connected {
                             room,
                             role: crate::sfu::Role::Publisher,
@@ -143,15 +163,7 @@ impl Application {
                         } => (room, false),
                         _ => return,
                     };
-                    let (db, broker) = (db.clone(), broker.clone());
-                    tokio::spawn(async move {
-                        if let Ok(Some(r)) = crate::storage::rooms::get(&db.pool, &room).await {
-                            let event = crate::domain::events::RoomEvent::Realtime { publishing };
-                            broker
-                                .publish(crate::domain::events::Event::room(r.id, event))
-                                .await;
-                        }
-                    });
+                    let _ = tx.send(news);
                 }
             },
         )
@@ -323,6 +335,7 @@ impl Application {
             signin,
             sealer,
             sfu,
+            webrtc_offers_by_ip: Arc::new(KeyedLimiter::new(60, 1.0, 100_000)),
             config,
             live,
             rtmp_port,

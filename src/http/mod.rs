@@ -96,7 +96,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/whep/{id}",
-            delete(webrtc::delete_whep).patch(webrtc::patch_whep),
+            delete(webrtc::delete_whep)
+                .patch(webrtc::patch_whep)
+                .options(webrtc::options_session),
         )
         .route("/rooms/{slug}/party", get(rooms::get_party))
         .route(
@@ -233,7 +235,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/whip/{id}",
             delete(webrtc::delete_whip)
                 .patch(webrtc::patch_whip)
-                .options(webrtc::options),
+                .options(webrtc::options_session),
         )
         .layer(DefaultBodyLimit::max(webrtc::MAX_SDP));
 

@@ -4,7 +4,9 @@
 //! resource URLs (`/api/v1/whip/{id}`, `/api/v1/whep/{id}`, ids that cannot be guessed).
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -33,6 +35,11 @@ fn sfu_error(e: SfuError) -> ApiError {
             format!("{e}; the low-latency HLS stream still works"),
         ),
         SfuError::NoSuchPeer => ApiError::not_found("session"),
+        e @ SfuError::Unavailable(_) => ApiError::Other(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webrtc_unavailable",
+            e.to_string(),
+        ),
     }
 }
 
@@ -96,7 +103,10 @@ async fn key_is_rooms(state: &AppState, headers: &HeaderMap, slug: &str) -> ApiR
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        })
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 128);
     let unauthorized = || {
@@ -119,14 +129,27 @@ async fn key_is_rooms(state: &AppState, headers: &HeaderMap, slug: &str) -> ApiR
     }
 }
 
+/// Offers per client address: each costs a DTLS certificate and a handshake slot.
+fn offer_allowed(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ApiResult<()> {
+    let ip = crate::limits::address_key(super::auth::client_ip(state, headers, peer));
+    state
+        .webrtc_offers_by_ip
+        .check(&ip)
+        .map_err(|w| ApiError::RateLimited {
+            retry_after_s: w.as_secs_f64().ceil() as u64,
+        })
+}
+
 /// `POST /api/v1/rooms/{slug}/whip`: a publisher's offer.
 pub async fn whip(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiPath(slug): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     key_is_rooms(&state, &headers, &slug).await?;
+    offer_allowed(&state, &headers, peer)?;
     let sdp = sdp_body(&headers, &body)?;
     let room = state.rooms.find(&slug).await?;
     if room.private {
@@ -148,12 +171,14 @@ pub async fn whip(
 /// `POST /api/v1/rooms/{slug}/whep`: a viewer's offer (private rooms: members only).
 pub async fn whep(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     MaybeUser(user): MaybeUser,
     ApiPath(slug): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     state.rooms.find_visible(user.as_ref(), &slug).await?;
+    offer_allowed(&state, &headers, peer)?;
     let sdp = sdp_body(&headers, &body)?;
     let (id, sdp) = state
         .sfu
@@ -205,8 +230,8 @@ pub async fn delete_whep(
 
 /// `PATCH` on a session: trickled candidates (`application/trickle-ice-sdpfrag`). moim's side
 /// is ICE-lite and learns a client's addresses from its connectivity checks, so candidates
-/// need no action: 204. An ICE restart (a new `ice-ufrag`) is not offered yet: 405 (RFC 9725
-/// §4.4.1), and the client starts a new session.
+/// need no action: 204. An ICE restart (an `ice-ufrag` other than the session's) is not offered
+/// yet: 422 (RFC 9725 §4.3.2: trickle yes, restart no), and the client starts a new session.
 async fn patch(
     state: &AppState,
     id: &str,
@@ -227,12 +252,18 @@ async fn patch(
         ));
     }
     let text = String::from_utf8_lossy(body);
-    if text.lines().any(|l| l.starts_with("a=ice-ufrag:")) {
-        return Ok((
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "POST, DELETE, OPTIONS")],
-        )
-            .into_response());
+    let ufrag = text
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"));
+    if let Some(ufrag) = ufrag {
+        let current = state.sfu.ufrag(id).await.unwrap_or_default();
+        if ufrag != current {
+            return Err(ApiError::Other(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ice_restart_unsupported",
+                "an ICE restart is not offered: end this session and start a new one".into(),
+            ));
+        }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -253,6 +284,15 @@ pub async fn patch_whep(
     body: Bytes,
 ) -> ApiResult<Response> {
     patch(&state, &id, Role::Viewer, &headers, &body).await
+}
+
+/// `OPTIONS` on a session's resource.
+pub async fn options_session() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::ALLOW, "PATCH, DELETE, OPTIONS")],
+    )
+        .into_response()
 }
 
 /// `OPTIONS` on the endpoints: what they take.

@@ -22,7 +22,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 pub type PeerId = String;
 
 /// How long a peer may take from its offer to a working connection (ICE and DTLS).
-pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Keyframe requests to a publisher, at most one per this (viewers joining one after another
 /// each get their picture within a frame or two of connecting).
 const KEYFRAME_EVERY: Duration = Duration::from_millis(300);
@@ -52,6 +52,9 @@ pub enum SfuError {
     ServerFull(usize),
     #[error("no such session")]
     NoSuchPeer,
+    /// The media task is not answering (shutting down, or stuck).
+    #[error("the media server is not available: {0}")]
+    Unavailable(String),
 }
 
 /// Bounds on what the core takes.
@@ -60,6 +63,12 @@ pub struct Limits {
     pub viewers_per_room: usize,
     pub peers: usize,
 }
+
+/// Peers that have not connected yet, at most (an offer costs a DTLS certificate and a slot
+/// for the handshake deadline: a flood of offers that never connect cannot fill the node).
+pub const MAX_PENDING: usize = 64;
+/// A viewer's own keyframe requests (after loss) reach the publisher at most this often.
+const VIEWER_PLI_EVERY: Duration = Duration::from_secs(2);
 
 /// What happened to a peer that the rest of moim may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +102,16 @@ struct Peer {
     connected: bool,
     /// The peer's m-lines and their kinds (its offer's order).
     mids: Vec<(Mid, MediaKind)>,
-    /// Publisher: when a keyframe was last asked of it.
+    /// Publisher: when a keyframe was last asked of it, and whether one is wanted as soon as
+    /// the throttle allows (a viewer joined inside the window).
     last_keyframe_request: Option<Instant>,
+    keyframe_wanted: bool,
+    /// Viewer: when its own keyframe request (PLI/FIR) was last passed on.
+    last_pli: Option<Instant>,
+    /// Publisher: the simulcast layer forwarded (the first seen).
+    rid: Option<str0m::media::Rid>,
+    /// The client's ICE username fragment, from its offer (a PATCH with another is a restart).
+    ufrag: String,
     /// When str0m wants to run next for this peer.
     due: Instant,
     /// Something came in or was written since it last ran: run it now.
@@ -163,8 +180,20 @@ impl Core {
             }
             _ => {}
         }
-        check_media(sdp, role)?;
+        let pending = self.peers.iter().filter(|p| !p.connected).count();
+        if pending >= MAX_PENDING {
+            return Err(SfuError::ServerFull(MAX_PENDING));
+        }
+        if sdp.len() > 64 * 1024 {
+            return Err(SfuError::BadSdp("the offer is over 64 KiB".into()));
+        }
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        check_media(sdp, role)?;
+        let ufrag = sdp
+            .lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+            .unwrap_or("")
+            .to_string();
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
@@ -191,6 +220,10 @@ impl Core {
             connected: false,
             mids: Vec::new(),
             last_keyframe_request: None,
+            keyframe_wanted: false,
+            last_pli: None,
+            rid: None,
+            ufrag,
             due: now,
             touched: true,
         });
@@ -223,6 +256,14 @@ impl Core {
             n += 1;
         }
         n
+    }
+
+    /// The ICE username fragment a peer's client offered.
+    pub fn ufrag(&self, id: &str) -> Option<&str> {
+        self.peers
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.ufrag.as_str())
     }
 
     /// The room and role of a peer.
@@ -312,18 +353,38 @@ impl Core {
                         }
                         Event::MediaAdded(m) => p.mids.push((m.mid, m.kind)),
                         Event::MediaData(data) if p.role == Role::Publisher => {
-                            let kind = p
-                                .mids
-                                .iter()
-                                .find(|(m, _)| *m == data.mid)
-                                .map(|(_, k)| *k)
-                                .unwrap_or(MediaKind::Video);
-                            if !data.contiguous && kind == MediaKind::Video {
-                                keyframes.push(p.room.clone());
+                            let Some(kind) =
+                                p.mids.iter().find(|(m, _)| *m == data.mid).map(|(_, k)| *k)
+                            else {
+                                continue;
+                            };
+                            // One m-line per kind is forwarded (a viewer has one of each),
+                            // and of simulcast layers the first one seen.
+                            let first = p.mids.iter().find(|(_, k)| *k == kind).map(|(m, _)| *m);
+                            if first != Some(data.mid) {
+                                continue;
+                            }
+                            if kind == MediaKind::Video {
+                                if p.rid.is_none() {
+                                    p.rid = data.rid;
+                                }
+                                if data.rid != p.rid {
+                                    continue;
+                                }
+                                if !data.contiguous {
+                                    keyframes.push(p.room.clone());
+                                }
                             }
                             media.push((p.room.clone(), kind, data));
                         }
-                        Event::KeyframeRequest(_) if p.role == Role::Viewer => {
+                        // A viewer's own requests are throttled per viewer: one viewer
+                        // cannot make the publisher send keyframes for everyone.
+                        Event::KeyframeRequest(_)
+                            if p.role == Role::Viewer
+                                && p.last_pli
+                                    .is_none_or(|t| now.duration_since(t) >= VIEWER_PLI_EVERY) =>
+                        {
+                            p.last_pli = Some(now);
                             keyframes.push(p.room.clone());
                         }
                         _ => {}
@@ -338,6 +399,16 @@ impl Core {
         }
         for (room, kind, data) in &media {
             self.forward(now, room, *kind, data);
+        }
+        // Requests held back by the throttle go out once it allows.
+        for p in &self.peers {
+            if p.role == Role::Publisher
+                && p.keyframe_wanted
+                && p.last_keyframe_request
+                    .is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
+            {
+                keyframes.push(p.room.clone());
+            }
         }
         keyframes.sort();
         keyframes.dedup();
@@ -373,7 +444,10 @@ impl Core {
         self.sweep();
         self.peers
             .iter()
-            .map(|p| p.due)
+            .map(|p| match (p.keyframe_wanted, p.last_keyframe_request) {
+                (true, Some(t)) => p.due.min(t + KEYFRAME_EVERY),
+                _ => p.due,
+            })
             .min()
             .unwrap_or(now + Duration::from_millis(500))
             .max(now)
@@ -420,6 +494,7 @@ impl Core {
         if p.last_keyframe_request
             .is_some_and(|t| now.duration_since(t) < KEYFRAME_EVERY)
         {
+            p.keyframe_wanted = true;
             return;
         }
         let Some(mid) = p
@@ -431,8 +506,9 @@ impl Core {
             return;
         };
         if let Some(mut w) = p.rtc.writer(mid) {
-            if w.request_keyframe(None, KeyframeRequestKind::Pli).is_ok() {
+            if w.request_keyframe(p.rid, KeyframeRequestKind::Pli).is_ok() {
                 p.last_keyframe_request = Some(now);
+                p.keyframe_wanted = false;
                 p.touched = true;
             }
         }
@@ -459,9 +535,6 @@ impl Core {
 /// video (at least one of the two); for a viewer, any of them. Read from the SDP's
 /// `m=` and `a=rtpmap` lines, so the reason can be said.
 fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
-    if sdp.len() > 64 * 1024 {
-        return Err(SfuError::BadSdp("the offer is over 64 KiB".into()));
-    }
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     for line in sdp.lines() {
         let line = line.trim_end_matches('\r');

@@ -34,7 +34,14 @@ enum Command {
         room: String,
         reply: oneshot::Sender<(bool, usize)>,
     },
+    Ufrag {
+        id: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
 }
+
+/// How long the HTTP edge waits for the media task before answering 503.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The SFU as the rest of moim uses it; cheap to clone.
 #[derive(Clone)]
@@ -45,7 +52,7 @@ pub struct Sfu {
 }
 
 fn gone() -> SfuError {
-    SfuError::Unsupported("the media server is shutting down".into())
+    SfuError::Unavailable("it is shutting down or too busy to answer".into())
 }
 
 impl Sfu {
@@ -74,7 +81,7 @@ impl Sfu {
             candidates.push(SocketAddr::new(ip, local.port()));
         }
         let (tx, mut rx) = mpsc::channel::<Command>(256);
-        let mut core = Core::new(candidates, limits);
+        let mut core = Core::new(candidates.clone(), limits);
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let mut out = Vec::new();
@@ -103,18 +110,33 @@ impl Sfu {
                             Command::Counts { room, reply } => {
                                 let _ = reply.send((core.has_publisher(&room), core.viewers(&room)));
                             }
+                            Command::Ufrag { id, reply } => {
+                                let _ = reply.send(core.ufrag(&id).map(str::to_string));
+                            }
                         }
                     }
                     got = socket.recv_from(&mut buf) => match got {
-                        Ok((n, source)) => core.receive(Instant::now(), source, local, &buf[..n]),
+                        // The address the client sent to, as the answers named it: on a socket
+                        // bound to all addresses or behind NAT the bound one is not it, and ICE
+                        // takes a check only for a candidate of its own.
+                        Ok((n, source)) => {
+                            let to = candidates
+                                .iter()
+                                .find(|c| c.is_ipv4() == source.is_ipv4())
+                                .copied()
+                                .unwrap_or(local);
+                            core.receive(Instant::now(), source, to, &buf[..n])
+                        }
                         Err(e) => tracing::debug!(error = %e, "WebRTC socket read failed"),
                     },
                     _ = sleep => {}
                 }
                 next = core.poll(Instant::now(), &mut out);
+                // Never waits: a full send buffer drops the datagram (RTP is made for loss, and
+                // NACK/RTX asks again) rather than stalling every peer.
                 for d in out.drain(..) {
-                    if let Err(e) = socket.send_to(&d.contents, d.destination).await {
-                        tracing::debug!(error = %e, to = %d.destination, "WebRTC send failed");
+                    if let Err(e) = socket.try_send_to(&d.contents, d.destination) {
+                        tracing::debug!(error = %e, to = %d.destination, "WebRTC send dropped");
                     }
                 }
                 for h in core.happenings() {
@@ -128,8 +150,13 @@ impl Sfu {
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.ok()?;
-        rx.await.ok()
+        tokio::time::timeout(ASK_TIMEOUT, async {
+            self.tx.send(make(reply)).await.ok()?;
+            rx.await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Takes a publisher's (WHIP) or viewer's (WHEP) offer: the session's id and the answer.
@@ -161,13 +188,26 @@ impl Sfu {
 
     /// Ends a room's sessions (or only its publisher's).
     pub async fn remove_room(&self, room: &str, only: Option<Role>) {
-        let _ = self
-            .tx
-            .send(Command::RemoveRoom {
-                room: room.to_string(),
-                only,
-            })
-            .await;
+        let send = self.tx.send(Command::RemoveRoom {
+            room: room.to_string(),
+            only,
+        });
+        if tokio::time::timeout(ASK_TIMEOUT, send).await.is_err() {
+            tracing::warn!(
+                room,
+                "the WebRTC media task did not take a room's removal in time"
+            );
+        }
+    }
+
+    /// The ICE username fragment the session's client offered.
+    pub async fn ufrag(&self, id: &str) -> Option<String> {
+        self.ask(|reply| Command::Ufrag {
+            id: id.to_string(),
+            reply,
+        })
+        .await
+        .flatten()
     }
 
     /// The room and role of a session.

@@ -20,6 +20,23 @@ backend_tests!(
     whip_and_whep_refuse_what_the_contract_says
 );
 
+/// With the media socket on every address and the address to use advertised (as behind NAT),
+/// peers still connect: the datagrams' destination is the advertised candidate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_on_every_address_with_an_advertised_one_connects() {
+    let app = crate::helpers::spawn_with(
+        Backend::Sqlite,
+        &[
+            "--webrtc-listen",
+            "0.0.0.0:0",
+            "--webrtc-advertise",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    publish_and_watch(&app).await;
+}
+
 /// A WebRTC peer in the test with its own UDP socket.
 struct Peer {
     rtc: Rtc,
@@ -188,18 +205,32 @@ async fn stream_key(app: &TestApp, owner: &crate::helpers::User, slug: &str) -> 
     k["stream_key"].as_str().unwrap().to_string()
 }
 
+/// The next frame of `ty` (viewer counts and the like may come first).
+async fn next_of(ws: &mut crate::helpers::Ws, ty: &str) -> serde_json::Value {
+    loop {
+        let v = ws.next().await;
+        if v["type"] == ty {
+            return v;
+        }
+    }
+}
+
 fn header<'h>(h: &'h HeaderMap, name: &str) -> &'h str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 async fn a_browser_style_publisher_reaches_whep_viewers_through_moim(backend: Backend) {
     let app = spawn_app(backend).await;
+    publish_and_watch(&app).await;
+}
+
+async fn publish_and_watch(app: &TestApp) {
     let owner = app.signup("streamer").await;
     app.room(&owner, "stage").await;
-    let key = stream_key(&app, &owner, "stage").await;
+    let key = stream_key(app, &owner, "stage").await;
 
     let (mut publisher, offer) = Peer::new(true, false);
-    let (s, h, answer) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    let (s, h, answer) = post_sdp(app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
     assert_eq!(s, 201, "{answer}");
     assert_eq!(header(&h, "content-type"), "application/sdp");
     let location = header(&h, "location").to_string();
@@ -215,11 +246,14 @@ async fn a_browser_style_publisher_reaches_whep_viewers_through_moim(backend: Ba
     );
     assert!(answer.contains("a=ice-lite"), "{answer}");
     publisher.accept(&answer);
+    // The room's sockets hear when the publisher connects (and a welcome says so later).
+    let mut ws = app.ws(None, "stage", None).await;
+    assert_eq!(ws.welcome().await["realtime"], false);
 
     let mut viewers = Vec::new();
     for _ in 0..2 {
         let (mut v, offer) = Peer::new(false, false);
-        let (s, h, answer) = post_sdp(&app, "/api/v1/rooms/stage/whep", &offer, None, None).await;
+        let (s, h, answer) = post_sdp(app, "/api/v1/rooms/stage/whep", &offer, None, None).await;
         assert_eq!(s, 201, "{answer}");
         assert!(header(&h, "location").starts_with("/api/v1/whep/"));
         v.accept(&answer);
@@ -261,6 +295,19 @@ async fn a_browser_style_publisher_reaches_whep_viewers_through_moim(backend: Ba
     })
     .await
     .unwrap();
+    let frame = next_of(&mut ws, "realtime").await;
+    assert_eq!(frame["publishing"], true, "{frame}");
+    let mut later = app.ws(None, "stage", None).await;
+    assert_eq!(later.welcome().await["realtime"], true);
+    let resp = reqwest::Client::new()
+        .delete(app.url(&location))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let frame = next_of(&mut ws, "realtime").await;
+    assert_eq!(frame["publishing"], false, "{frame}");
     let expected: Vec<Vec<u8>> = (0..50).map(|n| format!("opus {n}").into_bytes()).collect();
     for v in &viewers {
         assert_eq!(
@@ -306,7 +353,8 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
         None,
     )
     .await;
-    assert_eq!(s, 422, "{body}");
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("invalid_sdp"), "{body}");
     let (_, vp9) = Peer::new(true, true);
     let (s, _, body) = post_sdp(&app, "/api/v1/rooms/stage/whip", &vp9, Some(&key), None).await;
     assert_eq!(s, 422, "{body}");
@@ -335,8 +383,16 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
 
     let http = reqwest::Client::new();
     // Trickled candidates: taken (ICE-lite learns addresses from the checks); an ICE restart
-    // is not offered yet: 405.
-    let frag = "a=ice-ufrag-less\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    // is not offered yet: 422. A real trickle fragment names the session's own ufrag.
+    let ufrag = offer
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .to_string();
+    let frag = format!(
+        "a=ice-ufrag:{ufrag}\r\na=ice-pwd:whatever\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n\
+         a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+    );
     let resp = http
         .patch(app.url(&session))
         .header("authorization", format!("Bearer {key}"))
@@ -354,7 +410,11 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 405);
+    assert_eq!(
+        resp.status(),
+        422,
+        "an ICE restart is refused as RFC 9725 says"
+    );
 
     // Ending it takes the room's key; then it is gone, and a new publisher may come.
     let resp = http

@@ -57,7 +57,11 @@ export function mount(ctx) {
         rtOn = publishing;
         rtBox.hidden = !publishing;
         playerBox.hidden = publishing;
-        if (publishing) void rt.start(); else rt.stop();
+        if (publishing) {
+          // When WebRTC cannot connect here, the HLS player comes back (a broadcast from OBS
+          // over RTMP may be on it); the real-time box keeps saying why.
+          void rt.start().then((ok) => { if (!ok && rtOn) playerBox.hidden = false; });
+        } else rt.stop();
         showBadge();
       };
       const showBadge = () => {

@@ -48,15 +48,15 @@ export function browserBroadcast(slug, signal) {
     el("option", { value: "screen", text: t("rt.screen") }));
   const start = el("button", { type: "button", id: "rt-start", text: t("rt.goLive") });
   const stop = el("button", { type: "button", class: "danger", id: "rt-stop", text: t("rt.stop"), hidden: true });
-  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, key: string } | null} */
+  /** @type {{ pc: RTCPeerConnection | null, stream: MediaStream | null, session: string, key: string } | null} */
   let on = null;
   const end = async () => {
     if (!on) return;
     const { pc, stream, session, key } = on;
     on = null;
-    stream.getTracks().forEach((tr) => tr.stop());
-    pc.close();
-    if (session) fetch(session, { method: "DELETE", headers: { authorization: `Bearer ${key}` } }).catch(() => {});
+    stream?.getTracks().forEach((tr) => tr.stop());
+    pc?.close();
+    if (session) fetch(session, { method: "DELETE", headers: { authorization: `Bearer ${key}` }, keepalive: true }).catch(() => {});
     preview.hidden = true;
     start.hidden = false; stop.hidden = true; source.disabled = false;
     status.textContent = t("rt.ended");
@@ -65,16 +65,26 @@ export function browserBroadcast(slug, signal) {
     start.disabled = true;
     status.className = "muted";
     status.textContent = t("rt.starting");
+    // Held from the first step, so whatever has been made is undone on failure or on leaving.
+    const mine = { pc: /** @type {RTCPeerConnection | null} */ (null), stream: /** @type {MediaStream | null} */ (null), session: "", key: "" };
+    on = mine;
+    const left = () => { if (signal.aborted || on !== mine) throw new Error(t("rt.ended")); };
     try {
       const { stream_key: key } = await api("GET", `/rooms/${encodeURIComponent(slug)}/stream-key`, undefined, { signal });
+      mine.key = key;
+      left();
       const stream = source.value === "screen"
         ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true })
         : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+      mine.stream = stream;
+      left();
       const pc = new RTCPeerConnection();
+      mine.pc = pc;
       for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
-      const session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/whip`, { authorization: `Bearer ${key}` });
-      on = { pc, stream, session, key };
+      mine.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/whip`, { authorization: `Bearer ${key}` });
+      left();
       await connected(pc);
+      left();
       preview.srcObject = stream;
       preview.hidden = false;
       start.hidden = true; stop.hidden = false; source.disabled = true;
@@ -82,7 +92,8 @@ export function browserBroadcast(slug, signal) {
       stream.getVideoTracks()[0]?.addEventListener("ended", end);
       pc.addEventListener("connectionstatechange", () => { if (pc.connectionState === "failed") void end(); });
     } catch (e) {
-      await end();
+      if (on === mine) await end();
+      else { mine.stream?.getTracks().forEach((tr) => tr.stop()); mine.pc?.close(); }
       status.className = "error";
       status.textContent = errMsg(e);
     } finally {
@@ -113,29 +124,40 @@ export class RealtimePlayer {
     this.note = el("p", { class: "muted rt-mode", id: "rt-mode", text: t("rt.modeRealtime") });
   }
 
+  /** Starts watching; resolves false when WHEP could not connect. */
   async start() {
     this.stop();
     const pc = new RTCPeerConnection();
     this.pc = pc;
+    this.note.className = "muted rt-mode";
+    this.note.textContent = t("rt.modeRealtime");
     pc.addTransceiver("audio", { direction: "recvonly" });
     pc.addTransceiver("video", { direction: "recvonly" });
     const stream = new MediaStream();
     pc.addEventListener("track", (ev) => { stream.addTrack(ev.track); this.video.srcObject = stream; });
     this.box.replaceChildren(this.video, this.note);
     try {
-      this.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(this.slug)}/whep`, {});
+      const session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(this.slug)}/whep`, {});
+      if (this.pc !== pc) { // stopped meanwhile: this session is nobody's
+        fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
+        return false;
+      }
+      this.session = session;
       await connected(pc);
       this.video.play().catch(() => {});
+      return true;
     } catch (e) {
+      if (this.pc !== pc) return false;
       this.note.className = "error rt-mode";
       this.note.textContent = errMsg(e);
+      return false;
     }
   }
 
   stop() {
     if (this.pc) this.pc.close();
     this.pc = null;
-    if (this.session) fetch(this.session, { method: "DELETE" }).catch(() => {});
+    if (this.session) fetch(this.session, { method: "DELETE", keepalive: true }).catch(() => {});
     this.session = "";
   }
 }
