@@ -67,6 +67,9 @@ pub struct Limits {
 /// Peers that have not connected yet, at most (an offer costs a DTLS certificate and a slot
 /// for the handshake deadline: a flood of offers that never connect cannot fill the node).
 pub const MAX_PENDING: usize = 64;
+/// A publisher heard from less than this ago is live: a second one is refused; one quiet for
+/// longer is replaced by a new offer with the key.
+const QUIET: Duration = Duration::from_secs(3);
 /// A viewer's own keyframe requests (after loss) reach the publisher at most this often.
 const VIEWER_PLI_EVERY: Duration = Duration::from_secs(2);
 
@@ -112,6 +115,8 @@ struct Peer {
     rid: Option<str0m::media::Rid>,
     /// The client's ICE username fragment, from its offer (a PATCH with another is a restart).
     ufrag: String,
+    /// When a datagram last came from this peer.
+    last_heard: Instant,
     /// When str0m wants to run next for this peer.
     due: Instant,
     /// Something came in or was written since it last ran: run it now.
@@ -174,7 +179,20 @@ impl Core {
             return Err(SfuError::ServerFull(self.limits.peers));
         }
         match role {
-            Role::Publisher if self.has_publisher(room) => return Err(SfuError::PublisherPresent),
+            Role::Publisher if self.has_publisher(room) => {
+                // A publisher that has gone quiet (an encoder that lost its network and comes
+                // back with a new offer, as OBS does) gives way; a live one keeps the room.
+                let live = self.peers.iter().any(|p| {
+                    p.room == room
+                        && p.role == Role::Publisher
+                        && p.rtc.is_alive()
+                        && now.duration_since(p.last_heard.max(p.started)) < QUIET
+                });
+                if live {
+                    return Err(SfuError::PublisherPresent);
+                }
+                self.remove_room(room, Some(Role::Publisher));
+            }
             Role::Viewer if self.viewers(room) >= self.limits.viewers_per_room => {
                 return Err(SfuError::RoomFull(self.limits.viewers_per_room))
             }
@@ -224,6 +242,7 @@ impl Core {
             last_pli: None,
             rid: None,
             ufrag,
+            last_heard: now,
             due: now,
             touched: true,
         });
@@ -297,6 +316,7 @@ impl Core {
         );
         if let Some(p) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) {
             p.touched = true;
+            p.last_heard = now;
             if let Err(e) = p.rtc.handle_input(input) {
                 tracing::info!(peer = %short(&p.id), room = %p.room, error = %e, "WebRTC peer ended: bad input");
                 p.rtc.disconnect();

@@ -354,6 +354,37 @@ fn the_core_refuses_what_it_cannot_take_and_says_why() {
 }
 
 #[test]
+fn a_publisher_gone_quiet_gives_way_to_a_new_offer_and_a_live_one_does_not() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(500);
+    assert_eq!(
+        net.join("room", Role::Publisher, "10.0.0.4:1000")
+            .unwrap_err(),
+        SfuError::PublisherPresent,
+        "a live publisher keeps the room"
+    );
+    // The encoder loses its network and comes back with a new offer (as OBS does).
+    net.clients[p].cut = true;
+    net.run(4000);
+    let again = net.join("room", Role::Publisher, "10.0.0.5:1000").unwrap();
+    net.run(500);
+    assert!(net.clients[again].connected);
+    let now = net.now;
+    net.clients[again].send(now, MediaKind::Audio, 0, b"after the change");
+    net.run(200);
+    assert!(
+        net.clients[v]
+            .got
+            .iter()
+            .any(|(_, d)| d == b"after the change"),
+        "the viewer stays and gets the new publisher"
+    );
+    assert_eq!(net.core.viewers("room"), 1);
+}
+
+#[test]
 fn a_peer_that_never_connects_is_dropped_at_the_deadline() {
     let mut net = Net::new();
     let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
