@@ -27,29 +27,38 @@ pub struct Credentials {
     password: String,
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
+/// An HttpOnly, SameSite=Lax cookie (Secure behind https) for `path`. Lax, not Strict: a
+/// provider sends the browser back to a sign-in with a cross-site navigation.
+pub(super) fn cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age_s: i64,
+) -> HeaderValue {
     let secure = if state.config.http.secure_cookies() {
         "; Secure"
     } else {
         ""
     };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
     ))
     .expect("cookie made of URL-safe base64 and fixed text")
 }
 
+fn session_cookie(state: &AppState, value: &str, max_age_s: i64) -> HeaderValue {
+    cookie(state, SESSION_COOKIE, value, "/", max_age_s)
+}
+
 fn device_cookie(state: &AppState, value: &str) -> HeaderValue {
-    let secure = if state.config.http.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let max_age_s = DEVICE_TRUST_MS / 1000;
-    HeaderValue::from_str(&format!(
-        "{DEVICE_COOKIE}={value}; Path=/api/v1/auth; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
-    ))
-    .expect("cookie made of URL-safe base64 and fixed text")
+    cookie(
+        state,
+        DEVICE_COOKIE,
+        value,
+        "/api/v1/auth",
+        DEVICE_TRUST_MS / 1000,
+    )
 }
 
 /// Where a log-in or sign-up comes from: the address as the limits count it, and the browser's

@@ -66,18 +66,9 @@ struct LinkTicket {
     provider: String,
 }
 
+/// [`super::auth::cookie`] with a lifetime in milliseconds, as the flow's constants are.
 fn cookie(state: &AppState, name: &str, value: &str, path: &str, max_age_ms: i64) -> HeaderValue {
-    let secure = if state.config.http.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    // Lax, not Strict: the provider sends the browser back with a cross-site navigation.
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        max_age_ms / 1000
-    ))
-    .expect("cookie made of URL-safe base64 and fixed text")
+    super::auth::cookie(state, name, value, path, max_age_ms / 1000)
 }
 
 /// Where a provider sends the browser back to: `{public_url}/auth/{id}/callback`.

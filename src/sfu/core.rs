@@ -610,5 +610,45 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(6)]
 }
 
+/// Feeds the core what a fuzzer made (the `webrtc_offer` target and its corpus test read bytes
+/// alike): the first byte splits the rest into an offer, tried as publisher and viewer, and
+/// datagrams of 1 + (byte % 200) bytes from one address, 7 ms apart. Panics on what must not
+/// happen: an error without a reason, more peers than the two offers.
+#[doc(hidden)]
+pub fn replay(data: &[u8]) {
+    let now = Instant::now();
+    let mut core = Core::new(
+        vec!["127.0.0.1:5000".parse().expect("an address")],
+        Limits {
+            viewers_per_room: 4,
+            peers: 8,
+        },
+    );
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let at = (split as usize * rest.len()) / 255;
+    let (offer, mut datagrams) = rest.split_at(at.min(rest.len()));
+    let offer = String::from_utf8_lossy(offer);
+    for role in [Role::Publisher, Role::Viewer] {
+        if let Err(e) = core.offer(now, "room", role, &offer) {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+    let source = "127.0.0.9:9000".parse().expect("an address");
+    let destination = "127.0.0.1:5000".parse().expect("an address");
+    let mut out = Vec::new();
+    let mut t = now;
+    while let Some((&len, tail)) = datagrams.split_first() {
+        let n = (len as usize % 200 + 1).min(tail.len());
+        let (d, next) = tail.split_at(n);
+        core.receive(t, source, destination, d);
+        t += Duration::from_millis(7);
+        core.poll(t, &mut out);
+        datagrams = next;
+    }
+    assert!(core.len() <= 2);
+}
+
 #[cfg(test)]
 mod tests;

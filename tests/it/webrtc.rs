@@ -205,6 +205,30 @@ async fn stream_key(app: &TestApp, owner: &crate::helpers::User, slug: &str) -> 
     k["stream_key"].as_str().unwrap().to_string()
 }
 
+/// A PATCH of a trickle fragment to a session (with the stream key when given): its status.
+async fn patch_frag(app: &TestApp, session: &str, key: Option<&str>, frag: &str) -> u16 {
+    let mut req = reqwest::Client::new()
+        .patch(app.url(session))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body(frag.to_string());
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// A DELETE of a session with the stream key: its status.
+async fn delete_with(app: &TestApp, session: &str, key: &str) -> u16 {
+    reqwest::Client::new()
+        .delete(app.url(session))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The next frame of `ty` (viewer counts and the like may come first).
 async fn next_of(ws: &mut crate::helpers::Ws, ty: &str) -> serde_json::Value {
     loop {
@@ -299,13 +323,7 @@ async fn publish_and_watch(app: &TestApp) {
     assert_eq!(frame["publishing"], true, "{frame}");
     let mut later = app.ws(None, "stage", None).await;
     assert_eq!(later.welcome().await["realtime"], true);
-    let resp = reqwest::Client::new()
-        .delete(app.url(&location))
-        .header("authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(delete_with(app, &location, &key).await, 200);
     let frame = next_of(&mut ws, "realtime").await;
     assert_eq!(frame["publishing"], false, "{frame}");
     let expected: Vec<Vec<u8>> = (0..50).map(|n| format!("opus {n}").into_bytes()).collect();
@@ -381,7 +399,6 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
     assert_eq!(resp.status(), 204);
     assert_eq!(header(resp.headers(), "accept-post"), "application/sdp");
 
-    let http = reqwest::Client::new();
     // Trickled candidates: taken (ICE-lite learns addresses from the checks); an ICE restart
     // is not offered yet: 422. A real trickle fragment names the session's own ufrag.
     let ufrag = offer
@@ -393,58 +410,19 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
         "a=ice-ufrag:{ufrag}\r\na=ice-pwd:whatever\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n\
          a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
     );
-    let resp = http
-        .patch(app.url(&session))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/trickle-ice-sdpfrag")
-        .body(frag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let resp = http
-        .patch(app.url(&session))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/trickle-ice-sdpfrag")
-        .body("a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\n")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(patch_frag(&app, &session, Some(&key), &frag).await, 204);
+    let restart = "a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\n";
     assert_eq!(
-        resp.status(),
+        patch_frag(&app, &session, Some(&key), restart).await,
         422,
         "an ICE restart is refused as RFC 9725 says"
     );
 
     // Ending it takes the room's key; then it is gone, and a new publisher may come.
-    let resp = http
-        .delete(app.url(&session))
-        .header("authorization", format!("Bearer {other_key}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    let resp = http
-        .delete(app.url(&session))
-        .header("authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let resp = http
-        .delete(app.url(&session))
-        .header("authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    let resp = http
-        .delete(app.url("/api/v1/whip/not-an-id"))
-        .header("authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(delete_with(&app, &session, &other_key).await, 401);
+    assert_eq!(delete_with(&app, &session, &key).await, 200);
+    assert_eq!(delete_with(&app, &session, &key).await, 404);
+    assert_eq!(delete_with(&app, "/api/v1/whip/not-an-id", &key).await, 404);
     crate::helpers::eventually(5, || async {
         let (_, o) = Peer::new(true, false);
         let (s, _, _) = post_sdp(&app, "/api/v1/rooms/stage/whip", &o, Some(&key), None).await;
@@ -473,26 +451,17 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
     let (s, h, _) = post_sdp(&app, "/api/v1/rooms/stage/whep", &v, None, None).await;
     assert_eq!(s, 201);
     let viewer = header(&h, "location").to_string();
-    let resp = reqwest::Client::new()
-        .patch(app.url(&viewer))
-        .header("content-type", "application/trickle-ice-sdpfrag")
-        .body("a=end-of-candidates\r\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204, "the viewer's session is there");
+    let end = "a=end-of-candidates\r\n";
+    assert_eq!(
+        patch_frag(&app, &viewer, None, end).await,
+        204,
+        "the viewer's session is there"
+    );
     let (s, _) = owner.client.delete("/api/v1/rooms/stage").await;
     assert_eq!(s, 204);
     // (a PATCH only looks the session up: 204 while it lives, 404 once it is gone)
     crate::helpers::eventually(5, || async {
-        let resp = reqwest::Client::new()
-            .patch(app.url(&viewer))
-            .header("content-type", "application/trickle-ice-sdpfrag")
-            .body("a=end-of-candidates\r\n")
-            .send()
-            .await
-            .unwrap();
-        (resp.status() == 404).then_some(())
+        (patch_frag(&app, &viewer, None, end).await == 404).then_some(())
     })
     .await;
 

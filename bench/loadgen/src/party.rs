@@ -43,16 +43,7 @@ pub async fn run(o: PartyOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resu
     });
     std::fs::create_dir_all(&dir)?;
     let e2e = root.join("e2e");
-    if !e2e.join("node_modules/playwright-core").exists() {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&e2e)
-            .status()
-            .context("running npm")?;
-        if !st.success() {
-            bail!("npm ci in e2e/ failed");
-        }
-    }
+    crate::live::servers::ensure_e2e(&e2e)?;
     // Long enough for the sampling, the pause, the seek to 0:40 and the rest.
     let clip = dir.join("film.mp4");
     let seconds = (o.steady_s + 120).to_string();

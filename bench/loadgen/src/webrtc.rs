@@ -37,16 +37,7 @@ pub async fn run(o: WebrtcOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Res
     });
     std::fs::create_dir_all(&dir)?;
     let e2e = root.join("e2e");
-    if !e2e.join("node_modules/playwright-core").exists() {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&e2e)
-            .status()
-            .context("running npm")?;
-        if !st.success() {
-            bail!("npm ci in e2e/ failed");
-        }
-    }
+    crate::live::servers::ensure_e2e(&e2e)?;
     let srv = start_moim_with(&moim_bin, &dir, 0, &[]).await?;
     let cpu0 = srv.cpu_us();
     let out = Command::new("node")

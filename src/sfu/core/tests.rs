@@ -465,39 +465,7 @@ fn the_fuzz_corpus_neither_panics_nor_ends_the_core() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/webrtc_offer");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        let now = Instant::now();
-        let mut core = Core::new(
-            vec!["127.0.0.1:5000".parse().unwrap()],
-            Limits {
-                viewers_per_room: 4,
-                peers: 8,
-            },
-        );
-        let Some((&split, rest)) = data.split_first() else {
-            continue;
-        };
-        let at = (split as usize * rest.len()) / 255;
-        let (offer, mut datagrams) = rest.split_at(at.min(rest.len()));
-        let offer = String::from_utf8_lossy(offer);
-        for role in [Role::Publisher, Role::Viewer] {
-            let _ = core.offer(now, "room", role, &offer);
-        }
-        let mut out = Vec::new();
-        let mut t = now;
-        while let Some((&len, tail)) = datagrams.split_first() {
-            let k = (len as usize % 200 + 1).min(tail.len());
-            let (d, next) = tail.split_at(k);
-            core.receive(
-                t,
-                "127.0.0.9:9000".parse().unwrap(),
-                "127.0.0.1:5000".parse().unwrap(),
-                d,
-            );
-            t += Duration::from_millis(7);
-            core.poll(t, &mut out);
-            datagrams = next;
-        }
+        super::replay(&std::fs::read(entry.unwrap().path()).unwrap());
         n += 1;
     }
     assert!(n >= 8);

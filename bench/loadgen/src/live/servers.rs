@@ -270,3 +270,17 @@ fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Installs e2e/'s packages (Playwright) unless they are there: the browser-driven benchmarks
+/// run its scripts.
+pub fn ensure_e2e(e2e: &Path) -> anyhow::Result<()> {
+    if !e2e.join("node_modules/playwright-core").exists() {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(e2e)
+            .status()
+            .context("running npm")?;
+        anyhow::ensure!(st.success(), "npm ci in e2e/ failed");
+    }
+    Ok(())
+}
