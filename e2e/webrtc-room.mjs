@@ -53,14 +53,45 @@ await viewer.waitForFunction(() => {
   return v instanceof HTMLVideoElement && v.readyState >= 2 && v.videoWidth > 0;
 }, null, { timeout: T });
 check(await viewer.locator("#rt-mode").textContent() === "Real-time (WebRTC)", "the mode is said");
+check(await viewer.locator("#watch-mode").textContent() === "Real-time (WebRTC)", "the mode row says real time");
+check(await viewer.locator("#player").isHidden(), "the LL-HLS player is not playing beside it");
 await owner.locator("#streaming").screenshot({ path: `${shots}/webrtc-golive-owner-desktop.png` });
 await viewer.screenshot({ path: `${shots}/webrtc-viewer-desktop.png` });
+
+// The same broadcast by LL-HLS: the browser's H.264 and Opus, packaged by moim, play in hls.js.
+await viewer.locator("#mode-switch").click();
+await viewer.locator("#player").waitFor({ state: "visible", timeout: T });
+check(await viewer.locator("#rt-player").isHidden(), "one player at a time");
+await viewer.waitForFunction(() => {
+  const v = document.querySelector("#player video");
+  return v instanceof HTMLVideoElement && v.readyState >= 2 && v.videoWidth > 0 && v.currentTime > 0;
+}, null, { timeout: 45000 });
+check(await viewer.locator("#watch-mode").textContent() === "Low latency (LL-HLS)", "the mode row says LL-HLS");
+const tracks = await viewer.evaluate(async () => {
+  const r = await fetch("/live/browser-stage/index.m3u8");
+  return r.text();
+});
+check(/avc1\.[0-9a-f]{6},opus/.test(tracks), `H.264 and Opus in the playlist: ${tracks}`);
+await viewer.screenshot({ path: `${shots}/webrtc-viewer-llhls-desktop.png` });
+// And back to real time.
+await viewer.locator("#mode-switch").click();
+await viewer.locator("#rt-player").waitFor({ state: "visible", timeout: T });
+await viewer.waitForFunction(() => {
+  const v = document.getElementById("rt-video");
+  return v instanceof HTMLVideoElement && v.readyState >= 2 && v.videoWidth > 0;
+}, null, { timeout: T });
 
 // Stop: the viewer's real-time player goes, the badge says offline.
 await owner.locator("#rt-stop").click();
 await owner.locator("#rt-status").filter({ hasText: "ended" }).waitFor({ timeout: T });
 await viewer.locator("#rt-player").waitFor({ state: "hidden", timeout: T });
 await viewer.locator("#live-badge").filter({ hasText: "offline" }).waitFor({ timeout: T });
+// The broadcast was kept as a video in the owner's library.
+await owner.waitForFunction(async () => {
+  const r = await fetch("/api/v1/videos");
+  const body = await r.json();
+  return body.videos.some((v) => v.status === "ready" && v.duration_s > 1);
+}, null, { timeout: 45000, polling: 1000 });
 
 // The panel in Korean at phone size.
 const ko = await open("ko", { locale: "ko-KR", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, storageState: await owner.context().storageState() });

@@ -117,6 +117,9 @@ impl Application {
                 .collect::<anyhow::Result<Vec<_>>>()?,
             None => Vec::new(),
         };
+        // The SFU's publishers feed their rooms' broadcasts (made below, after the SFU): the
+        // events wait in this channel until then, in order.
+        let (rtc_tx, rtc_rx) = tokio::sync::mpsc::unbounded_channel::<crate::live::rtc::RtcEvent>();
         let sfu = crate::sfu::Sfu::start(
             config.webrtc.webrtc_listen,
             advertise,
@@ -149,21 +152,57 @@ impl Application {
                     }
                 });
                 move |h: crate::sfu::Happening| {
-                    tracing::debug!(?h, "WebRTC session");
-                    let news = match h {
-                        crate::sfu::Happening::Connected {
+                    use crate::live::rtc::{FrameKind, RtcEvent};
+                    use crate::sfu::{Codec, Happening, Role};
+                    let (news, event) = match h {
+                        Happening::Connected {
                             room,
-                            role: crate::sfu::Role::Publisher,
-                            ..
-                        } => (room, true),
-                        crate::sfu::Happening::Gone {
+                            peer,
+                            role: Role::Publisher,
+                            audio,
+                            video,
+                        } => (
+                            Some((room.clone(), true)),
+                            RtcEvent::Connected {
+                                room,
+                                peer,
+                                audio,
+                                video,
+                            },
+                        ),
+                        Happening::Gone {
                             room,
-                            role: crate::sfu::Role::Publisher,
-                            ..
-                        } => (room, false),
-                        _ => return,
+                            peer,
+                            role: Role::Publisher,
+                            deliberate,
+                        } => (
+                            Some((room, false)),
+                            RtcEvent::Gone { peer, deliberate },
+                        ),
+                        Happening::Media(t) => (
+                            None,
+                            RtcEvent::Frame {
+                                peer: t.peer,
+                                kind: match t.codec {
+                                    Codec::H264 => FrameKind::H264,
+                                    Codec::Opus => FrameKind::Opus,
+                                    Codec::Vp8 => FrameKind::Other("VP8"),
+                                    Codec::Other => FrameKind::Other("an unknown codec"),
+                                },
+                                rtp_time: t.rtp_time,
+                                arrived: t.arrived,
+                                data: t.data,
+                            },
+                        ),
+                        h => {
+                            tracing::debug!(?h, "WebRTC session");
+                            return;
+                        }
                     };
-                    let _ = tx.send(news);
+                    if let Some(news) = news {
+                        let _ = tx.send(news);
+                    }
+                    let _ = rtc_tx.send(event);
                 }
             },
         )
@@ -207,6 +246,17 @@ impl Application {
         ));
         broker.subscribe(Arc::new(hub.clone()));
         broker.subscribe(Arc::new(live.clone()));
+        {
+            let sfu = sfu.clone();
+            crate::live::rtc::start(
+                live.clone(),
+                rtc_rx,
+                Arc::new(move |peer: String| {
+                    let sfu = sfu.clone();
+                    tokio::spawn(async move { sfu.remove(&peer).await });
+                }),
+            );
+        }
         // After the hub, so a broadcast's `live` frame goes out before the paused party.
         let parties = {
             let metrics = metrics.clone();

@@ -142,6 +142,8 @@ pub struct Metrics {
     pub ingest_bytes: AtomicU64,
     /// LL-HLS parts produced.
     pub hls_parts: AtomicU64,
+    /// WebRTC broadcast frames that did not reach the broadcast's HLS and recording in time.
+    pub webrtc_frames_dropped: AtomicU64,
     /// Route template → status → count. Two levels so a hit needs no allocation.
     http: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
 }
@@ -215,6 +217,12 @@ impl Metrics {
             "moim_hls_parts_total",
             "LL-HLS parts cut from live broadcasts.",
             self.hls_parts.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "moim_webrtc_frames_dropped_total",
+            "WebRTC broadcast frames dropped before its LL-HLS and recording (the task was behind).",
+            self.webrtc_frames_dropped.load(Ordering::Relaxed),
         );
         self.fanout.render(
             "moim_chat_fanout_seconds",

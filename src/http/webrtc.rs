@@ -159,6 +159,14 @@ pub async fn whip(
             "a private room cannot broadcast".into(),
         ));
     }
+    // One publisher per room, whichever way it publishes: an RTMP encoder live now keeps it.
+    if state.live.publishing(&slug) && !state.sfu.counts(&slug).await.0 {
+        return Err(ApiError::Other(
+            StatusCode::CONFLICT,
+            "already_publishing",
+            "the room is live from an RTMP encoder: end that broadcast first".into(),
+        ));
+    }
     let (id, sdp) = state
         .sfu
         .offer(&slug, Role::Publisher, sdp)

@@ -29,6 +29,11 @@ const BITRATE_WINDOW: Duration = Duration::from_secs(5);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// A new publisher connection's number (RTMP and WebRTC alike), unique in the process.
+pub fn next_conn() -> u64 {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
 static REFUSAL_LOG: LogGate = LogGate::new(Duration::from_secs(10));
 
 static DROP_LOG: LogGate = LogGate::new(Duration::from_secs(10));
@@ -98,7 +103,7 @@ pub async fn run_listener(live: Live, listener: TcpListener, limits: IngestLimit
         let live2 = live.clone();
         let handshake_timeout = limits.handshake_timeout;
         live.tasks().spawn(async move {
-            let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+            let conn_id = next_conn();
             let mut conn = Conn {
                 live: live2,
                 id: conn_id,

@@ -167,6 +167,13 @@ impl Lifecycle {
         }
     }
 
+    /// Whether `slug` has a publisher connected now (not away, not ended).
+    pub fn connected(&self, slug: &str) -> bool {
+        self.rooms
+            .get(slug)
+            .is_some_and(|e| matches!(e.publisher, Publisher::Connected(_)))
+    }
+
     fn publish(&mut self, slug: &str, conn: u64) -> Result<(), Refusal> {
         if self.shutting_down {
             return Err(Refusal::ShuttingDown);

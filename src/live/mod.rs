@@ -14,6 +14,7 @@ mod broadcast;
 pub mod ingest;
 pub mod lifecycle;
 pub mod recorder;
+pub mod rtc;
 pub mod thumbnail;
 pub mod transcode;
 
@@ -193,6 +194,11 @@ impl Live {
         Some(b.view())
     }
 
+    /// Whether the room's publisher is connected now (by RTMP or WebRTC).
+    pub fn publishing(&self, slug: &str) -> bool {
+        self.inner.core.lock().lifecycle.connected(slug)
+    }
+
     /// Broadcasts running now.
     pub fn running(&self) -> usize {
         self.inner.core.lock().lifecycle.running()
@@ -205,14 +211,21 @@ impl Live {
         let slug = storage::live::room_for_key(pool, key)
             .await?
             .ok_or(Refusal::UnknownKey)?;
-        let room = storage::rooms::get(pool, &slug)
+        self.begin_room(&slug, conn_id).await
+    }
+
+    /// A publisher already known to hold room `slug`'s key (WHIP checked it) connected on
+    /// `conn_id`: as [`Live::begin`].
+    pub async fn begin_room(&self, slug: &str, conn_id: u64) -> Result<Arc<Broadcast>, Refusal> {
+        let pool = &self.inner.db.pool;
+        let room = storage::rooms::get(pool, slug)
             .await?
             .ok_or(Refusal::UnknownKey)?;
         if room.private {
             return Err(Refusal::PrivateRoom);
         }
         let input = Input::Publish {
-            slug: &slug,
+            slug,
             conn: conn_id,
         };
         let b = self.drive(input, Some(&room), false).await?;

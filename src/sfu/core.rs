@@ -70,22 +70,63 @@ pub const MAX_PENDING: usize = 64;
 /// A publisher heard from less than this ago is live: a second one is refused; one quiet for
 /// longer is replaced by a new offer with the key.
 const QUIET: Duration = Duration::from_secs(3);
+/// A connected peer heard nothing from for this long is gone (ICE-lite sends no checks of its
+/// own, so silence is how a vanished client shows; a live one sends RTCP and consent checks
+/// every second or two).
+pub const LOST: Duration = Duration::from_secs(8);
 /// A viewer's own keyframe requests (after loss) reach the publisher at most this often.
 const VIEWER_PLI_EVERY: Duration = Duration::from_secs(2);
+/// A publisher that has sent no keyframe for this long is asked for one. Browsers send one only
+/// when asked, and the broadcast's LL-HLS segments and recording start at keyframes (so do
+/// viewers recovering from loss): this is their group of pictures, as an RTMP encoder's
+/// two-second keyframe interval would be.
+pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What happened to a peer that the rest of moim may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Happening {
+    /// ICE and DTLS are done. For a publisher, which kinds of media it offered.
     Connected {
         peer: PeerId,
         room: String,
         role: Role,
+        audio: bool,
+        video: bool,
     },
+    /// The peer ended. `deliberate`: it was ended on purpose (its `DELETE`, or its room's
+    /// sessions were ended), rather than lost (network, deadline, bad input, replaced).
     Gone {
         peer: PeerId,
         room: String,
         role: Role,
+        deliberate: bool,
     },
+    /// A frame of a publisher's broadcast as forwarded (for the broadcast's HLS and recording).
+    Media(Tapped),
+}
+
+/// The codec of a forwarded frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Opus,
+    H264,
+    Vp8,
+    Other,
+}
+
+/// One frame of a publisher's media, as str0m reassembled it: H.264 in Annex B form, Opus and
+/// VP8 as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tapped {
+    pub room: String,
+    pub peer: PeerId,
+    pub codec: Codec,
+    /// RTP time, extended (it does not wrap), at `hz`.
+    pub rtp_time: u64,
+    pub hz: u32,
+    /// When its last packet arrived.
+    pub arrived: Instant,
+    pub data: std::sync::Arc<[u8]>,
 }
 
 /// A datagram to send.
@@ -105,6 +146,8 @@ struct Peer {
     connected: bool,
     /// The peer's m-lines and their kinds (its offer's order).
     mids: Vec<(Mid, MediaKind)>,
+    /// Whether its offer has audio, and video.
+    offered: (bool, bool),
     /// Publisher: when a keyframe was last asked of it, and whether one is wanted as soon as
     /// the throttle allows (a viewer joined inside the window).
     last_keyframe_request: Option<Instant>,
@@ -117,6 +160,10 @@ struct Peer {
     ufrag: String,
     /// When a datagram last came from this peer.
     last_heard: Instant,
+    /// Publisher: when its forwarded video last had a keyframe (or it connected).
+    last_keyframe: Option<Instant>,
+    /// Ended on purpose (see [`Happening::Gone`]).
+    deliberate: bool,
     /// When str0m wants to run next for this peer.
     due: Instant,
     /// Something came in or was written since it last ran: run it now.
@@ -191,7 +238,8 @@ impl Core {
                 if live {
                     return Err(SfuError::PublisherPresent);
                 }
-                self.remove_room(room, Some(Role::Publisher));
+                // Lost, not ended: the broadcast continues with the new one.
+                self.end_peers(room, Some(Role::Publisher), false);
             }
             Role::Viewer if self.viewers(room) >= self.limits.viewers_per_room => {
                 return Err(SfuError::RoomFull(self.limits.viewers_per_room))
@@ -212,12 +260,19 @@ impl Core {
             .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
             .unwrap_or("")
             .to_string();
+        let offered = |kind: &str| {
+            sdp.lines()
+                .any(|l| l.strip_prefix("m=").is_some_and(|m| m.starts_with(kind)))
+        };
+        let offered = (offered("audio "), offered("video "));
+        // H.264 ahead of VP8: of a publisher offering both, the answer takes H.264, which the
+        // broadcast's LL-HLS and recording can carry as it is.
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_vp8(true)
             .enable_h264(true)
+            .enable_vp8(true)
             .build(now);
         for addr in &self.candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
@@ -237,12 +292,15 @@ impl Core {
             started: now,
             connected: false,
             mids: Vec::new(),
+            offered,
             last_keyframe_request: None,
             keyframe_wanted: false,
             last_pli: None,
             rid: None,
             ufrag,
             last_heard: now,
+            last_keyframe: None,
+            deliberate: false,
             due: now,
             touched: true,
         });
@@ -254,6 +312,7 @@ impl Core {
         match self.peers.iter_mut().find(|p| p.id == id) {
             Some(p) => {
                 p.rtc.disconnect();
+                p.deliberate = true;
                 p.touched = true;
                 true
             }
@@ -264,6 +323,10 @@ impl Core {
     /// Ends every peer of a room (the room is gone, or its broadcast ended), or only its
     /// publisher.
     pub fn remove_room(&mut self, room: &str, only: Option<Role>) -> usize {
+        self.end_peers(room, only, true)
+    }
+
+    fn end_peers(&mut self, room: &str, only: Option<Role>, deliberate: bool) -> usize {
         let mut n = 0;
         for p in self
             .peers
@@ -271,6 +334,7 @@ impl Core {
             .filter(|p| p.room == room && only.is_none_or(|r| r == p.role))
         {
             p.rtc.disconnect();
+            p.deliberate = deliberate;
             p.touched = true;
             n += 1;
         }
@@ -340,6 +404,11 @@ impl Core {
                 p.rtc.disconnect();
                 continue;
             }
+            if p.connected && now.duration_since(p.last_heard) > LOST {
+                tracing::info!(peer = %short(&p.id), room = %p.room, "WebRTC peer ended: nothing heard for {} s", LOST.as_secs());
+                p.rtc.disconnect();
+                continue;
+            }
             if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
                 tracing::info!(peer = %short(&p.id), error = %e, "WebRTC peer ended");
                 p.rtc.disconnect();
@@ -359,10 +428,16 @@ impl Core {
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => {
                             p.connected = true;
+                            let (audio, video) = p.offered;
+                            if p.role == Role::Publisher && video {
+                                p.last_keyframe = Some(now);
+                            }
                             self.happenings.push(Happening::Connected {
                                 peer: p.id.clone(),
                                 room: p.room.clone(),
                                 role: p.role,
+                                audio,
+                                video,
                             });
                             if p.role == Role::Viewer {
                                 keyframes.push(p.room.clone());
@@ -394,7 +469,24 @@ impl Core {
                                 if !data.contiguous {
                                     keyframes.push(p.room.clone());
                                 }
+                                if data.is_keyframe() {
+                                    p.last_keyframe = Some(now);
+                                }
                             }
+                            self.happenings.push(Happening::Media(Tapped {
+                                room: p.room.clone(),
+                                peer: p.id.clone(),
+                                codec: match data.params.spec().codec {
+                                    str0m::format::Codec::Opus => Codec::Opus,
+                                    str0m::format::Codec::H264 => Codec::H264,
+                                    str0m::format::Codec::Vp8 => Codec::Vp8,
+                                    _ => Codec::Other,
+                                },
+                                rtp_time: data.time.numer(),
+                                hz: data.time.denom(),
+                                arrived: data.network_time,
+                                data: data.data.clone(),
+                            }));
                             media.push((p.room.clone(), kind, data));
                         }
                         // A viewer's own requests are throttled per viewer: one viewer
@@ -420,10 +512,14 @@ impl Core {
         for (room, kind, data) in &media {
             self.forward(now, room, *kind, data);
         }
-        // Requests held back by the throttle go out once it allows.
+        // Requests held back by the throttle go out once it allows; a publisher that has sent
+        // no keyframe for an interval is asked for one.
         for p in &self.peers {
+            let overdue = p
+                .last_keyframe
+                .is_some_and(|t| now.duration_since(t) >= KEYFRAME_INTERVAL);
             if p.role == Role::Publisher
-                && p.keyframe_wanted
+                && (p.keyframe_wanted || overdue)
                 && p.last_keyframe_request
                     .is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
             {
@@ -464,9 +560,20 @@ impl Core {
         self.sweep();
         self.peers
             .iter()
-            .map(|p| match (p.keyframe_wanted, p.last_keyframe_request) {
-                (true, Some(t)) => p.due.min(t + KEYFRAME_EVERY),
-                _ => p.due,
+            .map(|p| {
+                let due = match (p.keyframe_wanted, p.last_keyframe_request) {
+                    (true, Some(t)) => p.due.min(t + KEYFRAME_EVERY),
+                    _ => p.due,
+                };
+                match (p.role, p.last_keyframe) {
+                    // Asked again no sooner than the throttle allows.
+                    (Role::Publisher, Some(k)) => {
+                        let next = (k + KEYFRAME_INTERVAL)
+                            .max(p.last_keyframe_request.map_or(k, |t| t + KEYFRAME_EVERY));
+                        due.min(next)
+                    }
+                    _ => due,
+                }
             })
             .min()
             .unwrap_or(now + Duration::from_millis(500))
@@ -525,13 +632,15 @@ impl Core {
         else {
             return;
         };
-        if let Some(mut w) = p.rtc.writer(mid) {
-            if w.request_keyframe(p.rid, KeyframeRequestKind::Pli).is_ok() {
-                p.last_keyframe_request = Some(now);
-                p.keyframe_wanted = false;
-                p.touched = true;
-            }
-        }
+        // Counted as asked even if str0m cannot send it yet (no video received, so no SSRC to
+        // name): the throttle holds, and it is tried again once the throttle allows.
+        p.last_keyframe_request = Some(now);
+        let sent = p
+            .rtc
+            .writer(mid)
+            .is_some_and(|mut w| w.request_keyframe(p.rid, KeyframeRequestKind::Pli).is_ok());
+        p.keyframe_wanted = !sent;
+        p.touched |= sent;
     }
 
     /// Drops peers that ended, saying so.
@@ -544,6 +653,7 @@ impl Core {
                     peer: p.id.clone(),
                     room: p.room.clone(),
                     role: p.role,
+                    deliberate: p.deliberate,
                 });
             }
             alive

@@ -6,5 +6,5 @@
 pub mod core;
 pub mod driver;
 
-pub use self::core::{Happening, Limits, PeerId, Role, SfuError};
+pub use self::core::{Codec, Happening, Limits, PeerId, Role, SfuError, Tapped};
 pub use driver::Sfu;

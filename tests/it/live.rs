@@ -206,7 +206,7 @@ pub(crate) async fn live_state(app: &TestApp, slug: &str) -> Value {
     body["room"].clone()
 }
 
-async fn expect_live_frame(ws: &mut crate::helpers::Ws, state: &str) -> Value {
+pub(crate) async fn expect_live_frame(ws: &mut crate::helpers::Ws, state: &str) -> Value {
     loop {
         let f = ws.next_any().await;
         if f["type"] == "live" {

@@ -13,7 +13,7 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::{eventually, spawn_app, Backend, TestApp};
 
 backend_tests!(
     a_browser_style_publisher_reaches_whep_viewers_through_moim,
@@ -35,6 +35,244 @@ async fn a_socket_on_every_address_with_an_advertised_one_connects() {
     )
     .await;
     publish_and_watch(&app).await;
+}
+
+/// A browser broadcast goes through the same pipeline as an RTMP one: real H.264 (x264) and
+/// Opus (libopus) made by ffmpeg, sent by a str0m publisher over WHIP, come out as the room's
+/// broadcast: LIVE on the room's socket, LL-HLS with both tracks, and a recording that ffmpeg
+/// decodes without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_broadcast_is_live_in_hls_and_kept_as_a_video() {
+    if !crate::live::have_ffmpeg() {
+        return;
+    }
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let key = stream_key(&app, &owner, "stage").await;
+    let (video, audio) = encoded_media();
+    let mut ws = app.ws(None, "stage", None).await;
+    ws.welcome().await;
+
+    let (mut publisher, offer) = Peer::new(true, false);
+    let (s, h, answer) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    assert_eq!(s, 201, "{answer}");
+    let location = header(&h, "location").to_string();
+    publisher.accept(&answer);
+    // The publisher streams in real time on its own thread until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let streaming = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            pump_until(&mut [&mut publisher], 10, |ps| ps[0].connected);
+            let start = Instant::now();
+            let (mut v, mut a) = (0usize, 0usize);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(start.elapsed() < Duration::from_secs(40), "never stopped");
+                let ms = start.elapsed().as_millis() as usize;
+                // Loops over the clip, RTP time running on.
+                while v * 1000 / 30 <= ms {
+                    let au = video[v % video.len()].clone();
+                    publisher.send_h264(v as u64, au);
+                    v += 1;
+                }
+                while a * 20 <= ms {
+                    let packet = audio[a % audio.len()].clone();
+                    publisher.send(MediaKind::Audio, a as u64, packet);
+                    a += 1;
+                }
+                publisher.pump();
+            }
+            (publisher, start.elapsed().as_secs_f64())
+        })
+    };
+    let started = crate::live::expect_live_frame(&mut ws, "started").await;
+    assert_eq!(started["hls_url"], "/live/stage/index.m3u8", "{started}");
+    assert_eq!(crate::live::live_state(&app, "stage").await["live"], true);
+    // One publisher per room, whichever way: an RTMP encoder with the same key is refused.
+    let (_, rtmp_url) = crate::live::stream_key(&app, &owner, "stage").await;
+    let mut encoder = crate::live::publish(&rtmp_url, 5);
+    let refused = tokio::task::spawn_blocking(move || encoder.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(!refused.success(), "the RTMP publish was refused");
+    // The multivariant playlist names both codecs as they came: H.264 and Opus.
+    let index = eventually(20, || async {
+        let (st, text, _) = crate::live::get_text(&app, "/live/stage/index.m3u8").await;
+        (st == 200 && text.contains("opus")).then_some(text)
+    })
+    .await;
+    assert!(index.contains("avc1.42"), "{index}");
+    let media = index
+        .lines()
+        .find(|l| l.ends_with(".m3u8") && !l.starts_with('#'))
+        .expect("a media playlist")
+        .to_string();
+    let base = format!("/live/stage/{}", media.trim_start_matches("/live/stage/"));
+    let playlist = eventually(20, || async {
+        let (_, text, _) = crate::live::get_text(&app, &base).await;
+        (text.matches("#EXTINF").count() >= 2).then_some(text)
+    })
+    .await;
+    assert!(playlist.contains("#EXT-X-PART:"), "{playlist}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (_publisher, streamed) = tokio::task::spawn_blocking(move || streaming.join().unwrap())
+        .await
+        .unwrap();
+    // WHIP DELETE ends the broadcast at once: the playlist closes, the recording is kept.
+    assert_eq!(delete_with(&app, &location, &key).await, 200);
+    crate::live::expect_live_frame(&mut ws, "ended").await;
+    let video = eventually(30, || async {
+        let (_, body) = owner.client.get("/api/v1/videos").await;
+        let v = body["videos"][0].clone();
+        (v["status"] == "ready").then_some(v)
+    })
+    .await;
+    let dur = video["duration_s"].as_f64().unwrap();
+    // From the first keyframe to the last frame, give or take the segment being cut.
+    assert!(
+        dur > streamed - 1.5 && dur < streamed + 0.5,
+        "a recording of {dur} s for {streamed:.1} s of streaming"
+    );
+    let id = video["id"].as_str().unwrap();
+    let vod = app.url(&format!("/videos/{id}/index.m3u8"));
+    assert_eq!(crate::live::decode_errors(&vod), "");
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&vod)
+        .output()
+        .unwrap();
+    let codecs = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        codecs.contains("h264") && codecs.contains("opus"),
+        "the recording's streams: {codecs}"
+    );
+}
+
+/// While an RTMP encoder is live, a WHIP offer with the room's key is refused (409) and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_live_from_rtmp_refuses_a_whip_publisher() {
+    if !crate::live::have_ffmpeg() {
+        return;
+    }
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (key, url) = crate::live::stream_key(&app, &owner, "stage").await;
+    let mut ws = app.ws(None, "stage", None).await;
+    ws.welcome().await;
+    let mut encoder = crate::live::publish(&url, 20);
+    crate::live::expect_live_frame(&mut ws, "started").await;
+    let (_, offer) = Peer::new(true, false);
+    let (s, _, body) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    assert_eq!(s, 409, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "already_publishing");
+    assert!(body["message"].as_str().unwrap().contains("RTMP"), "{body}");
+    encoder.kill().unwrap();
+    let _ = encoder.wait();
+}
+
+/// Two seconds of real media, made by ffmpeg: H.264 access units (Annex B, baseline, no
+/// B-frames, a keyframe each second, as a browser's encoder makes when asked) and 20 ms Opus
+/// packets (read out of the Ogg pages).
+fn encoded_media() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let dir = std::env::temp_dir().join(format!("moim-test-rtc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (h264, ogg) = (dir.join("v.h264"), dir.join("a.ogg"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "baseline",
+        "-bf",
+        "0",
+        "-g",
+        "30",
+        "-x264-params",
+        "aud=1",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "h264",
+        h264.to_str().unwrap(),
+    ]);
+    run(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "2",
+        "-c:a",
+        "libopus",
+        "-frame_duration",
+        "20",
+        "-ac",
+        "2",
+        ogg.to_str().unwrap(),
+    ]);
+    // Access units begin at each access unit delimiter (NAL type 9).
+    let bytes = std::fs::read(&h264).unwrap();
+    let mut starts = Vec::new();
+    for i in 0..bytes.len().saturating_sub(4) {
+        if bytes[i..i + 4] == [0, 0, 0, 1] && bytes[i + 4] & 0x1f == 9 {
+            starts.push(i);
+        }
+    }
+    starts.push(bytes.len());
+    let video: Vec<Vec<u8>> = starts
+        .windows(2)
+        .map(|w| bytes[w[0]..w[1]].to_vec())
+        .collect();
+    assert!(video.len() >= 50, "{} access units", video.len());
+    // Ogg: pages of "OggS", a segment table, then packets laced in 255-byte pieces.
+    let ogg = std::fs::read(&ogg).unwrap();
+    let (mut packets, mut current, mut at) = (Vec::new(), Vec::new(), 0);
+    while at + 27 <= ogg.len() && &ogg[at..at + 4] == b"OggS" {
+        let segments = ogg[at + 26] as usize;
+        let table = &ogg[at + 27..at + 27 + segments];
+        let mut body = at + 27 + segments;
+        for &len in table {
+            current.extend_from_slice(&ogg[body..body + len as usize]);
+            body += len as usize;
+            if len < 255 {
+                packets.push(std::mem::take(&mut current));
+            }
+        }
+        at = body;
+    }
+    // The first two packets are the OpusHead and OpusTags headers.
+    let audio: Vec<Vec<u8>> = packets.into_iter().skip(2).collect();
+    assert!(audio.len() >= 90, "{} Opus packets", audio.len());
+    let _ = std::fs::remove_dir_all(&dir);
+    (video, audio)
 }
 
 /// A WebRTC peer in the test with its own UDP socket.
@@ -135,6 +373,21 @@ impl Peer {
                 .handle_input(Input::Timeout(Instant::now()))
                 .unwrap(),
         }
+    }
+
+    /// Sends one H.264 access unit (Annex B) as frame `n` at 30 fps.
+    fn send_h264(&mut self, n: u64, data: Vec<u8>) {
+        let w = self.rtc.writer(self.video).expect("a sending m-line");
+        let pt = w
+            .payload_params()
+            .find(|p| {
+                p.spec().codec == str0m::format::Codec::H264
+                    && p.spec().format.packetization_mode == Some(1)
+            })
+            .expect("H.264 negotiated")
+            .pt();
+        let time = MediaTime::new(n * 3000, Frequency::NINETY_KHZ);
+        w.write(pt, Instant::now(), time, data).unwrap();
     }
 
     fn send(&mut self, kind: MediaKind, n: u64, data: Vec<u8>) {

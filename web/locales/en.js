@@ -598,4 +598,7 @@ export default {
   "rt.obsHelp": "OBS can send here too: Settings → Stream → Service: WHIP, Server: the URL below, Bearer Token: the stream key.",
   "rt.whipUrl": "WHIP URL",
   "rt.modeRealtime": "Real-time (WebRTC)",
+  "rt.modeLowLatency": "Low latency (LL-HLS)",
+  "rt.toHls": "Watch in low latency instead",
+  "rt.toRealtime": "Watch in real time",
 };

@@ -596,4 +596,7 @@ export default {
   "rt.obsHelp": "OBS에서도 보낼 수 있습니다: 설정 → 방송 → 서비스: WHIP, 서버: 아래 URL, Bearer 토큰: 스트림 키.",
   "rt.whipUrl": "WHIP URL",
   "rt.modeRealtime": "실시간 (WebRTC)",
+  "rt.modeLowLatency": "저지연 (LL-HLS)",
+  "rt.toHls": "저지연으로 보기",
+  "rt.toRealtime": "실시간으로 보기",
 };

@@ -45,40 +45,64 @@ export function mount(ctx) {
       player = live;
       live.offline();
 
-      // A broadcast from a browser (WHIP) is watched in real time (WHEP) in the player's place.
+      // A broadcast from a browser (WHIP) is watched in real time (WHEP) in the player's place,
+      // or by LL-HLS like any other (the viewer's choice, or when WebRTC cannot connect here).
+      // Only one of the two plays at a time.
       const rtBox = el("div", { class: "player rt", id: "rt-player", hidden: true });
       const rt = new RealtimePlayer(rtBox, room.slug);
       realtime = rt;
-      let hlsLive = false;
+      const modeLabel = el("span", { class: "muted", id: "watch-mode" });
+      const modeSwitch = el("button", { type: "button", id: "mode-switch" });
+      const modeRow = el("div", { class: "row watch-mode", hidden: true }, modeLabel, modeSwitch);
+      /** @type {{ url: string, since: string } | null} */
+      let hls = null;
       let rtOn = false;
+      /** "rt" while the viewer wants real time and it works; "hls" once they switch or it fails. */
+      let mode = "rt";
+      let rtPlaying = false;
+      /** The watch party's player has the live player's place (a video, and no broadcast). */
+      let partyShown = false;
+      const arrange = () => {
+        const useRt = rtOn && mode === "rt";
+        rtBox.hidden = !useRt;
+        playerBox.hidden = useRt || partyShown;
+        if (useRt) {
+          if (!rtPlaying) {
+            rtPlaying = true;
+            live.offline();
+            // When WebRTC cannot connect here, LL-HLS takes over; the real-time box said why.
+            void rt.start().then((ok) => { if (!ok && rtOn && mode === "rt") { mode = "hls"; arrange(); } });
+          }
+        } else {
+          if (rtPlaying) { rtPlaying = false; rt.stop(); }
+          if (hls) void live.start(hls.url, hls.since);
+        }
+        modeRow.hidden = !(rtOn && hls);
+        modeLabel.textContent = useRt ? t("rt.modeRealtime") : t("rt.modeLowLatency");
+        modeSwitch.textContent = useRt ? t("rt.toHls") : t("rt.toRealtime");
+        const on = !!hls || rtOn;
+        badge.className = on ? "badge live" : "badge off";
+        badge.textContent = on ? t("badge.live") : t("badge.offline");
+      };
+      modeSwitch.addEventListener("click", () => { mode = mode === "rt" ? "hls" : "rt"; arrange(); });
       /** @param {boolean} publishing */
       const setRealtime = (publishing) => {
         if (publishing === rtOn) return;
         rtOn = publishing;
-        rtBox.hidden = !publishing;
-        playerBox.hidden = publishing;
-        if (publishing) {
-          // When WebRTC cannot connect here, the HLS player comes back (a broadcast from OBS
-          // over RTMP may be on it); the real-time box keeps saying why.
-          void rt.start().then((ok) => { if (!ok && rtOn) playerBox.hidden = false; });
-        } else rt.stop();
-        showBadge();
-      };
-      const showBadge = () => {
-        const on = hlsLive || rtOn;
-        badge.className = on ? "badge live" : "badge off";
-        badge.textContent = on ? t("badge.live") : t("badge.offline");
+        if (publishing) mode = "rt";
+        arrange();
       };
       let wasLive = false;
       /** @param {LiveState} f */
       const setLive = (f) => {
         const on = f.state === "started" && !!f.hls_url;
-        hlsLive = on;
-        showBadge();
-        if (on && f.hls_url) void live.start(f.hls_url, f.since || new Date().toISOString());
-        else if (f.state === "ended" || wasLive) live.ended();
-        else live.offline();
+        hls = on && f.hls_url ? { url: f.hls_url, since: f.since || new Date().toISOString() } : null;
+        if (!on) {
+          if (f.state === "ended" || wasLive) live.ended();
+          else live.offline();
+        }
         wasLive = on;
+        arrange();
       };
       /** @param {Room} r */
       const setRoom = (r) => {
@@ -107,7 +131,7 @@ export function mount(ctx) {
 
       // The watch party's player takes the live player's place while it has a video and the
       // room is not live.
-      const watch = partyPanel(socket, { slug: room.slug, onShow: (on) => { playerBox.hidden = on; } });
+      const watch = partyPanel(socket, { slug: room.slug, onShow: (on) => { partyShown = on; arrange(); } });
       party = watch;
       // Tabs: Watch (the player and the room's panels) and Map (planning together). The polls
       // panel follows whichever is open.
@@ -116,6 +140,7 @@ export function mount(ctx) {
       const watchPane = el("div", { class: "pane", id: "pane-watch" },
         playerBox,
         rtBox,
+        modeRow,
         watch.box,
         watch.bar,
         polls,

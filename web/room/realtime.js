@@ -37,6 +37,23 @@ async function negotiate(pc, url, headers) {
 }
 
 /**
+ * Puts H.264 first among a video sender's codecs: moim packages it into the room's LL-HLS and
+ * recording as it is, which it cannot do with VP8 (a VP8 broadcast reaches WebRTC viewers only).
+ * @param {RTCRtpTransceiver} tr
+ */
+function preferH264(tr) {
+  const caps = typeof RTCRtpSender.getCapabilities === "function" ? RTCRtpSender.getCapabilities("video") : null;
+  if (!caps || typeof tr.setCodecPreferences !== "function") return;
+  /** @param {RTCRtpCodec} c */
+  const rank = (c) => c.mimeType.toLowerCase() !== "video/h264" ? 2 : (c.sdpFmtpLine || "").includes("packetization-mode=1") ? 0 : 1;
+  try {
+    tr.setCodecPreferences([...caps.codecs].sort((a, b) => rank(a) - rank(b)));
+  } catch {
+    // A browser that will not take them sends its default (VP8): real time still works.
+  }
+}
+
+/**
  * The owner's "Go live from this browser" controls.
  * @param {string} slug @param {AbortSignal} signal
  */
@@ -80,7 +97,10 @@ export function browserBroadcast(slug, signal) {
       left();
       const pc = new RTCPeerConnection();
       mine.pc = pc;
-      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+      for (const track of stream.getTracks()) {
+        const tr = pc.addTransceiver(track, { direction: "sendonly" });
+        if (track.kind === "video") preferH264(tr);
+      }
       mine.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/whip`, { authorization: `Bearer ${key}` });
       left();
       await connected(pc);

@@ -99,6 +99,63 @@ impl AvcConfig {
     }
 }
 
+impl AvcConfig {
+    /// Builds the record from an SPS and a PPS seen in-band (an RTP stream carries them before
+    /// each keyframe, never a record): 4-byte NAL lengths, and for the High profiles the 4:2:0,
+    /// 8-bit extension WebRTC encoders produce.
+    pub fn from_parameter_sets(sps: &[u8], pps: &[u8]) -> Result<Self, AvcError> {
+        if sps.len() < 4 || sps[0] & 0x1f != 7 {
+            return Err(AvcError::Sps("not an SPS NAL unit"));
+        }
+        if pps.is_empty() || pps[0] & 0x1f != 8 {
+            return Err(AvcError::NoSps);
+        }
+        let too_long = |n: &[u8]| u16::try_from(n.len()).map_err(|_| AvcError::Sps("too long"));
+        let mut rec = Vec::with_capacity(sps.len() + pps.len() + 16);
+        rec.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
+        rec.extend_from_slice(&too_long(sps)?.to_be_bytes());
+        rec.extend_from_slice(sps);
+        rec.push(1);
+        rec.extend_from_slice(&too_long(pps)?.to_be_bytes());
+        rec.extend_from_slice(pps);
+        if HIGH_PROFILES.contains(&sps[1]) {
+            // chroma_format 1, luma and chroma bit depth 8, no SPS extensions.
+            rec.extend_from_slice(&[0xfd, 0xf8, 0xf8, 0]);
+        }
+        AvcConfig::parse(&Bytes::from(rec))
+    }
+}
+
+/// The NAL units of an Annex B byte stream (each after a `00 00 01` or `00 00 00 01` start
+/// code), without their start codes. Bytes before the first start code are skipped; empty
+/// units are not yielded.
+pub fn annexb_nalus(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = next_start(data, 0).map(|(_, body)| body);
+    std::iter::from_fn(move || loop {
+        let start = pos?;
+        let (end, next) = match next_start(data, start) {
+            Some((code_at, body)) => (code_at, Some(body)),
+            None => (data.len(), None),
+        };
+        pos = next;
+        // A zero before the next start code belongs to a 4-byte code (trailing_zero_8bits).
+        let mut unit = &data[start..end];
+        while let [rest @ .., 0] = unit {
+            unit = rest;
+        }
+        if !unit.is_empty() {
+            return Some(unit);
+        }
+    })
+}
+
+/// The next `00 00 01` at or after `from`: where it starts and where its unit's body starts.
+fn next_start(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let tail = data.get(from..)?;
+    let at = tail.windows(3).position(|w| w == [0, 0, 1])?;
+    Some((from + at, from + at + 3))
+}
+
 /// Whether an AVCC-framed access unit contains an IDR slice (NAL unit type 5).
 ///
 /// Useful when a publisher's FLV frame-type flag cannot be trusted. Malformed framing ends the

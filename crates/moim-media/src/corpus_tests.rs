@@ -141,3 +141,10 @@ fn image_header_seeds() {
     }
     assert!(read >= 3, "the well-formed seeds are read");
 }
+
+#[test]
+fn rtc_feed_seeds() {
+    for (_, data) in corpus("rtc_feed") {
+        crate::rtc::replay(&data);
+    }
+}

@@ -6,7 +6,9 @@
 //!
 //! - [`amf0`]: AMF0 values (RTMP command and data messages).
 //! - [`rtmp`]: the server side of RTMP: handshake, chunk stream, publish session.
-//! - [`flv`], [`avc`], [`aac`]: FLV audio/video tag bodies and their codec configuration.
+//! - [`flv`], [`avc`], [`aac`]: FLV audio/video tag bodies and their codec configuration;
+//!   [`opus`] and [`audio`]: Opus packets from WebRTC publishers, and the audio codec either way.
+//! - [`rtc`]: a WebRTC publisher's depacketized frames (H.264 Annex B, Opus) into the segmenter.
 //! - [`fmp4`]: CMAF / fragmented MP4 boxes (init segment, `moof` + `mdat` fragments).
 //! - [`segmenter`]: cuts samples into LL-HLS parts and keyframe-aligned segments.
 //! - [`playlist`]: LL-HLS media and multivariant playlists.
@@ -15,12 +17,15 @@
 
 pub mod aac;
 pub mod amf0;
+pub mod audio;
 pub mod avc;
 pub mod flv;
 pub mod fmp4;
 pub mod image;
 pub mod mp4;
+pub mod opus;
 pub mod playlist;
+pub mod rtc;
 pub mod rtmp;
 pub mod segmenter;
 

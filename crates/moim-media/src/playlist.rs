@@ -106,11 +106,14 @@ impl MediaPlaylist<'_> {
                 let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_uri(seg.init_epoch));
                 epoch = Some(seg.init_epoch);
             }
-            let _ = writeln!(
-                out,
-                "#EXT-X-PROGRAM-DATE-TIME:{}",
-                iso8601_ms(seg.program_date_time_ms)
-            );
+            // A finished video keeps no wall clock: no date rather than 1970's.
+            if !self.vod {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-PROGRAM-DATE-TIME:{}",
+                    iso8601_ms(seg.program_date_time_ms)
+                );
+            }
             if self.part_target.is_some() {
                 for (i, part) in seg.parts.iter().enumerate() {
                     let _ = write!(

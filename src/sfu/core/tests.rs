@@ -10,7 +10,7 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{Core, Datagram, Happening, Limits, Role, SfuError};
+use super::{Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped};
 
 const SERVER: &str = "10.0.0.1:5000";
 
@@ -469,4 +469,129 @@ fn the_fuzz_corpus_neither_panics_nor_ends_the_core() {
         n += 1;
     }
     assert!(n >= 8);
+}
+
+/// Runs `ms` of 30 fps video from client `p`, which answers a keyframe request with a keyframe
+/// on its next frame when `answers` (a VP8 frame whose first byte has bit 0 clear is one).
+fn stream_video(net: &mut Net, p: usize, ms: u64, answers: bool) {
+    let mut n = 0;
+    let mut seen = net.clients[p].keyframe_requests;
+    for t in 0..ms {
+        if t % 33 == 0 {
+            let asked = net.clients[p].keyframe_requests > seen;
+            seen = net.clients[p].keyframe_requests;
+            let frame: &[u8] = if asked && answers {
+                &[0x00, 0x9d, 0x01, 0x2a]
+            } else {
+                &[0x01, 0x42, 0x42]
+            };
+            let now = net.now;
+            net.clients[p].send(now, MediaKind::Video, n, frame);
+            n += 1;
+        }
+        net.run(1);
+    }
+}
+
+#[test]
+fn a_publisher_is_asked_for_a_keyframe_every_interval() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(300);
+    assert!(net.clients[p].connected && net.clients[v].connected);
+    let before = net.clients[p].keyframe_requests;
+    // 9 s of answering with keyframes: one request per interval (2 s), give or take the first.
+    stream_video(&mut net, p, 9_000, true);
+    let asked = net.clients[p].keyframe_requests - before;
+    assert!((4..=6).contains(&asked), "{asked} requests in 9 s");
+    // One that does not answer is asked again, but no more often than the 300 ms throttle.
+    let before = net.clients[p].keyframe_requests;
+    stream_video(&mut net, p, 6_000, false);
+    let asked = net.clients[p].keyframe_requests - before;
+    assert!((8..=21).contains(&asked), "{asked} requests in 6 s");
+}
+
+#[test]
+fn a_publishers_frames_are_tapped_with_their_codec_and_rtp_time() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    net.run(300);
+    let connected = net.core.happenings();
+    assert!(
+        connected.iter().any(|h| matches!(
+            h,
+            Happening::Connected {
+                role: Role::Publisher,
+                audio: true,
+                video: true,
+                ..
+            }
+        )),
+        "{connected:?}"
+    );
+    for n in 0..3 {
+        let now = net.now;
+        net.clients[p].send(now, MediaKind::Audio, n, &[0xf8, n as u8 + 1]);
+        net.clients[p].send(now, MediaKind::Video, n, &[0x01, n as u8 + 1]);
+        net.run(20);
+    }
+    let taps: Vec<Tapped> = net
+        .core
+        .happenings()
+        .into_iter()
+        .filter_map(|h| match h {
+            Happening::Media(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let audio: Vec<_> = taps.iter().filter(|t| t.codec == Codec::Opus).collect();
+    let video: Vec<_> = taps.iter().filter(|t| t.codec == Codec::Vp8).collect();
+    assert_eq!((audio.len(), video.len()), (3, 3), "{taps:?}");
+    assert_eq!(audio[2].rtp_time - audio[0].rtp_time, 2 * 960);
+    assert_eq!((audio[0].hz, video[0].hz), (48_000, 90_000));
+    assert_eq!(video[2].rtp_time - video[0].rtp_time, 2 * 3000);
+    assert_eq!(&audio[1].data[..], &[0xf8, 2]);
+    assert!(taps.iter().all(|t| t.room == "room"));
+}
+
+#[test]
+fn gone_says_whether_the_peer_was_ended_or_lost() {
+    let mut net = Net::new();
+    let p = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    net.run(300);
+    let id = net.core.peers[0].id.clone();
+    net.core.happenings();
+    assert!(net.core.remove(&id));
+    net.run(10);
+    let h = net.core.happenings();
+    assert!(
+        matches!(
+            &h[..],
+            [Happening::Gone {
+                deliberate: true,
+                ..
+            }]
+        ),
+        "{h:?}"
+    );
+    // A publisher whose network went away is lost: its broadcast may continue.
+    let q = net.join("room", Role::Publisher, "10.0.0.4:1000").unwrap();
+    net.run(300);
+    assert!(net.clients[q].connected);
+    net.core.happenings();
+    net.clients[q].cut = true;
+    net.run(12_000);
+    let h = net.core.happenings();
+    assert!(
+        h.iter().any(|h| matches!(
+            h,
+            Happening::Gone {
+                deliberate: false,
+                ..
+            }
+        )),
+        "{h:?}"
+    );
+    let _ = p;
 }

@@ -11,7 +11,9 @@
 //! Pure byte building: the caller decides when to cut fragments and where to send the bytes.
 
 use crate::aac::AacConfig;
+use crate::audio::AudioConfig;
 use crate::avc::AvcConfig;
+use crate::opus::OpusConfig;
 use bytes::Bytes;
 
 /// Track id of the H.264 track, whether or not audio is present.
@@ -58,7 +60,7 @@ const TRUN_CTS: u32 = 0x0800;
 /// Pass at least one config; with neither the result is a valid but trackless movie. The
 /// config's raw bytes go verbatim into `avcC` / `esds`, so the decoder sees exactly what the
 /// encoder sent.
-pub fn init_segment(video: Option<&AvcConfig>, audio: Option<&AacConfig>) -> Vec<u8> {
+pub fn init_segment(video: Option<&AvcConfig>, audio: Option<&AudioConfig>) -> Vec<u8> {
     let mut w = Writer::with_capacity(1024);
     w.bx(b"ftyp", |w| {
         w.fourcc(b"iso6"); // major brand: needs tfdt version 1 and default-base-is-moof
@@ -74,8 +76,8 @@ pub fn init_segment(video: Option<&AvcConfig>, audio: Option<&AacConfig>) -> Vec
         if let Some(avc) = video {
             trak(w, VIDEO_TRACK_ID, VIDEO_TIMESCALE, Kind::Video(avc));
         }
-        if let Some(aac) = audio {
-            trak(w, AUDIO_TRACK_ID, aac.sample_rate, Kind::Audio(aac));
+        if let Some(a) = audio {
+            trak(w, AUDIO_TRACK_ID, a.sample_rate(), Kind::Audio(a));
         }
         // No mehd: a live stream has no known fragment duration.
         w.bx(b"mvex", |w| {
@@ -183,7 +185,7 @@ fn traf(w: &mut Writer, track_id: u32, samples: &[Sample]) -> usize {
 /// The media-specific half of a track.
 enum Kind<'a> {
     Video(&'a AvcConfig),
-    Audio(&'a AacConfig),
+    Audio(&'a AudioConfig),
 }
 
 const UNITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
@@ -270,7 +272,8 @@ fn trak(w: &mut Writer, track_id: u32, timescale: u32, kind: Kind<'_>) {
                         w.u32(1);
                         match kind {
                             Kind::Video(avc) => avc1(w, avc),
-                            Kind::Audio(aac) => mp4a(w, aac),
+                            Kind::Audio(AudioConfig::Aac(aac)) => mp4a(w, aac),
+                            Kind::Audio(AudioConfig::Opus(o)) => opus_entry(w, o),
                         }
                     });
                     // Fragmented: the sample tables live in each moof, these stay empty.
@@ -323,6 +326,21 @@ fn mp4a(w: &mut Writer, aac: &AacConfig) {
             0
         });
         w.full(b"esds", 0, 0, |w| w.bytes(&es_descriptor(aac)));
+    });
+}
+
+/// The `Opus` sample entry ("Encapsulation of Opus in ISO Base Media File Format" §4.3.1):
+/// an AudioSampleEntry at 48 kHz with 16-bit samples, then `dOps`.
+fn opus_entry(w: &mut Writer, o: &OpusConfig) {
+    w.bx(b"Opus", |w| {
+        w.zeros(6);
+        w.u16(1); // data_reference_index
+        w.zeros(8);
+        w.u16(u16::from(o.channels));
+        w.u16(16); // sample size
+        w.zeros(4);
+        w.u32(crate::opus::SAMPLE_RATE << 16);
+        w.bx(b"dOps", |w| w.bytes(&o.dops()));
     });
 }
 

@@ -111,7 +111,7 @@ const TRAK_AUDIO: &str = "trak(tkhd mdia(mdhd hdlr minf(smhd dinf(dref(url )) \
 #[test]
 fn init_segment_with_both_tracks() {
     let (avc, aac) = (avc(), aac());
-    let buf = init_segment(Some(&avc), Some(&aac));
+    let buf = init_segment(Some(&avc), Some(&aac.clone().into()));
     let tree = parse(&buf, 0, buf.len());
     let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     assert_eq!(
@@ -190,7 +190,7 @@ fn read_descriptor(buf: &[u8], at: usize) -> (u8, usize, usize) {
 #[test]
 fn esds_nests_the_audio_specific_config() {
     let aac = AacConfig::parse(&Bytes::from_static(&[0x12, 0x10, 0x56, 0xe5, 0x00])).unwrap();
-    let buf = init_segment(None, Some(&aac));
+    let buf = init_segment(None, Some(&aac.clone().into()));
     let tree = parse(&buf, 0, buf.len());
     let esds = find(&tree, "moov/trak/mdia/minf/stbl/stsd/mp4a/esds")[0];
     let end = esds.start + esds.size;
@@ -227,7 +227,7 @@ fn descriptor_sizes_use_seven_bit_groups() {
 
 #[test]
 fn single_track_init_segments() {
-    let buf = init_segment(None, Some(&aac()));
+    let buf = init_segment(None, Some(&aac().into()));
     let tree = parse(&buf, 0, buf.len());
     assert_eq!(
         outline(&tree),
@@ -378,7 +378,7 @@ fn fragment_skips_empty_tracks() {
 /// tests/golden/README.md). A change to the writer must change them on purpose.
 #[test]
 fn golden_init_and_fragment() {
-    let init = init_segment(Some(&avc()), Some(&aac()));
+    let init = init_segment(Some(&avc()), Some(&aac().into()));
     let video = [
         Sample {
             dts: 90_000,

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::aac::AacConfig;
+use crate::audio::AudioConfig;
 use crate::avc::AvcConfig;
 use crate::fmp4::{self, Sample, VIDEO_TIMESCALE};
 use crate::playlist::{MediaPlaylist, PartRef, SegmentRef};
@@ -118,7 +118,7 @@ struct OpenPart {
 pub struct Segmenter {
     cfg: Config,
     video_cfg: Option<AvcConfig>,
-    audio_cfg: Option<AacConfig>,
+    audio_cfg: Option<AudioConfig>,
     /// Init segments by epoch; only the newest few are kept.
     inits: VecDeque<(u32, Bytes)>,
     epoch: Option<u32>,
@@ -185,9 +185,10 @@ impl Segmenter {
         }
     }
 
-    /// The audio codec configuration (AAC sequence header).
-    pub fn set_audio_config(&mut self, cfg: AacConfig) {
-        if self.audio_cfg.as_ref().map(|c| &c.raw) == Some(&cfg.raw) {
+    /// The audio codec configuration (an AAC sequence header, or Opus).
+    pub fn set_audio_config(&mut self, cfg: impl Into<AudioConfig>) {
+        let cfg = cfg.into();
+        if self.audio_cfg.as_ref() == Some(&cfg) {
             return;
         }
         self.audio_cfg = Some(cfg);
@@ -257,14 +258,18 @@ impl Segmenter {
         }
     }
 
-    /// One raw AAC frame; `dts_ms` is the FLV timestamp.
+    /// One raw AAC frame or Opus packet; `dts_ms` is its timestamp (FLV's, or the RTP time in
+    /// milliseconds). A malformed Opus packet, whose duration cannot be known, is dropped.
     pub fn push_audio(&mut self, dts_ms: u64, data: Bytes, wall_ms: i64) {
         if self.ended || data.is_empty() {
             return;
         }
         let Some(acfg) = &self.audio_cfg else { return };
-        let rate = u64::from(acfg.sample_rate.max(1));
-        let frame = u64::from(acfg.samples_per_frame());
+        let rate = u64::from(acfg.sample_rate().max(1));
+        let Some(frame) = acfg.frame_samples(&data) else {
+            return;
+        };
+        let frame = u64::from(frame);
         if let Some(last) = self.last_audio_ms {
             if dts_ms + self.cfg.max_gap_ms < last || dts_ms > last + self.cfg.max_gap_ms {
                 self.break_stream();
@@ -642,7 +647,7 @@ impl Segmenter {
             return;
         };
         let duration = if part.video.is_empty() {
-            let rate = self.audio_cfg.as_ref().map_or(48_000, |a| a.sample_rate);
+            let rate = self.audio_cfg.as_ref().map_or(48_000, |a| a.sample_rate());
             let ticks: u64 = part.audio.iter().map(|s| u64::from(s.duration)).sum();
             ticks as f64 / f64::from(rate.max(1))
         } else {

@@ -1,6 +1,7 @@
 //! Simulated-time tests of the segmenter: seconds of media fed in microseconds.
 
 use super::*;
+use crate::aac::AacConfig;
 
 /// avcC of a 320×240 baseline stream made by x264.
 const AVCC: &[u8] = &[
