@@ -132,14 +132,15 @@ impl Application {
                 // A publisher connecting or leaving is the room's news: through the event path,
                 // in the order it happened (one consumer), so a quick connect and leave cannot
                 // arrive swapped.
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+                    String,
+                    crate::domain::events::RoomEvent,
+                )>();
                 let (db, broker) = (db.clone(), broker.clone());
                 tokio::spawn(async move {
-                    while let Some((room, publishing)) = rx.recv().await {
+                    while let Some((room, event)) = rx.recv().await {
                         match crate::storage::rooms::get(&db.pool, &room).await {
                             Ok(Some(r)) => {
-                                let event =
-                                    crate::domain::events::RoomEvent::Realtime { publishing };
                                 broker
                                     .publish(crate::domain::events::Event::room(r.id, event))
                                     .await;
@@ -152,8 +153,10 @@ impl Application {
                     }
                 });
                 move |h: crate::sfu::Happening| {
+                    use crate::domain::events::RoomEvent;
                     use crate::live::rtc::{FrameKind, RtcEvent};
                     use crate::sfu::{Codec, Happening, Role};
+                    let realtime = |publishing| RoomEvent::Realtime { publishing };
                     let (news, event) = match h {
                         Happening::Connected {
                             room,
@@ -162,7 +165,7 @@ impl Application {
                             audio,
                             video,
                         } => (
-                            Some((room.clone(), true)),
+                            Some((room.clone(), realtime(true))),
                             RtcEvent::Connected {
                                 room,
                                 peer,
@@ -176,9 +179,24 @@ impl Application {
                             role: Role::Publisher,
                             deliberate,
                         } => (
-                            Some((room, false)),
+                            Some((room, realtime(false))),
                             RtcEvent::Gone { peer, deliberate },
                         ),
+                        Happening::Voice { room, members } => {
+                            let members = members
+                                .into_iter()
+                                .map(|m| crate::views::VoiceMemberView {
+                                    user: m.user,
+                                    user_id: m.user_id.to_string(),
+                                    slot: m.slot,
+                                    muted: m.muted,
+                                    speaking: m.speaking,
+                                    camera: false,
+                                })
+                                .collect();
+                            let _ = tx.send((room, RoomEvent::Voice { members }));
+                            return;
+                        }
                         Happening::Media(t) => (
                             None,
                             RtcEvent::Frame {

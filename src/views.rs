@@ -33,6 +33,20 @@ pub struct AuthorView {
     pub username: String,
 }
 
+/// A member of a room's voice chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceMemberView {
+    /// The member's username.
+    pub user: String,
+    pub user_id: String,
+    /// Which receiving line of each client carries this member (see `api.md`, voice).
+    pub slot: usize,
+    pub muted: bool,
+    pub speaking: bool,
+    /// Sends video (camera tiles are not offered yet: always false).
+    pub camera: bool,
+}
+
 /// A chat message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageView {

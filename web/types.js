@@ -150,7 +150,7 @@
  */
 
 // Room WebSocket frames, server → client.
-/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null, pins: Pin[], polls: Poll[], views: MapView[], realtime: boolean }} WelcomeFrame */
+/** @typedef {{ type: "welcome", room: Room, you: User | null, viewers: number, history: Message[], truncated?: boolean, party?: Party | null, pins: Pin[], polls: Poll[], views: MapView[], realtime: boolean, voice: VoiceMember[] }} WelcomeFrame */
 /** @typedef {{ type: "message" } & Message} MessageFrame */
 /** @typedef {{ type: "deleted", seq: number }} DeletedFrame */
 /** @typedef {{ type: "room", room: Room }} RoomFrame */
@@ -165,11 +165,13 @@
 /** @typedef {{ type: "map.pins", pins: Pin[] }} MapPinsFrame */
 /** @typedef {{ type: "map.left", user: Author }} MapLeftFrame */
 /** @typedef {{ type: "realtime", publishing: boolean }} RealtimeFrame */
+/** A member of the room's voice chat. @typedef {{ user: string, user_id: string, slot: number, muted: boolean, speaking: boolean, camera: boolean }} VoiceMember */
+/** @typedef {{ type: "voice.members", members: VoiceMember[] }} VoiceMembersFrame */
 /** @typedef {{ type: "poll.update", poll: Poll }} PollUpdateFrame */
 /**
  * @typedef {WelcomeFrame | MessageFrame | DeletedFrame | RoomFrame | ViewersFrame | LiveFrame
  *   | ErrorFrame | ReconnectFrame | PongFrame | TimePongFrame | PartyFrame
- *   | MapViewFrame | MapPinsFrame | MapLeftFrame | PollUpdateFrame | RealtimeFrame} ServerFrame
+ *   | MapViewFrame | MapPinsFrame | MapLeftFrame | PollUpdateFrame | RealtimeFrame | VoiceMembersFrame} ServerFrame
  */
 
 // Client → server.

@@ -108,6 +108,10 @@ pub enum RoomEvent {
     Realtime {
         publishing: bool,
     },
+    /// The room's voice chat members changed (joined, left, muted, speaking).
+    Voice {
+        members: Vec<crate::views::VoiceMemberView>,
+    },
 }
 
 /// Who is sent a poll's results.

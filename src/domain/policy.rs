@@ -79,6 +79,8 @@ pub enum RoomAction {
     Chat,
     /// Plan together: drop pins on the room's map, start polls, vote, share where one looks.
     Plan,
+    /// Talk in the room's voice chat (bans and timeouts apply on top).
+    Talk,
     /// Delete messages, ban and time out, list sanctions.
     Moderate,
     /// Change settings, delete the room, see and rotate the stream key, appoint moderators.
@@ -90,7 +92,7 @@ impl RoomAction {
     pub fn least(self) -> Standing {
         match self {
             RoomAction::View => Standing::Anonymous,
-            RoomAction::Chat | RoomAction::Plan => Standing::Member,
+            RoomAction::Chat | RoomAction::Plan | RoomAction::Talk => Standing::Member,
             RoomAction::Moderate => Standing::Moderator,
             RoomAction::Manage => Standing::Owner,
         }

@@ -180,6 +180,32 @@ impl Rooms {
         Ok(())
     }
 
+    /// The room if `user` may talk in its voice chat: a member who is neither banned nor timed
+    /// out there.
+    pub async fn require_talker(&self, user: &User, slug: &str) -> Result<Room> {
+        let room = self.find(slug).await?;
+        let standing = self.standing(&room, Some(user)).await?;
+        standing.require(RoomAction::Talk)?;
+        if standing.can_be_sanctioned() {
+            for s in rooms::active_sanctions(&self.db.pool, room.id, now_ms()).await? {
+                if s.user_id == user.id {
+                    return Err(Error::Forbidden(match s.kind {
+                        SanctionKind::Ban => "you are banned from this room".into(),
+                        SanctionKind::Timeout => {
+                            "you are timed out in this room: voice waits until it ends".into()
+                        }
+                    }));
+                }
+            }
+        }
+        Ok(room)
+    }
+
+    /// The room if `user` may moderate it.
+    pub async fn require_moderator(&self, user: &User, slug: &str) -> Result<Room> {
+        self.authorised(user, slug, RoomAction::Moderate).await
+    }
+
     pub(super) async fn publish(&self, room_id: i64, event: RoomEvent) {
         self.broker.publish(Event::room(room_id, event)).await;
     }

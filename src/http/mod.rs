@@ -100,6 +100,15 @@ pub fn router(state: AppState) -> Router {
                 .patch(webrtc::patch_whep)
                 .options(webrtc::options_session),
         )
+        .route(
+            "/rooms/{slug}/voice",
+            post(webrtc::voice_join).layer(DefaultBodyLimit::max(webrtc::MAX_SDP)),
+        )
+        .route("/rooms/{slug}/voice/moderate", post(webrtc::voice_moderate))
+        .route(
+            "/voice/{id}",
+            delete(webrtc::voice_leave).patch(webrtc::voice_patch),
+        )
         .route("/rooms/{slug}/party", get(rooms::get_party))
         .route(
             "/rooms/{slug}/invites",

@@ -219,6 +219,14 @@ async fn sanction(
         .rooms
         .sanction(user, slug, &body.username, kind, body.duration_s)
         .await?;
+    // A ban or timeout takes the member out of the voice chat at once.
+    super::webrtc::moderate_voice_by_name(
+        state,
+        slug,
+        &username,
+        super::webrtc::VoiceAction::Remove,
+    )
+    .await;
     let body = json!({
         kind.as_str(): {
             "username": username,

@@ -34,6 +34,9 @@ fn sfu_error(e: SfuError) -> ApiError {
             "webrtc_full",
             format!("{e}; the low-latency HLS stream still works"),
         ),
+        e @ SfuError::VoiceFull(_) => {
+            ApiError::Other(StatusCode::SERVICE_UNAVAILABLE, "voice_full", e.to_string())
+        }
         SfuError::NoSuchPeer => ApiError::not_found("session"),
         e @ SfuError::Unavailable(_) => ApiError::Other(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -316,4 +319,112 @@ pub async fn options() -> Response {
         ],
     )
         .into_response()
+}
+
+/// `POST /api/v1/rooms/{slug}/voice`: a member joins the room's voice chat with an SDP offer
+/// (its microphone on the first audio m-line, then one receiving audio m-line per member slot).
+pub async fn voice_join(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    super::extract::CurrentUser(user): super::extract::CurrentUser,
+    ApiPath(slug): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    state.rooms.require_talker(&user, &slug).await?;
+    offer_allowed(&state, &headers, peer)?;
+    let sdp = sdp_body(&headers, &body)?;
+    let (id, sdp, slot) = state
+        .sfu
+        .offer_voice(&slug, user.id, &user.username, sdp)
+        .await
+        .map_err(sfu_error)?;
+    tracing::debug!(room = %slug, slot, "voice member joined");
+    Ok(answer("voice", &id, sdp))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicePatch {
+    muted: bool,
+}
+
+/// `PATCH /api/v1/voice/{id}` with `{"muted": bool}`: mute or unmute one's own microphone (the
+/// server stops forwarding it, whatever the client does).
+pub async fn voice_patch(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    super::error::ApiJson(body): super::error::ApiJson<VoicePatch>,
+) -> ApiResult<StatusCode> {
+    if !state.sfu.mute(&id, body.muted).await {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/voice/{id}`: leave the voice chat.
+pub async fn voice_leave(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    match state.sfu.peer(&id).await {
+        Some((_, Role::Voice)) => {
+            state.sfu.remove(&id).await;
+            Ok(StatusCode::OK)
+        }
+        _ => Err(ApiError::not_found("session")),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceModeration {
+    username: String,
+    action: VoiceAction,
+}
+
+#[derive(serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum VoiceAction {
+    Mute,
+    Unmute,
+    Remove,
+}
+
+/// `POST /api/v1/rooms/{slug}/voice/moderate`: a moderator mutes, unmutes or removes a member
+/// of the voice chat.
+pub async fn voice_moderate(
+    State(state): State<AppState>,
+    super::extract::CurrentUser(user): super::extract::CurrentUser,
+    ApiPath(slug): ApiPath<String>,
+    super::error::ApiJson(body): super::error::ApiJson<VoiceModeration>,
+) -> ApiResult<Response> {
+    state.rooms.require_moderator(&user, &slug).await?;
+    let touched = moderate_voice_by_name(&state, &slug, &body.username, body.action).await;
+    if touched == 0 {
+        return Err(ApiError::not_found("voice member"));
+    }
+    Ok(axum::Json(serde_json::json!({"sessions": touched})).into_response())
+}
+
+/// Applies a voice action to whoever is in `slug`'s voice chat as `username`: sessions touched.
+pub async fn moderate_voice_by_name(
+    state: &AppState,
+    slug: &str,
+    username: &str,
+    action: VoiceAction,
+) -> usize {
+    let members = state.sfu.voice_members(slug).await;
+    let Some(m) = members
+        .iter()
+        .find(|m| m.user.eq_ignore_ascii_case(username))
+    else {
+        return 0;
+    };
+    let mute = match action {
+        VoiceAction::Mute => Some(true),
+        VoiceAction::Unmute => Some(false),
+        VoiceAction::Remove => None,
+    };
+    state.sfu.moderate_voice(slug, m.user_id, mute).await
 }

@@ -36,6 +36,14 @@ impl Hub {
                 set.remove(&room_id);
             }
         }
+        if let RoomEvent::Voice { members } = event {
+            let mut voice = self.inner.voice.lock();
+            if members.is_empty() {
+                voice.remove(&room_id);
+            } else {
+                voice.insert(room_id, members.clone());
+            }
+        }
         // Rooms nobody is connected to here have nothing to update: a room loads its facts
         // from the database when someone joins.
         let Some(room) = self.loaded(room_id) else {
@@ -167,6 +175,10 @@ impl Hub {
                 let frame = ServerFrame::Realtime {
                     publishing: *publishing,
                 };
+                room.broadcast(0, frame.encode()).await;
+            }
+            RoomEvent::Voice { members } => {
+                let frame = ServerFrame::VoiceMembers { members };
                 room.broadcast(0, frame.encode()).await;
             }
             RoomEvent::MapLeft { user } => {

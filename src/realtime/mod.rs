@@ -403,6 +403,8 @@ struct HubInner {
     streams: Arc<dyn Streams>,
     /// Rooms a WebRTC publisher sends to on this node.
     realtime: Mutex<std::collections::HashSet<i64>>,
+    /// Rooms' voice chat members on this node.
+    voice: Mutex<HashMap<i64, Vec<crate::views::VoiceMemberView>>>,
 }
 
 impl Hub {
@@ -427,6 +429,7 @@ impl Hub {
                 metrics,
                 streams,
                 realtime: Mutex::new(std::collections::HashSet::new()),
+                voice: Mutex::new(HashMap::new()),
             }),
         };
         (hub, rx)
@@ -435,6 +438,16 @@ impl Hub {
     /// Whether a WebRTC publisher sends room `room_id`'s broadcast (on this node).
     pub fn realtime(&self, room_id: i64) -> bool {
         self.inner.realtime.lock().contains(&room_id)
+    }
+
+    /// Who is in room `room_id`'s voice chat (on this node).
+    pub fn voice(&self, room_id: i64) -> Vec<crate::views::VoiceMemberView> {
+        self.inner
+            .voice
+            .lock()
+            .get(&room_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Frames a connection may have queued before it must resync.

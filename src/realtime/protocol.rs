@@ -241,6 +241,8 @@ pub enum ServerFrame<'a> {
         views: &'a [MapViewView],
         /// A WebRTC publisher sends the room's broadcast (watch it by WHEP).
         realtime: bool,
+        /// Who is in the room's voice chat.
+        voice: &'a [crate::views::VoiceMemberView],
     },
     Message(&'a MessageView),
     Deleted {
@@ -290,6 +292,11 @@ pub enum ServerFrame<'a> {
     /// A WebRTC publisher started or stopped sending the room's broadcast.
     Realtime {
         publishing: bool,
+    },
+    /// The room's voice chat members, all of them, whenever they change.
+    #[serde(rename = "voice.members")]
+    VoiceMembers {
+        members: &'a [crate::views::VoiceMemberView],
     },
     /// A member left the map.
     #[serde(rename = "map.left")]

@@ -215,6 +215,7 @@ pub async fn run(
         polls: &poll_list,
         views: &views,
         realtime: hub.realtime(room.id),
+        voice: &hub.voice(room.id),
     }
     .encode();
     drop((pin_list, poll_list, views));

@@ -34,6 +34,39 @@ pub enum Role {
     Publisher,
     /// Watches it (WHEP).
     Viewer,
+    /// Talks and listens in the room's voice chat: sends its microphone on its first audio
+    /// m-line and hears the others on the rest, one per member slot.
+    Voice,
+}
+
+/// Members of one room's voice chat at most. A voice client offers one audio m-line to send
+/// and this many to receive: member slot `s` is heard on receiving line `s` (its own stays
+/// silent), so members coming and going need no renegotiation.
+pub const VOICE_SLOTS: usize = 8;
+/// A member whose audio level was at least this (dBov, RFC 6464) within [`SPEAKING_HOLD`] is
+/// speaking.
+const SPEAKING_DBOV: i8 = -50;
+const SPEAKING_HOLD: Duration = Duration::from_millis(400);
+/// A room's voice members are told at most this often (speaking flickers).
+const VOICE_NEWS_EVERY: Duration = Duration::from_millis(250);
+
+/// A member of a room's voice chat, as the room is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceMember {
+    pub user_id: i64,
+    pub user: String,
+    pub slot: usize,
+    pub muted: bool,
+    pub speaking: bool,
+}
+
+struct Talker {
+    user_id: i64,
+    name: String,
+    slot: usize,
+    muted: bool,
+    speaking: bool,
+    last_loud: Option<Instant>,
 }
 
 /// Why an offer was not taken.
@@ -50,6 +83,8 @@ pub enum SfuError {
     RoomFull(usize),
     #[error("the server has as many WebRTC peers as it takes ({0})")]
     ServerFull(usize),
+    #[error("the room's voice chat has as many members as it takes ({0})")]
+    VoiceFull(usize),
     #[error("no such session")]
     NoSuchPeer,
     /// The media task is not answering (shutting down, or stuck).
@@ -103,6 +138,11 @@ pub enum Happening {
     },
     /// A frame of a publisher's broadcast as forwarded (for the broadcast's HLS and recording).
     Media(Tapped),
+    /// A room's voice members changed (joined, left, muted, started or stopped speaking).
+    Voice {
+        room: String,
+        members: Vec<VoiceMember>,
+    },
 }
 
 /// The codec of a forwarded frame.
@@ -164,6 +204,8 @@ struct Peer {
     last_keyframe: Option<Instant>,
     /// Ended on purpose (see [`Happening::Gone`]).
     deliberate: bool,
+    /// A voice member: who, and its state.
+    talker: Option<Talker>,
     /// When str0m wants to run next for this peer.
     due: Instant,
     /// Something came in or was written since it last ran: run it now.
@@ -173,6 +215,9 @@ struct Peer {
 /// The SFU's state.
 pub struct Core {
     peers: Vec<Peer>,
+    /// Rooms whose voice members changed since they were last told, and when they were.
+    voice_changed: Vec<String>,
+    voice_told: std::collections::HashMap<String, Instant>,
     /// Host candidates put in every answer (the UDP socket's addresses as clients reach them).
     candidates: Vec<SocketAddr>,
     limits: Limits,
@@ -183,6 +228,8 @@ impl Core {
     pub fn new(candidates: Vec<SocketAddr>, limits: Limits) -> Core {
         Core {
             peers: Vec::new(),
+            voice_changed: Vec::new(),
+            voice_told: std::collections::HashMap::new(),
             candidates,
             limits,
             happenings: Vec::new(),
@@ -221,6 +268,57 @@ impl Core {
         room: &str,
         role: Role,
         sdp: &str,
+    ) -> Result<(PeerId, String), SfuError> {
+        self.offer_as(now, room, role, sdp, None)
+    }
+
+    /// A member joins the room's voice chat with `sdp` (one audio m-line to send, then up to
+    /// [`VOICE_SLOTS`] to receive): its id, the answer, and its slot. A second session of the
+    /// same member replaces the first.
+    pub fn offer_voice(
+        &mut self,
+        now: Instant,
+        room: &str,
+        user_id: i64,
+        name: &str,
+        sdp: &str,
+    ) -> Result<(PeerId, String, usize), SfuError> {
+        let talking = |p: &Peer| p.room == room && p.rtc.is_alive() && p.talker.is_some();
+        let mut taken: Vec<usize> = Vec::new();
+        let mut again = None;
+        for p in self.peers.iter().filter(|p| talking(p)) {
+            let t = p.talker.as_ref().expect("talking");
+            if t.user_id == user_id {
+                again = Some(p.id.clone());
+            } else {
+                taken.push(t.slot);
+            }
+        }
+        let Some(slot) = (0..VOICE_SLOTS).find(|s| !taken.contains(s)) else {
+            return Err(SfuError::VoiceFull(VOICE_SLOTS));
+        };
+        let talker = Talker {
+            user_id,
+            name: name.to_string(),
+            slot,
+            muted: false,
+            speaking: false,
+            last_loud: None,
+        };
+        let (id, answer) = self.offer_as(now, room, Role::Voice, sdp, Some(talker))?;
+        if let Some(old) = again {
+            self.remove(&old);
+        }
+        Ok((id, answer, slot))
+    }
+
+    fn offer_as(
+        &mut self,
+        now: Instant,
+        room: &str,
+        role: Role,
+        sdp: &str,
+        talker: Option<Talker>,
     ) -> Result<(PeerId, String), SfuError> {
         if self.peers.len() >= self.limits.peers {
             return Err(SfuError::ServerFull(self.limits.peers));
@@ -301,6 +399,7 @@ impl Core {
             last_heard: now,
             last_keyframe: None,
             deliberate: false,
+            talker,
             due: now,
             touched: true,
         });
@@ -339,6 +438,76 @@ impl Core {
             n += 1;
         }
         n
+    }
+
+    /// Mutes or unmutes a voice member's session (its audio is not forwarded while muted);
+    /// false when there is no such voice session.
+    pub fn mute(&mut self, id: &str, muted: bool) -> bool {
+        let Some(p) = self
+            .peers
+            .iter_mut()
+            .find(|p| p.id == id && p.rtc.is_alive())
+        else {
+            return false;
+        };
+        let Some(t) = p.talker.as_mut() else {
+            return false;
+        };
+        if t.muted != muted {
+            t.muted = muted;
+            t.speaking = t.speaking && !muted;
+            let room = p.room.clone();
+            self.voice_news(&room);
+        }
+        true
+    }
+
+    /// Mutes (`Some(true)`), unmutes, or (`None`) removes a member from a room's voice chat, by
+    /// user: how many sessions that touched.
+    pub fn moderate_voice(&mut self, room: &str, user_id: i64, mute: Option<bool>) -> usize {
+        let ids: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|p| p.room == room && p.rtc.is_alive())
+            .filter(|p| p.talker.as_ref().is_some_and(|t| t.user_id == user_id))
+            .map(|p| p.id.clone())
+            .collect();
+        for id in &ids {
+            match mute {
+                Some(m) => {
+                    self.mute(id, m);
+                }
+                None => {
+                    self.remove(id);
+                }
+            }
+        }
+        ids.len()
+    }
+
+    /// The room's voice members (connected), by slot.
+    pub fn voice_members(&self, room: &str) -> Vec<VoiceMember> {
+        let mut members: Vec<VoiceMember> = self
+            .peers
+            .iter()
+            .filter(|p| p.room == room && p.connected && p.rtc.is_alive())
+            .filter_map(|p| p.talker.as_ref())
+            .map(|t| VoiceMember {
+                user_id: t.user_id,
+                user: t.name.clone(),
+                slot: t.slot,
+                muted: t.muted,
+                speaking: t.speaking,
+            })
+            .collect();
+        members.sort_by_key(|m| m.slot);
+        members
+    }
+
+    fn voice_news(&mut self, room: &str) {
+        if !self.voice_changed.iter().any(|r| r == room) {
+            self.voice_changed.push(room.to_string());
+        }
     }
 
     /// The ICE username fragment a peer's client offered.
@@ -393,6 +562,8 @@ impl Core {
     /// requests are forwarded here.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Datagram>) -> Instant {
         let mut media: Vec<(String, MediaKind, MediaData)> = Vec::new();
+        let mut voice: Vec<(String, String, usize, MediaData)> = Vec::new();
+        let mut voice_news: Vec<String> = Vec::new();
         let mut keyframes: Vec<String> = Vec::new();
         for p in &mut self.peers {
             if !p.rtc.is_alive() || !(p.touched || now >= p.due) {
@@ -428,6 +599,9 @@ impl Core {
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => {
                             p.connected = true;
+                            if p.talker.is_some() {
+                                voice_news.push(p.room.clone());
+                            }
                             let (audio, video) = p.offered;
                             if p.role == Role::Publisher && video {
                                 p.last_keyframe = Some(now);
@@ -489,6 +663,26 @@ impl Core {
                             }));
                             media.push((p.room.clone(), kind, data));
                         }
+                        Event::MediaData(data) if p.role == Role::Voice => {
+                            // Its first audio m-line is its microphone.
+                            let first = p
+                                .mids
+                                .iter()
+                                .find(|(_, k)| *k == MediaKind::Audio)
+                                .map(|(m, _)| *m);
+                            let Some(t) = p.talker.as_mut() else { continue };
+                            if first != Some(data.mid) || t.muted {
+                                continue;
+                            }
+                            if data
+                                .ext_vals
+                                .audio_level
+                                .is_some_and(|l| l >= SPEAKING_DBOV)
+                            {
+                                t.last_loud = Some(now);
+                            }
+                            voice.push((p.room.clone(), p.id.clone(), t.slot, data));
+                        }
                         // A viewer's own requests are throttled per viewer: one viewer
                         // cannot make the publisher send keyframes for everyone.
                         Event::KeyframeRequest(_)
@@ -511,6 +705,24 @@ impl Core {
         }
         for (room, kind, data) in &media {
             self.forward(now, room, *kind, data);
+        }
+        for (room, from, slot, data) in &voice {
+            self.forward_voice(now, room, from, *slot, data);
+        }
+        // Speaking starts with a loud packet and ends a moment after the last one.
+        for p in &mut self.peers {
+            if let Some(t) = p.talker.as_mut() {
+                let speaking = !t.muted
+                    && t.last_loud
+                        .is_some_and(|l| now.duration_since(l) < SPEAKING_HOLD);
+                if speaking != t.speaking {
+                    t.speaking = speaking;
+                    voice_news.push(p.room.clone());
+                }
+            }
+        }
+        for room in voice_news {
+            self.voice_news(&room);
         }
         // Requests held back by the throttle go out once it allows; a publisher that has sent
         // no keyframe for an interval is asked for one.
@@ -558,6 +770,19 @@ impl Core {
             }
         }
         self.sweep();
+        self.tell_voice(now);
+        let voice_due = self
+            .voice_changed
+            .iter()
+            .filter_map(|r| self.voice_told.get(r).map(|t| *t + VOICE_NEWS_EVERY))
+            .min();
+        let speaking_due = self
+            .peers
+            .iter()
+            .filter_map(|p| p.talker.as_ref())
+            .filter(|t| t.speaking)
+            .filter_map(|t| t.last_loud.map(|l| l + SPEAKING_HOLD))
+            .min();
         self.peers
             .iter()
             .map(|p| {
@@ -575,10 +800,72 @@ impl Core {
                     _ => due,
                 }
             })
+            .chain(voice_due)
+            .chain(speaking_due)
             .min()
             .unwrap_or(now + Duration::from_millis(500))
             .max(now)
             .min(now + Duration::from_millis(500))
+    }
+
+    /// Tells rooms whose voice members changed, each at most once a [`VOICE_NEWS_EVERY`].
+    fn tell_voice(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .voice_changed
+            .iter()
+            .filter(|r| {
+                self.voice_told
+                    .get(*r)
+                    .is_none_or(|t| now.duration_since(*t) >= VOICE_NEWS_EVERY)
+            })
+            .cloned()
+            .collect();
+        for room in due {
+            self.voice_changed.retain(|r| *r != room);
+            let members = self.voice_members(&room);
+            if members.is_empty() {
+                self.voice_told.remove(&room);
+            } else {
+                self.voice_told.insert(room.clone(), now);
+            }
+            self.happenings.push(Happening::Voice { room, members });
+        }
+    }
+
+    /// A voice member's audio to every other member of the room, on the receiving line of the
+    /// sender's slot.
+    fn forward_voice(
+        &mut self,
+        now: Instant,
+        room: &str,
+        from: &str,
+        slot: usize,
+        data: &MediaData,
+    ) {
+        for v in self.peers.iter_mut().filter(|p| {
+            p.room == room && p.talker.is_some() && p.id != from && p.connected && p.rtc.is_alive()
+        }) {
+            let Some(mid) = v
+                .mids
+                .iter()
+                .filter(|(_, k)| *k == MediaKind::Audio)
+                .nth(1 + slot)
+                .map(|(m, _)| *m)
+            else {
+                continue;
+            };
+            let Some(writer) = v.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
+            if let Err(e) = writer.write(pt, now, data.time, data.data.clone()) {
+                tracing::info!(peer = %short(&v.id), error = %e, "voice member ended: could not write");
+                v.rtc.disconnect();
+            }
+            v.touched = true;
+        }
     }
 
     /// What happened since the last call (connections made, peers gone).
@@ -646,8 +933,12 @@ impl Core {
     /// Drops peers that ended, saying so.
     fn sweep(&mut self) {
         let happenings = &mut self.happenings;
+        let changed = &mut self.voice_changed;
         self.peers.retain(|p| {
             let alive = p.rtc.is_alive();
+            if !alive && p.talker.is_some() && p.connected && !changed.contains(&p.room) {
+                changed.push(p.room.clone());
+            }
             if !alive {
                 happenings.push(Happening::Gone {
                     peer: p.id.clone(),
@@ -687,7 +978,12 @@ fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
             "the offer has no audio or video".into(),
         ));
     }
-    if role == Role::Publisher {
+    if role == Role::Voice && !media.iter().any(|(k, _)| k == "audio") {
+        return Err(SfuError::Unsupported(
+            "a voice offer sends and receives audio: it has no audio".into(),
+        ));
+    }
+    if role != Role::Viewer {
         for (kind, codecs) in &media {
             let ok = match kind.as_str() {
                 "audio" => codecs.iter().any(|c| c == "OPUS"),

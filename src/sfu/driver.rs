@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Core, Happening, Limits, PeerId, Role, SfuError};
+use super::core::{Core, Happening, Limits, PeerId, Role, SfuError, VoiceMember};
 
 enum Command {
     Offer {
@@ -37,6 +37,28 @@ enum Command {
     Ufrag {
         id: String,
         reply: oneshot::Sender<Option<String>>,
+    },
+    OfferVoice {
+        room: String,
+        user_id: i64,
+        name: String,
+        sdp: String,
+        reply: oneshot::Sender<Result<(PeerId, String, usize), SfuError>>,
+    },
+    Mute {
+        id: String,
+        muted: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    ModerateVoice {
+        room: String,
+        user_id: i64,
+        mute: Option<bool>,
+        reply: oneshot::Sender<usize>,
+    },
+    VoiceMembers {
+        room: String,
+        reply: oneshot::Sender<Vec<VoiceMember>>,
     },
 }
 
@@ -112,6 +134,18 @@ impl Sfu {
                             }
                             Command::Ufrag { id, reply } => {
                                 let _ = reply.send(core.ufrag(&id).map(str::to_string));
+                            }
+                            Command::OfferVoice { room, user_id, name, sdp, reply } => {
+                                let _ = reply.send(core.offer_voice(now, &room, user_id, &name, &sdp));
+                            }
+                            Command::Mute { id, muted, reply } => {
+                                let _ = reply.send(core.mute(&id, muted));
+                            }
+                            Command::ModerateVoice { room, user_id, mute, reply } => {
+                                let _ = reply.send(core.moderate_voice(&room, user_id, mute));
+                            }
+                            Command::VoiceMembers { room, reply } => {
+                                let _ = reply.send(core.voice_members(&room));
                             }
                         }
                     }
@@ -218,6 +252,58 @@ impl Sfu {
         })
         .await
         .flatten()
+    }
+
+    /// A member joins the room's voice chat: the session's id, the answer, the member's slot.
+    pub async fn offer_voice(
+        &self,
+        room: &str,
+        user_id: i64,
+        name: &str,
+        sdp: String,
+    ) -> Result<(PeerId, String, usize), SfuError> {
+        self.ask(|reply| Command::OfferVoice {
+            room: room.to_string(),
+            user_id,
+            name: name.to_string(),
+            sdp,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(gone()))
+    }
+
+    /// Mutes or unmutes a voice session; false when there is none.
+    pub async fn mute(&self, id: &str, muted: bool) -> bool {
+        self.ask(|reply| Command::Mute {
+            id: id.to_string(),
+            muted,
+            reply,
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Mutes, unmutes or (`None`) removes a member from a room's voice chat: sessions touched.
+    pub async fn moderate_voice(&self, room: &str, user_id: i64, mute: Option<bool>) -> usize {
+        self.ask(|reply| Command::ModerateVoice {
+            room: room.to_string(),
+            user_id,
+            mute,
+            reply,
+        })
+        .await
+        .unwrap_or(0)
+    }
+
+    /// The room's voice members now.
+    pub async fn voice_members(&self, room: &str) -> Vec<VoiceMember> {
+        self.ask(|reply| Command::VoiceMembers {
+            room: room.to_string(),
+            reply,
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Whether a room has a WebRTC publisher, and how many watch it by WebRTC.

@@ -6,5 +6,7 @@
 pub mod core;
 pub mod driver;
 
-pub use self::core::{Codec, Happening, Limits, PeerId, Role, SfuError, Tapped};
+pub use self::core::{
+    Codec, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_SLOTS,
+};
 pub use driver::Sfu;

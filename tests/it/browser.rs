@@ -372,6 +372,17 @@ async fn chromium_publishes_by_whip_and_two_chromiums_watch_by_whep() {
     .await;
 }
 
+/// Three members talk in a room's voice chat (fake microphones): each hears the others, mute
+/// silences one for the rest, the owner removes one (e2e/voice.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_talk_in_a_rooms_voice_chat() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    run_script(&e2e, "voice.mjs", &app, &chromium, &[], "VOICE-OK").await;
+}
+
 /// The owner goes live from the room page (fake camera) and a viewer on the room page watches
 /// in real time; stopping takes the viewer back to offline (e2e/webrtc-room.mjs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -290,6 +290,7 @@ async fn every_endpoint_answers_each_standing_as_the_policy_says(b: Backend) {
                 204,
             )
         },
+        // The voice endpoints' standings are tried in webrtc.rs (they need a live session).
         row(
             Method::GET,
             "/api/v1/rooms/{room}/stream-key",

@@ -181,6 +181,171 @@ async fn a_room_live_from_rtmp_refuses_a_whip_publisher() {
     let _ = encoder.wait();
 }
 
+/// Voice in a room over HTTP and the room socket: who may join, members on their slots hearing
+/// each other through moim, mute by the member and by a moderator, removal, and a ban taking a
+/// member out of voice at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = app.signup("host").await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    app.room(&owner, "talk").await;
+    let mut ws = app.ws(None, "talk", None).await;
+    assert_eq!(ws.welcome().await["voice"], json!([]));
+    let post = |user: Option<&crate::helpers::User>, sdp: String, ct: &str| {
+        let mut req = reqwest::Client::new()
+            .post(app.url("/api/v1/rooms/talk/voice"))
+            .header("content-type", ct.to_string())
+            .header("origin", app.base.clone())
+            .body(sdp);
+        if let Some(u) = user {
+            req = req.header("cookie", u.cookie.clone());
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let st = r.status().as_u16();
+            let loc = header(r.headers(), "location").to_string();
+            (st, loc, r.text().await.unwrap())
+        }
+    };
+    let (mut a, offer_a, _) = Peer::voice();
+    assert_eq!(post(None, offer_a.clone(), "application/sdp").await.0, 401);
+    assert_eq!(
+        post(Some(&alice), offer_a.clone(), "text/plain").await.0,
+        415
+    );
+    let (st, _, body) = post(Some(&alice), "v=0\r\nnonsense".into(), "application/sdp").await;
+    assert_eq!(st, 400, "{body}");
+    let (st, a_url, answer) = post(Some(&alice), offer_a, "application/sdp").await;
+    assert_eq!(st, 201, "{answer}");
+    assert!(a_url.starts_with("/api/v1/voice/"), "{a_url}");
+    a.accept(&answer);
+    let (mut b, offer_b, b_recv) = Peer::voice();
+    let (st, b_url, answer) = post(Some(&bob), offer_b, "application/sdp").await;
+    assert_eq!(st, 201, "{answer}");
+    b.accept(&answer);
+
+    // Both connect; alice speaks; bob hears her on the receiving line of her slot.
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        let (mut a, mut b) = (a, b);
+        pump_until(&mut [&mut a, &mut b], 10, |ps| {
+            ps.iter().all(|p| p.connected)
+        });
+        for n in 0..10u64 {
+            a.send(MediaKind::Audio, n, format!("alice {n}").into_bytes());
+            for _ in 0..10 {
+                a.pump();
+                b.pump();
+            }
+        }
+        pump_until(&mut [&mut a, &mut b], 10, |ps| ps[1].got_on.len() >= 10);
+        (a, b)
+    })
+    .await
+    .unwrap();
+    let members = loop {
+        let f = next_of(&mut ws, "voice.members").await;
+        if f["members"].as_array().unwrap().len() == 2 {
+            break f["members"].clone();
+        }
+    };
+    assert_eq!(members[0]["user"], "alice");
+    assert_eq!(members[0]["slot"], 0);
+    assert_eq!(members[1]["user"], "bob");
+    assert_eq!(members[1]["muted"], false);
+    let slot_a = members[0]["slot"].as_u64().unwrap() as usize;
+    assert!(
+        b.got_on.iter().all(|(mid, _)| *mid == b_recv[slot_a]),
+        "alice is heard on line {slot_a}"
+    );
+    assert_eq!(b.got_on[0].1, b"alice 0");
+    drop(a);
+
+    // Alice mutes herself: the room is told.
+    let patch = |url: &str, body: serde_json::Value| {
+        let req = reqwest::Client::new()
+            .patch(app.url(url))
+            .header("origin", app.base.clone())
+            .json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(patch(&a_url, json!({"muted": true})).await, 204);
+    assert_eq!(patch(&a_url, json!({"muted": true, "loud": 1})).await, 422);
+    assert_eq!(
+        patch(
+            "/api/v1/voice/00000000000000000000000000000000",
+            json!({"muted": true})
+        )
+        .await,
+        404
+    );
+    loop {
+        let f = next_of(&mut ws, "voice.members").await;
+        if f["members"][0]["muted"] == true {
+            break;
+        }
+    }
+    // Only moderators mute or remove others.
+    let (st, _) = bob
+        .client
+        .post(
+            "/api/v1/rooms/talk/voice/moderate",
+            json!({"username": "alice", "action": "unmute"}),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, body) = owner
+        .client
+        .post(
+            "/api/v1/rooms/talk/voice/moderate",
+            json!({"username": "bob", "action": "mute"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["sessions"], 1);
+    let (st, _) = owner
+        .client
+        .post(
+            "/api/v1/rooms/talk/voice/moderate",
+            json!({"username": "carol", "action": "remove"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+    // A ban takes bob out of voice at once, and keeps him out.
+    let (st, body) = owner
+        .client
+        .post("/api/v1/rooms/talk/bans", json!({"username": "bob"}))
+        .await;
+    assert_eq!(st, 201, "{body}");
+    loop {
+        let f = next_of(&mut ws, "voice.members").await;
+        let m = f["members"].as_array().unwrap().clone();
+        if m.len() == 1 {
+            assert_eq!(m[0]["user"], "alice");
+            break;
+        }
+    }
+    let (_, again, _) = Peer::voice();
+    assert_eq!(post(Some(&bob), again, "application/sdp").await.0, 403);
+    drop(b);
+    let _ = b_url;
+    // Alice leaves: nobody is in voice.
+    let del = reqwest::Client::new()
+        .delete(app.url(&a_url))
+        .header("origin", app.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 200);
+    loop {
+        let f = next_of(&mut ws, "voice.members").await;
+        if f["members"] == json!([]) {
+            break;
+        }
+    }
+}
+
 /// Two seconds of real media, made by ffmpeg: H.264 access units (Annex B, baseline, no
 /// B-frames, a keyframe each second, as a browser's encoder makes when asked) and 20 ms Opus
 /// packets (read out of the Ogg pages).
@@ -284,6 +449,8 @@ struct Peer {
     connected: bool,
     got_audio: Vec<Vec<u8>>,
     got_video: usize,
+    /// Every frame received, with its m-line.
+    got_on: Vec<(Mid, Vec<u8>)>,
     pending: Option<SdpPendingOffer>,
 }
 
@@ -323,10 +490,40 @@ impl Peer {
                 connected: false,
                 got_audio: Vec::new(),
                 got_video: 0,
+                got_on: Vec::new(),
                 pending: Some(pending),
             },
             offer.to_sdp_string(),
         )
+    }
+
+    /// A voice member: its microphone, then eight receiving audio lines (their mids).
+    fn voice() -> (Peer, String, Vec<Mid>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let recv: Vec<Mid> = (0..8)
+            .map(|_| api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
+            .collect();
+        let (offer, pending) = api.apply().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        let peer = Peer {
+            rtc,
+            socket,
+            audio: mic,
+            video: mic,
+            connected: false,
+            got_audio: Vec::new(),
+            got_video: 0,
+            got_on: Vec::new(),
+            pending: Some(pending),
+        };
+        (peer, offer.to_sdp_string(), recv)
     }
 
     fn accept(&mut self, answer: &str) {
@@ -345,6 +542,9 @@ impl Peer {
                 }
                 Output::Event(e) => match e {
                     Event::Connected => self.connected = true,
+                    Event::MediaData(d) if d.mid != self.audio && d.mid != self.video => {
+                        self.got_on.push((d.mid, d.data.to_vec()))
+                    }
                     Event::MediaData(d) if d.mid == self.audio => {
                         self.got_audio.push(d.data.to_vec())
                     }

@@ -14,6 +14,7 @@ import { mapPanel } from "../room/plan-map.js";
 import { pollsPanel } from "../room/polls.js";
 import { streamingPanel } from "../room/streaming.js";
 import { RealtimePlayer } from "../room/realtime.js";
+import { voicePanel } from "../room/voice.js";
 
 /** @typedef {import("../router.js").PageContext} PageContext */
 /** @typedef {import("../types.js").Room} Room */
@@ -143,6 +144,7 @@ export function mount(ctx) {
         modeRow,
         watch.box,
         watch.bar,
+        voicePanel(socket, { slug: room.slug, moderate: permissions.moderate, signal }),
         polls,
         permissions.manage ? invitesPanel(room, ctx) : null,
         permissions.manage ? streamingPanel(room, ctx) : null,

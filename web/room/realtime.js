@@ -23,7 +23,7 @@ function connected(pc) {
  * Sends an offer to a WHIP/WHEP endpoint; the answer is applied. Returns the session's URL.
  * @param {RTCPeerConnection} pc @param {string} url @param {Record<string, string>} headers
  */
-async function negotiate(pc, url, headers) {
+export async function negotiate(pc, url, headers) {
   await pc.setLocalDescription(await pc.createOffer());
   const resp = await fetch(url, { method: "POST", headers: { "content-type": "application/sdp", ...headers }, body: pc.localDescription?.sdp || "" });
   const text = await resp.text();

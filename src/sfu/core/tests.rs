@@ -10,7 +10,7 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped};
+use super::{Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped, VOICE_SLOTS};
 
 const SERVER: &str = "10.0.0.1:5000";
 
@@ -39,6 +39,7 @@ impl Client {
         let dir = match role {
             Role::Publisher => Direction::SendOnly,
             Role::Viewer => Direction::RecvOnly,
+            Role::Voice => Direction::SendRecv,
         };
         let mut api = rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, dir, None, None, None);
@@ -594,4 +595,158 @@ fn gone_says_whether_the_peer_was_ended_or_lost() {
         "{h:?}"
     );
     let _ = p;
+}
+
+/// A voice client: its microphone on the first audio m-line, `slots` receiving lines after.
+fn voice_client(
+    now: Instant,
+    addr: &str,
+    slots: usize,
+) -> (Client, String, SdpPendingOffer, Vec<Mid>) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let recv: Vec<Mid> = (0..slots)
+        .map(|_| api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
+        .collect();
+    let (offer, pending) = api.apply().unwrap();
+    let client = Client {
+        rtc,
+        addr,
+        audio: Some(mic),
+        video: None,
+        got: Vec::new(),
+        keyframe_requests: 0,
+        connected: false,
+        cut: false,
+    };
+    (client, offer.to_sdp_string(), pending, recv)
+}
+
+impl Net {
+    /// A member joins the room's voice chat: its client index, receiving lines and slot.
+    fn talk(&mut self, room: &str, user: i64, addr: &str) -> (usize, Vec<Mid>, usize) {
+        let (mut c, offer, pending, recv) = voice_client(self.now, addr, 3);
+        let (_, answer, slot) = self
+            .core
+            .offer_voice(self.now, room, user, &format!("user{user}"), &offer)
+            .unwrap();
+        c.accept(pending, &answer);
+        self.clients.push(c);
+        (self.clients.len() - 1, recv, slot)
+    }
+}
+
+#[test]
+fn voice_members_hear_each_other_on_their_slots_and_muting_stops_it() {
+    let mut net = Net::new();
+    let a = net.talk("room", 1, "10.0.1.1:1000");
+    let b = net.talk("room", 2, "10.0.1.2:1000");
+    let c = net.talk("room", 3, "10.0.1.3:1000");
+    assert_eq!((a.2, b.2, c.2), (0, 1, 2), "slots in order of joining");
+    net.run(400);
+    assert!([a.0, b.0, c.0].iter().all(|i| net.clients[*i].connected));
+    let told = net.core.happenings();
+    let last = told
+        .iter()
+        .rev()
+        .find_map(|h| match h {
+            Happening::Voice { members, .. } => Some(members.clone()),
+            _ => None,
+        })
+        .expect("the room was told its members");
+    assert_eq!(
+        last.iter().map(|m| (m.user_id, m.slot)).collect::<Vec<_>>(),
+        vec![(1, 0), (2, 1), (3, 2)]
+    );
+    // Each speaks; the others hear it, on the receiving line of its slot.
+    for (n, who) in [a.0, b.0, c.0].into_iter().enumerate() {
+        let now = net.now;
+        net.clients[who].send(
+            now,
+            MediaKind::Audio,
+            n as u64,
+            format!("from {n}").as_bytes(),
+        );
+        net.run(30);
+    }
+    let heard = |net: &Net, i: usize| -> Vec<Vec<u8>> {
+        net.clients[i].got.iter().map(|(_, d)| d.clone()).collect()
+    };
+    assert_eq!(
+        heard(&net, a.0),
+        vec![b"from 1".to_vec(), b"from 2".to_vec()]
+    );
+    assert_eq!(
+        heard(&net, b.0),
+        vec![b"from 0".to_vec(), b"from 2".to_vec()]
+    );
+    assert_eq!(
+        heard(&net, c.0),
+        vec![b"from 0".to_vec(), b"from 1".to_vec()]
+    );
+    // B is muted (by itself or a moderator): nobody hears it, and the room is told.
+    net.core.happenings();
+    let b_id = net
+        .core
+        .peers
+        .iter()
+        .find(|p| p.talker.as_ref().is_some_and(|t| t.user_id == 2))
+        .unwrap()
+        .id
+        .clone();
+    assert!(net.core.mute(&b_id, true));
+    let now = net.now;
+    net.clients[b.0].send(now, MediaKind::Audio, 9, b"muted words");
+    net.run(300);
+    assert!(!heard(&net, a.0).contains(&b"muted words".to_vec()));
+    let told = net.core.happenings();
+    assert!(
+        told.iter()
+            .any(|h| matches!(h, Happening::Voice { members, .. }
+        if members.iter().any(|m| m.user_id == 2 && m.muted))),
+        "{told:?}"
+    );
+    // A moderator removes C: it is gone and the room hears of two members.
+    assert_eq!(net.core.moderate_voice("room", 3, None), 1);
+    net.run(300);
+    assert_eq!(net.core.voice_members("room").len(), 2);
+    let _ = c.1;
+}
+
+#[test]
+fn voice_news_is_coalesced_and_the_chat_has_a_size() {
+    let mut net = Net::new();
+    for u in 0..VOICE_SLOTS as i64 {
+        net.talk("room", u, &format!("10.0.2.{}:1000", u + 1));
+    }
+    let (_, offer, _, _) = voice_client(net.now, "10.0.3.1:1000", 3);
+    assert_eq!(
+        net.core
+            .offer_voice(net.now, "room", 99, "late", &offer)
+            .err(),
+        Some(SfuError::VoiceFull(VOICE_SLOTS))
+    );
+    // The same member again replaces its session (a reload), keeping the count.
+    let (_, offer, _, _) = voice_client(net.now, "10.0.3.2:1000", 3);
+    let (_, _, slot) = net
+        .core
+        .offer_voice(net.now, "room", 0, "user0", &offer)
+        .unwrap();
+    assert_eq!(slot, 0);
+    net.run(2_000);
+    // Eight members connecting within a few milliseconds: the room is told a few times a
+    // second at most, not once per change.
+    let news = net
+        .core
+        .happenings()
+        .iter()
+        .filter(|h| matches!(h, Happening::Voice { .. }))
+        .count();
+    assert!((1..=8).contains(&news), "{news} voice updates in 2 s");
 }

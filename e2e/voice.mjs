@@ -1,0 +1,132 @@
+// Voice in a room: three members in three Chromium contexts with fake microphones (a beeping
+// tone) join the room's voice chat; each hears the two others (audio energy measured with an
+// AnalyserNode on what each receiving line plays) and sees them speak; muting one silences it
+// for the others and marks it muted; the owner (a moderator) removes a member, who is told.
+// Screenshots of the voice panel, desktop English and phone Korean.
+// Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const base = process.env.MOIM_URL;
+const shots = process.env.MOIM_SCREENSHOTS || "target/screenshots";
+if (!base) throw new Error("MOIM_URL is needed");
+mkdirSync(shots, { recursive: true });
+const T = 30000;
+const browser = await chromium.launch({
+  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"],
+});
+function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
+
+async function member(name, opts = {}) {
+  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone"], ...opts });
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
+  await page.goto(`${base}/`);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.locator("#auth-form input[name=username]").fill(name);
+  await page.locator("#auth-form input[name=password]").fill("correct horse battery");
+  await page.locator("#auth-form button[type=submit]").click();
+  await page.locator("#create-room").waitFor({ timeout: T });
+  return page;
+}
+
+/** RMS energy of what each receiving slot plays, over 600 ms, by slot. */
+async function energies(page) {
+  return page.evaluate(async () => {
+    const ctx = new AudioContext();
+    const probes = [...document.querySelectorAll("audio[data-slot]")].map((a) => {
+      const el = /** @type {HTMLAudioElement} */ (a);
+      if (!(el.srcObject instanceof MediaStream) || !el.srcObject.getAudioTracks().length) return null;
+      const an = ctx.createAnalyser();
+      an.fftSize = 2048;
+      ctx.createMediaStreamSource(el.srcObject).connect(an);
+      return { slot: Number(el.dataset.slot), an, sum: 0, n: 0 };
+    }).filter((p) => p !== null);
+    const buf = new Float32Array(2048);
+    for (let i = 0; i < 12; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      for (const p of probes) {
+        p.an.getFloatTimeDomainData(buf);
+        let s = 0;
+        for (const x of buf) s += x * x;
+        p.sum += s / buf.length;
+        p.n += 1;
+      }
+    }
+    await ctx.close();
+    /** @type {Record<number, number>} */
+    const out = {};
+    for (const p of probes) out[p.slot] = Math.sqrt(p.sum / Math.max(1, p.n));
+    return out;
+  });
+}
+
+const owner = await member("host");
+await owner.locator("#create-room input[name=title]").fill("Talk room");
+await owner.locator("#create-room input[name=slug]").fill("talk");
+await owner.locator("#create-room button[type=submit]").click();
+await owner.waitForURL(`${base}/r/talk`, { timeout: T });
+const ann = await member("ann");
+const bo = await member("bo");
+for (const p of [ann, bo]) await p.goto(`${base}/r/talk`);
+const all = [owner, ann, bo];
+for (const p of all) await p.locator("#voice-members").filter({ hasText: "Nobody is talking yet." }).waitFor({ timeout: T });
+
+for (const p of all) {
+  await p.locator("#voice-join").click();
+  await p.locator("#voice-status").filter({ hasText: "You are in voice." }).waitFor({ timeout: T });
+}
+for (const p of all) await p.locator("#voice-members li.voice-member").nth(2).waitFor({ timeout: T });
+
+// Each hears the two others: two receiving lines carry sound, its own does not.
+const slots = await owner.evaluate(() =>
+  Object.fromEntries([...document.querySelectorAll("#voice-members li.voice-member")].map((li) => [li.getAttribute("data-user"), 0])));
+check(Object.keys(slots).sort().join(",") === "ann,bo,host", `the members listed: ${Object.keys(slots)}`);
+for (const [name, p] of [["host", owner], ["ann", ann], ["bo", bo]]) {
+  let heard = [];
+  for (let tries = 0; tries < 20; tries++) {
+    const e = await energies(p);
+    heard = Object.values(e).filter((v) => v > 0.01);
+    if (heard.length === 2) break;
+  }
+  check(heard.length === 2, `${name} hears the two others`);
+}
+// The fake microphones beep: someone is shown speaking.
+await owner.locator("#voice-members li.voice-member.speaking").first().waitFor({ timeout: T });
+await owner.locator("#voice").screenshot({ path: `${shots}/voice-panel-desktop.png` });
+
+// Ann mutes: the others see it and stop hearing her (the server stops forwarding her).
+const before = await energies(owner);
+await ann.locator("#voice-mute").click();
+await owner.locator('#voice-members li.voice-member.muted[data-user="ann"]').waitFor({ timeout: T });
+await bo.locator('#voice-members li.voice-member.muted[data-user="ann"]').waitFor({ timeout: T });
+let quiet = false;
+for (let tries = 0; tries < 20 && !quiet; tries++) {
+  const e = await energies(owner);
+  quiet = Object.values(e).filter((v) => v > 0.01).length === 1;
+}
+check(quiet, `the host hears only bo once ann mutes (before: ${JSON.stringify(before)})`);
+await ann.locator("#voice-mute").click();
+await owner.locator('#voice-members li.voice-member.muted[data-user="ann"]').waitFor({ state: "detached", timeout: T });
+
+// The host removes bo from voice: bo is told, and the list has two.
+await owner.locator('#voice-members li[data-user="bo"] button', { hasText: "Remove" }).click();
+await bo.locator("#voice-status").filter({ hasText: "taken out of voice" }).waitFor({ timeout: T });
+await owner.locator('#voice-members li[data-user="bo"]').waitFor({ state: "detached", timeout: T });
+check(await bo.locator("#voice-join").isVisible(), "bo may join again");
+
+// Korean, phone size.
+const ko = await browser.newContext({ locale: "ko-KR", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, permissions: ["microphone"], storageState: await ann.context().storageState() });
+const kp = await ko.newPage();
+await kp.goto(`${base}/r/talk`);
+await kp.locator("#voice h3").filter({ hasText: "음성 대화" }).waitFor({ timeout: T });
+await kp.locator("#voice-members li.voice-member").first().waitFor({ timeout: T });
+await kp.locator("#voice").screenshot({ path: `${shots}/voice-panel-phone-ko.png` });
+
+for (const p of [owner, ann]) await p.locator("#voice-leave").click();
+await browser.close();
+if (process.exitCode) process.exit(process.exitCode);
+console.log("VOICE-OK");

@@ -1,0 +1,227 @@
+// @ts-check
+// The room's voice chat: Join voice sends the microphone to moim's SFU and hears the others.
+// The connection offers one sending audio line and one receiving line per member slot (the
+// server says which member is on which slot in `voice.members`), so people coming and going
+// need no renegotiation. Mute (also push-to-talk: hold the button or the space bar), a
+// speaking ring on each name, a volume per person, and for moderators mute and remove.
+// A dropped connection rejoins by itself.
+
+import { api, el, errMsg } from "../dom.js";
+import { t } from "../i18n.js";
+import * as store from "../store.js";
+import { negotiate } from "./realtime.js";
+
+/** Receiving lines offered: the most members a room's voice chat takes (moim's VOICE_SLOTS). */
+const SLOTS = 8;
+
+/** @typedef {import("../types.js").VoiceMember} VoiceMember */
+
+/**
+ * @param {import("../room-socket.js").RoomSocket} socket
+ * @param {{ slug: string, moderate: boolean, signal: AbortSignal }} opts
+ */
+export function voicePanel(socket, { slug, moderate, signal }) {
+  const status = el("p", { class: "muted", role: "status", id: "voice-status" });
+  const list = el("ul", { class: "voice-members", id: "voice-members" });
+  const join = el("button", { type: "button", id: "voice-join", text: t("voice.join") });
+  const mute = el("button", { type: "button", id: "voice-mute", "aria-pressed": "false", hidden: true, text: t("voice.mute") });
+  const ptt = el("button", { type: "button", id: "voice-ptt", hidden: true, text: t("voice.ptt") });
+  const leave = el("button", { type: "button", class: "danger", id: "voice-leave", hidden: true, text: t("voice.leave") });
+  const audios = el("div", { hidden: true });
+  /** @type {VoiceMember[]} */
+  let members = [];
+  /** Volume per user id, 0..1, kept while the page is open. @type {Map<string, number>} */
+  const volumes = new Map();
+  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, recv: RTCRtpTransceiver[], audio: HTMLAudioElement[] } | null} */
+  let on = null;
+  let muted = false;
+  let wanted = false; // the member wants to be in voice (a dropped connection rejoins)
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let rejoinTimer;
+
+  const applyVolumes = () => {
+    if (!on) return;
+    for (const m of members) {
+      const a = on.audio[m.slot];
+      if (a) a.volume = volumes.get(m.user_id) ?? 1;
+    }
+  };
+
+  const render = () => {
+    const me = store.get().user;
+    list.replaceChildren(...members.map((m) => {
+      const mine = me && me.id === m.user_id;
+      const volume = el("input", { type: "range", min: "0", max: "1", step: "0.05", class: "voice-volume",
+        value: String(volumes.get(m.user_id) ?? 1), "aria-label": t("voice.volume", { name: m.user }), hidden: !!mine || !on });
+      volume.addEventListener("input", () => { volumes.set(m.user_id, Number(volume.value)); applyVolumes(); });
+      const tools = [];
+      if (moderate && !mine) {
+        const act = (/** @type {string} */ action) => api("POST", `/rooms/${encodeURIComponent(slug)}/voice/moderate`, { username: m.user, action })
+          .catch((e) => { status.className = "error"; status.textContent = errMsg(e); });
+        const mm = el("button", { type: "button", class: "small", text: m.muted ? t("voice.unmuteThem") : t("voice.muteThem") });
+        mm.addEventListener("click", () => void act(m.muted ? "unmute" : "mute"));
+        const rm = el("button", { type: "button", class: "small danger", text: t("voice.remove") });
+        rm.addEventListener("click", () => void act("remove"));
+        tools.push(mm, rm);
+      }
+      return el("li", { class: `voice-member${m.speaking ? " speaking" : ""}${m.muted ? " muted" : ""}`, "data-user": m.user },
+        el("span", { class: "voice-dot", "aria-hidden": "true" }),
+        el("span", { class: "voice-name", text: m.user }),
+        el("span", { class: "muted voice-state", text: m.muted ? t("voice.isMuted") : m.speaking ? t("voice.isSpeaking") : "" }),
+        volume, ...tools);
+    }));
+    if (!members.length) list.append(el("li", { class: "muted", text: t("voice.nobody") }));
+    applyVolumes();
+  };
+
+  const showJoined = (/** @type {boolean} */ joined) => {
+    join.hidden = joined;
+    mute.hidden = !joined;
+    ptt.hidden = !joined;
+    leave.hidden = !joined;
+  };
+
+  /** @param {boolean} m */
+  const setMuted = (m) => {
+    muted = m;
+    mute.setAttribute("aria-pressed", String(m));
+    mute.textContent = m ? t("voice.unmute") : t("voice.mute");
+    if (!on) return;
+    on.stream.getAudioTracks().forEach((tr) => { tr.enabled = !m; });
+    const session = on.session;
+    fetch(session, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ muted: m }) }).catch(() => {});
+  };
+
+  const teardown = () => {
+    if (!on) return;
+    const { pc, stream, session, audio } = on;
+    on = null;
+    stream.getTracks().forEach((tr) => tr.stop());
+    audio.forEach((a) => { a.srcObject = null; });
+    pc.close();
+    if (session) fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
+  };
+
+  const start = async () => {
+    clearTimeout(rejoinTimer);
+    join.disabled = true;
+    status.className = "muted";
+    status.textContent = t("voice.connecting");
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true }, video: false });
+      if (!wanted || signal.aborted) { stream.getTracks().forEach((tr) => tr.stop()); return; }
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly" });
+      /** @type {RTCRtpTransceiver[]} */
+      const recv = [];
+      /** @type {HTMLAudioElement[]} */
+      const audio = [];
+      for (let i = 0; i < SLOTS; i++) {
+        recv.push(pc.addTransceiver("audio", { direction: "recvonly" }));
+        const a = el("audio", { autoplay: true, "data-slot": String(i) });
+        audios.append(a);
+        audio.push(/** @type {HTMLAudioElement} */ (a));
+      }
+      pc.addEventListener("track", (ev) => {
+        const i = recv.indexOf(ev.transceiver);
+        if (i >= 0) { audio[i].srcObject = new MediaStream([ev.track]); audio[i].play().catch(() => {}); }
+      });
+      on = { pc, stream, session: "", recv, audio };
+      const mine = on;
+      on.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/voice`, {});
+      if (on !== mine) return;
+      if (muted) setMuted(true);
+      pc.addEventListener("connectionstatechange", () => {
+        if (on !== mine) return;
+        if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
+          status.className = "muted";
+          status.textContent = t("voice.reconnecting");
+          // Rejoin with a new session unless the connection comes back by itself first.
+          clearTimeout(rejoinTimer);
+          rejoinTimer = setTimeout(() => {
+            if (on === mine && pc.connectionState !== "connected" && wanted) { teardown(); void start(); }
+          }, pc.connectionState === "failed" ? 0 : 2000);
+        } else if (pc.connectionState === "connected") {
+          clearTimeout(rejoinTimer);
+          status.textContent = t("voice.joined");
+        }
+      });
+      showJoined(true);
+      status.textContent = pc.connectionState === "connected" ? t("voice.joined") : t("voice.connecting");
+      render();
+    } catch (e) {
+      teardown();
+      status.className = "error";
+      status.textContent = errMsg(e);
+      if (wanted && !signal.aborted && !(e instanceof DOMException)) {
+        // The server or the network said no for now: try again in a while.
+        rejoinTimer = setTimeout(() => { if (wanted) void start(); }, 5000);
+      } else {
+        wanted = false;
+        showJoined(false);
+      }
+    } finally {
+      join.disabled = false;
+    }
+  };
+
+  join.addEventListener("click", () => { wanted = true; void start(); });
+  leave.addEventListener("click", () => {
+    wanted = false;
+    clearTimeout(rejoinTimer);
+    teardown();
+    showJoined(false);
+    status.className = "muted";
+    status.textContent = t("voice.left");
+    render();
+  });
+  mute.addEventListener("click", () => setMuted(!muted));
+  // Push to talk: unmuted while held.
+  const hold = (/** @type {boolean} */ down) => { if (on) setMuted(!down); };
+  ptt.addEventListener("pointerdown", () => hold(true));
+  ptt.addEventListener("pointerup", () => hold(false));
+  ptt.addEventListener("pointerleave", () => { if (on && !muted) hold(false); });
+  /** @param {KeyboardEvent} e */
+  const key = (e) => {
+    if (!on || e.code !== "Space" || e.repeat) return;
+    const target = /** @type {HTMLElement | null} */ (e.target);
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    e.preventDefault();
+    hold(e.type === "keydown");
+  };
+  document.addEventListener("keydown", key);
+  document.addEventListener("keyup", key);
+
+  socket.on("welcome", (f) => { members = f.voice || []; render(); });
+  /** Whether the last list had this member in it while connected. */
+  let wasListed = false;
+  socket.on("voice.members", (f) => {
+    members = f.members || [];
+    const me = store.get().user;
+    const listed = !!(me && members.some((m) => m.user_id === me.id));
+    // Taken out while connected (a moderator, a ban): out of voice, and not rejoining.
+    if (on && wasListed && !listed && on.pc.connectionState === "connected") {
+      wanted = false;
+      teardown();
+      showJoined(false);
+      status.className = "error";
+      status.textContent = t("voice.removed");
+    }
+    wasListed = listed && !!on;
+    render();
+  });
+  signal.addEventListener("abort", () => {
+    wanted = false;
+    clearTimeout(rejoinTimer);
+    teardown();
+    document.removeEventListener("keydown", key);
+    document.removeEventListener("keyup", key);
+  });
+  render();
+  const signedIn = !!store.get().user;
+  return el("section", { class: "card voice", id: "voice" },
+    el("h3", { text: t("voice.title") }),
+    list,
+    signedIn ? el("div", { class: "row" }, join, mute, ptt, leave) : el("p", { class: "muted", text: t("voice.signIn") }),
+    status, audios);
+}
