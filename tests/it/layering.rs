@@ -46,7 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "app",
         &[
             "ai", "auth", "config", "domain", "http", "library", "limits", "live", "metrics",
-            "photos", "realtime", "sfu", "signin", "state", "storage",
+            "photos", "realtime", "sfu", "signin", "state", "storage", "views",
         ],
     ),
 ];
