@@ -33,17 +33,17 @@ async function member(name, opts = {}) {
   return page;
 }
 
-/** RMS energy of what each receiving slot plays, over 600 ms, by slot. */
+/** RMS energy of what each receiving line plays, over 600 ms, by line. */
 async function energies(page) {
   return page.evaluate(async () => {
     const ctx = new AudioContext();
-    const probes = [...document.querySelectorAll("audio[data-slot]")].map((a) => {
+    const probes = [...document.querySelectorAll("audio[data-line]")].map((a) => {
       const el = /** @type {HTMLAudioElement} */ (a);
       if (!(el.srcObject instanceof MediaStream) || !el.srcObject.getAudioTracks().length) return null;
       const an = ctx.createAnalyser();
       an.fftSize = 2048;
       ctx.createMediaStreamSource(el.srcObject).connect(an);
-      return { slot: Number(el.dataset.slot), an, sum: 0, n: 0 };
+      return { line: Number(el.dataset.line), an, sum: 0, n: 0 };
     }).filter((p) => p !== null);
     const buf = new Float32Array(2048);
     for (let i = 0; i < 12; i++) {
@@ -59,7 +59,7 @@ async function energies(page) {
     await ctx.close();
     /** @type {Record<number, number>} */
     const out = {};
-    for (const p of probes) out[p.slot] = Math.sqrt(p.sum / Math.max(1, p.n));
+    for (const p of probes) out[p.line] = Math.sqrt(p.sum / Math.max(1, p.n));
     return out;
   });
 }

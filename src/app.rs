@@ -188,7 +188,7 @@ impl Application {
                                 .map(|m| crate::views::VoiceMemberView {
                                     user: m.user,
                                     user_id: m.user_id.to_string(),
-                                    slot: m.slot,
+                                    line: m.line,
                                     muted: m.muted,
                                     speaking: m.speaking,
                                     camera: false,

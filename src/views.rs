@@ -39,8 +39,9 @@ pub struct VoiceMemberView {
     /// The member's username.
     pub user: String,
     pub user_id: String,
-    /// Which receiving line of each client carries this member (see `api.md`, voice).
-    pub slot: usize,
+    /// Which receiving line of each member's connection carries this member, if one does now
+    /// (see `api.md`, voice).
+    pub line: Option<usize>,
     pub muted: bool,
     pub speaking: bool,
     /// Sends video (camera tiles are not offered yet: always false).

@@ -334,12 +334,12 @@ pub async fn voice_join(
     state.rooms.require_talker(&user, &slug).await?;
     offer_allowed(&state, &headers, peer)?;
     let sdp = sdp_body(&headers, &body)?;
-    let (id, sdp, slot) = state
+    let (id, sdp, line) = state
         .sfu
         .offer_voice(&slug, user.id, &user.username, sdp)
         .await
         .map_err(sfu_error)?;
-    tracing::debug!(room = %slug, slot, "voice member joined");
+    tracing::debug!(room = %slug, ?line, "voice member joined");
     Ok(answer("voice", &id, sdp))
 }
 

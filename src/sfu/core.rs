@@ -35,14 +35,18 @@ pub enum Role {
     /// Watches it (WHEP).
     Viewer,
     /// Talks and listens in the room's voice chat: sends its microphone on its first audio
-    /// m-line and hears the others on the rest, one per member slot.
+    /// m-line and hears the others on the rest.
     Voice,
 }
 
-/// Members of one room's voice chat at most. A voice client offers one audio m-line to send
-/// and this many to receive: member slot `s` is heard on receiving line `s` (its own stays
-/// silent), so members coming and going need no renegotiation.
-pub const VOICE_SLOTS: usize = 8;
+/// Receiving lines of a voice client: a voice client offers one audio m-line to send and this
+/// many to receive. Each member who has a line is heard on that line by everyone else (the
+/// same line for all listeners); with more members than lines, the lines carry the ones who
+/// spoke last (a quiet member gives its line to one who starts speaking). Members coming and
+/// going, or taking a line, need no renegotiation.
+pub const VOICE_LINES: usize = 8;
+/// Members of one room's voice chat at most.
+pub const VOICE_MEMBERS: usize = 64;
 /// A member whose audio level was at least this (dBov, RFC 6464) within [`SPEAKING_HOLD`] is
 /// speaking.
 const SPEAKING_DBOV: i8 = -50;
@@ -55,7 +59,8 @@ const VOICE_NEWS_EVERY: Duration = Duration::from_millis(250);
 pub struct VoiceMember {
     pub user_id: i64,
     pub user: String,
-    pub slot: usize,
+    /// The receiving line it is heard on, if it has one now.
+    pub line: Option<usize>,
     pub muted: bool,
     pub speaking: bool,
 }
@@ -63,7 +68,7 @@ pub struct VoiceMember {
 struct Talker {
     user_id: i64,
     name: String,
-    slot: usize,
+    line: Option<usize>,
     muted: bool,
     speaking: bool,
     last_loud: Option<Instant>,
@@ -273,8 +278,8 @@ impl Core {
     }
 
     /// A member joins the room's voice chat with `sdp` (one audio m-line to send, then up to
-    /// [`VOICE_SLOTS`] to receive): its id, the answer, and its slot. A second session of the
-    /// same member replaces the first.
+    /// [`VOICE_LINES`] to receive): its id, the answer, and its line if one was free. A second
+    /// session of the same member replaces the first.
     pub fn offer_voice(
         &mut self,
         now: Instant,
@@ -282,25 +287,28 @@ impl Core {
         user_id: i64,
         name: &str,
         sdp: &str,
-    ) -> Result<(PeerId, String, usize), SfuError> {
+    ) -> Result<(PeerId, String, Option<usize>), SfuError> {
         let talking = |p: &Peer| p.room == room && p.rtc.is_alive() && p.talker.is_some();
         let mut taken: Vec<usize> = Vec::new();
+        let mut members = 0;
         let mut again = None;
         for p in self.peers.iter().filter(|p| talking(p)) {
             let t = p.talker.as_ref().expect("talking");
             if t.user_id == user_id {
                 again = Some(p.id.clone());
             } else {
-                taken.push(t.slot);
+                members += 1;
+                taken.extend(t.line);
             }
         }
-        let Some(slot) = (0..VOICE_SLOTS).find(|s| !taken.contains(s)) else {
-            return Err(SfuError::VoiceFull(VOICE_SLOTS));
-        };
+        if members >= VOICE_MEMBERS {
+            return Err(SfuError::VoiceFull(VOICE_MEMBERS));
+        }
+        let line = (0..VOICE_LINES).find(|s| !taken.contains(s));
         let talker = Talker {
             user_id,
             name: name.to_string(),
-            slot,
+            line,
             muted: false,
             speaking: false,
             last_loud: None,
@@ -309,7 +317,7 @@ impl Core {
         if let Some(old) = again {
             self.remove(&old);
         }
-        Ok((id, answer, slot))
+        Ok((id, answer, line))
     }
 
     fn offer_as(
@@ -485,7 +493,7 @@ impl Core {
         ids.len()
     }
 
-    /// The room's voice members (connected), by slot.
+    /// The room's voice members (connected): those with a line by line, then the others.
     pub fn voice_members(&self, room: &str) -> Vec<VoiceMember> {
         let mut members: Vec<VoiceMember> = self
             .peers
@@ -495,12 +503,12 @@ impl Core {
             .map(|t| VoiceMember {
                 user_id: t.user_id,
                 user: t.name.clone(),
-                slot: t.slot,
+                line: t.line,
                 muted: t.muted,
                 speaking: t.speaking,
             })
             .collect();
-        members.sort_by_key(|m| m.slot);
+        members.sort_by_key(|m| (m.line.is_none(), m.line, m.user_id));
         members
     }
 
@@ -562,7 +570,7 @@ impl Core {
     /// requests are forwarded here.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Datagram>) -> Instant {
         let mut media: Vec<(String, MediaKind, MediaData)> = Vec::new();
-        let mut voice: Vec<(String, String, usize, MediaData)> = Vec::new();
+        let mut voice: Vec<(String, String, i64, MediaData)> = Vec::new();
         let mut voice_news: Vec<String> = Vec::new();
         let mut keyframes: Vec<String> = Vec::new();
         for p in &mut self.peers {
@@ -681,7 +689,7 @@ impl Core {
                             {
                                 t.last_loud = Some(now);
                             }
-                            voice.push((p.room.clone(), p.id.clone(), t.slot, data));
+                            voice.push((p.room.clone(), p.id.clone(), t.user_id, data));
                         }
                         // A viewer's own requests are throttled per viewer: one viewer
                         // cannot make the publisher send keyframes for everyone.
@@ -706,8 +714,10 @@ impl Core {
         for (room, kind, data) in &media {
             self.forward(now, room, *kind, data);
         }
-        for (room, from, slot, data) in &voice {
-            self.forward_voice(now, room, from, *slot, data);
+        for (room, from, user_id, data) in &voice {
+            if let Some(line) = self.line_for(now, room, *user_id) {
+                self.forward_voice(now, room, from, line, data);
+            }
         }
         // Speaking starts with a loud packet and ends a moment after the last one.
         for p in &mut self.peers {
@@ -832,14 +842,57 @@ impl Core {
         }
     }
 
-    /// A voice member's audio to every other member of the room, on the receiving line of the
-    /// sender's slot.
+    /// The line a voice member is heard on: its own, or, when it is speaking and has none, a
+    /// free one or the line of the member quiet the longest (not speaking now). None while
+    /// every line carries someone speaking.
+    fn line_for(&mut self, now: Instant, room: &str, user_id: i64) -> Option<usize> {
+        let in_room = |p: &Peer| p.room == room && p.rtc.is_alive() && p.talker.is_some();
+        let speaking = |t: &Talker| {
+            t.last_loud
+                .is_some_and(|l| now.duration_since(l) < SPEAKING_HOLD)
+        };
+        let me = self
+            .peers
+            .iter()
+            .position(|p| in_room(p) && p.talker.as_ref().is_some_and(|t| t.user_id == user_id))?;
+        let t = self.peers[me].talker.as_ref().expect("a talker");
+        if t.line.is_some() {
+            return t.line;
+        }
+        if !speaking(t) {
+            return None; // silence from a member without a line is not worth a line
+        }
+        let mut used = Vec::new();
+        // The line whose member has been quiet the longest: (line, peer index, last loud).
+        let mut idle: Option<(usize, usize, Option<Instant>)> = None;
+        for (i, p) in self.peers.iter().enumerate().filter(|(_, p)| in_room(p)) {
+            let o = p.talker.as_ref().expect("a talker");
+            let Some(line) = o.line else { continue };
+            used.push(line);
+            if !speaking(o) && idle.is_none_or(|(_, _, q)| o.last_loud < q) {
+                idle = Some((line, i, o.last_loud));
+            }
+        }
+        let line = match (0..VOICE_LINES).find(|l| !used.contains(l)) {
+            Some(free) => free,
+            None => {
+                let (line, i, _) = idle?;
+                self.peers[i].talker.as_mut().expect("a talker").line = None;
+                line
+            }
+        };
+        self.peers[me].talker.as_mut().expect("a talker").line = Some(line);
+        self.voice_news(room);
+        Some(line)
+    }
+
+    /// A voice member's audio to every other member of the room, on `line`.
     fn forward_voice(
         &mut self,
         now: Instant,
         room: &str,
         from: &str,
-        slot: usize,
+        line: usize,
         data: &MediaData,
     ) {
         for v in self.peers.iter_mut().filter(|p| {
@@ -849,7 +902,7 @@ impl Core {
                 .mids
                 .iter()
                 .filter(|(_, k)| *k == MediaKind::Audio)
-                .nth(1 + slot)
+                .nth(1 + line)
                 .map(|(m, _)| *m)
             else {
                 continue;

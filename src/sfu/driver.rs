@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::{Core, Happening, Limits, PeerId, Role, SfuError, VoiceMember};
 
+/// A voice member's session: its id, the SDP answer, and its line if it got one.
+type Joined = (PeerId, String, Option<usize>);
+
 enum Command {
     Offer {
         room: String,
@@ -43,7 +46,7 @@ enum Command {
         user_id: i64,
         name: String,
         sdp: String,
-        reply: oneshot::Sender<Result<(PeerId, String, usize), SfuError>>,
+        reply: oneshot::Sender<Result<Joined, SfuError>>,
     },
     Mute {
         id: String,
@@ -254,14 +257,14 @@ impl Sfu {
         .flatten()
     }
 
-    /// A member joins the room's voice chat: the session's id, the answer, the member's slot.
+    /// A member joins the room's voice chat: the session's id, the answer, the member's line.
     pub async fn offer_voice(
         &self,
         room: &str,
         user_id: i64,
         name: &str,
         sdp: String,
-    ) -> Result<(PeerId, String, usize), SfuError> {
+    ) -> Result<Joined, SfuError> {
         self.ask(|reply| Command::OfferVoice {
             room: room.to_string(),
             user_id,

@@ -7,6 +7,7 @@ pub mod core;
 pub mod driver;
 
 pub use self::core::{
-    Codec, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_SLOTS,
+    Codec, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_LINES,
+    VOICE_MEMBERS,
 };
 pub use driver::Sfu;

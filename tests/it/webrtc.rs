@@ -181,7 +181,7 @@ async fn a_room_live_from_rtmp_refuses_a_whip_publisher() {
     let _ = encoder.wait();
 }
 
-/// Voice in a room over HTTP and the room socket: who may join, members on their slots hearing
+/// Voice in a room over HTTP and the room socket: who may join, members on their lines hearing
 /// each other through moim, mute by the member and by a moderator, removal, and a ban taking a
 /// member out of voice at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,13 +251,13 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
         }
     };
     assert_eq!(members[0]["user"], "alice");
-    assert_eq!(members[0]["slot"], 0);
+    assert_eq!(members[0]["line"], 0);
     assert_eq!(members[1]["user"], "bob");
     assert_eq!(members[1]["muted"], false);
-    let slot_a = members[0]["slot"].as_u64().unwrap() as usize;
+    let line_a = members[0]["line"].as_u64().unwrap() as usize;
     assert!(
-        b.got_on.iter().all(|(mid, _)| *mid == b_recv[slot_a]),
-        "alice is heard on line {slot_a}"
+        b.got_on.iter().all(|(mid, _)| *mid == b_recv[line_a]),
+        "alice is heard on line {line_a}"
     );
     assert_eq!(b.got_on[0].1, b"alice 0");
     drop(a);

@@ -1,8 +1,8 @@
 // @ts-check
 // The room's voice chat: Join voice sends the microphone to moim's SFU and hears the others.
-// The connection offers one sending audio line and one receiving line per member slot (the
-// server says which member is on which slot in `voice.members`), so people coming and going
-// need no renegotiation. Mute (also push-to-talk: hold the button or the space bar), a
+// The connection offers one sending audio line and eight receiving lines; the server says which
+// member is heard on which line in `voice.members` (with more than eight members, the lines
+// carry whoever spoke last), so people coming and going need no renegotiation. Mute (also push-to-talk: hold the button or the space bar), a
 // speaking ring on each name, a volume per person, and for moderators mute and remove.
 // A dropped connection rejoins by itself.
 
@@ -11,8 +11,8 @@ import { t } from "../i18n.js";
 import * as store from "../store.js";
 import { negotiate } from "./realtime.js";
 
-/** Receiving lines offered: the most members a room's voice chat takes (moim's VOICE_SLOTS). */
-const SLOTS = 8;
+/** Receiving lines offered (moim's VOICE_LINES). */
+const LINES = 8;
 
 /** @typedef {import("../types.js").VoiceMember} VoiceMember */
 
@@ -42,7 +42,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
   const applyVolumes = () => {
     if (!on) return;
     for (const m of members) {
-      const a = on.audio[m.slot];
+      const a = m.line === null ? undefined : on.audio[m.line];
       if (a) a.volume = volumes.get(m.user_id) ?? 1;
     }
   };
@@ -116,9 +116,9 @@ export function voicePanel(socket, { slug, moderate, signal }) {
       const recv = [];
       /** @type {HTMLAudioElement[]} */
       const audio = [];
-      for (let i = 0; i < SLOTS; i++) {
+      for (let i = 0; i < LINES; i++) {
         recv.push(pc.addTransceiver("audio", { direction: "recvonly" }));
-        const a = el("audio", { autoplay: true, "data-slot": String(i) });
+        const a = el("audio", { autoplay: true, "data-line": String(i) });
         audios.append(a);
         audio.push(/** @type {HTMLAudioElement} */ (a));
       }

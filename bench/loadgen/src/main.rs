@@ -12,6 +12,7 @@ mod map;
 mod party;
 mod report;
 mod server;
+mod voice;
 mod webrtc;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,9 @@ enum Cmd {
     /// Real-time media: glass-to-glass through moim's SFU against a direct connection, and the
     /// WHEP first frame.
     Webrtc(webrtc::WebrtcOpts),
+    /// Voice: many members in one room's voice chat (str0m clients over UDP): moim's CPU and
+    /// the packets it forwards.
+    Voice(voice::VoiceOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -264,6 +268,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Webrtc(wo) => {
             let (root, bin) = root_and_moim(wo.moim_bin.as_deref())?;
             return runtime()?.block_on(webrtc::run(wo, bin, root));
+        }
+        Cmd::Voice(vo) => {
+            let (_, bin) = root_and_moim(vo.moim_bin.as_deref())?;
+            return runtime()?.block_on(voice::run(vo, bin));
         }
         Cmd::Map(mo) => {
             let nofile = server::raise_nofile();

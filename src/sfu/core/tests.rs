@@ -10,7 +10,9 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped, VOICE_SLOTS};
+use super::{
+    Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped, VOICE_LINES, VOICE_MEMBERS,
+};
 
 const SERVER: &str = "10.0.0.1:5000";
 
@@ -629,26 +631,55 @@ fn voice_client(
 }
 
 impl Net {
-    /// A member joins the room's voice chat: its client index, receiving lines and slot.
-    fn talk(&mut self, room: &str, user: i64, addr: &str) -> (usize, Vec<Mid>, usize) {
-        let (mut c, offer, pending, recv) = voice_client(self.now, addr, 3);
-        let (_, answer, slot) = self
+    /// A member joins the room's voice chat: its client index, receiving lines and line.
+    fn talk(&mut self, room: &str, user: i64, addr: &str) -> (usize, Vec<Mid>, Option<usize>) {
+        let (mut c, offer, pending, recv) = voice_client(self.now, addr, VOICE_LINES);
+        let (_, answer, line) = self
             .core
             .offer_voice(self.now, room, user, &format!("user{user}"), &offer)
             .unwrap();
         c.accept(pending, &answer);
         self.clients.push(c);
-        (self.clients.len() - 1, recv, slot)
+        (self.clients.len() - 1, recv, line)
+    }
+
+    /// Client `i` says `words` at `level` dBov.
+    fn say(&mut self, i: usize, n: u64, level: i8, words: &[u8]) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let mid = c.audio.unwrap();
+        let w = c.rtc.writer(mid).expect("a microphone");
+        let pt = w.payload_params().next().unwrap().pt();
+        let time = MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ);
+        w.audio_level(level, level > -50)
+            .write(pt, now, time, words.to_vec())
+            .unwrap();
+    }
+
+    fn heard(&self, i: usize) -> Vec<Vec<u8>> {
+        self.clients[i].got.iter().map(|(_, d)| d.clone()).collect()
+    }
+
+    fn members(&self) -> Vec<(i64, Option<usize>, bool, bool)> {
+        self.core
+            .voice_members("room")
+            .into_iter()
+            .map(|m| (m.user_id, m.line, m.muted, m.speaking))
+            .collect()
     }
 }
 
 #[test]
-fn voice_members_hear_each_other_on_their_slots_and_muting_stops_it() {
+fn voice_members_hear_each_other_on_their_lines_and_muting_stops_it() {
     let mut net = Net::new();
     let a = net.talk("room", 1, "10.0.1.1:1000");
     let b = net.talk("room", 2, "10.0.1.2:1000");
     let c = net.talk("room", 3, "10.0.1.3:1000");
-    assert_eq!((a.2, b.2, c.2), (0, 1, 2), "slots in order of joining");
+    assert_eq!(
+        (a.2, b.2, c.2),
+        (Some(0), Some(1), Some(2)),
+        "lines in order of joining"
+    );
     net.run(400);
     assert!([a.0, b.0, c.0].iter().all(|i| net.clients[*i].connected));
     let told = net.core.happenings();
@@ -661,35 +692,21 @@ fn voice_members_hear_each_other_on_their_slots_and_muting_stops_it() {
         })
         .expect("the room was told its members");
     assert_eq!(
-        last.iter().map(|m| (m.user_id, m.slot)).collect::<Vec<_>>(),
-        vec![(1, 0), (2, 1), (3, 2)]
+        last.iter().map(|m| (m.user_id, m.line)).collect::<Vec<_>>(),
+        vec![(1, Some(0)), (2, Some(1)), (3, Some(2))]
     );
-    // Each speaks; the others hear it, on the receiving line of its slot.
+    // Each speaks; the others hear it, on its line.
     for (n, who) in [a.0, b.0, c.0].into_iter().enumerate() {
-        let now = net.now;
-        net.clients[who].send(
-            now,
-            MediaKind::Audio,
-            n as u64,
-            format!("from {n}").as_bytes(),
-        );
+        net.say(who, n as u64, -20, format!("from {n}").as_bytes());
         net.run(30);
     }
-    let heard = |net: &Net, i: usize| -> Vec<Vec<u8>> {
-        net.clients[i].got.iter().map(|(_, d)| d.clone()).collect()
-    };
-    assert_eq!(
-        heard(&net, a.0),
-        vec![b"from 1".to_vec(), b"from 2".to_vec()]
-    );
-    assert_eq!(
-        heard(&net, b.0),
-        vec![b"from 0".to_vec(), b"from 2".to_vec()]
-    );
-    assert_eq!(
-        heard(&net, c.0),
-        vec![b"from 0".to_vec(), b"from 1".to_vec()]
-    );
+    assert_eq!(net.heard(a.0), vec![b"from 1".to_vec(), b"from 2".to_vec()]);
+    assert_eq!(net.heard(b.0), vec![b"from 0".to_vec(), b"from 2".to_vec()]);
+    assert_eq!(net.heard(c.0), vec![b"from 0".to_vec(), b"from 1".to_vec()]);
+    // Loud packets make a member speaking, for a moment.
+    assert!(net.members().iter().all(|m| m.3), "{:?}", net.members());
+    net.run(600);
+    assert!(net.members().iter().all(|m| !m.3), "{:?}", net.members());
     // B is muted (by itself or a moderator): nobody hears it, and the room is told.
     net.core.happenings();
     let b_id = net
@@ -701,10 +718,9 @@ fn voice_members_hear_each_other_on_their_slots_and_muting_stops_it() {
         .id
         .clone();
     assert!(net.core.mute(&b_id, true));
-    let now = net.now;
-    net.clients[b.0].send(now, MediaKind::Audio, 9, b"muted words");
+    net.say(b.0, 9, -20, b"muted words");
     net.run(300);
-    assert!(!heard(&net, a.0).contains(&b"muted words".to_vec()));
+    assert!(!net.heard(a.0).contains(&b"muted words".to_vec()));
     let told = net.core.happenings();
     assert!(
         told.iter()
@@ -716,32 +732,86 @@ fn voice_members_hear_each_other_on_their_slots_and_muting_stops_it() {
     assert_eq!(net.core.moderate_voice("room", 3, None), 1);
     net.run(300);
     assert_eq!(net.core.voice_members("room").len(), 2);
-    let _ = c.1;
+}
+
+#[test]
+fn with_more_members_than_lines_the_lines_carry_who_speaks() {
+    let mut net = Net::new();
+    net.core.limits.peers = 100;
+    let joined: Vec<_> = (0..VOICE_LINES as i64 + 2)
+        .map(|u| net.talk("room", u, &format!("10.0.2.{}:1000", u + 1)))
+        .collect();
+    let lines: Vec<_> = joined.iter().map(|j| j.2).collect();
+    assert_eq!(
+        lines[VOICE_LINES..],
+        [None, None],
+        "two members wait for a line"
+    );
+    net.run(500);
+    // Member 7 spoke a while ago; the rest never did.
+    net.say(joined[7].0, 0, -20, b"seven");
+    net.run(1_000);
+    // Member 8 starts speaking: it takes the line of one quiet longest (never spoke: 0).
+    let (late, listener) = (joined[8].0, joined[3].0);
+    for n in 0..5 {
+        net.say(late, n, -25, format!("eight {n}").as_bytes());
+        net.run(20);
+    }
+    let m = net.members();
+    assert!(m.contains(&(8, Some(0), false, true)), "{m:?}");
+    assert!(m.iter().any(|x| x.0 == 0 && x.1.is_none()), "{m:?}");
+    assert!(m.iter().any(|x| x.0 == 7 && x.1 == Some(7)), "{m:?}");
+    let on_line_0: Vec<_> = net.clients[listener]
+        .got
+        .iter()
+        .map(|(_, d)| d.clone())
+        .filter(|d| d.starts_with(b"eight"))
+        .collect();
+    assert_eq!(on_line_0.len(), 5, "heard from the first packet on");
+    // Quiet packets from a member without a line take nothing.
+    net.say(joined[9].0, 0, -90, b"breathing");
+    net.run(50);
+    assert!(net.members().iter().any(|x| x.0 == 9 && x.1.is_none()));
+    assert!(!net.heard(listener).contains(&b"breathing".to_vec()));
 }
 
 #[test]
 fn voice_news_is_coalesced_and_the_chat_has_a_size() {
     let mut net = Net::new();
-    for u in 0..VOICE_SLOTS as i64 {
-        net.talk("room", u, &format!("10.0.2.{}:1000", u + 1));
+    net.core.limits.peers = 100;
+    for u in 0..VOICE_MEMBERS as i64 {
+        let (mut c, offer, pending, _) = voice_client(
+            net.now,
+            &format!("10.0.{}.{}:1000", 3 + u / 200, 1 + u % 200),
+            2,
+        );
+        let (_, answer, _) = net
+            .core
+            .offer_voice(net.now, "room", u, "u", &offer)
+            .unwrap();
+        c.accept(pending, &answer);
+        net.clients.push(c);
+        if u % 16 == 15 {
+            net.run(300); // let them connect: at most 64 may be connecting at once
+        }
     }
-    let (_, offer, _, _) = voice_client(net.now, "10.0.3.1:1000", 3);
+    let (_, offer, _, _) = voice_client(net.now, "10.0.9.1:1000", 2);
     assert_eq!(
         net.core
-            .offer_voice(net.now, "room", 99, "late", &offer)
+            .offer_voice(net.now, "room", 999, "late", &offer)
             .err(),
-        Some(SfuError::VoiceFull(VOICE_SLOTS))
+        Some(SfuError::VoiceFull(VOICE_MEMBERS))
     );
     // The same member again replaces its session (a reload), keeping the count.
-    let (_, offer, _, _) = voice_client(net.now, "10.0.3.2:1000", 3);
-    let (_, _, slot) = net
+    let (_, offer, _, _) = voice_client(net.now, "10.0.9.2:1000", 2);
+    assert!(net
         .core
-        .offer_voice(net.now, "room", 0, "user0", &offer)
-        .unwrap();
-    assert_eq!(slot, 0);
+        .offer_voice(net.now, "room", 0, "u", &offer)
+        .is_ok());
+    net.core.happenings();
     net.run(2_000);
-    // Eight members connecting within a few milliseconds: the room is told a few times a
-    // second at most, not once per change.
+    // Many members connecting within milliseconds: the room is told a few times a second at
+    // most, not once per change.
     let news = net
         .core
         .happenings()
@@ -749,4 +819,32 @@ fn voice_news_is_coalesced_and_the_chat_has_a_size() {
         .filter(|h| matches!(h, Happening::Voice { .. }))
         .count();
     assert!((1..=8).contains(&news), "{news} voice updates in 2 s");
+}
+
+#[test]
+fn a_member_whose_network_drops_for_a_few_seconds_is_heard_again_when_it_returns() {
+    let mut net = Net::new();
+    let a = net.talk("room", 1, "10.0.4.1:1000");
+    let b = net.talk("room", 2, "10.0.4.2:1000");
+    net.run(400);
+    net.say(a.0, 0, -20, b"before");
+    net.run(50);
+    // Three seconds without a datagram either way from A (under the 8 s after which a peer is
+    // gone): its session stays, and what it says afterwards arrives.
+    net.clients[a.0].cut = true;
+    net.run(3_000);
+    net.clients[a.0].cut = false;
+    net.run(200);
+    for n in 1..4 {
+        net.say(a.0, n, -20, format!("after {n}").as_bytes());
+        net.run(30);
+    }
+    assert_eq!(net.core.voice_members("room").len(), 2);
+    let heard = net.heard(b.0);
+    assert!(heard.contains(&b"before".to_vec()), "{heard:?}");
+    assert!(heard.contains(&b"after 3".to_vec()), "{heard:?}");
+    // Gone for longer than that, it is out of voice, and the room is told.
+    net.clients[a.0].cut = true;
+    net.run(10_000);
+    assert_eq!(net.core.voice_members("room").len(), 1);
 }
