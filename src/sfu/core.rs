@@ -602,7 +602,7 @@ impl Core {
                     Ok(Output::Transmit(t)) => out.push(Datagram {
                         source: t.source,
                         destination: t.destination,
-                        contents: t.contents.to_vec(),
+                        contents: t.contents.into(),
                     }),
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => {
@@ -765,7 +765,7 @@ impl Core {
                     Ok(Output::Transmit(t)) => out.push(Datagram {
                         source: t.source,
                         destination: t.destination,
-                        contents: t.contents.to_vec(),
+                        contents: t.contents.into(),
                     }),
                     Ok(Output::Timeout(t)) => {
                         p.due = t;

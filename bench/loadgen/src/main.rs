@@ -5,6 +5,7 @@
 
 mod client;
 mod community;
+mod forward;
 mod hist;
 mod library;
 mod live;
@@ -59,6 +60,8 @@ enum Cmd {
     /// Voice: many members in one room's voice chat (str0m clients over UDP): moim's CPU and
     /// the packets it forwards.
     Voice(voice::VoiceOpts),
+    /// Forwarding cost: one WHIP publisher to 1, 50, 200 WHEP viewers (str0m clients).
+    Forward(forward::ForwardOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -268,6 +271,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Webrtc(wo) => {
             let (root, bin) = root_and_moim(wo.moim_bin.as_deref())?;
             return runtime()?.block_on(webrtc::run(wo, bin, root));
+        }
+        Cmd::Forward(fo) => {
+            let (_, bin) = root_and_moim(fo.moim_bin.as_deref())?;
+            return runtime()?.block_on(forward::run(fo, bin));
         }
         Cmd::Voice(vo) => {
             let (_, bin) = root_and_moim(vo.moim_bin.as_deref())?;
