@@ -214,36 +214,45 @@ where
         req: axum::extract::Request,
         state: &crate::state::AppState,
     ) -> Result<Self, ApiError> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        if !json_type {
-            return Err(ApiError::Other(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected a body with `Content-Type: application/json`".into(),
-            ));
-        }
+        let headers = req.headers().clone();
         let bytes = bytes::Bytes::from_request(req, state)
             .await
             .map_err(|r| ApiError::from(JsonRejection::from(r)))?;
-        if has_escaped_nul(&bytes) {
-            state.metrics.refused(crate::metrics::Refusal::NulCharacter);
-            return Err(ApiError::invalid(
-                "invalid_json",
-                "text may not contain NUL characters (\\u0000)",
-            ));
-        }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(ApiJson(value))
+        parse_json(state, &headers, &bytes).map(ApiJson)
     }
+}
+
+/// A JSON body as [`ApiJson`] reads one, for a handler that takes more than one kind of body.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    state: &crate::state::AppState,
+    headers: &axum::http::HeaderMap,
+    bytes: &bytes::Bytes,
+) -> Result<T, ApiError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !json_type {
+        return Err(ApiError::Other(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with `Content-Type: application/json`".into(),
+        ));
+    }
+    if has_escaped_nul(bytes) {
+        state.metrics.refused(crate::metrics::Refusal::NulCharacter);
+        return Err(ApiError::invalid(
+            "invalid_json",
+            "text may not contain NUL characters (\\u0000)",
+        ));
+    }
+    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+    Ok(value)
 }
 
 /// `Path` whose rejections are [`ApiError`]s.

@@ -107,7 +107,9 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms/{slug}/voice/moderate", post(webrtc::voice_moderate))
         .route(
             "/voice/{id}",
-            delete(webrtc::voice_leave).patch(webrtc::voice_patch),
+            delete(webrtc::voice_leave)
+                .patch(webrtc::voice_patch)
+                .layer(DefaultBodyLimit::max(webrtc::MAX_SDP)),
         )
         .route("/rooms/{slug}/party", get(rooms::get_party))
         .route(

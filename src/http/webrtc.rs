@@ -241,8 +241,8 @@ pub async fn delete_whep(
 
 /// `PATCH` on a session: trickled candidates (`application/trickle-ice-sdpfrag`). moim's side
 /// is ICE-lite and learns a client's addresses from its connectivity checks, so candidates
-/// need no action: 204. An ICE restart (an `ice-ufrag` other than the session's) is not offered
-/// yet: 422 (RFC 9725 §4.3.2: trickle yes, restart no), and the client starts a new session.
+/// need no action: 204. An ICE restart (an `ice-ufrag` other than the session's, with
+/// `If-Match`, RFC 9725 §4.3.2) gets 200 and a fragment with moim's new credentials.
 async fn patch(
     state: &AppState,
     id: &str,
@@ -269,11 +269,43 @@ async fn patch(
     if let Some(ufrag) = ufrag {
         let current = state.sfu.ufrag(id).await.unwrap_or_default();
         if ufrag != current {
-            return Err(ApiError::Other(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ice_restart_unsupported",
-                "an ICE restart is not offered: end this session and start a new one".into(),
-            ));
+            if !headers.contains_key(header::IF_MATCH) {
+                return Err(ApiError::Other(
+                    StatusCode::PRECONDITION_REQUIRED,
+                    "if_match_required",
+                    "an ICE restart is sent with If-Match: \"*\" (RFC 9725)".into(),
+                ));
+            }
+            let Some(pwd) = text
+                .lines()
+                .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-pwd:"))
+            else {
+                return Err(ApiError::invalid(
+                    "invalid_sdpfrag",
+                    "an ICE restart carries a=ice-ufrag and a=ice-pwd",
+                ));
+            };
+            let (ufrag, pwd) = state
+                .sfu
+                .restart_ice(id, ufrag, pwd)
+                .await
+                .map_err(sfu_error)?;
+            let etag = format!("\"{}-{}\"", &id[..8], ufrag);
+            return Ok((
+                StatusCode::OK,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+                    ),
+                    (
+                        header::ETAG,
+                        HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"r\"")),
+                    ),
+                ],
+                format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"),
+            )
+                .into_response());
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -349,17 +381,40 @@ pub struct VoicePatch {
     muted: bool,
 }
 
-/// `PATCH /api/v1/voice/{id}` with `{"muted": bool}`: mute or unmute one's own microphone (the
-/// server stops forwarding it, whatever the client does).
+/// `PATCH /api/v1/voice/{id}`: with `{"muted": bool}`, mute or unmute one's own microphone (the
+/// server stops forwarding it, whatever the client does); with an SDP offer
+/// (`application/sdp`), renegotiate or restart ICE: 200 with the answer.
 pub async fn voice_patch(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    super::error::ApiJson(body): super::error::ApiJson<VoicePatch>,
-) -> ApiResult<StatusCode> {
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let is_sdp = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/sdp"));
+    if is_sdp {
+        if !matches!(state.sfu.peer(&id).await, Some((_, Role::Voice))) {
+            return Err(ApiError::not_found("session"));
+        }
+        let sdp = sdp_body(&headers, &body)?;
+        let answer = state.sfu.renegotiate(&id, sdp).await.map_err(sfu_error)?;
+        return Ok((
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/sdp"),
+            )],
+            answer,
+        )
+            .into_response());
+    }
+    let body: VoicePatch = super::error::parse_json(&state, &headers, &body)?;
     if !state.sfu.mute(&id, body.muted).await {
         return Err(ApiError::not_found("session"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `DELETE /api/v1/voice/{id}`: leave the voice chat.

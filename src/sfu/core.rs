@@ -203,6 +203,9 @@ struct Peer {
     rid: Option<str0m::media::Rid>,
     /// The client's ICE username fragment, from its offer (a PATCH with another is a restart).
     ufrag: String,
+    /// WHIP/WHEP: the client's offer, which an ICE restart by trickle fragment is applied to
+    /// (a voice client sends a whole new offer instead).
+    offer_sdp: Option<String>,
     /// When a datagram last came from this peer.
     last_heard: Instant,
     /// Publisher: when its forwarded video last had a keyframe (or it connected).
@@ -361,11 +364,7 @@ impl Core {
         }
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         check_media(sdp, role)?;
-        let ufrag = sdp
-            .lines()
-            .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
-            .unwrap_or("")
-            .to_string();
+        let ufrag = ice_line(sdp, "ice-ufrag").unwrap_or_default();
         let offered = |kind: &str| {
             sdp.lines()
                 .any(|l| l.strip_prefix("m=").is_some_and(|m| m.starts_with(kind)))
@@ -404,6 +403,7 @@ impl Core {
             last_pli: None,
             rid: None,
             ufrag,
+            offer_sdp: (role != Role::Voice).then(|| sdp.to_string()),
             last_heard: now,
             last_keyframe: None,
             deliberate: false,
@@ -515,6 +515,80 @@ impl Core {
     fn voice_news(&mut self, room: &str) {
         if !self.voice_changed.iter().any(|r| r == room) {
             self.voice_changed.push(room.to_string());
+        }
+    }
+
+    /// A new offer for an existing session (a client renegotiating, or restarting ICE after
+    /// its network changed): the answer. The session keeps its id, room and role.
+    pub fn renegotiate(&mut self, now: Instant, id: &str, sdp: &str) -> Result<String, SfuError> {
+        let Some(p) = self
+            .peers
+            .iter_mut()
+            .find(|p| p.id == id && p.rtc.is_alive())
+        else {
+            return Err(SfuError::NoSuchPeer);
+        };
+        if sdp.len() > 64 * 1024 {
+            return Err(SfuError::BadSdp("the offer is over 64 KiB".into()));
+        }
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        check_media(sdp, p.role)?;
+        let answer = p
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        p.ufrag = ice_line(sdp, "ice-ufrag").unwrap_or_default();
+        if p.offer_sdp.is_some() {
+            p.offer_sdp = Some(sdp.to_string());
+        }
+        // Heard from now: the restart is how it speaks up again.
+        p.last_heard = now;
+        p.touched = true;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// An ICE restart by trickle fragment (RFC 9725 §4.3.2): the WHIP/WHEP session's offer
+    /// with the client's new credentials. Returns moim's new `(ufrag, pwd)`.
+    pub fn restart_ice(
+        &mut self,
+        now: Instant,
+        id: &str,
+        ufrag: &str,
+        pwd: &str,
+    ) -> Result<(String, String), SfuError> {
+        let valid =
+            |v: &str| !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic());
+        if !valid(ufrag) || !valid(pwd) {
+            return Err(SfuError::BadSdp(
+                "ice-ufrag and ice-pwd must be ICE characters".into(),
+            ));
+        }
+        let Some(offer) = self
+            .peers
+            .iter()
+            .find(|p| p.id == id && p.rtc.is_alive())
+            .and_then(|p| p.offer_sdp.clone())
+        else {
+            return Err(SfuError::NoSuchPeer);
+        };
+        let offer: String = offer
+            .lines()
+            .map(|l| {
+                let l = l.trim_end_matches('\r');
+                if l.starts_with("a=ice-ufrag:") {
+                    format!("a=ice-ufrag:{ufrag}\r\n")
+                } else if l.starts_with("a=ice-pwd:") {
+                    format!("a=ice-pwd:{pwd}\r\n")
+                } else {
+                    format!("{l}\r\n")
+                }
+            })
+            .collect();
+        let answer = self.renegotiate(now, id, &offer)?;
+        match (ice_line(&answer, "ice-ufrag"), ice_line(&answer, "ice-pwd")) {
+            (Some(u), Some(p)) => Ok((u, p)),
+            _ => Err(SfuError::BadSdp("the answer has no ICE credentials".into())),
         }
     }
 
@@ -1055,6 +1129,17 @@ fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
         }
     }
     Ok(())
+}
+
+/// The value of the first `a={name}:` line.
+fn ice_line(sdp: &str, name: &str) -> Option<String> {
+    sdp.lines().find_map(|l| {
+        l.trim_end_matches('\r')
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+            .map(str::to_string)
+    })
 }
 
 fn random_id() -> PeerId {

@@ -63,6 +63,17 @@ enum Command {
         room: String,
         reply: oneshot::Sender<Vec<VoiceMember>>,
     },
+    Renegotiate {
+        id: String,
+        sdp: String,
+        reply: oneshot::Sender<Result<String, SfuError>>,
+    },
+    RestartIce {
+        id: String,
+        ufrag: String,
+        pwd: String,
+        reply: oneshot::Sender<Result<(String, String), SfuError>>,
+    },
 }
 
 /// How long the HTTP edge waits for the media task before answering 503.
@@ -149,6 +160,12 @@ impl Sfu {
                             }
                             Command::VoiceMembers { room, reply } => {
                                 let _ = reply.send(core.voice_members(&room));
+                            }
+                            Command::Renegotiate { id, sdp, reply } => {
+                                let _ = reply.send(core.renegotiate(now, &id, &sdp));
+                            }
+                            Command::RestartIce { id, ufrag, pwd, reply } => {
+                                let _ = reply.send(core.restart_ice(now, &id, &ufrag, &pwd));
                             }
                         }
                     }
@@ -297,6 +314,35 @@ impl Sfu {
         })
         .await
         .unwrap_or(0)
+    }
+
+    /// A new offer for a session (renegotiation, ICE restart): the answer.
+    pub async fn renegotiate(&self, id: &str, sdp: String) -> Result<String, SfuError> {
+        self.ask(|reply| Command::Renegotiate {
+            id: id.to_string(),
+            sdp,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(gone()))
+    }
+
+    /// An ICE restart of a WHIP/WHEP session with the client's new credentials: moim's new
+    /// `(ufrag, pwd)`.
+    pub async fn restart_ice(
+        &self,
+        id: &str,
+        ufrag: &str,
+        pwd: &str,
+    ) -> Result<(String, String), SfuError> {
+        self.ask(|reply| Command::RestartIce {
+            id: id.to_string(),
+            ufrag: ufrag.to_string(),
+            pwd: pwd.to_string(),
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(gone()))
     }
 
     /// The room's voice members now.

@@ -260,6 +260,23 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
         "alice is heard on line {line_a}"
     );
     assert_eq!(b.got_on[0].1, b"alice 0");
+    // An ICE restart (the network changed): a new offer to the session, answered in place.
+    let mut a = a;
+    let mut api = a.rtc.sdp_api();
+    api.ice_restart(true);
+    let (offer, pending) = api.apply().expect("an offer");
+    let r = reqwest::Client::new()
+        .patch(app.url(&a_url))
+        .header("origin", app.base.clone())
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(r.headers(), "content-type"), "application/sdp");
+    let answer = SdpAnswer::from_sdp_string(&r.text().await.unwrap()).unwrap();
+    a.rtc.sdp_api().accept_answer(pending, answer).unwrap();
     drop(a);
 
     // Alice mutes herself: the room is told.
@@ -832,7 +849,7 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
     assert!(body.contains("VP9") && body.contains("H.264"), "{body}");
 
     // One publisher; a second is refused.
-    let (s, h, _) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    let (s, h, answer) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
     assert_eq!(s, 201);
     let session = header(&h, "location").to_string();
     let (_, offer2) = Peer::new(true, false);
@@ -852,8 +869,8 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
     assert_eq!(resp.status(), 204);
     assert_eq!(header(resp.headers(), "accept-post"), "application/sdp");
 
-    // Trickled candidates: taken (ICE-lite learns addresses from the checks); an ICE restart
-    // is not offered yet: 422. A real trickle fragment names the session's own ufrag.
+    // Trickled candidates: taken (ICE-lite learns addresses from the checks). A real trickle
+    // fragment names the session's own ufrag; one with new credentials is an ICE restart.
     let ufrag = offer
         .lines()
         .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
@@ -867,9 +884,36 @@ async fn whip_and_whep_refuse_what_the_contract_says(backend: Backend) {
     let restart = "a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\n";
     assert_eq!(
         patch_frag(&app, &session, Some(&key), restart).await,
-        422,
-        "an ICE restart is refused as RFC 9725 says"
+        428,
+        "an ICE restart comes with If-Match (RFC 9725)"
     );
+    let restarted = reqwest::Client::new()
+        .patch(app.url(&session))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .header("if-match", "*")
+        .header("authorization", format!("Bearer {key}"))
+        .body(restart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restarted.status().as_u16(), 200);
+    assert_eq!(
+        header(restarted.headers(), "content-type"),
+        "application/trickle-ice-sdpfrag"
+    );
+    assert!(!header(restarted.headers(), "etag").is_empty());
+    let frag = restarted.text().await.unwrap();
+    let new_ufrag = frag
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .expect("moim's new ufrag");
+    assert!(
+        frag.contains("a=ice-pwd:") && !answer.contains(&format!("a=ice-ufrag:{new_ufrag}\r")),
+        "new credentials: {frag}"
+    );
+    // The session now has the client's new ufrag: a fragment with it is plain trickle.
+    let again = "a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\n";
+    assert_eq!(patch_frag(&app, &session, Some(&key), again).await, 204);
 
     // Ending it takes the room's key; then it is gone, and a new publisher may come.
     assert_eq!(delete_with(&app, &session, &other_key).await, 401);

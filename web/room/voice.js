@@ -4,7 +4,7 @@
 // member is heard on which line in `voice.members` (with more than eight members, the lines
 // carry whoever spoke last), so people coming and going need no renegotiation. Mute (also push-to-talk: hold the button or the space bar), a
 // speaking ring on each name, a volume per person, and for moderators mute and remove.
-// A dropped connection rejoins by itself.
+// A dropped connection comes back by itself: an ICE restart on the same session, else a new one.
 
 import { api, el, errMsg } from "../dom.js";
 import { t } from "../i18n.js";
@@ -131,16 +131,32 @@ export function voicePanel(socket, { slug, moderate, signal }) {
       on.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/voice`, {});
       if (on !== mine) return;
       if (muted) setMuted(true);
+      /** An ICE restart on the same session; if it does not bring the connection back, a new one. */
+      const restart = async () => {
+        try {
+          const offer = await pc.createOffer({ iceRestart: true });
+          await pc.setLocalDescription(offer);
+          const r = await fetch(mine.session, { method: "PATCH", headers: { "content-type": "application/sdp" }, body: offer.sdp || "" });
+          if (r.status !== 200) throw new Error(await r.text());
+          await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
+        } catch {
+          if (on === mine && wanted) { teardown(); void start(); }
+          return;
+        }
+        rejoinTimer = setTimeout(() => {
+          if (on === mine && pc.connectionState !== "connected" && wanted) { teardown(); void start(); }
+        }, 5000);
+      };
       pc.addEventListener("connectionstatechange", () => {
         if (on !== mine) return;
         if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
           status.className = "muted";
           status.textContent = t("voice.reconnecting");
-          // Rejoin with a new session unless the connection comes back by itself first.
+          // A moment to come back by itself; then an ICE restart.
           clearTimeout(rejoinTimer);
           rejoinTimer = setTimeout(() => {
-            if (on === mine && pc.connectionState !== "connected" && wanted) { teardown(); void start(); }
-          }, pc.connectionState === "failed" ? 0 : 2000);
+            if (on === mine && pc.connectionState !== "connected" && wanted) void restart();
+          }, pc.connectionState === "failed" ? 0 : 1500);
         } else if (pc.connectionState === "connected") {
           clearTimeout(rejoinTimer);
           status.textContent = t("voice.joined");

@@ -848,3 +848,82 @@ fn a_member_whose_network_drops_for_a_few_seconds_is_heard_again_when_it_returns
     net.run(10_000);
     assert_eq!(net.core.voice_members("room").len(), 1);
 }
+
+#[test]
+fn a_voice_member_restarts_ice_with_a_new_offer_and_is_heard_again() {
+    let mut net = Net::new();
+    let a = net.talk("room", 1, "10.0.5.1:1000");
+    let b = net.talk("room", 2, "10.0.5.2:1000");
+    net.run(400);
+    let id = net
+        .core
+        .peers
+        .iter()
+        .find(|p| p.talker.as_ref().is_some_and(|t| t.user_id == 1))
+        .unwrap()
+        .id
+        .clone();
+    let old_ufrag = net.core.ufrag(&id).unwrap().to_string();
+    // Its network went away for a moment; it restarts ICE, as a browser does.
+    net.clients[a.0].cut = true;
+    net.run(2_000);
+    net.clients[a.0].cut = false;
+    let mut api = net.clients[a.0].rtc.sdp_api();
+    api.ice_restart(true);
+    let (offer, pending) = api.apply().expect("an offer");
+    let answer = net
+        .core
+        .renegotiate(net.now, &id, &offer.to_sdp_string())
+        .unwrap();
+    net.clients[a.0].accept(pending, &answer);
+    assert_ne!(
+        net.core.ufrag(&id).unwrap(),
+        old_ufrag,
+        "the new credentials"
+    );
+    net.run(500);
+    for n in 0..3 {
+        net.say(a.0, n, -20, format!("again {n}").as_bytes());
+        net.run(30);
+    }
+    assert!(
+        net.heard(b.0).contains(&b"again 2".to_vec()),
+        "{:?}",
+        net.heard(b.0)
+    );
+    assert_eq!(net.core.voice_members("room").len(), 2, "the same session");
+    // A new offer for no such session, or an unreadable one, is refused.
+    assert_eq!(
+        net.core
+            .renegotiate(net.now, "nope", &offer.to_sdp_string()),
+        Err(SfuError::NoSuchPeer)
+    );
+    assert!(matches!(
+        net.core.renegotiate(net.now, &id, "v=0"),
+        Err(SfuError::BadSdp(_))
+    ));
+}
+
+#[test]
+fn a_whep_session_restarts_ice_from_a_trickle_fragment() {
+    let mut net = Net::new();
+    net.join("room", Role::Publisher, "10.0.6.1:1000").unwrap();
+    net.join("room", Role::Viewer, "10.0.6.2:1000").unwrap();
+    net.run(300);
+    let id = net.core.peers[1].id.clone();
+    let (ufrag, pwd) = net
+        .core
+        .restart_ice(net.now, &id, "newfrag1", "a-new-password-of-24-chars")
+        .unwrap();
+    assert_eq!(net.core.ufrag(&id), Some("newfrag1"));
+    assert!(ufrag.len() >= 4 && pwd.len() >= 22, "{ufrag} {pwd}");
+    assert!(matches!(
+        net.core.restart_ice(net.now, &id, "", "x"),
+        Err(SfuError::BadSdp(_))
+    ));
+    assert_eq!(
+        net.core
+            .restart_ice(net.now, "nope", "abcd", "0123456789012345678901"),
+        Err(SfuError::NoSuchPeer)
+    );
+}
