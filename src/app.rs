@@ -138,11 +138,33 @@ impl Application {
                 )>();
                 let (db, broker) = (db.clone(), broker.clone());
                 tokio::spawn(async move {
+                    use crate::domain::events::RoomEvent;
+                    // Room ids by slug: voice news comes several times a second per room. An
+                    // entry goes when the room's WebRTC news ends (a deleted room's sessions
+                    // end with it), so a slug used again is looked up again.
+                    let mut ids: std::collections::HashMap<String, i64> = Default::default();
                     while let Some((room, event)) = rx.recv().await {
-                        match crate::storage::rooms::get(&db.pool, &room).await {
-                            Ok(Some(r)) => {
+                        let over = matches!(&event, RoomEvent::Realtime { publishing: false })
+                            || matches!(&event, RoomEvent::Voice { members } if members.is_empty());
+                        let cached = ids.get(&room).copied();
+                        let found = match cached {
+                            Some(id) => Ok(Some(id)),
+                            None => crate::storage::rooms::get(&db.pool, &room)
+                                .await
+                                .map(|r| r.map(|r| r.id)),
+                        };
+                        if over {
+                            ids.remove(&room);
+                        } else if let Ok(Some(id)) = found {
+                            if ids.len() >= 10_000 {
+                                ids.clear();
+                            }
+                            ids.insert(room.clone(), id);
+                        }
+                        match found {
+                            Ok(Some(id)) => {
                                 broker
-                                    .publish(crate::domain::events::Event::room(r.id, event))
+                                    .publish(crate::domain::events::Event::room(id, event))
                                     .await;
                             }
                             Ok(None) => {}
@@ -190,6 +212,7 @@ impl Application {
                                     user_id: m.user_id.to_string(),
                                     line: m.line,
                                     muted: m.muted,
+                                    held: m.held,
                                     speaking: m.speaking,
                                     camera: false,
                                 })

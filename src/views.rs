@@ -42,7 +42,10 @@ pub struct VoiceMemberView {
     /// Which receiving line of each member's connection carries this member, if one does now
     /// (see `api.md`, voice).
     pub line: Option<usize>,
+    /// Not heard: muted by itself or by a moderator.
     pub muted: bool,
+    /// Muted by a moderator (only a moderator unmutes it).
+    pub held: bool,
     pub speaking: bool,
     /// Sends video (camera tiles are not offered yet: always false).
     pub camera: bool,

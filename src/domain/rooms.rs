@@ -201,9 +201,26 @@ impl Rooms {
         Ok(room)
     }
 
-    /// The room if `user` may moderate it.
-    pub async fn require_moderator(&self, user: &User, slug: &str) -> Result<Room> {
-        self.authorised(user, slug, RoomAction::Moderate).await
+    /// The room if `user` may moderate `target` in it: a moderator, and the target one who can
+    /// be sanctioned (not a moderator, the owner or an admin), as for bans.
+    pub async fn require_voice_moderator(
+        &self,
+        user: &User,
+        slug: &str,
+        target: &str,
+    ) -> Result<Room> {
+        let room = self.authorised(user, slug, RoomAction::Moderate).await?;
+        let target = self.find_user(target).await?;
+        if !self
+            .standing(&room, Some(&target))
+            .await?
+            .can_be_sanctioned()
+        {
+            return Err(Error::Forbidden(
+                "moderators, the owner and admins cannot be muted or removed by a moderator".into(),
+            ));
+        }
+        Ok(room)
     }
 
     pub(super) async fn publish(&self, room_id: i64, event: RoomEvent) {

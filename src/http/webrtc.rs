@@ -454,7 +454,10 @@ pub async fn voice_moderate(
     ApiPath(slug): ApiPath<String>,
     super::error::ApiJson(body): super::error::ApiJson<VoiceModeration>,
 ) -> ApiResult<Response> {
-    state.rooms.require_moderator(&user, &slug).await?;
+    state
+        .rooms
+        .require_voice_moderator(&user, &slug, &body.username)
+        .await?;
     let touched = moderate_voice_by_name(&state, &slug, &body.username, body.action).await;
     if touched == 0 {
         return Err(ApiError::not_found("voice member"));
@@ -469,17 +472,10 @@ pub async fn moderate_voice_by_name(
     username: &str,
     action: VoiceAction,
 ) -> usize {
-    let members = state.sfu.voice_members(slug).await;
-    let Some(m) = members
-        .iter()
-        .find(|m| m.user.eq_ignore_ascii_case(username))
-    else {
-        return 0;
-    };
     let mute = match action {
         VoiceAction::Mute => Some(true),
         VoiceAction::Unmute => Some(false),
         VoiceAction::Remove => None,
     };
-    state.sfu.moderate_voice(slug, m.user_id, mute).await
+    state.sfu.moderate_voice(slug, username, mute).await
 }

@@ -195,6 +195,7 @@ impl Publisher {
                 }
                 FrameKind::Other(codec) if !said_codec => {
                     said_codec = true;
+                    feed.without_video();
                     tracing::info!(room = %self.room, codec, "this WebRTC broadcast's video reaches real-time viewers only: LL-HLS and recordings take H.264");
                 }
                 FrameKind::Other(_) => {}

@@ -61,7 +61,10 @@ pub struct VoiceMember {
     pub user: String,
     /// The receiving line it is heard on, if it has one now.
     pub line: Option<usize>,
+    /// Not heard: muted by itself or by a moderator.
     pub muted: bool,
+    /// Muted by a moderator: only a moderator unmutes it (rejoining does not).
+    pub held: bool,
     pub speaking: bool,
 }
 
@@ -70,8 +73,16 @@ struct Talker {
     name: String,
     line: Option<usize>,
     muted: bool,
+    /// Muted by a moderator.
+    held: bool,
     speaking: bool,
     last_loud: Option<Instant>,
+}
+
+impl Talker {
+    fn silent(&self) -> bool {
+        self.muted || self.held
+    }
 }
 
 /// Why an offer was not taken.
@@ -226,6 +237,9 @@ pub struct Core {
     /// Rooms whose voice members changed since they were last told, and when they were.
     voice_changed: Vec<String>,
     voice_told: std::collections::HashMap<String, Instant>,
+    /// Members a moderator muted, by room: kept while the room's voice chat has anyone in it,
+    /// so leaving and joining again does not unmute.
+    voice_held: std::collections::HashMap<String, std::collections::HashSet<i64>>,
     /// Host candidates put in every answer (the UDP socket's addresses as clients reach them).
     candidates: Vec<SocketAddr>,
     limits: Limits,
@@ -238,6 +252,7 @@ impl Core {
             peers: Vec::new(),
             voice_changed: Vec::new(),
             voice_told: std::collections::HashMap::new(),
+            voice_held: std::collections::HashMap::new(),
             candidates,
             limits,
             happenings: Vec::new(),
@@ -308,10 +323,15 @@ impl Core {
             return Err(SfuError::VoiceFull(VOICE_MEMBERS));
         }
         let line = (0..VOICE_LINES).find(|s| !taken.contains(s));
+        let held = self
+            .voice_held
+            .get(room)
+            .is_some_and(|h| h.contains(&user_id));
         let talker = Talker {
             user_id,
             name: name.to_string(),
             line,
+            held,
             muted: false,
             speaking: false,
             last_loud: None,
@@ -463,34 +483,59 @@ impl Core {
         };
         if t.muted != muted {
             t.muted = muted;
-            t.speaking = t.speaking && !muted;
+            t.speaking = t.speaking && !t.silent();
             let room = p.room.clone();
             self.voice_news(&room);
         }
         true
     }
 
-    /// Mutes (`Some(true)`), unmutes, or (`None`) removes a member from a room's voice chat, by
-    /// user: how many sessions that touched.
-    pub fn moderate_voice(&mut self, room: &str, user_id: i64, mute: Option<bool>) -> usize {
-        let ids: Vec<PeerId> = self
+    /// A moderator mutes (`true`) or unmutes a member of the room's voice chat by user: it
+    /// holds across its sessions until a moderator lifts it.
+    fn hold(&mut self, room: &str, user_id: i64, held: bool) {
+        let set = self.voice_held.entry(room.to_string()).or_default();
+        if held {
+            set.insert(user_id);
+        } else {
+            set.remove(&user_id);
+        }
+        let mut changed = false;
+        for p in self.peers.iter_mut().filter(|p| p.room == room) {
+            if let Some(t) = p.talker.as_mut().filter(|t| t.user_id == user_id) {
+                t.held = held;
+                t.speaking = t.speaking && !t.silent();
+                changed = true;
+            }
+        }
+        if changed {
+            self.voice_news(room);
+        }
+    }
+
+    /// A moderator mutes (`Some(true)`), unmutes, or (`None`) removes a member of a room's voice
+    /// chat, named as it signs in (any case): how many sessions that touched, connected or
+    /// still connecting.
+    pub fn moderate_voice(&mut self, room: &str, name: &str, mute: Option<bool>) -> usize {
+        let found: Vec<(PeerId, i64)> = self
             .peers
             .iter()
             .filter(|p| p.room == room && p.rtc.is_alive())
-            .filter(|p| p.talker.as_ref().is_some_and(|t| t.user_id == user_id))
-            .map(|p| p.id.clone())
+            .filter_map(|p| {
+                let t = p.talker.as_ref()?;
+                t.name
+                    .eq_ignore_ascii_case(name)
+                    .then(|| (p.id.clone(), t.user_id))
+            })
             .collect();
-        for id in &ids {
+        for (id, user_id) in &found {
             match mute {
-                Some(m) => {
-                    self.mute(id, m);
-                }
+                Some(m) => self.hold(room, *user_id, m),
                 None => {
                     self.remove(id);
                 }
             }
         }
-        ids.len()
+        found.len()
     }
 
     /// The room's voice members (connected): those with a line by line, then the others.
@@ -504,7 +549,8 @@ impl Core {
                 user_id: t.user_id,
                 user: t.name.clone(),
                 line: t.line,
-                muted: t.muted,
+                muted: t.silent(),
+                held: t.held,
                 speaking: t.speaking,
             })
             .collect();
@@ -753,7 +799,7 @@ impl Core {
                                 .find(|(_, k)| *k == MediaKind::Audio)
                                 .map(|(m, _)| *m);
                             let Some(t) = p.talker.as_mut() else { continue };
-                            if first != Some(data.mid) || t.muted {
+                            if first != Some(data.mid) || t.silent() {
                                 continue;
                             }
                             if data
@@ -796,7 +842,7 @@ impl Core {
         // Speaking starts with a loud packet and ends a moment after the last one.
         for p in &mut self.peers {
             if let Some(t) = p.talker.as_mut() {
-                let speaking = !t.muted
+                let speaking = !t.silent()
                     && t.last_loud
                         .is_some_and(|l| now.duration_since(l) < SPEAKING_HOLD);
                 if speaking != t.speaking {
@@ -907,6 +953,13 @@ impl Core {
         for room in due {
             self.voice_changed.retain(|r| *r != room);
             let members = self.voice_members(&room);
+            let anyone = self
+                .peers
+                .iter()
+                .any(|p| p.room == room && p.talker.is_some() && p.rtc.is_alive());
+            if !anyone {
+                self.voice_held.remove(&room);
+            }
             if members.is_empty() {
                 self.voice_told.remove(&room);
             } else {

@@ -55,7 +55,7 @@ enum Command {
     },
     ModerateVoice {
         room: String,
-        user_id: i64,
+        name: String,
         mute: Option<bool>,
         reply: oneshot::Sender<usize>,
     },
@@ -155,8 +155,8 @@ impl Sfu {
                             Command::Mute { id, muted, reply } => {
                                 let _ = reply.send(core.mute(&id, muted));
                             }
-                            Command::ModerateVoice { room, user_id, mute, reply } => {
-                                let _ = reply.send(core.moderate_voice(&room, user_id, mute));
+                            Command::ModerateVoice { room, name, mute, reply } => {
+                                let _ = reply.send(core.moderate_voice(&room, &name, mute));
                             }
                             Command::VoiceMembers { room, reply } => {
                                 let _ = reply.send(core.voice_members(&room));
@@ -304,11 +304,12 @@ impl Sfu {
         .unwrap_or(false)
     }
 
-    /// Mutes, unmutes or (`None`) removes a member from a room's voice chat: sessions touched.
-    pub async fn moderate_voice(&self, room: &str, user_id: i64, mute: Option<bool>) -> usize {
+    /// A moderator mutes, unmutes or (`None`) removes a member of a room's voice chat, by name:
+    /// sessions touched.
+    pub async fn moderate_voice(&self, room: &str, name: &str, mute: Option<bool>) -> usize {
         self.ask(|reply| Command::ModerateVoice {
             room: room.to_string(),
-            user_id,
+            name: name.to_string(),
             mute,
             reply,
         })

@@ -321,6 +321,27 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
         .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["sessions"], 1);
+    // A moderator's mute holds: bob unmuting himself changes nothing.
+    assert_eq!(patch(&b_url, json!({"muted": false})).await, 204);
+    loop {
+        let f = next_of(&mut ws, "voice.members").await;
+        let m = f["members"].as_array().unwrap().clone();
+        if let Some(b) = m.iter().find(|m| m["user"] == "bob") {
+            if b["held"] == true {
+                assert_eq!(b["muted"], true, "{b}");
+                break;
+            }
+        }
+    }
+    // The owner, moderators and admins are not muted or removed by a moderator.
+    let (st, _) = owner
+        .client
+        .post(
+            "/api/v1/rooms/talk/voice/moderate",
+            json!({"username": "host", "action": "mute"}),
+        )
+        .await;
+    assert_eq!(st, 403);
     let (st, _) = owner
         .client
         .post(
@@ -346,7 +367,6 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
     let (_, again, _) = Peer::voice();
     assert_eq!(post(Some(&bob), again, "application/sdp").await.0, 403);
     drop(b);
-    let _ = b_url;
     // Alice leaves: nobody is in voice.
     let del = reqwest::Client::new()
         .delete(app.url(&a_url))

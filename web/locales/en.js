@@ -597,6 +597,8 @@ export default {
   "rt.noConnection": "The media connection could not be made (is UDP to the server blocked?).",
   "rt.obsHelp": "OBS can send here too: Settings → Stream → Service: WHIP, Server: the URL below, Bearer Token: the stream key.",
   "rt.whipUrl": "WHIP URL",
+  "voice.isHeld": "muted by a moderator",
+  "voice.endedElsewhere": "Your voice session continues elsewhere (another tab or device).",
   "voice.title": "Voice",
   "voice.join": "Join voice",
   "voice.leave": "Leave",

@@ -595,6 +595,8 @@ export default {
   "rt.noConnection": "미디어 연결을 만들 수 없습니다 (서버로 가는 UDP가 막혀 있나요?).",
   "rt.obsHelp": "OBS에서도 보낼 수 있습니다: 설정 → 방송 → 서비스: WHIP, 서버: 아래 URL, Bearer 토큰: 스트림 키.",
   "rt.whipUrl": "WHIP URL",
+  "voice.isHeld": "운영자가 음소거함",
+  "voice.endedElsewhere": "음성 대화가 다른 곳(다른 탭이나 기기)에서 이어지고 있습니다.",
   "voice.title": "음성 대화",
   "voice.join": "음성 참여",
   "voice.leave": "나가기",

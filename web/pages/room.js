@@ -61,6 +61,7 @@ export function mount(ctx) {
       /** "rt" while the viewer wants real time and it works; "hls" once they switch or it fails. */
       let mode = "rt";
       let rtPlaying = false;
+      let rtAttempt = 0;
       /** The watch party's player has the live player's place (a video, and no broadcast). */
       let partyShown = false;
       const arrange = () => {
@@ -71,8 +72,12 @@ export function mount(ctx) {
           if (!rtPlaying) {
             rtPlaying = true;
             live.offline();
+            const attempt = ++rtAttempt;
             // When WebRTC cannot connect here, LL-HLS takes over; the real-time box said why.
-            void rt.start().then((ok) => { if (!ok && rtOn && mode === "rt") { mode = "hls"; arrange(); } });
+            // (An older attempt, stopped by a switch, has nothing to say.)
+            void rt.start().then((ok) => {
+              if (!ok && attempt === rtAttempt && rtOn && mode === "rt") { mode = "hls"; arrange(); }
+            });
           }
         } else {
           if (rtPlaying) { rtPlaying = false; rt.stop(); }

@@ -30,7 +30,7 @@ export async function negotiate(pc, url, headers) {
   if (resp.status !== 201) {
     let message = text;
     try { message = JSON.parse(text).message || text; } catch { /* plain text */ }
-    throw new Error(message);
+    throw Object.assign(new Error(message), { status: resp.status });
   }
   await pc.setRemoteDescription({ type: "answer", sdp: text });
   return resp.headers.get("location") || "";

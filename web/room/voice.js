@@ -47,8 +47,27 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     }
   };
 
+  /** What the list shows apart from who speaks; the list is rebuilt only when this changes. */
+  let shown = "";
   const render = () => {
     const me = store.get().user;
+    const key = JSON.stringify([!!on, members.map((m) => [m.user_id, m.muted, m.held])]);
+    if (key === shown) {
+      // Only who is speaking changed: no slider or button is replaced mid-use.
+      for (const m of members) {
+        const li = list.querySelector(`li[data-id="${CSS.escape(m.user_id)}"]`);
+        if (!li) continue;
+        li.classList.toggle("speaking", m.speaking);
+        const state = li.querySelector(".voice-state");
+        if (state) state.textContent = m.muted ? (m.held ? t("voice.isHeld") : t("voice.isMuted")) : m.speaking ? t("voice.isSpeaking") : "";
+      }
+      applyVolumes();
+      return;
+    }
+    shown = key;
+    const mine = members.find((m) => me && me.id === m.user_id);
+    mute.disabled = !!mine?.held;
+    ptt.disabled = !!mine?.held;
     list.replaceChildren(...members.map((m) => {
       const mine = me && me.id === m.user_id;
       const volume = el("input", { type: "range", min: "0", max: "1", step: "0.05", class: "voice-volume",
@@ -58,16 +77,16 @@ export function voicePanel(socket, { slug, moderate, signal }) {
       if (moderate && !mine) {
         const act = (/** @type {string} */ action) => api("POST", `/rooms/${encodeURIComponent(slug)}/voice/moderate`, { username: m.user, action })
           .catch((e) => { status.className = "error"; status.textContent = errMsg(e); });
-        const mm = el("button", { type: "button", class: "small", text: m.muted ? t("voice.unmuteThem") : t("voice.muteThem") });
-        mm.addEventListener("click", () => void act(m.muted ? "unmute" : "mute"));
+        const mm = el("button", { type: "button", class: "small", text: m.held ? t("voice.unmuteThem") : t("voice.muteThem") });
+        mm.addEventListener("click", () => void act(m.held ? "unmute" : "mute"));
         const rm = el("button", { type: "button", class: "small danger", text: t("voice.remove") });
         rm.addEventListener("click", () => void act("remove"));
         tools.push(mm, rm);
       }
-      return el("li", { class: `voice-member${m.speaking ? " speaking" : ""}${m.muted ? " muted" : ""}`, "data-user": m.user },
+      return el("li", { class: `voice-member${m.speaking ? " speaking" : ""}${m.muted ? " muted" : ""}`, "data-user": m.user, "data-id": m.user_id },
         el("span", { class: "voice-dot", "aria-hidden": "true" }),
         el("span", { class: "voice-name", text: m.user }),
-        el("span", { class: "muted voice-state", text: m.muted ? t("voice.isMuted") : m.speaking ? t("voice.isSpeaking") : "" }),
+        el("span", { class: "muted voice-state", text: m.muted ? (m.held ? t("voice.isHeld") : t("voice.isMuted")) : m.speaking ? t("voice.isSpeaking") : "" }),
         volume, ...tools);
     }));
     if (!members.length) list.append(el("li", { class: "muted", text: t("voice.nobody") }));
@@ -97,7 +116,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     const { pc, stream, session, audio } = on;
     on = null;
     stream.getTracks().forEach((tr) => tr.stop());
-    audio.forEach((a) => { a.srcObject = null; });
+    audio.forEach((a) => { a.srcObject = null; a.remove(); });
     pc.close();
     if (session) fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
   };
@@ -137,6 +156,19 @@ export function voicePanel(socket, { slug, moderate, signal }) {
           const offer = await pc.createOffer({ iceRestart: true });
           await pc.setLocalDescription(offer);
           const r = await fetch(mine.session, { method: "PATCH", headers: { "content-type": "application/sdp" }, body: offer.sdp || "" });
+          if (r.status === 404) {
+            // The session is gone: ended elsewhere (this member joined from another tab), or
+            // taken out. Not rejoining, or two tabs would take turns knocking each other out.
+            if (on === mine) {
+              wanted = false;
+              teardown();
+              showJoined(false);
+              status.className = "muted";
+              status.textContent = t("voice.endedElsewhere");
+              render();
+            }
+            return;
+          }
           if (r.status !== 200) throw new Error(await r.text());
           await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
         } catch {
@@ -169,8 +201,10 @@ export function voicePanel(socket, { slug, moderate, signal }) {
       teardown();
       status.className = "error";
       status.textContent = errMsg(e);
-      if (wanted && !signal.aborted && !(e instanceof DOMException)) {
-        // The server or the network said no for now: try again in a while.
+      const code = /** @type {{ status?: number }} */ (e).status;
+      const temporary = !(e instanceof DOMException) && (code === undefined || code >= 500 || code === 429);
+      if (wanted && !signal.aborted && temporary) {
+        // The server or the network said no for now (full, busy, unreachable): try again.
         rejoinTimer = setTimeout(() => { if (wanted) void start(); }, 5000);
       } else {
         wanted = false;
@@ -192,18 +226,24 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     render();
   });
   mute.addEventListener("click", () => setMuted(!muted));
-  // Push to talk: unmuted while held.
-  const hold = (/** @type {boolean} */ down) => { if (on) setMuted(!down); };
-  ptt.addEventListener("pointerdown", () => hold(true));
-  ptt.addEventListener("pointerup", () => hold(false));
-  ptt.addEventListener("pointerleave", () => { if (on && !muted) hold(false); });
+  // Push to talk: unmuted while the button (or the space bar, outside text fields and
+  // buttons) is held; letting go restores what it was, and only a press it began ends it.
+  /** @type {boolean | null} muted before the press, while a press is on */
+  let before = null;
+  const press = () => { if (!on || before !== null) return; before = muted; setMuted(false); };
+  const release = () => { if (before === null) return; const was = before; before = null; setMuted(was); };
+  ptt.addEventListener("pointerdown", press);
+  ptt.addEventListener("pointerup", release);
+  ptt.addEventListener("pointercancel", release);
+  ptt.addEventListener("pointerleave", release);
   /** @param {KeyboardEvent} e */
   const key = (e) => {
-    if (!on || e.code !== "Space" || e.repeat) return;
+    if (!on || e.code !== "Space") return;
     const target = /** @type {HTMLElement | null} */ (e.target);
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    if (target && (["INPUT", "TEXTAREA", "SELECT", "BUTTON"].includes(target.tagName) || target.isContentEditable)) return;
     e.preventDefault();
-    hold(e.type === "keydown");
+    if (e.type === "keydown" && !e.repeat) press();
+    else if (e.type === "keyup") release();
   };
   document.addEventListener("keydown", key);
   document.addEventListener("keyup", key);

@@ -729,7 +729,7 @@ fn voice_members_hear_each_other_on_their_lines_and_muting_stops_it() {
         "{told:?}"
     );
     // A moderator removes C: it is gone and the room hears of two members.
-    assert_eq!(net.core.moderate_voice("room", 3, None), 1);
+    assert_eq!(net.core.moderate_voice("room", "USER3", None), 1);
     net.run(300);
     assert_eq!(net.core.voice_members("room").len(), 2);
 }
@@ -926,4 +926,57 @@ fn a_whep_session_restarts_ice_from_a_trickle_fragment() {
             .restart_ice(net.now, "nope", "abcd", "0123456789012345678901"),
         Err(SfuError::NoSuchPeer)
     );
+}
+
+#[test]
+fn a_moderators_mute_holds_against_the_member_and_across_a_rejoin() {
+    let mut net = Net::new();
+    let a = net.talk("room", 1, "10.0.7.1:1000");
+    let b = net.talk("room", 2, "10.0.7.2:1000");
+    net.run(400);
+    assert_eq!(net.core.moderate_voice("room", "user1", Some(true)), 1);
+    let a_id = |net: &Net| {
+        net.core
+            .peers
+            .iter()
+            .find(|p| p.rtc.is_alive() && p.talker.as_ref().is_some_and(|t| t.user_id == 1))
+            .unwrap()
+            .id
+            .clone()
+    };
+    // Unmuting itself changes nothing while a moderator holds it.
+    let id = a_id(&net);
+    assert!(net.core.mute(&id, false));
+    net.say(a.0, 0, -20, b"let me talk");
+    net.run(50);
+    assert!(!net.heard(b.0).contains(&b"let me talk".to_vec()));
+    assert!(net.members().iter().any(|m| m.0 == 1 && m.2));
+    // Nor does joining again.
+    let again = net.talk("room", 1, "10.0.7.3:1000");
+    net.run(400);
+    assert!(net
+        .core
+        .voice_members("room")
+        .iter()
+        .any(|m| m.user_id == 1 && m.held && m.muted));
+    net.say(again.0, 0, -20, b"still me");
+    net.run(50);
+    assert!(!net.heard(b.0).contains(&b"still me".to_vec()));
+    // A moderator lifts it.
+    assert_eq!(net.core.moderate_voice("room", "user1", Some(false)), 1);
+    net.say(again.0, 1, -20, b"thank you");
+    net.run(50);
+    assert!(
+        net.heard(b.0).contains(&b"thank you".to_vec()),
+        "{:?}",
+        net.heard(b.0)
+    );
+    // A session still connecting is found and removed too (a ban arriving mid-join).
+    let (mut c, offer, pending, _) = voice_client(net.now, "10.0.7.4:1000", 2);
+    let (_, answer, _) = net
+        .core
+        .offer_voice(net.now, "room", 5, "late", &offer)
+        .unwrap();
+    c.accept(pending, &answer);
+    assert_eq!(net.core.moderate_voice("room", "late", None), 1);
 }

@@ -76,6 +76,12 @@ impl RtcFeed {
         }
     }
 
+    /// The publisher's video cannot be packaged (not H.264): the stream is audio-only, and
+    /// audio stops waiting for parameter sets that will not come.
+    pub fn without_video(&mut self) {
+        self.has_video = false;
+    }
+
     fn set_audio(&mut self, seg: &mut Segmenter) {
         if !self.audio_set {
             seg.set_audio_config(OpusConfig::webrtc());

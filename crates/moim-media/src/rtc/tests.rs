@@ -201,3 +201,17 @@ fn audio_ahead_of_the_first_video_frame_waits_for_it() {
     );
     assert_eq!(seg.codecs(), "avc1.42c00d,opus");
 }
+
+#[test]
+fn a_broadcast_whose_video_cannot_be_packaged_is_audio_only() {
+    let mut seg = Segmenter::new(Config::default());
+    let mut feed = RtcFeed::new(true, true);
+    feed.audio(&mut seg, 0, 0, &[0xf8, 1], 0);
+    assert!(!seg.has_media(), "waiting for H.264 parameter sets");
+    feed.without_video();
+    for n in 1..40 {
+        feed.audio(&mut seg, n * 960, n * 20, &[0xf8, 1], (n * 20) as i64);
+    }
+    assert!(seg.has_media());
+    assert_eq!(seg.codecs(), "opus");
+}
