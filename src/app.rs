@@ -126,6 +126,7 @@ impl Application {
             crate::sfu::Limits {
                 viewers_per_room: config.webrtc.webrtc_max_viewers_per_room,
                 peers: config.webrtc.webrtc_max_peers,
+                max_send_kbps: config.live.max_ingest_kbps,
             },
             shutdown.clone(),
             {

@@ -113,7 +113,13 @@ pub enum SfuError {
 pub struct Limits {
     pub viewers_per_room: usize,
     pub peers: usize,
+    /// What a publisher or voice member may send, averaged over [`RATE_WINDOW`], kbit/s; one
+    /// sending more is ended (as an RTMP encoder over `max_ingest_kbps` is).
+    pub max_send_kbps: u64,
 }
+
+/// The window a sender's bitrate is judged over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Peers that have not connected yet, at most (an offer costs a DTLS certificate and a slot
 /// for the handshake deadline: a flood of offers that never connect cannot fill the node).
@@ -219,6 +225,9 @@ struct Peer {
     offer_sdp: Option<String>,
     /// When a datagram last came from this peer.
     last_heard: Instant,
+    /// Bytes received from it since `window_start`.
+    window_bytes: u64,
+    window_start: Instant,
     /// Publisher: when its forwarded video last had a keyframe (or it connected).
     last_keyframe: Option<Instant>,
     /// Ended on purpose (see [`Happening::Gone`]).
@@ -425,6 +434,8 @@ impl Core {
             ufrag,
             offer_sdp: (role != Role::Voice).then(|| sdp.to_string()),
             last_heard: now,
+            window_bytes: 0,
+            window_start: now,
             last_keyframe: None,
             deliberate: false,
             talker,
@@ -678,6 +689,18 @@ impl Core {
         if let Some(p) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) {
             p.touched = true;
             p.last_heard = now;
+            p.window_bytes += bytes.len() as u64;
+            if now.duration_since(p.window_start) >= RATE_WINDOW {
+                let kbps = p.window_bytes * 8
+                    / now.duration_since(p.window_start).as_millis().max(1) as u64;
+                if p.role != Role::Viewer && kbps > self.limits.max_send_kbps {
+                    tracing::info!(peer = %short(&p.id), room = %p.room, kbps, limit = self.limits.max_send_kbps, "WebRTC peer ended: sending above the bitrate limit");
+                    p.rtc.disconnect();
+                    return;
+                }
+                p.window_bytes = 0;
+                p.window_start = now;
+            }
             if let Err(e) = p.rtc.handle_input(input) {
                 tracing::info!(peer = %short(&p.id), room = %p.room, error = %e, "WebRTC peer ended: bad input");
                 p.rtc.disconnect();
@@ -1219,6 +1242,7 @@ pub fn replay(data: &[u8]) {
         Limits {
             viewers_per_room: 4,
             peers: 8,
+            max_send_kbps: 20_000,
         },
     );
     let Some((&split, rest)) = data.split_first() else {

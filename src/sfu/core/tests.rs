@@ -105,6 +105,7 @@ impl Net {
                 Limits {
                     viewers_per_room: 4,
                     peers: 10,
+                    max_send_kbps: 20_000,
                 },
             ),
             clients: Vec::new(),
@@ -979,4 +980,56 @@ fn a_moderators_mute_holds_against_the_member_and_across_a_rejoin() {
         .unwrap();
     c.accept(pending, &answer);
     assert_eq!(net.core.moderate_voice("room", "late", None), 1);
+}
+
+#[test]
+fn a_publisher_sending_above_the_bitrate_limit_is_ended() {
+    let mut net = Net::new();
+    net.core.limits.max_send_kbps = 500;
+    let p = net.join("room", Role::Publisher, "10.0.8.1:1000").unwrap();
+    net.join("room", Role::Viewer, "10.0.8.2:1000").unwrap();
+    net.run(300);
+    net.core.happenings();
+    // About 1.6 Mbit/s: 6 KB frames 30 times a second, for more than the 5 s window.
+    for n in 0..200u64 {
+        let now = net.now;
+        if !net.clients[p].rtc.is_alive() {
+            break;
+        }
+        let mid = net.clients[p].video.unwrap();
+        let _ = net.clients[p].rtc.writer(mid).map(|w| {
+            let pt = w.payload_params().next().unwrap().pt();
+            w.write(
+                pt,
+                now,
+                MediaTime::new(n * 3000, Frequency::NINETY_KHZ),
+                vec![1; 6000],
+            )
+        });
+        net.run(33);
+    }
+    let gone = net.core.happenings();
+    assert!(
+        gone.iter().any(|h| matches!(
+            h,
+            Happening::Gone {
+                role: Role::Publisher,
+                ..
+            }
+        )),
+        "{:?}",
+        gone.iter()
+            .filter(|h| !matches!(h, Happening::Media(_)))
+            .collect::<Vec<_>>()
+    );
+    assert!(!net.core.has_publisher("room"));
+    // Within the limit, nothing happens.
+    let q = net.join("room", Role::Publisher, "10.0.8.3:1000").unwrap();
+    net.run(300);
+    for n in 0..200u64 {
+        let now = net.now;
+        net.clients[q].send(now, MediaKind::Audio, n, &[0xf8; 100]);
+        net.run(20);
+    }
+    assert!(net.core.has_publisher("room"));
 }
