@@ -1057,17 +1057,7 @@ impl Core {
             else {
                 continue;
             };
-            let Some(writer) = v.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(data.params) else {
-                continue;
-            };
-            if let Err(e) = writer.write(pt, now, data.time, data.data.clone()) {
-                tracing::info!(peer = %short(&v.id), error = %e, "voice member ended: could not write");
-                v.rtc.disconnect();
-            }
-            v.touched = true;
+            write_frame(v, mid, now, data);
         }
     }
 
@@ -1085,17 +1075,7 @@ impl Core {
             let Some(mid) = v.mids.iter().find(|(_, k)| *k == kind).map(|(m, _)| *m) else {
                 continue;
             };
-            let Some(writer) = v.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(data.params) else {
-                continue;
-            };
-            if let Err(e) = writer.write(pt, now, data.time, data.data.clone()) {
-                tracing::info!(peer = %short(&v.id), error = %e, "WebRTC viewer ended: could not write");
-                v.rtc.disconnect();
-            }
-            v.touched = true;
+            write_frame(v, mid, now, data);
         }
     }
 
@@ -1205,6 +1185,22 @@ fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
         }
     }
     Ok(())
+}
+
+/// Writes a forwarded frame to a listener's m-line, with the payload type it negotiated for
+/// that codec (none: skipped); a listener that cannot take it ends.
+fn write_frame(v: &mut Peer, mid: Mid, now: Instant, data: &MediaData) {
+    let Some(writer) = v.rtc.writer(mid) else {
+        return;
+    };
+    let Some(pt) = writer.match_params(data.params) else {
+        return;
+    };
+    if let Err(e) = writer.write(pt, now, data.time, data.data.clone()) {
+        tracing::info!(peer = %short(&v.id), error = %e, "WebRTC listener ended: could not write");
+        v.rtc.disconnect();
+    }
+    v.touched = true;
 }
 
 /// The value of the first `a={name}:` line.

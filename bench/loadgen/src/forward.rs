@@ -12,10 +12,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Rtc};
 
 use crate::live::servers::start_moim_with;
+use crate::rtc_peer::UdpPeer;
 
 #[derive(Args, Clone, Debug)]
 pub struct ForwardOpts {
@@ -37,12 +37,9 @@ pub struct ForwardOpts {
 }
 
 struct Client {
-    rtc: Rtc,
-    socket: UdpSocket,
+    peer: UdpPeer,
     audio: Mid,
     video: Mid,
-    connected: bool,
-    frames: u64,
 }
 
 impl Client {
@@ -69,48 +66,11 @@ impl Client {
         let video = api.add_media(MediaKind::Video, dir, None, None, None);
         let (offer, pending) = api.apply().context("an offer")?;
         let c = Client {
-            rtc,
-            socket,
+            peer: UdpPeer::new(rtc, socket, Some(video)),
             audio,
             video,
-            connected: false,
-            frames: 0,
         };
         Ok((c, offer.to_sdp_string(), pending))
-    }
-
-    fn pump(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
-        let local = self.socket.local_addr()?;
-        loop {
-            match self.socket.recv_from(buf) {
-                Ok((n, source)) => {
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: local,
-                            contents: buf[..n].try_into()?,
-                        },
-                    );
-                    self.rtc.handle_input(input)?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
-        loop {
-            match self.rtc.poll_output()? {
-                Output::Timeout(_) => return Ok(()),
-                Output::Transmit(t) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaData(d)) if d.mid == self.video => self.frames += 1,
-                Output::Event(_) => {}
-            }
-        }
     }
 
     fn send(&mut self, kind: MediaKind, n: u64, data: Vec<u8>) -> anyhow::Result<()> {
@@ -119,7 +79,7 @@ impl Client {
         } else {
             self.video
         };
-        let w = self.rtc.writer(mid).context("a sending m-line")?;
+        let w = self.peer.rtc.writer(mid).context("a sending m-line")?;
         let pt = w.payload_params().next().context("a codec")?.pt();
         let time = if kind == MediaKind::Audio {
             MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ)
@@ -138,14 +98,14 @@ fn connect(
 ) -> anyhow::Result<(Client, Vec<Client>)> {
     let mut buf = vec![0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(publisher.connected && viewers.iter().all(|v| v.connected)) {
+    while !(publisher.peer.connected && viewers.iter().all(|v| v.peer.connected)) {
         if Instant::now() > deadline {
-            let c = viewers.iter().filter(|v| v.connected).count();
+            let c = viewers.iter().filter(|v| v.peer.connected).count();
             bail!("{c} of {} viewers connected within 30 s", viewers.len());
         }
-        publisher.pump(&mut buf)?;
+        publisher.peer.pump(&mut buf)?;
         for v in &mut viewers {
-            v.pump(&mut buf)?;
+            v.peer.pump(&mut buf)?;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -211,6 +171,7 @@ pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         )
         .await?;
         publisher
+            .peer
             .rtc
             .sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
@@ -220,7 +181,8 @@ pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
             let ip = Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250) as u8 + 2);
             let (mut v, offer, pending) = Client::new(ip, false)?;
             let answer = post(&http, "/api/v1/rooms/live-0/whep", ip, None, offer).await?;
-            v.rtc
+            v.peer
+                .rtc
                 .sdp_api()
                 .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
             viewers.push(v);
@@ -253,7 +215,7 @@ pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
                 if !measuring && now >= warm {
                     measuring = true;
                     cpu0 = cpu_of();
-                    got0 = viewers.iter().map(|v| v.frames).sum();
+                    got0 = viewers.iter().map(|v| v.peer.frames).sum();
                 }
                 let elapsed = now.duration_since(start).as_millis() as u64;
                 while video_n * 1000 / 30 <= elapsed {
@@ -272,23 +234,23 @@ pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
                     publisher.send(MediaKind::Audio, audio_n, vec![0xf8; 80])?;
                     audio_n += 1;
                 }
-                publisher.pump(&mut buf)?;
+                publisher.peer.pump(&mut buf)?;
                 for v in &mut viewers {
-                    v.pump(&mut buf)?;
+                    v.peer.pump(&mut buf)?;
                 }
                 std::thread::sleep(Duration::from_micros(300));
             }
             // What is still in flight arrives.
             let settle = Instant::now() + Duration::from_millis(500);
             while Instant::now() < settle {
-                publisher.pump(&mut buf)?;
+                publisher.peer.pump(&mut buf)?;
                 for v in &mut viewers {
-                    v.pump(&mut buf)?;
+                    v.peer.pump(&mut buf)?;
                 }
                 std::thread::sleep(Duration::from_micros(300));
             }
             let cpu = (cpu_of() - cpu0) as f64 / 1e6 / (seconds as f64 + 0.5);
-            let got: u64 = viewers.iter().map(|v| v.frames).sum::<u64>() - got0;
+            let got: u64 = viewers.iter().map(|v| v.peer.frames).sum::<u64>() - got0;
             Ok((viewers.len(), cpu, got, sent))
         })
         .await??;

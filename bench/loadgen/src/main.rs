@@ -12,6 +12,7 @@ mod live;
 mod map;
 mod party;
 mod report;
+mod rtc_peer;
 mod server;
 mod voice;
 mod webrtc;

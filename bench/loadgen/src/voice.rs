@@ -15,10 +15,10 @@ use clap::Args;
 use serde_json::json;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Rtc};
 
 use crate::live::servers::start_moim_with;
+use crate::rtc_peer::UdpPeer;
 
 /// Receiving lines a voice client offers (moim's `VOICE_LINES`).
 const LINES: usize = 8;
@@ -43,51 +43,13 @@ pub struct VoiceOpts {
 }
 
 struct Member {
-    rtc: Rtc,
-    socket: UdpSocket,
+    peer: UdpPeer,
     mic: Mid,
-    connected: bool,
-    received: u64,
 }
 
 impl Member {
-    /// Sends what str0m wants sent and takes in every datagram waiting.
-    fn pump(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
-        let local = self.socket.local_addr()?;
-        loop {
-            match self.socket.recv_from(buf) {
-                Ok((n, source)) => {
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: local,
-                            contents: buf[..n].try_into()?,
-                        },
-                    );
-                    self.rtc.handle_input(input)?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
-        loop {
-            match self.rtc.poll_output()? {
-                Output::Timeout(_) => return Ok(()),
-                Output::Transmit(t) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaData(_)) => self.received += 1,
-                Output::Event(_) => {}
-            }
-        }
-    }
-
     fn say(&mut self, n: u64, level: i8) -> anyhow::Result<()> {
-        let w = self.rtc.writer(self.mic).context("a microphone")?;
+        let w = self.peer.rtc.writer(self.mic).context("a microphone")?;
         let pt = w.payload_params().next().context("Opus")?.pt();
         let time = MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ);
         // 20 ms CELT frames of a typical voice bitrate (~24 kbit/s): 60 bytes.
@@ -141,11 +103,8 @@ pub async fn run(o: VoiceOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         let answer = SdpAnswer::from_sdp_string(&r.text().await?)?;
         rtc.sdp_api().accept_answer(pending, answer)?;
         members.push(Member {
-            rtc,
-            socket,
+            peer: UdpPeer::new(rtc, socket, None),
             mic,
-            connected: false,
-            received: 0,
         });
     }
     let pids = srv.pids.clone();
@@ -159,13 +118,13 @@ pub async fn run(o: VoiceOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     let figures = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, f64, u64, u64)> {
         let mut buf = vec![0u8; 2048];
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !members.iter().all(|m| m.connected) {
+        while !members.iter().all(|m| m.peer.connected) {
             if Instant::now() > deadline {
-                let n = members.iter().filter(|m| m.connected).count();
+                let n = members.iter().filter(|m| m.peer.connected).count();
                 bail!("{n} of {} members connected within 30 s", members.len());
             }
             for m in &mut members {
-                m.pump(&mut buf)?;
+                m.peer.pump(&mut buf)?;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -182,7 +141,7 @@ pub async fn run(o: VoiceOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
             if !warm_done && now >= warm {
                 warm_done = true;
                 cpu0 = cpu_of();
-                rx0 = members.iter().map(|m| m.received).sum();
+                rx0 = members.iter().map(|m| m.peer.frames).sum();
                 measured_from = now;
             }
             if now >= next {
@@ -200,13 +159,13 @@ pub async fn run(o: VoiceOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
                 next += Duration::from_millis(20);
             }
             for m in &mut members {
-                m.pump(&mut buf)?;
+                m.peer.pump(&mut buf)?;
             }
             std::thread::sleep(Duration::from_micros(500));
         }
         let secs = measured_from.elapsed().as_secs_f64();
         let cpu = (cpu_of() - cpu0) as f64 / 1e6;
-        let rx: u64 = members.iter().map(|m| m.received).sum::<u64>() - rx0;
+        let rx: u64 = members.iter().map(|m| m.peer.frames).sum::<u64>() - rx0;
         Ok((secs, cpu, rx, sent_measured))
     })
     .await??;
