@@ -117,6 +117,12 @@ impl Application {
                 .collect::<anyhow::Result<Vec<_>>>()?,
             None => Vec::new(),
         };
+        let ice_servers = crate::sfu::ice::IceServers::new(
+            config.webrtc.webrtc_ice_servers.as_deref(),
+            config.webrtc.webrtc_turn_secret.clone(),
+            config.webrtc.webrtc_turn_ttl_s,
+        )
+        .map_err(anyhow::Error::msg)?;
         // The SFU's publishers feed their rooms' broadcasts (made below, after the SFU): the
         // events wait in this channel until then, in order.
         let (rtc_tx, rtc_rx) = tokio::sync::mpsc::unbounded_channel::<crate::live::rtc::RtcEvent>();
@@ -427,6 +433,7 @@ impl Application {
             signin,
             sealer,
             sfu,
+            ice_servers,
             webrtc_offers_by_ip: Arc::new(KeyedLimiter::new(60, 1.0, 100_000)),
             config,
             live,

@@ -321,6 +321,18 @@ options! {
         /// WebRTC peers on this node at once.
         #[arg(env = "MOIM_WEBRTC_MAX_PEERS")]
         webrtc_max_peers: usize = 2000, in 1..=100_000;
+        /// STUN and TURN servers clients are told of, comma-separated URLs (`stun:host:port`,
+        /// `turn:host:port?transport=tcp`, `turns:host:443`): a relay for clients whose network
+        /// blocks UDP to the media socket. TURN servers need `webrtc_turn_secret`.
+        #[arg(env = "MOIM_WEBRTC_ICE_SERVERS")]
+        webrtc_ice_servers: String = none;
+        /// The TURN server's shared secret (coturn's `static-auth-secret`): signed-in members
+        /// and stream keys get credentials made from it that expire after `webrtc_turn_ttl_s`.
+        #[arg(env = "MOIM_WEBRTC_TURN_SECRET", hide_env_values = true)]
+        webrtc_turn_secret: Secret = none;
+        /// Seconds the TURN credentials moim hands out last.
+        #[arg(env = "MOIM_WEBRTC_TURN_TTL_S")]
+        webrtc_turn_ttl_s: u64 = 86_400, in 60..=604_800;
     }
     /// The video library: turning uploads into playable videos.
     library: LibraryConfig {

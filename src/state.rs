@@ -72,6 +72,8 @@ pub struct Shared {
     pub signin: crate::signin::Providers,
     /// The WebRTC SFU (WHIP in, WHEP out).
     pub sfu: crate::sfu::Sfu,
+    /// STUN and TURN servers given to WebRTC clients.
+    pub ice_servers: crate::sfu::ice::IceServers,
     /// WHIP and WHEP offers per client address (an IPv6 one by its /64).
     pub webrtc_offers_by_ip: Arc<KeyedLimiter<IpAddr>>,
     pub sealer: crate::signin::Sealer,

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(webrtc::patch_whep)
                 .options(webrtc::options_session),
         )
+        .route("/webrtc/ice-servers", get(webrtc::ice_servers))
         .route(
             "/rooms/{slug}/voice",
             post(webrtc::voice_join).layer(DefaultBodyLimit::max(webrtc::MAX_SDP)),

@@ -74,9 +74,36 @@ fn sdp_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<String> {
         .map_err(|_| ApiError::invalid("invalid_sdp", "the offer is not UTF-8 text"))
 }
 
-fn answer(kind: &str, id: &str, sdp: String) -> Response {
-    let location = format!("/api/v1/{kind}/{id}");
+/// The ICE servers a client is given, named by `who` (see `sfu::ice`).
+fn ice_servers_for(state: &AppState, who: Option<&str>) -> Vec<crate::sfu::ice::IceServer> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    state.ice_servers.for_client(who, now)
+}
+
+/// `GET /api/v1/webrtc/ice-servers`: the STUN and TURN servers a page configures its
+/// `RTCPeerConnection` with (TURN credentials for signed-in members only).
+pub async fn ice_servers(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> Response {
+    let who = user.as_ref().map(|u| format!("u{}", u.id));
+    let servers = ice_servers_for(&state, who.as_deref());
     (
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        )],
+        axum::Json(serde_json::json!({
+            "ice_servers": servers,
+            "ttl_s": state.ice_servers.ttl_s(),
+        })),
+    )
+        .into_response()
+}
+
+fn answer(kind: &str, id: &str, sdp: String, servers: &[crate::sfu::ice::IceServer]) -> Response {
+    let location = format!("/api/v1/{kind}/{id}");
+    let mut response = (
         StatusCode::CREATED,
         [
             (
@@ -98,7 +125,13 @@ fn answer(kind: &str, id: &str, sdp: String) -> Response {
         ],
         sdp,
     )
-        .into_response()
+        .into_response();
+    for link in crate::sfu::ice::link_headers(servers) {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            response.headers_mut().append(header::LINK, v);
+        }
+    }
+    response
 }
 
 /// The stream key in `Authorization: Bearer`, if it is `slug`'s.
@@ -176,7 +209,8 @@ pub async fn whip(
         .await
         .map_err(sfu_error)?;
     tracing::info!(room = %slug, "WHIP publisher offered");
-    Ok(answer("whip", &id, sdp))
+    let servers = ice_servers_for(&state, Some(&format!("room-{slug}")));
+    Ok(answer("whip", &id, sdp, &servers))
 }
 
 /// `POST /api/v1/rooms/{slug}/whep`: a viewer's offer (private rooms: members only).
@@ -190,13 +224,19 @@ pub async fn whep(
 ) -> ApiResult<Response> {
     state.rooms.find_visible(user.as_ref(), &slug).await?;
     offer_allowed(&state, &headers, peer)?;
+    let who = user.as_ref().map(|u| format!("u{}", u.id));
     let sdp = sdp_body(&headers, &body)?;
     let (id, sdp) = state
         .sfu
         .offer(&slug, Role::Viewer, sdp)
         .await
         .map_err(sfu_error)?;
-    Ok(answer("whep", &id, sdp))
+    Ok(answer(
+        "whep",
+        &id,
+        sdp,
+        &ice_servers_for(&state, who.as_deref()),
+    ))
 }
 
 /// A session's resource, checked to be of the kind the URL says (and for WHIP, that the
@@ -372,7 +412,8 @@ pub async fn voice_join(
         .await
         .map_err(sfu_error)?;
     tracing::debug!(room = %slug, ?line, "voice member joined");
-    Ok(answer("voice", &id, sdp))
+    let servers = ice_servers_for(&state, Some(&format!("u{}", user.id)));
+    Ok(answer("voice", &id, sdp, &servers))
 }
 
 #[derive(serde::Deserialize)]
@@ -396,7 +437,7 @@ pub async fn voice_patch(
         .is_some_and(|v| v.starts_with("application/sdp"));
     if is_sdp {
         if !matches!(state.sfu.peer(&id).await, Some((_, Role::Voice))) {
-            return Err(ApiError::not_found("session"));
+            return Err(voice_gone(&state, &id).await);
         }
         let sdp = sdp_body(&headers, &body)?;
         let answer = state.sfu.renegotiate(&id, sdp).await.map_err(sfu_error)?;
@@ -412,9 +453,27 @@ pub async fn voice_patch(
     }
     let body: VoicePatch = super::error::parse_json(&state, &headers, &body)?;
     if !state.sfu.mute(&id, body.muted).await {
-        return Err(ApiError::not_found("session"));
+        return Err(voice_gone(&state, &id).await);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Why a voice session is not there: 410 when someone else ended it (the client should not
+/// rejoin), 404 when it is unknown or was lost to the network (the client may join again).
+async fn voice_gone(state: &AppState, id: &str) -> ApiError {
+    match state.sfu.ending(id).await {
+        Some(crate::sfu::Ending::Replaced) => ApiError::Other(
+            StatusCode::GONE,
+            "voice_replaced",
+            "you joined this room's voice chat from another tab or device".into(),
+        ),
+        Some(crate::sfu::Ending::Removed) => ApiError::Other(
+            StatusCode::GONE,
+            "voice_removed",
+            "a moderator took you out of this room's voice chat".into(),
+        ),
+        None => ApiError::not_found("session"),
+    }
 }
 
 /// `DELETE /api/v1/voice/{id}`: leave the voice chat.

@@ -108,6 +108,19 @@ pub enum SfuError {
     Unavailable(String),
 }
 
+/// How a voice session was ended by someone other than its client: its client is told so
+/// (and does not rejoin), where a session lost to the network is simply gone (and rejoined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The member joined the voice chat again from elsewhere (another tab or device).
+    Replaced,
+    /// A moderator removed it, or a ban or timeout did.
+    Removed,
+}
+
+/// Voice sessions remembered as [`Ending`]s, at most (the oldest are forgotten).
+const ENDINGS_KEPT: usize = 1024;
+
 /// Bounds on what the core takes.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -253,6 +266,8 @@ pub struct Core {
     candidates: Vec<SocketAddr>,
     limits: Limits,
     happenings: Vec<Happening>,
+    /// Voice sessions ended by someone else, newest last.
+    endings: std::collections::VecDeque<(PeerId, Ending)>,
 }
 
 impl Core {
@@ -265,7 +280,20 @@ impl Core {
             candidates,
             limits,
             happenings: Vec::new(),
+            endings: std::collections::VecDeque::new(),
         }
+    }
+
+    /// How a voice session that is no more was ended, if someone else ended it.
+    pub fn ending(&self, id: &str) -> Option<Ending> {
+        self.endings.iter().find(|(i, _)| i == id).map(|(_, e)| *e)
+    }
+
+    fn ended_as(&mut self, id: &str, ending: Ending) {
+        if self.endings.len() >= ENDINGS_KEPT {
+            self.endings.pop_front();
+        }
+        self.endings.push_back((id.to_string(), ending));
     }
 
     /// Peers at the moment.
@@ -348,6 +376,7 @@ impl Core {
         let (id, answer) = self.offer_as(now, room, Role::Voice, sdp, Some(talker))?;
         if let Some(old) = again {
             self.remove(&old);
+            self.ended_as(&old, Ending::Replaced);
         }
         Ok((id, answer, line))
     }
@@ -543,6 +572,7 @@ impl Core {
                 Some(m) => self.hold(room, *user_id, m),
                 None => {
                     self.remove(id);
+                    self.ended_as(id, Ending::Removed);
                 }
             }
         }

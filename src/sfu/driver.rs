@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Core, Happening, Limits, PeerId, Role, SfuError, VoiceMember};
+use super::core::{Core, Ending, Happening, Limits, PeerId, Role, SfuError, VoiceMember};
 
 /// A voice member's session: its id, the SDP answer, and its line if it got one.
 type Joined = (PeerId, String, Option<usize>);
@@ -73,6 +73,10 @@ enum Command {
         ufrag: String,
         pwd: String,
         reply: oneshot::Sender<Result<(String, String), SfuError>>,
+    },
+    Ending {
+        id: String,
+        reply: oneshot::Sender<Option<Ending>>,
     },
 }
 
@@ -166,6 +170,9 @@ impl Sfu {
                             }
                             Command::RestartIce { id, ufrag, pwd, reply } => {
                                 let _ = reply.send(core.restart_ice(now, &id, &ufrag, &pwd));
+                            }
+                            Command::Ending { id, reply } => {
+                                let _ = reply.send(core.ending(&id));
                             }
                         }
                     }
@@ -344,6 +351,16 @@ impl Sfu {
         })
         .await
         .unwrap_or_else(|| Err(gone()))
+    }
+
+    /// How a voice session that is no more was ended, if someone other than its client did.
+    pub async fn ending(&self, id: &str) -> Option<Ending> {
+        self.ask(|reply| Command::Ending {
+            id: id.to_string(),
+            reply,
+        })
+        .await
+        .flatten()
     }
 
     /// The room's voice members now.

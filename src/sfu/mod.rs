@@ -5,9 +5,10 @@
 
 pub mod core;
 pub mod driver;
+pub mod ice;
 
 pub use self::core::{
-    Codec, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_LINES,
+    Codec, Ending, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_LINES,
     VOICE_MEMBERS,
 };
 pub use driver::Sfu;

@@ -383,6 +383,152 @@ async fn three_members_talk_in_a_rooms_voice_chat() {
     run_script(&e2e, "voice.mjs", &app, &chromium, &[], "VOICE-OK").await;
 }
 
+/// A TURN server on loopback (Debian's coturn, with the REST-API shared secret moim mints
+/// credentials from), ended when dropped. None (skipped; a failure under `MOIM_REQUIRE_ALL=1`)
+/// without `turnserver`.
+struct Turn {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TURN_SECRET: &str = "turn-shared-secret-for-the-tests";
+
+fn start_turn() -> Option<Turn> {
+    let bin = std::env::var("MOIM_TURNSERVER").unwrap_or_else(|_| "turnserver".into());
+    if Command::new(&bin).arg("--version").output().is_err() {
+        assert!(
+            !require_all(),
+            "coturn's turnserver is required (MOIM_REQUIRE_ALL=1): Debian package coturn"
+        );
+        eprintln!("SKIPPED (TURN): install coturn to run the TURN relay test");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::env::temp_dir().join(format!("moim-turn-{}-{port}.log", std::process::id()));
+    let child = Command::new(&bin)
+        .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        .arg(format!("--listening-port={port}"))
+        .args([
+            "--use-auth-secret",
+            &format!("--static-auth-secret={TURN_SECRET}"),
+            "--realm=moim.test",
+            // moim's media socket is on loopback here; coturn refuses loopback peers otherwise.
+            "--allow-loopback-peers",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--fingerprint",
+            "--simple-log",
+        ])
+        .arg(format!("--log-file={}", log.display()))
+        .arg(format!("--pidfile={}", log.with_extension("pid").display()))
+        .arg(format!("--db={}", log.with_extension("db").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start turnserver");
+    let mut turn = Turn { child, port, log };
+    // Ready when it takes TCP connections.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            turn.child.try_wait().unwrap().is_none(),
+            "turnserver exited; its log is {}",
+            turn.log.display()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "turnserver did not listen within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    turn.port = port;
+    Some(turn)
+}
+
+/// Two members whose browsers use relayed candidates only (as behind a firewall that lets out
+/// nothing but TCP to the TURN server) talk in a room's voice chat through the TURN server moim names, over TCP
+/// (e2e/voice-turn.mjs): the credentials moim minted are the ones coturn takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_behind_a_udp_blocking_firewall_talk_through_a_turn_relay() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let Some(turn) = start_turn() else {
+        return;
+    };
+    let servers = format!("turn:127.0.0.1:{}?transport=tcp", turn.port);
+    let app = crate::helpers::spawn_with_env(
+        Backend::Sqlite,
+        &["--webrtc-ice-servers", &servers],
+        &[("MOIM_WEBRTC_TURN_SECRET", TURN_SECRET)],
+    )
+    .await;
+    run_script(
+        &e2e,
+        "voice-turn.mjs",
+        &app,
+        &chromium,
+        &[],
+        "VOICE-TURN-OK",
+    )
+    .await;
+    drop(turn);
+}
+
+/// Two members in voice lose the network for 2 s and then for 12 s (their media through a UDP
+/// relay in the script that drops everything, their pages offline): both come back by
+/// themselves each time and hear each other again (e2e/voice-drop.mjs), which prints how long
+/// that took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_comes_back_by_itself_after_the_network_drops() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    // moim's socket on 127.0.0.1, the relay on 127.0.0.2 at the same port: moim advertises the
+    // relay, so every datagram goes through it.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let app = spawn_with(
+        Backend::Sqlite,
+        &[
+            "--webrtc-listen",
+            &listen,
+            "--webrtc-advertise",
+            "127.0.0.2",
+        ],
+    )
+    .await;
+    run_script(
+        &e2e,
+        "voice-drop.mjs",
+        &app,
+        &chromium,
+        &[
+            ("MOIM_RELAY_LISTEN", &format!("127.0.0.2:{port}")),
+            ("MOIM_RELAY_TARGET", &listen),
+        ],
+        "VOICE-DROP-OK",
+    )
+    .await;
+}
+
 /// The owner goes live from the room page (fake camera) and a viewer on the room page watches
 /// in real time; stopping takes the viewer back to offline (e2e/webrtc-room.mjs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,115 @@ async fn a_socket_on_every_address_with_an_advertised_one_connects() {
     publish_and_watch(&app).await;
 }
 
+/// With STUN and TURN servers configured, pages get them from `/webrtc/ice-servers` and WHIP and
+/// WHEP clients in `Link` headers: TURN credentials (coturn's REST scheme, checked here by
+/// recomputing the HMAC) only for a signed-in member or a stream key, never for an anonymous
+/// viewer; without servers, neither says anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_servers_reach_pages_and_whip_clients_with_turn_only_for_known_ones() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let app = crate::helpers::spawn_with_env(
+        Backend::Sqlite,
+        &[
+            "--webrtc-ice-servers",
+            "stun:stun.moim.test:3478,turn:turn.moim.test:3478?transport=tcp",
+            "--webrtc-turn-ttl-s",
+            "600",
+        ],
+        &[("MOIM_WEBRTC_TURN_SECRET", "a-shared-secret")],
+    )
+    .await;
+    let checks_out = |username: &str, credential: &str| {
+        let mut mac =
+            hmac::Hmac::<sha1::Sha1>::new_from_slice(b"a-shared-secret").expect("any key");
+        mac.update(username.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()) == credential
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    // Anonymous: STUN only.
+    let anon: serde_json::Value = reqwest::get(app.url("/api/v1/webrtc/ice-servers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        anon["ice_servers"],
+        json!([{"urls": ["stun:stun.moim.test:3478"]}]),
+        "{anon}"
+    );
+    // A member: TURN too, named after them, expiring in the configured time.
+    let owner = app.signup("streamer").await;
+    let (s, v) = owner.client.get("/api/v1/webrtc/ice-servers").await;
+    assert_eq!(s, 200, "{v}");
+    let turn = &v["ice_servers"][1];
+    assert_eq!(
+        turn["urls"],
+        json!(["turn:turn.moim.test:3478?transport=tcp"])
+    );
+    let username = turn["username"].as_str().unwrap();
+    let (expiry, who) = username.split_once(':').unwrap();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(expiry >= now + 590 && expiry <= now + 610, "{username}");
+    assert!(who.starts_with('u'), "{username}");
+    assert!(
+        checks_out(username, turn["credential"].as_str().unwrap()),
+        "{v}"
+    );
+
+    // WHIP: Link headers with TURN credentials.
+    app.room(&owner, "stage").await;
+    let key = stream_key(&app, &owner, "stage").await;
+    let (_, offer) = Peer::new(true, false);
+    let (s, h, body) = post_sdp(&app, "/api/v1/rooms/stage/whip", &offer, Some(&key), None).await;
+    assert_eq!(s, 201, "{body}");
+    let links: Vec<&str> = h
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(links[0], "<stun:stun.moim.test:3478>; rel=\"ice-server\"");
+    let turn_link = links[1];
+    assert!(
+        turn_link.starts_with(
+            "<turn:turn.moim.test:3478?transport=tcp>; rel=\"ice-server\"; username=\""
+        ),
+        "{turn_link}"
+    );
+    let field = |name: &str| {
+        let at = turn_link.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        turn_link[at..].split('"').next().unwrap().to_string()
+    };
+    assert!(field("username").ends_with(":room-stage"), "{turn_link}");
+    assert!(
+        checks_out(&field("username"), &field("credential")),
+        "{turn_link}"
+    );
+    assert_eq!(field("credential-type"), "password");
+    // WHEP, anonymous: STUN only.
+    let (_, view) = Peer::new(false, false);
+    let (s, h, body) = post_sdp(&app, "/api/v1/rooms/stage/whep", &view, None, None).await;
+    assert_eq!(s, 201, "{body}");
+    let links: Vec<_> = h.get_all("link").iter().collect();
+    assert_eq!(links.len(), 1, "{links:?}");
+
+    // Without servers: an empty list, and no Link header.
+    let bare = spawn_app(Backend::Sqlite).await;
+    let v: serde_json::Value = reqwest::get(bare.url("/api/v1/webrtc/ice-servers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ice_servers"], json!([]));
+}
+
 /// A browser broadcast goes through the same pipeline as an RTMP one: real H.264 (x264) and
 /// Opus (libopus) made by ffmpeg, sent by a str0m publisher over WHIP, come out as the room's
 /// broadcast: LIVE on the room's socket, LL-HLS with both tracks, and a recording that ffmpeg
@@ -367,9 +476,31 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
     let (_, again, _) = Peer::voice();
     assert_eq!(post(Some(&bob), again, "application/sdp").await.0, 403);
     drop(b);
+    // A session someone else ended says so (410: the page does not rejoin); one lost to the
+    // network or left is just not there (404: the page may join again).
+    let said = |url: &str| {
+        let req = reqwest::Client::new()
+            .patch(app.url(url))
+            .header("origin", app.base.clone())
+            .json(&json!({"muted": false}));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (st, body) = said(&b_url).await;
+    assert_eq!(st, 410, "{body}");
+    assert!(body.contains("voice_removed"), "{body}");
+    // Alice joins again from elsewhere: that session replaces the first.
+    let (_, offer_a2, _) = Peer::voice();
+    let (st, a2_url, body) = post(Some(&alice), offer_a2, "application/sdp").await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = said(&a_url).await;
+    assert_eq!(st, 410, "{body}");
+    assert!(body.contains("voice_replaced"), "{body}");
     // Alice leaves: nobody is in voice.
     let del = reqwest::Client::new()
-        .delete(app.url(&a_url))
+        .delete(app.url(&a2_url))
         .header("origin", app.base.clone())
         .send()
         .await

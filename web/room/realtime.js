@@ -6,6 +6,27 @@
 import { api, el, errMsg } from "../dom.js";
 import { t } from "../i18n.js";
 
+/** @type {{ servers: RTCIceServer[], until: number } | null} */
+let iceCache = null;
+
+/**
+ * A peer connection set up with the site's STUN and TURN servers (a relay for networks that
+ * block UDP to the media socket; TURN credentials only for signed-in members). They are asked
+ * for once and kept for half their lifetime; without them the connection goes direct.
+ */
+export async function peerConnection() {
+  if (!iceCache || Date.now() > iceCache.until) {
+    try {
+      /** @type {{ ice_servers: RTCIceServer[], ttl_s: number }} */
+      const got = await api("GET", "/webrtc/ice-servers");
+      iceCache = { servers: got.ice_servers || [], until: Date.now() + Math.max(30, got.ttl_s / 2) * 1000 };
+    } catch {
+      iceCache = { servers: [], until: Date.now() + 30_000 };
+    }
+  }
+  return new RTCPeerConnection({ iceServers: iceCache.servers });
+}
+
 /** Waits until the connection is up, or says why not. @param {RTCPeerConnection} pc */
 function connected(pc) {
   return new Promise((ok, fail) => {
@@ -95,8 +116,9 @@ export function browserBroadcast(slug, signal) {
         : await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
       mine.stream = stream;
       left();
-      const pc = new RTCPeerConnection();
+      const pc = await peerConnection();
       mine.pc = pc;
+      left();
       for (const track of stream.getTracks()) {
         const tr = pc.addTransceiver(track, { direction: "sendonly" });
         if (track.kind === "video") preferH264(tr);
@@ -140,6 +162,8 @@ export class RealtimePlayer {
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
     this.session = "";
+    /** Bumped by every stop: a start that was waiting gives up. */
+    this.attempt = 0;
     this.video = el("video", { id: "rt-video", class: "rt-video", autoplay: true, playsinline: true, controls: true, muted: true });
     this.note = el("p", { class: "muted rt-mode", id: "rt-mode", text: t("rt.modeRealtime") });
   }
@@ -147,7 +171,9 @@ export class RealtimePlayer {
   /** Starts watching; resolves false when WHEP could not connect. */
   async start() {
     this.stop();
-    const pc = new RTCPeerConnection();
+    const attempt = this.attempt;
+    const pc = await peerConnection();
+    if (attempt !== this.attempt) { pc.close(); return false; } // stopped meanwhile
     this.pc = pc;
     this.note.className = "muted rt-mode";
     this.note.textContent = t("rt.modeRealtime");
@@ -175,6 +201,7 @@ export class RealtimePlayer {
   }
 
   stop() {
+    this.attempt += 1;
     if (this.pc) this.pc.close();
     this.pc = null;
     if (this.session) fetch(this.session, { method: "DELETE", keepalive: true }).catch(() => {});

@@ -9,7 +9,7 @@
 import { api, el, errMsg } from "../dom.js";
 import { t } from "../i18n.js";
 import * as store from "../store.js";
-import { negotiate } from "./realtime.js";
+import { negotiate, peerConnection } from "./realtime.js";
 
 /** Receiving lines offered (moim's VOICE_LINES). */
 const LINES = 8;
@@ -129,7 +129,8 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     try {
       const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true }, video: false });
       if (!wanted || signal.aborted) { stream.getTracks().forEach((tr) => tr.stop()); return; }
-      const pc = new RTCPeerConnection();
+      const pc = await peerConnection();
+      if (!wanted || signal.aborted) { pc.close(); stream.getTracks().forEach((tr) => tr.stop()); return; }
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly" });
       /** @type {RTCRtpTransceiver[]} */
       const recv = [];
@@ -156,15 +157,18 @@ export function voicePanel(socket, { slug, moderate, signal }) {
           const offer = await pc.createOffer({ iceRestart: true });
           await pc.setLocalDescription(offer);
           const r = await fetch(mine.session, { method: "PATCH", headers: { "content-type": "application/sdp" }, body: offer.sdp || "" });
-          if (r.status === 404) {
-            // The session is gone: ended elsewhere (this member joined from another tab), or
-            // taken out. Not rejoining, or two tabs would take turns knocking each other out.
+          if (r.status === 410) {
+            // Someone else ended the session: this member joined from another tab (rejoining
+            // would have the two take turns knocking each other out), or a moderator took it
+            // out. A 404 is a session lost to the network: joining again below.
+            let code = "";
+            try { code = (await r.json()).error || ""; } catch { /* no body */ }
             if (on === mine) {
               wanted = false;
               teardown();
               showJoined(false);
-              status.className = "muted";
-              status.textContent = t("voice.endedElsewhere");
+              status.className = code === "voice_removed" ? "error" : "muted";
+              status.textContent = t(code === "voice_removed" ? "voice.removed" : "voice.endedElsewhere");
               render();
             }
             return;
@@ -266,7 +270,18 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     wasListed = listed && !!on;
     render();
   });
+  // The network is back: no waiting for the next try.
+  const online = () => {
+    if (!wanted || signal.aborted || join.disabled) return;
+    // A connection that may still come back (or is being restarted) is left to it.
+    if (on && on.pc.connectionState !== "failed") return;
+    clearTimeout(rejoinTimer);
+    teardown();
+    void start();
+  };
+  window.addEventListener("online", online);
   signal.addEventListener("abort", () => {
+    window.removeEventListener("online", online);
     wanted = false;
     clearTimeout(rejoinTimer);
     teardown();
