@@ -1,7 +1,8 @@
 // Voice in a room: three members in three Chromium contexts with fake microphones (a beeping
 // tone) join the room's voice chat; each hears the two others (audio energy measured with an
 // AnalyserNode on what each receiving line plays) and sees them speak; muting one silences it
-// for the others and marks it muted; the owner (a moderator) removes a member, who is told.
+// for the others and marks it muted; cameras turned on show as tiles on the others' pages and go
+// when turned off; the owner (a moderator) removes a member, who is told.
 // Screenshots of the voice panel, desktop English and phone Korean.
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
 import { chromium } from "playwright-core";
@@ -21,7 +22,7 @@ const browser = await chromium.launch({
 function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
 
 async function member(name, opts = {}) {
-  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone"], ...opts });
+  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone", "camera"], ...opts });
   const page = await ctx.newPage();
   page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
   await page.goto(`${base}/`);
@@ -96,7 +97,37 @@ for (const [name, p] of [["host", owner], ["ann", ann], ["bo", bo]]) {
 }
 // The fake microphones beep: someone is shown speaking.
 await owner.locator("#voice-members li.voice-member.speaking").first().waitFor({ timeout: T });
+
+// Cameras: the host and ann turn theirs on; each of the others sees them as tiles, playing.
+/** Whether `page` shows `name`'s camera tile with moving pictures. */
+async function seesCamera(page, name) {
+  const tile = page.locator(`#voice-tiles figure.voice-tile[data-user="${name}"] video`);
+  await tile.waitFor({ timeout: T });
+  return tile.evaluate((v) => new Promise((ok) => {
+    const video = /** @type {HTMLVideoElement} */ (v);
+    let frames = 0;
+    const timer = setTimeout(() => ok(false), 10000);
+    const next = () => video.requestVideoFrameCallback(() => {
+      frames += 1;
+      if (frames >= 5 && video.videoWidth > 0) { clearTimeout(timer); ok(true); } else next();
+    });
+    next();
+  }));
+}
+await owner.locator("#voice-camera").click();
+await owner.locator("#voice-tiles figure.voice-tile.mine").waitFor({ timeout: T });
+await ann.locator("#voice-camera").click();
+check(await seesCamera(ann, "host"), "ann sees the host's camera");
+check(await seesCamera(bo, "host"), "bo sees the host's camera");
+check(await seesCamera(owner, "ann"), "the host sees ann's camera");
+check(await seesCamera(bo, "ann"), "bo sees ann's camera");
+check(await owner.locator("#voice-camera").getAttribute("aria-pressed") === "true", "the host's camera button says on");
 await owner.locator("#voice").screenshot({ path: `${shots}/voice-panel-desktop.png` });
+// The host turns it off: its tile goes from the others' pages.
+await owner.locator("#voice-camera").click();
+await ann.locator('#voice-tiles figure.voice-tile[data-user="host"]').waitFor({ state: "detached", timeout: T });
+await bo.locator('#voice-tiles figure.voice-tile[data-user="host"]').waitFor({ state: "detached", timeout: T });
+check(await seesCamera(bo, "ann"), "ann's camera stays on for bo");
 
 // Ann mutes: the others see it and stop hearing her (the server stops forwarding her).
 const before = await energies(owner);
@@ -119,7 +150,7 @@ await owner.locator('#voice-members li[data-user="bo"]').waitFor({ state: "detac
 check(await bo.locator("#voice-join").isVisible(), "bo may join again");
 
 // Korean, phone size.
-const ko = await browser.newContext({ locale: "ko-KR", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, permissions: ["microphone"], storageState: await ann.context().storageState() });
+const ko = await browser.newContext({ locale: "ko-KR", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, permissions: ["microphone", "camera"], storageState: await ann.context().storageState() });
 const kp = await ko.newPage();
 await kp.goto(`${base}/r/talk`);
 await kp.locator("#voice h3").filter({ hasText: "음성 대화" }).waitFor({ timeout: T });

@@ -221,7 +221,8 @@ impl Application {
                                     muted: m.muted,
                                     held: m.held,
                                     speaking: m.speaking,
-                                    camera: false,
+                                    camera: m.camera.is_some(),
+                                    camera_line: m.camera,
                                 })
                                 .collect();
                             let _ = tx.send((room, RoomEvent::Voice { members }));

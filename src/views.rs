@@ -47,8 +47,11 @@ pub struct VoiceMemberView {
     /// Muted by a moderator (only a moderator unmutes it).
     pub held: bool,
     pub speaking: bool,
-    /// Sends video (camera tiles are not offered yet: always false).
+    /// Its camera is on.
     pub camera: bool,
+    /// The receiving video line (camera tile) of each member's connection that shows it, while
+    /// its camera is on.
+    pub camera_line: Option<usize>,
 }
 
 /// A chat message.

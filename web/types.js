@@ -165,7 +165,7 @@
 /** @typedef {{ type: "map.pins", pins: Pin[] }} MapPinsFrame */
 /** @typedef {{ type: "map.left", user: Author }} MapLeftFrame */
 /** @typedef {{ type: "realtime", publishing: boolean }} RealtimeFrame */
-/** A member of the room's voice chat. @typedef {{ user: string, user_id: string, line: number | null, muted: boolean, held: boolean, speaking: boolean, camera: boolean }} VoiceMember */
+/** A member of the room's voice chat. @typedef {{ user: string, user_id: string, line: number | null, muted: boolean, held: boolean, speaking: boolean, camera: boolean, camera_line: number | null }} VoiceMember */
 /** @typedef {{ type: "voice.members", members: VoiceMember[] }} VoiceMembersFrame */
 /** @typedef {{ type: "poll.update", poll: Poll }} PollUpdateFrame */
 /**

@@ -34,6 +34,9 @@ fn sfu_error(e: SfuError) -> ApiError {
             "webrtc_full",
             format!("{e}; the low-latency HLS stream still works"),
         ),
+        e @ SfuError::CamerasFull(_) => {
+            ApiError::Other(StatusCode::CONFLICT, "cameras_full", e.to_string())
+        }
         e @ SfuError::VoiceFull(_) => {
             ApiError::Other(StatusCode::SERVICE_UNAVAILABLE, "voice_full", e.to_string())
         }
@@ -419,11 +422,13 @@ pub async fn voice_join(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VoicePatch {
-    muted: bool,
+    muted: Option<bool>,
+    camera: Option<bool>,
 }
 
 /// `PATCH /api/v1/voice/{id}`: with `{"muted": bool}`, mute or unmute one's own microphone (the
-/// server stops forwarding it, whatever the client does); with an SDP offer
+/// server stops forwarding it, whatever the client does); with `{"camera": bool}`, turn one's
+/// camera on (200 with the camera line it is seen on) or off; with an SDP offer
 /// (`application/sdp`), renegotiate or restart ICE: 200 with the answer.
 pub async fn voice_patch(
     State(state): State<AppState>,
@@ -452,8 +457,26 @@ pub async fn voice_patch(
             .into_response());
     }
     let body: VoicePatch = super::error::parse_json(&state, &headers, &body)?;
-    if !state.sfu.mute(&id, body.muted).await {
+    if body.muted.is_none() && body.camera.is_none() {
+        return Err(ApiError::invalid(
+            "invalid_request",
+            "send {\"muted\": true|false}, {\"camera\": true|false}, or both",
+        ));
+    }
+    if !matches!(state.sfu.peer(&id).await, Some((_, Role::Voice))) {
         return Err(voice_gone(&state, &id).await);
+    }
+    if let Some(muted) = body.muted {
+        if !state.sfu.mute(&id, muted).await {
+            return Err(voice_gone(&state, &id).await);
+        }
+    }
+    let mut line = None;
+    if let Some(on) = body.camera {
+        line = state.sfu.camera(&id, on).await.map_err(sfu_error)?;
+    }
+    if body.camera.is_some() {
+        return Ok(axum::Json(serde_json::json!({ "camera": line })).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -47,6 +47,10 @@ pub enum Role {
 pub const VOICE_LINES: usize = 8;
 /// Members of one room's voice chat at most.
 pub const VOICE_MEMBERS: usize = 64;
+/// Cameras on at once in one room's voice chat: a voice client offers one video m-line to send
+/// its camera on and this many to receive, one per camera tile. A member who turns its camera
+/// on takes a free camera line, and everyone else sees it on that line.
+pub const VOICE_CAMERAS: usize = 4;
 /// A member whose audio level was at least this (dBov, RFC 6464) within [`SPEAKING_HOLD`] is
 /// speaking.
 const SPEAKING_DBOV: i8 = -50;
@@ -66,6 +70,8 @@ pub struct VoiceMember {
     /// Muted by a moderator: only a moderator unmutes it (rejoining does not).
     pub held: bool,
     pub speaking: bool,
+    /// The receiving video line its camera is seen on, while its camera is on.
+    pub camera: Option<usize>,
 }
 
 struct Talker {
@@ -77,6 +83,8 @@ struct Talker {
     held: bool,
     speaking: bool,
     last_loud: Option<Instant>,
+    /// Its camera's line, while on.
+    camera: Option<usize>,
 }
 
 impl Talker {
@@ -101,6 +109,10 @@ pub enum SfuError {
     ServerFull(usize),
     #[error("the room's voice chat has as many members as it takes ({0})")]
     VoiceFull(usize),
+    #[error(
+        "{0} cameras are on in this room's voice chat, as many as it shows: one must go off first"
+    )]
+    CamerasFull(usize),
     #[error("no such session")]
     NoSuchPeer,
     /// The media task is not answering (shutting down, or stuck).
@@ -372,6 +384,7 @@ impl Core {
             muted: false,
             speaking: false,
             last_loud: None,
+            camera: None,
         };
         let (id, answer) = self.offer_as(now, room, Role::Voice, sdp, Some(talker))?;
         if let Some(old) = again {
@@ -530,6 +543,51 @@ impl Core {
         true
     }
 
+    /// Turns a voice member's camera on (it takes a free camera line, which everyone else
+    /// receives it on) or off: its line, or None when off. A session whose offer had no video
+    /// m-lines cannot send a camera; a room shows [`VOICE_CAMERAS`] at once.
+    pub fn camera(&mut self, id: &str, on: bool) -> Result<Option<usize>, SfuError> {
+        let i = self
+            .peers
+            .iter()
+            .position(|p| p.id == id && p.rtc.is_alive() && p.talker.is_some())
+            .ok_or(SfuError::NoSuchPeer)?;
+        let room = self.peers[i].room.clone();
+        let current = self.peers[i].talker.as_ref().and_then(|t| t.camera);
+        let line = if !on {
+            None
+        } else if current.is_some() {
+            return Ok(current);
+        } else {
+            if !self.peers[i].offered.1 {
+                return Err(SfuError::Unsupported(
+                    "this voice session was joined without video m-lines: join again to use a camera"
+                        .into(),
+                ));
+            }
+            let taken: Vec<usize> = self
+                .peers
+                .iter()
+                .filter(|p| p.room == room && p.rtc.is_alive())
+                .filter_map(|p| p.talker.as_ref()?.camera)
+                .collect();
+            let free = (0..VOICE_CAMERAS)
+                .find(|l| !taken.contains(l))
+                .ok_or(SfuError::CamerasFull(VOICE_CAMERAS))?;
+            // Everyone's picture starts at a keyframe.
+            self.peers[i].keyframe_wanted = true;
+            self.peers[i].touched = true;
+            Some(free)
+        };
+        if let Some(t) = self.peers[i].talker.as_mut() {
+            t.camera = line;
+        }
+        if line != current {
+            self.voice_news(&room);
+        }
+        Ok(line)
+    }
+
     /// A moderator mutes (`true`) or unmutes a member of the room's voice chat by user: it
     /// holds across its sessions until a moderator lifts it.
     fn hold(&mut self, room: &str, user_id: i64, held: bool) {
@@ -593,6 +651,7 @@ impl Core {
                 muted: t.silent(),
                 held: t.held,
                 speaking: t.speaking,
+                camera: t.camera,
             })
             .collect();
         members.sort_by_key(|m| (m.line.is_none(), m.line, m.user_id));
@@ -746,6 +805,9 @@ impl Core {
         let mut voice: Vec<(String, String, i64, MediaData)> = Vec::new();
         let mut voice_news: Vec<String> = Vec::new();
         let mut keyframes: Vec<String> = Vec::new();
+        let mut cameras: Vec<(String, String, usize, MediaData)> = Vec::new();
+        // Rooms whose cameras (one line's, or all) need a keyframe.
+        let mut camera_keyframes: Vec<(String, Option<usize>)> = Vec::new();
         for p in &mut self.peers {
             if !p.rtc.is_alive() || !(p.touched || now >= p.due) {
                 continue;
@@ -797,6 +859,10 @@ impl Core {
                             if p.role == Role::Viewer {
                                 keyframes.push(p.room.clone());
                             }
+                            // A new member sees the cameras that are on from a keyframe.
+                            if p.role == Role::Voice {
+                                camera_keyframes.push((p.room.clone(), None));
+                            }
                         }
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             p.rtc.disconnect();
@@ -845,14 +911,22 @@ impl Core {
                             media.push((p.room.clone(), kind, data));
                         }
                         Event::MediaData(data) if p.role == Role::Voice => {
-                            // Its first audio m-line is its microphone.
-                            let first = p
-                                .mids
-                                .iter()
-                                .find(|(_, k)| *k == MediaKind::Audio)
-                                .map(|(m, _)| *m);
+                            // Its first audio m-line is its microphone, its first video
+                            // m-line its camera.
+                            let first =
+                                |kind| p.mids.iter().find(|(_, k)| *k == kind).map(|(m, _)| *m);
+                            let (mic, cam) = (first(MediaKind::Audio), first(MediaKind::Video));
                             let Some(t) = p.talker.as_mut() else { continue };
-                            if first != Some(data.mid) || t.silent() {
+                            if cam == Some(data.mid) {
+                                if let Some(line) = t.camera {
+                                    if !data.contiguous {
+                                        p.keyframe_wanted = true;
+                                    }
+                                    cameras.push((p.room.clone(), p.id.clone(), line, data));
+                                }
+                                continue;
+                            }
+                            if mic != Some(data.mid) || t.silent() {
                                 continue;
                             }
                             if data
@@ -863,6 +937,24 @@ impl Core {
                                 t.last_loud = Some(now);
                             }
                             voice.push((p.room.clone(), p.id.clone(), t.user_id, data));
+                        }
+                        // A voice member's request for a camera line's keyframe goes to the
+                        // member seen on it, throttled as a viewer's are.
+                        Event::KeyframeRequest(req)
+                            if p.role == Role::Voice
+                                && p.last_pli
+                                    .is_none_or(|t| now.duration_since(t) >= VIEWER_PLI_EVERY) =>
+                        {
+                            let line = p
+                                .mids
+                                .iter()
+                                .filter(|(_, k)| *k == MediaKind::Video)
+                                .position(|(m, _)| *m == req.mid)
+                                .and_then(|n| n.checked_sub(1));
+                            if let Some(line) = line {
+                                p.last_pli = Some(now);
+                                camera_keyframes.push((p.room.clone(), Some(line)));
+                            }
                         }
                         // A viewer's own requests are throttled per viewer: one viewer
                         // cannot make the publisher send keyframes for everyone.
@@ -892,6 +984,19 @@ impl Core {
                 self.forward_voice(now, room, from, line, data);
             }
         }
+        for (room, from, line, data) in &cameras {
+            self.forward_camera(now, room, from, *line, data);
+        }
+        for (room, line) in camera_keyframes {
+            for p in self.peers.iter_mut().filter(|p| p.room == room) {
+                let Some(cam) = p.talker.as_ref().and_then(|t| t.camera) else {
+                    continue;
+                };
+                if line.is_none_or(|l| l == cam) {
+                    p.keyframe_wanted = true;
+                }
+            }
+        }
         // Speaking starts with a loud packet and ends a moment after the last one.
         for p in &mut self.peers {
             if let Some(t) = p.talker.as_mut() {
@@ -919,6 +1024,17 @@ impl Core {
                     .is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
             {
                 keyframes.push(p.room.clone());
+            }
+        }
+        for p in self
+            .peers
+            .iter_mut()
+            .filter(|p| p.keyframe_wanted && p.connected && p.role == Role::Voice)
+        {
+            if p.talker.as_ref().is_some_and(|t| t.camera.is_some()) {
+                request_keyframe(p, now);
+            } else {
+                p.keyframe_wanted = false;
             }
         }
         keyframes.sort();
@@ -1111,36 +1227,38 @@ impl Core {
 
     /// Asks the room's publisher for a keyframe, at most once a [`KEYFRAME_EVERY`].
     fn ask_keyframe(&mut self, now: Instant, room: &str) {
-        let Some(p) = self
+        if let Some(p) = self
             .peers
             .iter_mut()
             .find(|p| p.room == room && p.role == Role::Publisher && p.connected)
-        else {
-            return;
-        };
-        if p.last_keyframe_request
-            .is_some_and(|t| now.duration_since(t) < KEYFRAME_EVERY)
         {
-            p.keyframe_wanted = true;
-            return;
+            request_keyframe(p, now);
         }
-        let Some(mid) = p
-            .mids
-            .iter()
-            .find(|(_, k)| *k == MediaKind::Video)
-            .map(|(m, _)| *m)
-        else {
-            return;
-        };
-        // Counted as asked even if str0m cannot send it yet (no video received, so no SSRC to
-        // name): the throttle holds, and it is tried again once the throttle allows.
-        p.last_keyframe_request = Some(now);
-        let sent = p
-            .rtc
-            .writer(mid)
-            .is_some_and(|mut w| w.request_keyframe(p.rid, KeyframeRequestKind::Pli).is_ok());
-        p.keyframe_wanted = !sent;
-        p.touched |= sent;
+    }
+
+    /// A voice member's camera to every other member of the room, on camera line `line`.
+    fn forward_camera(
+        &mut self,
+        now: Instant,
+        room: &str,
+        from: &str,
+        line: usize,
+        data: &MediaData,
+    ) {
+        for v in self.peers.iter_mut().filter(|p| {
+            p.room == room && p.talker.is_some() && p.id != from && p.connected && p.rtc.is_alive()
+        }) {
+            let Some(mid) = v
+                .mids
+                .iter()
+                .filter(|(_, k)| *k == MediaKind::Video)
+                .nth(1 + line)
+                .map(|(m, _)| *m)
+            else {
+                continue;
+            };
+            write_frame(v, mid, now, data);
+        }
     }
 
     /// Drops peers that ended, saying so.
@@ -1215,6 +1333,35 @@ fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
         }
     }
     Ok(())
+}
+
+/// Asks a sender (a publisher, a voice member's camera) for a keyframe on its first video
+/// m-line, at most once a [`KEYFRAME_EVERY`]; one asked for inside the window is remembered
+/// and sent when the window ends.
+fn request_keyframe(p: &mut Peer, now: Instant) {
+    if p.last_keyframe_request
+        .is_some_and(|t| now.duration_since(t) < KEYFRAME_EVERY)
+    {
+        p.keyframe_wanted = true;
+        return;
+    }
+    let Some(mid) = p
+        .mids
+        .iter()
+        .find(|(_, k)| *k == MediaKind::Video)
+        .map(|(m, _)| *m)
+    else {
+        return;
+    };
+    // Counted as asked even if str0m cannot send it yet (no video received, so no SSRC to
+    // name): the throttle holds, and it is tried again once the throttle allows.
+    p.last_keyframe_request = Some(now);
+    let sent = p
+        .rtc
+        .writer(mid)
+        .is_some_and(|mut w| w.request_keyframe(p.rid, KeyframeRequestKind::Pli).is_ok());
+    p.keyframe_wanted = !sent;
+    p.touched |= sent;
 }
 
 /// Writes a forwarded frame to a listener's m-line, with the payload type it negotiated for

@@ -78,6 +78,11 @@ enum Command {
         id: String,
         reply: oneshot::Sender<Option<Ending>>,
     },
+    Camera {
+        id: String,
+        on: bool,
+        reply: oneshot::Sender<Result<Option<usize>, SfuError>>,
+    },
 }
 
 /// How long the HTTP edge waits for the media task before answering 503.
@@ -173,6 +178,9 @@ impl Sfu {
                             }
                             Command::Ending { id, reply } => {
                                 let _ = reply.send(core.ending(&id));
+                            }
+                            Command::Camera { id, on, reply } => {
+                                let _ = reply.send(core.camera(&id, on));
                             }
                         }
                     }
@@ -347,6 +355,17 @@ impl Sfu {
             id: id.to_string(),
             ufrag: ufrag.to_string(),
             pwd: pwd.to_string(),
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(gone()))
+    }
+
+    /// Turns a voice member's camera on or off: the camera line it is seen on, if on.
+    pub async fn camera(&self, id: &str, on: bool) -> Result<Option<usize>, SfuError> {
+        self.ask(|reply| Command::Camera {
+            id: id.to_string(),
+            on,
             reply,
         })
         .await

@@ -8,7 +8,7 @@ pub mod driver;
 pub mod ice;
 
 pub use self::core::{
-    Codec, Ending, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_LINES,
-    VOICE_MEMBERS,
+    Codec, Ending, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_CAMERAS,
+    VOICE_LINES, VOICE_MEMBERS,
 };
 pub use driver::Sfu;

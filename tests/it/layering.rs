@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ai", &["config", "domain"]),
     ("views", &["storage"]),
     ("signin", &["config"]),
-    ("sfu", &[]),
+    ("sfu", &["config"]),
     ("auth", &["metrics", "storage"]),
     ("domain", &["auth", "photos", "storage", "views"]),
     (

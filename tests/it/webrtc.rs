@@ -398,6 +398,11 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
     };
     assert_eq!(patch(&a_url, json!({"muted": true})).await, 204);
     assert_eq!(patch(&a_url, json!({"muted": true, "loud": 1})).await, 422);
+    // Nothing to change is refused; a camera needs a session offered with video m-lines (the
+    // browser's camera path is in e2e/voice.mjs).
+    assert_eq!(patch(&a_url, json!({})).await, 400);
+    assert_eq!(patch(&a_url, json!({"camera": true})).await, 422);
+    assert_eq!(patch(&a_url, json!({"camera": false})).await, 200);
     assert_eq!(
         patch(
             "/api/v1/voice/00000000000000000000000000000000",

@@ -5,6 +5,8 @@
 // carry whoever spoke last), so people coming and going need no renegotiation. Mute (also push-to-talk: hold the button or the space bar), a
 // speaking ring on each name, a volume per person, and for moderators mute and remove.
 // A dropped connection comes back by itself: an ICE restart on the same session, else a new one.
+// Camera: the connection also offers one sending video line (no track until the camera is on)
+// and four receiving ones; a member's camera is seen on the line `camera_line` says, as a tile.
 
 import { api, el, errMsg } from "../dom.js";
 import { t } from "../i18n.js";
@@ -13,6 +15,18 @@ import { negotiate, peerConnection } from "./realtime.js";
 
 /** Receiving lines offered (moim's VOICE_LINES). */
 const LINES = 8;
+/** Receiving camera lines offered (moim's VOICE_CAMERAS). */
+const CAMERAS = 4;
+
+/** Puts VP8 first among a video line's codecs (every browser decodes it in software) and leaves
+ * out the rest, which keeps the offer small. @param {RTCRtpTransceiver} tr */
+function vp8Only(tr) {
+  const caps = typeof RTCRtpReceiver.getCapabilities === "function" ? RTCRtpReceiver.getCapabilities("video") : null;
+  if (!caps || typeof tr.setCodecPreferences !== "function") return;
+  const vp8 = caps.codecs.filter((c) => c.mimeType.toLowerCase() === "video/vp8");
+  if (!vp8.length) return;
+  try { tr.setCodecPreferences(vp8); } catch { /* the browser's default list then */ }
+}
 
 /** @typedef {import("../types.js").VoiceMember} VoiceMember */
 
@@ -27,13 +41,16 @@ export function voicePanel(socket, { slug, moderate, signal }) {
   const mute = el("button", { type: "button", id: "voice-mute", "aria-pressed": "false", hidden: true, text: t("voice.mute") });
   const ptt = el("button", { type: "button", id: "voice-ptt", hidden: true, text: t("voice.ptt") });
   const leave = el("button", { type: "button", class: "danger", id: "voice-leave", hidden: true, text: t("voice.leave") });
+  const camera = el("button", { type: "button", id: "voice-camera", "aria-pressed": "false", hidden: true, text: t("voice.cameraOn") });
+  const tiles = el("div", { class: "voice-tiles", id: "voice-tiles", hidden: true });
   const audios = el("div", { hidden: true });
   /** @type {VoiceMember[]} */
   let members = [];
   /** Volume per user id, 0..1, kept while the page is open. @type {Map<string, number>} */
   const volumes = new Map();
-  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, recv: RTCRtpTransceiver[], audio: HTMLAudioElement[] } | null} */
+  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, recv: RTCRtpTransceiver[], audio: HTMLAudioElement[], cam: RTCRtpTransceiver, seen: RTCRtpTransceiver[], views: (MediaStream | null)[], camTrack: MediaStreamTrack | null } | null} */
   let on = null;
+  let cameraWanted = false; // kept across a rejoin
   let muted = false;
   let wanted = false; // the member wants to be in voice (a dropped connection rejoins)
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -47,9 +64,40 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     }
   };
 
+  /** The camera tiles: this member's own preview, then each camera the server shows. */
+  let tilesShown = "";
+  const renderTiles = () => {
+    const me = store.get().user;
+    const others = on ? members.filter((m) => m.camera_line !== null && !(me && me.id === m.user_id)) : [];
+    const key = JSON.stringify([!!on?.camTrack, others.map((m) => [m.user_id, m.camera_line, !!on?.views[m.camera_line ?? 0]])]);
+    if (key !== tilesShown) {
+      tilesShown = key;
+      /** @type {HTMLElement[]} */
+      const made = [];
+      if (on?.camTrack) {
+        const v = /** @type {HTMLVideoElement} */ (el("video", { autoplay: true, playsinline: true, muted: true }));
+        v.srcObject = new MediaStream([on.camTrack]);
+        made.push(el("figure", { class: "voice-tile mine", "data-user": me?.username || "" }, v, el("figcaption", { text: t("voice.you") })));
+      }
+      for (const m of others) {
+        const v = /** @type {HTMLVideoElement} */ (el("video", { autoplay: true, playsinline: true, muted: true }));
+        const view = on?.views[m.camera_line ?? 0];
+        if (view) v.srcObject = view;
+        made.push(el("figure", { class: "voice-tile", "data-user": m.user, "data-id": m.user_id }, v, el("figcaption", { text: m.user })));
+      }
+      tiles.replaceChildren(...made);
+      tiles.hidden = made.length === 0;
+    }
+    for (const m of members) {
+      const tile = tiles.querySelector(`figure[data-id="${CSS.escape(m.user_id)}"]`);
+      if (tile) tile.classList.toggle("speaking", m.speaking);
+    }
+  };
+
   /** What the list shows apart from who speaks; the list is rebuilt only when this changes. */
   let shown = "";
   const render = () => {
+    renderTiles();
     const me = store.get().user;
     const key = JSON.stringify([!!on, members.map((m) => [m.user_id, m.muted, m.held])]);
     if (key === shown) {
@@ -97,6 +145,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     join.hidden = joined;
     mute.hidden = !joined;
     ptt.hidden = !joined;
+    camera.hidden = !joined;
     leave.hidden = !joined;
   };
 
@@ -111,11 +160,58 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     fetch(session, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ muted: m }) }).catch(() => {});
   };
 
+  /** Turns the camera on (the server gives it a line everyone else sees it on) or off. @param {boolean} want */
+  const setCamera = async (want) => {
+    const mine = on;
+    if (!mine) return;
+    camera.disabled = true;
+    try {
+      if (want && !mine.camTrack) {
+        const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 15 }, audio: false });
+        const track = media.getVideoTracks()[0];
+        if (on !== mine) { track.stop(); return; }
+        await mine.cam.sender.replaceTrack(track);
+        const params = mine.cam.sender.getParameters();
+        if (params.encodings && params.encodings[0]) {
+          params.encodings[0].maxBitrate = 400_000;
+          await mine.cam.sender.setParameters(params).catch(() => {});
+        }
+        mine.camTrack = track;
+        try {
+          await api("PATCH", mine.session.replace(/^\/api\/v1/, ""), { camera: true });
+        } catch (e) {
+          await mine.cam.sender.replaceTrack(null);
+          track.stop();
+          mine.camTrack = null;
+          throw e;
+        }
+      } else if (!want && mine.camTrack) {
+        await mine.cam.sender.replaceTrack(null);
+        mine.camTrack.stop();
+        mine.camTrack = null;
+        await api("PATCH", mine.session.replace(/^\/api\/v1/, ""), { camera: false }).catch(() => {});
+      }
+      cameraWanted = want;
+    } catch (e) {
+      cameraWanted = false;
+      status.className = "error";
+      status.textContent = errMsg(e);
+    } finally {
+      camera.disabled = false;
+      const lit = !!on?.camTrack;
+      camera.setAttribute("aria-pressed", String(lit));
+      camera.textContent = lit ? t("voice.cameraOff") : t("voice.cameraOn");
+      tilesShown = "";
+      renderTiles();
+    }
+  };
+
   const teardown = () => {
     if (!on) return;
-    const { pc, stream, session, audio } = on;
+    const { pc, stream, session, audio, camTrack } = on;
     on = null;
     stream.getTracks().forEach((tr) => tr.stop());
+    if (camTrack) camTrack.stop();
     audio.forEach((a) => { a.srcObject = null; a.remove(); });
     pc.close();
     if (session) fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
@@ -142,15 +238,29 @@ export function voicePanel(socket, { slug, moderate, signal }) {
         audios.append(a);
         audio.push(/** @type {HTMLAudioElement} */ (a));
       }
+      const cam = pc.addTransceiver("video", { direction: "sendonly" });
+      vp8Only(cam);
+      /** @type {RTCRtpTransceiver[]} */
+      const seen = [];
+      for (let i = 0; i < CAMERAS; i++) {
+        const tr = pc.addTransceiver("video", { direction: "recvonly" });
+        vp8Only(tr);
+        seen.push(tr);
+      }
+      /** @type {(MediaStream | null)[]} */
+      const views = seen.map(() => null);
       pc.addEventListener("track", (ev) => {
         const i = recv.indexOf(ev.transceiver);
         if (i >= 0) { audio[i].srcObject = new MediaStream([ev.track]); audio[i].play().catch(() => {}); }
+        const c = seen.indexOf(ev.transceiver);
+        if (c >= 0) { views[c] = new MediaStream([ev.track]); tilesShown = ""; renderTiles(); }
       });
-      on = { pc, stream, session: "", recv, audio };
+      on = { pc, stream, session: "", recv, audio, cam, seen, views, camTrack: null };
       const mine = on;
       on.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/voice`, {});
       if (on !== mine) return;
       if (muted) setMuted(true);
+      if (cameraWanted) void setCamera(true);
       /** An ICE restart on the same session; if it does not bring the connection back, a new one. */
       const restart = async () => {
         try {
@@ -222,6 +332,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
   join.addEventListener("click", () => { wanted = true; void start(); });
   leave.addEventListener("click", () => {
     wanted = false;
+    cameraWanted = false;
     clearTimeout(rejoinTimer);
     teardown();
     showJoined(false);
@@ -230,6 +341,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     render();
   });
   mute.addEventListener("click", () => setMuted(!muted));
+  camera.addEventListener("click", () => void setCamera(!on?.camTrack));
   // Push to talk: unmuted while the button (or the space bar, outside text fields and
   // buttons) is held; letting go restores what it was, and only a press it began ends it.
   /** @type {boolean | null} muted before the press, while a press is on */
@@ -293,6 +405,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
   return el("section", { class: "card voice", id: "voice" },
     el("h3", { text: t("voice.title") }),
     list,
-    signedIn ? el("div", { class: "row" }, join, mute, ptt, leave) : el("p", { class: "muted", text: t("voice.signIn") }),
+    tiles,
+    signedIn ? el("div", { class: "row" }, join, mute, ptt, camera, leave) : el("p", { class: "muted", text: t("voice.signIn") }),
     status, audios);
 }

@@ -11,7 +11,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::{
-    Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped, VOICE_LINES, VOICE_MEMBERS,
+    Codec, Core, Datagram, Happening, Limits, Role, SfuError, Tapped, VOICE_CAMERAS, VOICE_LINES,
+    VOICE_MEMBERS,
 };
 
 const SERVER: &str = "10.0.0.1:5000";
@@ -23,6 +24,8 @@ struct Client {
     audio: Option<Mid>,
     video: Option<Mid>,
     got: Vec<(MediaKind, Vec<u8>)>,
+    /// What it received, by m-line.
+    by_mid: Vec<(Mid, Vec<u8>)>,
     keyframe_requests: usize,
     connected: bool,
     /// Datagrams from this client are dropped while this says so.
@@ -53,6 +56,7 @@ impl Client {
             audio: Some(audio),
             video: Some(video),
             got: Vec::new(),
+            by_mid: Vec::new(),
             keyframe_requests: 0,
             connected: false,
             cut: false,
@@ -162,6 +166,7 @@ impl Net {
                                 MediaKind::Video
                             };
                             c.got.push((kind, d.data.to_vec()));
+                            c.by_mid.push((d.mid, d.data.to_vec()));
                         }
                         Event::KeyframeRequest(_) => c.keyframe_requests += 1,
                         _ => {}
@@ -624,6 +629,7 @@ fn voice_client(
         audio: Some(mic),
         video: None,
         got: Vec::new(),
+        by_mid: Vec::new(),
         keyframe_requests: 0,
         connected: false,
         cut: false,
@@ -1032,4 +1038,140 @@ fn a_publisher_sending_above_the_bitrate_limit_is_ended() {
         net.run(20);
     }
     assert!(net.core.has_publisher("room"));
+}
+
+/// A voice client with a camera: its microphone and receiving audio lines, then its camera's
+/// video m-line and one receiving video line per camera tile.
+fn camera_client(now: Instant, addr: &str) -> (Client, String, SdpPendingOffer, Vec<Mid>) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    for _ in 0..VOICE_LINES {
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    }
+    let cam = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let tiles: Vec<Mid> = (0..VOICE_CAMERAS)
+        .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
+        .collect();
+    let (offer, pending) = api.apply().unwrap();
+    let client = Client {
+        rtc,
+        addr,
+        audio: Some(mic),
+        video: Some(cam),
+        got: Vec::new(),
+        by_mid: Vec::new(),
+        keyframe_requests: 0,
+        connected: false,
+        cut: false,
+    };
+    (client, offer.to_sdp_string(), pending, tiles)
+}
+
+#[test]
+fn voice_cameras_are_seen_by_the_others_on_their_lines_and_a_room_shows_four() {
+    let mut net = Net::new();
+    // (client index, session id, camera tiles)
+    let mut members = Vec::new();
+    for user in 1..=(VOICE_CAMERAS as i64 + 1) {
+        let (mut c, offer, pending, tiles) = camera_client(net.now, &format!("10.0.5.{user}:1000"));
+        let (id, answer, _) = net
+            .core
+            .offer_voice(net.now, "room", user, &format!("user{user}"), &offer)
+            .unwrap();
+        c.accept(pending, &answer);
+        net.clients.push(c);
+        members.push((net.clients.len() - 1, id, tiles));
+    }
+    net.run(400);
+    assert!(members.iter().all(|(i, _, _)| net.clients[*i].connected));
+    // Video sent before the camera is on goes nowhere.
+    let (a, a_id, _) = members[0].clone();
+    let now = net.now;
+    net.clients[a].send(now, MediaKind::Video, 0, &[0x01, 0x11]);
+    net.run(50);
+    assert!(members[1..]
+        .iter()
+        .all(|(i, _, _)| net.clients[*i].by_mid.is_empty()));
+
+    // A turns its camera on: camera line 0, the room is told, A is asked for a keyframe, and
+    // everyone else gets A's frames on their first tile.
+    assert_eq!(net.core.camera(&a_id, true), Ok(Some(0)));
+    assert_eq!(
+        net.core.camera(&a_id, true),
+        Ok(Some(0)),
+        "on again: same line"
+    );
+    let asked = net.clients[a].keyframe_requests;
+    stream_video(&mut net, a, 300, true);
+    assert!(
+        net.clients[a].keyframe_requests > asked,
+        "A is asked for a keyframe"
+    );
+    for (i, _, tiles) in &members[1..] {
+        let got = &net.clients[*i].by_mid;
+        assert!(!got.is_empty(), "member {i} sees A");
+        assert!(got.iter().all(|(m, _)| *m == tiles[0]), "on tile 0 only");
+    }
+    assert!(
+        net.clients[a].by_mid.is_empty(),
+        "A does not get its own camera"
+    );
+    assert!(net
+        .core
+        .voice_members("room")
+        .iter()
+        .any(|m| m.user_id == 1 && m.camera == Some(0)));
+
+    // Three more cameras take the other lines; a fifth is refused, saying why.
+    for (n, (_, id, _)) in members[1..VOICE_CAMERAS].iter().enumerate() {
+        assert_eq!(net.core.camera(id, true), Ok(Some(n + 1)));
+    }
+    let (e, e_id, _) = members[VOICE_CAMERAS].clone();
+    assert_eq!(
+        net.core.camera(&e_id, true),
+        Err(SfuError::CamerasFull(VOICE_CAMERAS))
+    );
+    // A turns its camera off: its line goes to the next one, and A's frames stop.
+    assert_eq!(net.core.camera(&a_id, false), Ok(None));
+    assert_eq!(net.core.camera(&e_id, true), Ok(Some(0)));
+    let before: Vec<usize> = members
+        .iter()
+        .map(|(i, _, _)| net.clients[*i].by_mid.len())
+        .collect();
+    let now = net.now;
+    net.clients[a].send(now, MediaKind::Video, 99, &[0x01, 0x22]);
+    net.run(50);
+    for ((i, _, _), b) in members.iter().zip(&before) {
+        assert!(
+            !net.clients[*i].by_mid[*b..]
+                .iter()
+                .any(|(_, d)| d == &[0x01, 0x22]),
+            "A's camera is off"
+        );
+    }
+    // E's camera reaches A on tile 0.
+    stream_video(&mut net, e, 200, true);
+    let (_, _, a_tiles) = &members[0];
+    assert!(net.clients[a].by_mid.iter().any(|(m, _)| *m == a_tiles[0]));
+
+    // A session joined without video m-lines cannot send a camera.
+    let (mut c, offer, pending, _) = voice_client(net.now, "10.0.5.99:1000", 2);
+    let (id, answer, _) = net
+        .core
+        .offer_voice(net.now, "room", 99, "user99", &offer)
+        .unwrap();
+    c.accept(pending, &answer);
+    net.clients.push(c);
+    assert!(matches!(
+        net.core.camera(&id, true),
+        Err(SfuError::Unsupported(_))
+    ));
+    assert_eq!(net.core.camera("nobody", true), Err(SfuError::NoSuchPeer));
 }
