@@ -133,6 +133,7 @@ impl Application {
                 viewers_per_room: config.webrtc.webrtc_max_viewers_per_room,
                 peers: config.webrtc.webrtc_max_peers,
                 max_send_kbps: config.live.max_ingest_kbps,
+                max_forward_kbps: config.webrtc.webrtc_max_forward_mbps * 1000,
             },
             shutdown.clone(),
             {

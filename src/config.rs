@@ -321,6 +321,10 @@ options! {
         /// WebRTC peers on this node at once.
         #[arg(env = "MOIM_WEBRTC_MAX_PEERS")]
         webrtc_max_peers: usize = 2000, in 1..=100_000;
+        /// Media this node may forward to WebRTC viewers and voice members in all, Mbit/s:
+        /// past it new ones are refused (viewers still have LL-HLS). Keep it below the uplink.
+        #[arg(env = "MOIM_WEBRTC_MAX_FORWARD_MBPS")]
+        webrtc_max_forward_mbps: u64 = 800, in 1..=400_000;
         /// STUN and TURN servers clients are told of, comma-separated URLs (`stun:host:port`,
         /// `turn:host:port?transport=tcp`, `turns:host:443`): a relay for clients whose network
         /// blocks UDP to the media socket. TURN servers need `webrtc_turn_secret`.

@@ -29,11 +29,13 @@ fn sfu_error(e: SfuError) -> ApiError {
             "already_publishing",
             "the room already has a publisher: end that broadcast first".into(),
         ),
-        e @ (SfuError::RoomFull(_) | SfuError::ServerFull(_)) => ApiError::Other(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "webrtc_full",
-            format!("{e}; the low-latency HLS stream still works"),
-        ),
+        e @ (SfuError::RoomFull(_) | SfuError::ServerFull(_) | SfuError::ForwardFull(_)) => {
+            ApiError::Other(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webrtc_full",
+                format!("{e}; the low-latency HLS stream still works"),
+            )
+        }
         e @ SfuError::CamerasFull(_) => {
             ApiError::Other(StatusCode::CONFLICT, "cameras_full", e.to_string())
         }
@@ -413,7 +415,12 @@ pub async fn voice_join(
         .sfu
         .offer_voice(&slug, user.id, &user.username, sdp)
         .await
-        .map_err(sfu_error)?;
+        .map_err(|e| match e {
+            e @ SfuError::ForwardFull(_) => {
+                ApiError::Other(StatusCode::SERVICE_UNAVAILABLE, "voice_full", e.to_string())
+            }
+            e => sfu_error(e),
+        })?;
     tracing::debug!(room = %slug, ?line, "voice member joined");
     let servers = ice_servers_for(&state, Some(&format!("u{}", user.id)));
     Ok(answer("voice", &id, sdp, &servers))

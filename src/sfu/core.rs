@@ -109,6 +109,8 @@ pub enum SfuError {
     ServerFull(usize),
     #[error("the room's voice chat has as many members as it takes ({0})")]
     VoiceFull(usize),
+    #[error("the server forwards as much media as it may ({0} Mbit/s)")]
+    ForwardFull(u64),
     #[error(
         "{0} cameras are on in this room's voice chat, as many as it shows: one must go off first"
     )]
@@ -141,7 +143,14 @@ pub struct Limits {
     /// What a publisher or voice member may send, averaged over [`RATE_WINDOW`], kbit/s; one
     /// sending more is ended (as an RTMP encoder over `max_ingest_kbps` is).
     pub max_send_kbps: u64,
+    /// What the node may forward in all, kbit/s (judged over the last [`EGRESS_WINDOW`]): past
+    /// it, new viewers and voice members are refused (LL-HLS still serves viewers) and those
+    /// connected keep what they have.
+    pub max_forward_kbps: u64,
 }
+
+/// The window the node's forwarded bitrate is judged over.
+pub const EGRESS_WINDOW: Duration = Duration::from_secs(1);
 
 /// The window a sender's bitrate is judged over.
 pub const RATE_WINDOW: Duration = Duration::from_secs(5);
@@ -280,6 +289,10 @@ pub struct Core {
     happenings: Vec<Happening>,
     /// Voice sessions ended by someone else, newest last.
     endings: std::collections::VecDeque<(PeerId, Ending)>,
+    /// Bytes sent since `egress_start`, and the rate of the last whole window, kbit/s.
+    egress_bytes: u64,
+    egress_start: Option<Instant>,
+    egress_kbps: u64,
 }
 
 impl Core {
@@ -293,7 +306,31 @@ impl Core {
             limits,
             happenings: Vec::new(),
             endings: std::collections::VecDeque::new(),
+            egress_bytes: 0,
+            egress_start: None,
+            egress_kbps: 0,
         }
+    }
+
+    /// What the node forwarded over the last whole [`EGRESS_WINDOW`], kbit/s.
+    pub fn forwarded_kbps(&self) -> u64 {
+        self.egress_kbps
+    }
+
+    fn count_egress(&mut self, now: Instant, bytes: u64) {
+        let start = *self.egress_start.get_or_insert(now);
+        let elapsed = now.duration_since(start);
+        if elapsed >= EGRESS_WINDOW {
+            // A window with nothing sent after it counts as nothing.
+            self.egress_kbps = if elapsed >= EGRESS_WINDOW * 2 {
+                0
+            } else {
+                self.egress_bytes * 8 / elapsed.as_millis().max(1) as u64
+            };
+            self.egress_bytes = 0;
+            self.egress_start = Some(now);
+        }
+        self.egress_bytes += bytes;
     }
 
     /// How a voice session that is no more was ended, if someone else ended it.
@@ -423,6 +460,9 @@ impl Core {
             }
             Role::Viewer if self.viewers(room) >= self.limits.viewers_per_room => {
                 return Err(SfuError::RoomFull(self.limits.viewers_per_room))
+            }
+            Role::Viewer | Role::Voice if self.egress_kbps >= self.limits.max_forward_kbps => {
+                return Err(SfuError::ForwardFull(self.limits.max_forward_kbps / 1000))
             }
             _ => {}
         }
@@ -801,6 +841,14 @@ impl Core {
     /// to send go to `out`; returns when the core wants to run next. Media and keyframe
     /// requests are forwarded here.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Datagram>) -> Instant {
+        let already = out.len();
+        let next = self.run_peers(now, out);
+        let sent: usize = out[already..].iter().map(|d| d.contents.len()).sum();
+        self.count_egress(now, sent as u64);
+        next
+    }
+
+    fn run_peers(&mut self, now: Instant, out: &mut Vec<Datagram>) -> Instant {
         let mut media: Vec<(String, MediaKind, MediaData)> = Vec::new();
         let mut voice: Vec<(String, String, i64, MediaData)> = Vec::new();
         let mut voice_news: Vec<String> = Vec::new();
@@ -1416,6 +1464,7 @@ pub fn replay(data: &[u8]) {
             viewers_per_room: 4,
             peers: 8,
             max_send_kbps: 20_000,
+            max_forward_kbps: 1_000_000,
         },
     );
     let Some((&split, rest)) = data.split_first() else {

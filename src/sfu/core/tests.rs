@@ -110,6 +110,7 @@ impl Net {
                     viewers_per_room: 4,
                     peers: 10,
                     max_send_kbps: 20_000,
+                    max_forward_kbps: 1_000_000,
                 },
             ),
             clients: Vec::new(),
@@ -1174,4 +1175,51 @@ fn voice_cameras_are_seen_by_the_others_on_their_lines_and_a_room_shows_four() {
         Err(SfuError::Unsupported(_))
     ));
     assert_eq!(net.core.camera("nobody", true), Err(SfuError::NoSuchPeer));
+}
+
+#[test]
+fn past_the_nodes_forwarding_limit_new_viewers_and_members_are_refused() {
+    let mut net = Net::new();
+    net.core.limits.max_forward_kbps = 200;
+    let p = net.join("room", Role::Publisher, "10.0.6.1:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.6.2:1000").unwrap();
+    net.run(300);
+    assert!(net.clients[p].connected && net.clients[v].connected);
+    // ~30 frames a second of 1,200 bytes to one viewer: ~290 kbit/s forwarded.
+    let frame = vec![0x01u8; 1200];
+    for n in 0..90u64 {
+        let now = net.now;
+        net.clients[p].send(now, MediaKind::Video, n, &frame);
+        net.run(33);
+    }
+    assert!(
+        net.core.forwarded_kbps() > 200,
+        "{} kbit/s",
+        net.core.forwarded_kbps()
+    );
+    assert_eq!(
+        net.join("room", Role::Viewer, "10.0.6.3:1000").err(),
+        Some(SfuError::ForwardFull(0))
+    );
+    let (_, offer, _, _) = voice_client(net.now, "10.0.6.4:1000", 2);
+    assert_eq!(
+        net.core
+            .offer_voice(net.now, "room", 7, "user7", &offer)
+            .err(),
+        Some(SfuError::ForwardFull(0))
+    );
+    // The viewer already watching keeps getting frames; a publisher is never refused by it.
+    let got = net.clients[v].got.len();
+    let now = net.now;
+    net.clients[p].send(now, MediaKind::Video, 90, &frame);
+    net.run(50);
+    assert!(net.clients[v].got.len() > got);
+    // Once the broadcast goes quiet, viewers are taken again.
+    net.run(2_500);
+    assert!(
+        net.core.forwarded_kbps() < 200,
+        "{}",
+        net.core.forwarded_kbps()
+    );
+    assert!(net.join("room", Role::Viewer, "10.0.6.5:1000").is_ok());
 }
