@@ -129,6 +129,7 @@ impl Application {
         let sfu = crate::sfu::Sfu::start(
             config.webrtc.webrtc_listen,
             advertise,
+            config.webrtc.webrtc_tcp_listen,
             crate::sfu::Limits {
                 viewers_per_room: config.webrtc.webrtc_max_viewers_per_room,
                 peers: config.webrtc.webrtc_max_peers,

@@ -315,6 +315,10 @@ options! {
         /// address behind NAT); default: the listen address, or 127.0.0.1 when it is 0.0.0.0.
         #[arg(env = "MOIM_WEBRTC_ADVERTISE")]
         webrtc_advertise: String = none;
+        /// TCP address for ICE-TCP (RFC 6544): answers also name it, at the advertised
+        /// addresses, for clients whose network lets TCP out but not UDP. Off by default.
+        #[arg(env = "MOIM_WEBRTC_TCP_LISTEN")]
+        webrtc_tcp_listen: SocketAddr = none;
         /// Viewers watching one room's broadcast by WebRTC at once.
         #[arg(env = "MOIM_WEBRTC_MAX_VIEWERS_PER_ROOM")]
         webrtc_max_viewers_per_room: usize = 500, in 1..=100_000;

@@ -228,6 +228,8 @@ pub struct Tapped {
 /// A datagram to send.
 #[derive(Debug, Clone)]
 pub struct Datagram {
+    /// Over ICE-TCP (RFC 6544: framed on the client's TCP connection) rather than UDP.
+    pub tcp: bool,
     pub source: SocketAddr,
     pub destination: SocketAddr,
     pub contents: Vec<u8>,
@@ -285,6 +287,8 @@ pub struct Core {
     voice_held: std::collections::HashMap<String, std::collections::HashSet<i64>>,
     /// Host candidates put in every answer (the UDP socket's addresses as clients reach them).
     candidates: Vec<SocketAddr>,
+    /// Passive TCP candidates (ICE-TCP), when a TCP listener is configured.
+    tcp_candidates: Vec<SocketAddr>,
     limits: Limits,
     happenings: Vec<Happening>,
     /// Voice sessions ended by someone else, newest last.
@@ -303,6 +307,7 @@ impl Core {
             voice_told: std::collections::HashMap::new(),
             voice_held: std::collections::HashMap::new(),
             candidates,
+            tcp_candidates: Vec::new(),
             limits,
             happenings: Vec::new(),
             endings: std::collections::VecDeque::new(),
@@ -331,6 +336,13 @@ impl Core {
             self.egress_start = Some(now);
         }
         self.egress_bytes += bytes;
+    }
+
+    /// Answers also offer these passive TCP candidates (ICE-TCP, RFC 6544), for clients whose
+    /// network lets TCP out but not UDP.
+    pub fn with_tcp(mut self, candidates: Vec<SocketAddr>) -> Core {
+        self.tcp_candidates = candidates;
+        self
     }
 
     /// How a voice session that is no more was ended, if someone else ended it.
@@ -492,6 +504,16 @@ impl Core {
             .build(now);
         for addr in &self.candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        for addr in &self.tcp_candidates {
+            let c = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build();
+            if let Ok(c) = c {
                 rtc.add_local_candidate(c);
             }
         }
@@ -803,13 +825,35 @@ impl Core {
         destination: SocketAddr,
         bytes: &[u8],
     ) {
+        self.receive_on(now, Protocol::Udp, source, destination, bytes)
+    }
+
+    /// A packet that came framed on an ICE-TCP connection from `source` to `destination`.
+    pub fn receive_tcp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.receive_on(now, Protocol::Tcp, source, destination, bytes)
+    }
+
+    fn receive_on(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
         let Ok(contents) = bytes.try_into() else {
             return;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -883,6 +927,7 @@ impl Core {
                         break;
                     }
                     Ok(Output::Transmit(t)) => out.push(Datagram {
+                        tcp: t.proto == Protocol::Tcp,
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),
@@ -1100,6 +1145,7 @@ impl Core {
             loop {
                 match p.rtc.poll_output() {
                     Ok(Output::Transmit(t)) => out.push(Datagram {
+                        tcp: t.proto == Protocol::Tcp,
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),

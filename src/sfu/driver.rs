@@ -85,6 +85,91 @@ enum Command {
     },
 }
 
+/// What the ICE-TCP connections tell the media task.
+enum TcpNews {
+    /// A client connected from `from`; what goes to it is sent on `tx`.
+    Open {
+        from: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// A framed packet (RFC 4571) from `from`.
+    Packet {
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        from: SocketAddr,
+    },
+}
+
+/// The longest framed packet taken on an ICE-TCP connection (STUN, DTLS and RTP packets are
+/// under 1,500 bytes); a longer one ends the connection.
+const MAX_TCP_PACKET: usize = 4096;
+/// An ICE-TCP connection with nothing from its client for this long is closed (a live one
+/// sends consent checks every few seconds).
+const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads RFC 4571 frames (a 2-byte length, then the packet) off one connection to the media
+/// task, and writes what the task sends back framed the same way. Ends on EOF, a bad frame,
+/// idleness or shutdown.
+async fn serve_tcp(
+    stream: tokio::net::TcpStream,
+    from: SocketAddr,
+    to: SocketAddr,
+    news: mpsc::Sender<TcpNews>,
+    shutdown: CancellationToken,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    if news.send(TcpNews::Open { from, tx }).await.is_err() {
+        return;
+    }
+    let writer = async move {
+        while let Some(packet) = rx.recv().await {
+            let mut framed = Vec::with_capacity(packet.len() + 2);
+            framed.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&packet);
+            if wr.write_all(&framed).await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async {
+        let mut len = [0u8; 2];
+        loop {
+            match tokio::time::timeout(TCP_IDLE, rd.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+            let n = u16::from_be_bytes(len) as usize;
+            if n == 0 || n > MAX_TCP_PACKET {
+                tracing::debug!(%from, n, "ICE-TCP connection closed: a frame out of bounds");
+                break;
+            }
+            let mut bytes = vec![0u8; n];
+            match tokio::time::timeout(TCP_IDLE, rd.read_exact(&mut bytes)).await {
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+            // A full queue drops the packet (as a full UDP buffer would).
+            if let Err(mpsc::error::TrySendError::Closed(_)) =
+                news.try_send(TcpNews::Packet { from, to, bytes })
+            {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
+        _ = shutdown.cancelled() => {}
+    }
+    let _ = news.send(TcpNews::Closed { from }).await;
+}
+
 /// How long the HTTP edge waits for the media task before answering 503.
 const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -106,6 +191,7 @@ impl Sfu {
     pub async fn start(
         listen: SocketAddr,
         advertise: Vec<IpAddr>,
+        tcp_listen: Option<SocketAddr>,
         limits: Limits,
         shutdown: CancellationToken,
         on_happening: impl Fn(Happening) + Send + 'static,
@@ -127,6 +213,52 @@ impl Sfu {
         }
         let (tx, mut rx) = mpsc::channel::<Command>(256);
         let mut core = Core::new(candidates.clone(), limits);
+        // ICE-TCP: a listener whose connections each carry one client's packets.
+        let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpNews>(4096);
+        if let Some(at) = tcp_listen {
+            let listener = tokio::net::TcpListener::bind(at).await?;
+            let bound = listener.local_addr()?;
+            let tcp_candidates: Vec<SocketAddr> = candidates
+                .iter()
+                .map(|c| SocketAddr::new(c.ip(), bound.port()))
+                .collect();
+            core = core.with_tcp(tcp_candidates.clone());
+            let (shutdown, max) = (shutdown.clone(), limits.peers);
+            let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        _ = shutdown.cancelled() => break,
+                    };
+                    let Ok((stream, from)) = accepted else {
+                        continue;
+                    };
+                    // At most one connection per possible peer.
+                    if open.load(std::sync::atomic::Ordering::Relaxed) >= max {
+                        continue;
+                    }
+                    // The candidate the client dialled, as the answer named it.
+                    let to = tcp_candidates
+                        .iter()
+                        .find(|c| c.is_ipv4() == from.is_ipv4())
+                        .copied()
+                        .unwrap_or(bound);
+                    let (news, shutdown, open) = (tcp_tx.clone(), shutdown.clone(), open.clone());
+                    open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        serve_tcp(stream, from, to, news, shutdown).await;
+                        open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    });
+                }
+            });
+            tracing::info!(%bound, "WebRTC ICE-TCP listening");
+        } else {
+            drop(tcp_tx);
+        }
+        let mut tcp_conns: std::collections::HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> =
+            std::collections::HashMap::new();
+        let mut tcp_on = tcp_listen.is_some();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let mut out = Vec::new();
@@ -198,12 +330,26 @@ impl Sfu {
                         }
                         Err(e) => tracing::debug!(error = %e, "WebRTC socket read failed"),
                     },
+                    news = tcp_rx.recv(), if tcp_on => match news {
+                        Some(TcpNews::Open { from, tx }) => { tcp_conns.insert(from, tx); }
+                        Some(TcpNews::Packet { from, to, bytes }) => {
+                            core.receive_tcp(Instant::now(), from, to, &bytes)
+                        }
+                        Some(TcpNews::Closed { from }) => { tcp_conns.remove(&from); }
+                        None => tcp_on = false,
+                    },
                     _ = sleep => {}
                 }
                 next = core.poll(Instant::now(), &mut out);
                 // Never waits: a full send buffer drops the datagram (RTP is made for loss, and
                 // NACK/RTX asks again) rather than stalling every peer.
                 for d in out.drain(..) {
+                    if d.tcp {
+                        if let Some(conn) = tcp_conns.get(&d.destination) {
+                            let _ = conn.try_send(d.contents);
+                        }
+                        continue;
+                    }
                     if let Err(e) = socket.try_send_to(&d.contents, d.destination) {
                         tracing::debug!(error = %e, to = %d.destination, "WebRTC send dropped");
                     }

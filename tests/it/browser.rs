@@ -488,6 +488,28 @@ async fn members_behind_a_udp_blocking_firewall_talk_through_a_turn_relay() {
     drop(turn);
 }
 
+/// Two members talk over ICE-TCP when UDP cannot reach moim: its UDP candidate is advertised
+/// at 127.0.0.3, where nothing takes UDP, and its TCP listener is there (e2e/voice-tcp.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_talk_over_ice_tcp_when_udp_does_not_get_through() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    let app = spawn_with(
+        Backend::Sqlite,
+        &[
+            "--webrtc-listen",
+            "127.0.0.1:0",
+            "--webrtc-advertise",
+            "127.0.0.3",
+            "--webrtc-tcp-listen",
+            "127.0.0.3:0",
+        ],
+    )
+    .await;
+    run_script(&e2e, "voice-tcp.mjs", &app, &chromium, &[], "VOICE-TCP-OK").await;
+}
+
 /// Two members in voice lose the network for 2 s and then for 12 s (their media through a UDP
 /// relay in the script that drops everything, their pages offline): both come back by
 /// themselves each time and hear each other again (e2e/voice-drop.mjs), which prints how long

@@ -37,6 +37,55 @@ async fn a_socket_on_every_address_with_an_advertised_one_connects() {
     publish_and_watch(&app).await;
 }
 
+/// With an ICE-TCP listener, answers name a passive TCP candidate; a connection sending a frame
+/// out of bounds (RFC 4571 length 0 or above 4 KiB) is closed, and frames no peer claims are
+/// dropped without ending anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_is_offered_and_bad_frames_close_only_their_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app =
+        crate::helpers::spawn_with(Backend::Sqlite, &["--webrtc-tcp-listen", "127.0.0.1:0"]).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (_, offer) = Peer::new(false, false);
+    let (s, _, answer) = post_sdp(&app, "/api/v1/rooms/stage/whep", &offer, None, None).await;
+    assert_eq!(s, 201, "{answer}");
+    let tcp = answer
+        .lines()
+        .find(|l| {
+            l.starts_with("a=candidate:") && l.contains(" tcp ") && l.contains("tcptype passive")
+        })
+        .unwrap_or_else(|| panic!("no passive TCP candidate in {answer}"));
+    let port: u16 = tcp.split(' ').nth(5).unwrap().parse().unwrap();
+    // Frames no peer claims: dropped, the connection stays.
+    let mut ok = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    ok.write_all(&[0, 4, 1, 2, 3, 4]).await.unwrap();
+    for bad in [vec![0u8, 0], vec![0xff, 0xff, 1, 2, 3]] {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        c.write_all(&bad).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("closed within 10 s")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "a bad frame closes its connection: {bad:?}");
+    }
+    ok.write_all(&[0, 2, 9, 9]).await.unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ok.read(&mut buf))
+            .await
+            .is_err(),
+        "the good connection is still open and quiet"
+    );
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
 /// With STUN and TURN servers configured, pages get them from `/webrtc/ice-servers` and WHIP and
 /// WHEP clients in `Link` headers: TURN credentials (coturn's REST scheme, checked here by
 /// recomputing the HMAC) only for a signed-in member or a stream key, never for an anonymous

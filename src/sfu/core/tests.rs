@@ -152,6 +152,7 @@ impl Net {
                     Output::Transmit(t) => {
                         if !c.cut {
                             to_server.push(Datagram {
+                                tcp: false,
                                 source: t.source,
                                 destination: t.destination,
                                 contents: t.contents.to_vec(),
