@@ -113,6 +113,7 @@ check(backs.size === 2, `both talk through the relay (${backs.size} clients seen
 
 const figures = [];
 for (const seconds of [2, 12]) {
+  const madeBefore = (await Promise.all(pages.map(heard))).map((h) => h.connections);
   down = true;
   for (const p of pages) await p.context().setOffline(true);
   await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -121,6 +122,10 @@ for (const seconds of [2, 12]) {
   const ms = await untilBothHear(pages, 30000);
   for (const p of pages) await p.locator("#voice-status").filter({ hasText: "You are in voice." }).waitFor({ timeout: T });
   const made = (await Promise.all(pages.map(heard))).map((h) => h.connections);
+  // Two seconds keep the session: the same connection resumes, nothing new is made. Twelve
+  // outlive it (moim lets a session go after 8 s of silence): each page joined anew.
+  if (seconds === 2) check(made.every((n, i) => n === madeBefore[i]), `a 2 s drop resumes the same connection: ${madeBefore} → ${made}`);
+  else check(made.every((n, i) => n > madeBefore[i]), `a 12 s drop ends in a new connection: ${madeBefore} → ${made}`);
   figures.push(`${seconds} s drop: both hear again ${ms} ms after the network returned (connections made: ${made.join(", ")})`);
 }
 // Each member is listed once: the sessions that were let go were replaced, not doubled.

@@ -103,16 +103,21 @@ await owner.locator("#voice-members li.voice-member.speaking").first().waitFor({
 async function seesCamera(page, name) {
   const tile = page.locator(`#voice-tiles figure.voice-tile[data-user="${name}"] video`);
   await tile.waitFor({ timeout: T });
-  return tile.evaluate((v) => new Promise((ok) => {
+  // Decoded frames counted by the element (a page in the background may paint rarely, so
+  // painted frames are not what is counted), polled for up to 20 s.
+  return tile.evaluate(async (v) => {
     const video = /** @type {HTMLVideoElement} */ (v);
-    let frames = 0;
-    const timer = setTimeout(() => ok(false), 10000);
-    const next = () => video.requestVideoFrameCallback(() => {
-      frames += 1;
-      if (frames >= 5 && video.videoWidth > 0) { clearTimeout(timer); ok(true); } else next();
-    });
-    next();
-  }));
+    const decoded = () => video.getVideoPlaybackQuality().totalVideoFrames;
+    let first = -1;
+    for (let i = 0; i < 200; i++) {
+      if (video.videoWidth > 0) {
+        if (first < 0) first = decoded();
+        else if (decoded() >= first + 5) return true;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  });
 }
 await owner.locator("#voice-camera").click();
 await owner.locator("#voice-tiles figure.voice-tile.mine").waitFor({ timeout: T });

@@ -405,11 +405,31 @@ pub async fn voice_join(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     super::extract::CurrentUser(user): super::extract::CurrentUser,
     ApiPath(slug): ApiPath<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     state.rooms.require_talker(&user, &slug).await?;
     offer_allowed(&state, &headers, peer)?;
+    // A page joining again by itself (after its network dropped) names the session it had:
+    // one someone else ended stays ended (410), so a removed member or a stale tab does not
+    // come back on its own.
+    let previous = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("previous="));
+    if let Some(previous) = previous {
+        if previous.len() != 32 || !previous.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::invalid(
+                "invalid_request",
+                "previous is the 32-hex-digit id of the session this page had",
+            ));
+        }
+        if let Ok(Some(_)) | Err(_) = state.sfu.ending(previous).await {
+            return Err(voice_gone(&state, previous).await);
+        }
+    }
     let sdp = sdp_body(&headers, &body)?;
     let (id, sdp, line) = state
         .sfu
@@ -452,7 +472,10 @@ pub async fn voice_patch(
             return Err(voice_gone(&state, &id).await);
         }
         let sdp = sdp_body(&headers, &body)?;
-        let answer = state.sfu.renegotiate(&id, sdp).await.map_err(sfu_error)?;
+        let answer = match state.sfu.renegotiate(&id, sdp).await {
+            Ok(a) => a,
+            Err(e) => return Err(voice_error(&state, &id, e).await),
+        };
         return Ok((
             StatusCode::OK,
             [(
@@ -480,7 +503,10 @@ pub async fn voice_patch(
     }
     let mut line = None;
     if let Some(on) = body.camera {
-        line = state.sfu.camera(&id, on).await.map_err(sfu_error)?;
+        line = match state.sfu.camera(&id, on).await {
+            Ok(l) => l,
+            Err(e) => return Err(voice_error(&state, &id, e).await),
+        };
     }
     if body.camera.is_some() {
         return Ok(axum::Json(serde_json::json!({ "camera": line })).into_response());
@@ -492,17 +518,26 @@ pub async fn voice_patch(
 /// rejoin), 404 when it is unknown or was lost to the network (the client may join again).
 async fn voice_gone(state: &AppState, id: &str) -> ApiError {
     match state.sfu.ending(id).await {
-        Some(crate::sfu::Ending::Replaced) => ApiError::Other(
+        Err(e) => sfu_error(e),
+        Ok(Some(crate::sfu::Ending::Replaced)) => ApiError::Other(
             StatusCode::GONE,
             "voice_replaced",
             "you joined this room's voice chat from another tab or device".into(),
         ),
-        Some(crate::sfu::Ending::Removed) => ApiError::Other(
+        Ok(Some(crate::sfu::Ending::Removed)) => ApiError::Other(
             StatusCode::GONE,
             "voice_removed",
             "a moderator took you out of this room's voice chat".into(),
         ),
-        None => ApiError::not_found("session"),
+        Ok(None) => ApiError::not_found("session"),
+    }
+}
+
+/// An SFU error about voice session `id`: a session gone meanwhile says how (see `voice_gone`).
+async fn voice_error(state: &AppState, id: &str, e: SfuError) -> ApiError {
+    match e {
+        SfuError::NoSuchPeer => voice_gone(state, id).await,
+        e => sfu_error(e),
     }
 }
 

@@ -297,6 +297,9 @@ pub struct Core {
     egress_bytes: u64,
     egress_start: Option<Instant>,
     egress_kbps: u64,
+    /// Viewers and voice members taken since the window began: their cost is not in the
+    /// window's rate yet.
+    admitted: u64,
 }
 
 impl Core {
@@ -314,6 +317,7 @@ impl Core {
             egress_bytes: 0,
             egress_start: None,
             egress_kbps: 0,
+            admitted: 0,
         }
     }
 
@@ -322,18 +326,28 @@ impl Core {
         self.egress_kbps
     }
 
+    /// Whether one more receiver would take the node past `max_forward_kbps`: the last
+    /// window's rate, plus, for each one taken since, what a receiver costs on average.
+    fn forward_full(&self) -> bool {
+        let receivers = self
+            .peers
+            .iter()
+            .filter(|p| p.connected && matches!(p.role, Role::Viewer | Role::Voice))
+            .count() as u64;
+        let each = self.egress_kbps / receivers.max(1);
+        self.egress_kbps + (self.admitted + 1) * each > self.limits.max_forward_kbps
+            || self.egress_kbps >= self.limits.max_forward_kbps
+    }
+
     fn count_egress(&mut self, now: Instant, bytes: u64) {
         let start = *self.egress_start.get_or_insert(now);
         let elapsed = now.duration_since(start);
         if elapsed >= EGRESS_WINDOW {
             // A window with nothing sent after it counts as nothing.
-            self.egress_kbps = if elapsed >= EGRESS_WINDOW * 2 {
-                0
-            } else {
-                self.egress_bytes * 8 / elapsed.as_millis().max(1) as u64
-            };
+            self.egress_kbps = self.egress_bytes * 8 / elapsed.as_millis().max(1) as u64;
             self.egress_bytes = 0;
             self.egress_start = Some(now);
+            self.admitted = 0;
         }
         self.egress_bytes += bytes;
     }
@@ -473,7 +487,7 @@ impl Core {
             Role::Viewer if self.viewers(room) >= self.limits.viewers_per_room => {
                 return Err(SfuError::RoomFull(self.limits.viewers_per_room))
             }
-            Role::Viewer | Role::Voice if self.egress_kbps >= self.limits.max_forward_kbps => {
+            Role::Viewer | Role::Voice if self.forward_full() => {
                 return Err(SfuError::ForwardFull(self.limits.max_forward_kbps / 1000))
             }
             _ => {}
@@ -522,6 +536,9 @@ impl Core {
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let id = random_id();
+        if matches!(role, Role::Viewer | Role::Voice) {
+            self.admitted += 1;
+        }
         self.peers.push(Peer {
             id: id.clone(),
             rtc,
@@ -713,7 +730,7 @@ impl Core {
                 muted: t.silent(),
                 held: t.held,
                 speaking: t.speaking,
-                camera: t.camera,
+                camera: t.camera.filter(|_| !t.held),
             })
             .collect();
         members.sort_by_key(|m| (m.line.is_none(), m.line, m.user_id));
@@ -1011,7 +1028,8 @@ impl Core {
                             let (mic, cam) = (first(MediaKind::Audio), first(MediaKind::Video));
                             let Some(t) = p.talker.as_mut() else { continue };
                             if cam == Some(data.mid) {
-                                if let Some(line) = t.camera {
+                                // A moderator's mute hides the camera too.
+                                if let Some(line) = t.camera.filter(|_| !t.held) {
                                     if !data.contiguous {
                                         p.keyframe_wanted = true;
                                     }

@@ -519,13 +519,14 @@ impl Sfu {
     }
 
     /// How a voice session that is no more was ended, if someone other than its client did.
-    pub async fn ending(&self, id: &str) -> Option<Ending> {
+    /// An error when the media task does not answer (it cannot be told from "not ended").
+    pub async fn ending(&self, id: &str) -> Result<Option<Ending>, SfuError> {
         self.ask(|reply| Command::Ending {
             id: id.to_string(),
             reply,
         })
         .await
-        .flatten()
+        .ok_or_else(gone)
     }
 
     /// The room's voice members now.

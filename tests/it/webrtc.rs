@@ -552,6 +552,27 @@ async fn voice_chat_joins_hears_mutes_and_bans_as_the_contract_says() {
     let (st, body) = said(&a_url).await;
     assert_eq!(st, 410, "{body}");
     assert!(body.contains("voice_replaced"), "{body}");
+    // A page joining again by itself names the session it had: one that was replaced (or
+    // removed) stays ended; a malformed name is refused.
+    let rejoin = |previous: String| {
+        let (_, offer, _) = Peer::voice();
+        let req = reqwest::Client::new()
+            .post(app.url(&format!("/api/v1/rooms/talk/voice?previous={previous}")))
+            .header("content-type", "application/sdp")
+            .header("origin", app.base.clone())
+            .header("cookie", alice.cookie.clone())
+            .body(offer);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let old_id = a_url.rsplit('/').next().unwrap().to_string();
+    let (st, body) = rejoin(old_id).await;
+    assert_eq!(st, 410, "{body}");
+    assert!(body.contains("voice_replaced"), "{body}");
+    let (st, body) = rejoin("nope".into()).await;
+    assert_eq!(st, 400, "{body}");
     // Alice leaves: nobody is in voice.
     let del = reqwest::Client::new()
         .delete(app.url(&a2_url))

@@ -620,6 +620,8 @@ export default {
   "voice.cameraOn": "Camera",
   "voice.cameraOff": "Camera off",
   "voice.you": "You",
+  "error.voice_removed": "A moderator took you out of this room's voice chat.",
+  "error.voice_replaced": "You joined this room's voice chat from another tab or device.",
   "error.cameras_full": "Four cameras are on in this room, as many as it shows: one must go off first.",
   "voice.remove": "Remove",
   "rt.modeRealtime": "Real-time (WebRTC)",

@@ -618,6 +618,8 @@ export default {
   "voice.cameraOn": "카메라 켜기",
   "voice.cameraOff": "카메라 끄기",
   "voice.you": "나",
+  "error.voice_removed": "운영자가 음성 대화에서 내보냈습니다.",
+  "error.voice_replaced": "다른 탭이나 기기에서 음성 대화에 다시 참여했습니다.",
   "error.cameras_full": "이 방에는 이미 카메라 네 대가 켜져 있습니다. 하나가 꺼져야 켤 수 있습니다.",
   "voice.remove": "내보내기",
   "rt.modeRealtime": "실시간 (WebRTC)",

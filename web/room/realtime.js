@@ -5,26 +5,30 @@
 
 import { api, el, errMsg } from "../dom.js";
 import { t } from "../i18n.js";
+import * as store from "../store.js";
 
-/** @type {{ servers: RTCIceServer[], until: number } | null} */
+/** @type {{ servers: RTCIceServer[], until: number, who: string | null } | null} */
 let iceCache = null;
 
 /**
  * A peer connection set up with the site's STUN and TURN servers (a relay for networks that
- * block UDP to the media socket; TURN credentials only for signed-in members). They are asked
- * for once and kept for half their lifetime; without them the connection goes direct.
+ * block UDP to the media socket; TURN credentials only for signed-in members). They are kept
+ * for at most ten minutes and a tenth of their lifetime, and per member (signing in brings
+ * TURN); a failed fetch keeps the last ones. Without any the connection goes direct.
  */
 export async function peerConnection() {
-  if (!iceCache || Date.now() > iceCache.until) {
+  const who = store.get().user?.id ?? null;
+  if (!iceCache || Date.now() > iceCache.until || iceCache.who !== who) {
     try {
       /** @type {{ ice_servers: RTCIceServer[], ttl_s: number }} */
       const got = await api("GET", "/webrtc/ice-servers");
-      iceCache = { servers: got.ice_servers || [], until: Date.now() + Math.max(30, got.ttl_s / 2) * 1000 };
+      const keep = Math.min(600, Math.max(30, got.ttl_s / 10));
+      iceCache = { servers: got.ice_servers || [], until: Date.now() + keep * 1000, who };
     } catch {
-      iceCache = { servers: [], until: Date.now() + 30_000 };
+      if (!iceCache || iceCache.who !== who) iceCache = { servers: [], until: 0, who };
     }
   }
-  return new RTCPeerConnection({ iceServers: iceCache.servers });
+  return new RTCPeerConnection({ iceServers: iceCache ? iceCache.servers : [] });
 }
 
 /** Waits until the connection is up, or says why not. @param {RTCPeerConnection} pc */

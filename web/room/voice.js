@@ -48,9 +48,11 @@ export function voicePanel(socket, { slug, moderate, signal }) {
   let members = [];
   /** Volume per user id, 0..1, kept while the page is open. @type {Map<string, number>} */
   const volumes = new Map();
-  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, recv: RTCRtpTransceiver[], audio: HTMLAudioElement[], cam: RTCRtpTransceiver, seen: RTCRtpTransceiver[], views: (MediaStream | null)[], camTrack: MediaStreamTrack | null } | null} */
+  /** @type {{ pc: RTCPeerConnection, stream: MediaStream, session: string, recv: RTCRtpTransceiver[], audio: HTMLAudioElement[], cam: RTCRtpTransceiver, seen: RTCRtpTransceiver[], views: (MediaStream | null)[], camTrack: MediaStreamTrack | null, restart: () => Promise<void> } | null} */
   let on = null;
   let cameraWanted = false; // kept across a rejoin
+  /** The session this page had, named when it joins again by itself (see api.md: previous). */
+  let previous = "";
   let muted = false;
   let wanted = false; // the member wants to be in voice (a dropped connection rejoins)
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -170,7 +172,13 @@ export function voicePanel(socket, { slug, moderate, signal }) {
         const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 15 }, audio: false });
         const track = media.getVideoTracks()[0];
         if (on !== mine) { track.stop(); return; }
-        await mine.cam.sender.replaceTrack(track);
+        try {
+          await mine.cam.sender.replaceTrack(track);
+        } catch (e) {
+          track.stop();
+          throw e;
+        }
+        if (on !== mine) { track.stop(); return; }
         const params = mine.cam.sender.getParameters();
         if (params.encodings && params.encodings[0]) {
           params.encodings[0].maxBitrate = 400_000;
@@ -255,9 +263,11 @@ export function voicePanel(socket, { slug, moderate, signal }) {
         const c = seen.indexOf(ev.transceiver);
         if (c >= 0) { views[c] = new MediaStream([ev.track]); tilesShown = ""; renderTiles(); }
       });
-      on = { pc, stream, session: "", recv, audio, cam, seen, views, camTrack: null };
+      on = { pc, stream, session: "", recv, audio, cam, seen, views, camTrack: null, restart: async () => {} };
       const mine = on;
-      on.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/voice`, {});
+      const again = previous ? `?previous=${encodeURIComponent(previous.split("/").pop() || "")}` : "";
+      on.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/voice${again}`, {});
+      previous = on.session;
       if (on !== mine) return;
       if (muted) setMuted(true);
       if (cameraWanted) void setCamera(true);
@@ -266,11 +276,26 @@ export function voicePanel(socket, { slug, moderate, signal }) {
         try {
           const offer = await pc.createOffer({ iceRestart: true });
           await pc.setLocalDescription(offer);
-          const r = await fetch(mine.session, { method: "PATCH", headers: { "content-type": "application/sdp" }, body: offer.sdp || "" });
+          /** @type {Response} */
+          let r;
+          try {
+            r = await fetch(mine.session, { method: "PATCH", headers: { "content-type": "application/sdp" }, body: offer.sdp || "" });
+          } catch {
+            r = new Response(null, { status: 599 }); // the network is down: try the restart again
+          }
+          if (r.status >= 500) {
+            // Not an answer about the session (offline, or the server busy): the restart is
+            // tried again; only the server saying the session is gone starts a new one.
+            clearTimeout(rejoinTimer);
+            rejoinTimer = setTimeout(() => {
+              if (on === mine && pc.connectionState !== "connected" && wanted) void restart();
+            }, 2000);
+            return;
+          }
           if (r.status === 410) {
             // Someone else ended the session: this member joined from another tab (rejoining
             // would have the two take turns knocking each other out), or a moderator took it
-            // out. A 404 is a session lost to the network: joining again below.
+            // out. A 404 is a session lost to the network: joining again below, naming it.
             let code = "";
             try { code = (await r.json()).error || ""; } catch { /* no body */ }
             if (on === mine) {
@@ -293,6 +318,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
           if (on === mine && pc.connectionState !== "connected" && wanted) { teardown(); void start(); }
         }, 5000);
       };
+      mine.restart = restart;
       pc.addEventListener("connectionstatechange", () => {
         if (on !== mine) return;
         if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
@@ -329,7 +355,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     }
   };
 
-  join.addEventListener("click", () => { wanted = true; void start(); });
+  join.addEventListener("click", () => { wanted = true; previous = ""; void start(); });
   leave.addEventListener("click", () => {
     wanted = false;
     cameraWanted = false;
@@ -385,11 +411,11 @@ export function voicePanel(socket, { slug, moderate, signal }) {
   // The network is back: no waiting for the next try.
   const online = () => {
     if (!wanted || signal.aborted || join.disabled) return;
-    // A connection that may still come back (or is being restarted) is left to it.
-    if (on && on.pc.connectionState !== "failed") return;
+    // A connection not back yet restarts ICE now (the server says whether its session lives).
+    if (on && on.pc.connectionState === "connected") return;
     clearTimeout(rejoinTimer);
-    teardown();
-    void start();
+    if (on) void on.restart();
+    else void start();
   };
   window.addEventListener("online", online);
   signal.addEventListener("abort", () => {

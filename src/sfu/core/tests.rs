@@ -1224,3 +1224,28 @@ fn past_the_nodes_forwarding_limit_new_viewers_and_members_are_refused() {
     );
     assert!(net.join("room", Role::Viewer, "10.0.6.5:1000").is_ok());
 }
+
+#[test]
+fn viewers_joining_in_one_window_are_counted_before_their_cost_shows() {
+    let mut net = Net::new();
+    net.core.limits.max_forward_kbps = 700;
+    let p = net.join("room", Role::Publisher, "10.0.6.11:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.6.12:1000").unwrap();
+    net.run(300);
+    assert!(net.clients[p].connected && net.clients[v].connected);
+    let frame = vec![0x01u8; 1200];
+    for n in 0..90u64 {
+        let now = net.now;
+        net.clients[p].send(now, MediaKind::Video, n, &frame);
+        net.run(33);
+    }
+    let one = net.core.forwarded_kbps();
+    assert!((250..350).contains(&one), "{one} kbit/s for one viewer");
+    // One more fits (~2 × 290 < 700); a third taken before the window shows the second's cost
+    // would not (~3 × 290 > 700), though the measured rate alone (~290) says there is room.
+    assert!(net.join("room", Role::Viewer, "10.0.6.13:1000").is_ok());
+    assert_eq!(
+        net.join("room", Role::Viewer, "10.0.6.14:1000").err(),
+        Some(SfuError::ForwardFull(0))
+    );
+}
