@@ -66,30 +66,39 @@ export function voicePanel(socket, { slug, moderate, signal }) {
     }
   };
 
-  /** The camera tiles: this member's own preview, then each camera the server shows. */
-  let tilesShown = "";
+  /** The camera tiles: this member's own preview, then each camera the server shows. Tiles
+   * are kept while what they show is the same (a video element made anew would start again
+   * from black, and one taken out of the page stops playing). @type {Map<string, HTMLElement>} */
+  const tileEls = new Map();
   const renderTiles = () => {
     const me = store.get().user;
     const others = on ? members.filter((m) => m.camera_line !== null && !(me && me.id === m.user_id)) : [];
-    const key = JSON.stringify([!!on?.camTrack, others.map((m) => [m.user_id, m.camera_line, !!on?.views[m.camera_line ?? 0]])]);
-    if (key !== tilesShown) {
-      tilesShown = key;
-      /** @type {HTMLElement[]} */
-      const made = [];
-      if (on?.camTrack) {
+    /** @type {{ key: string, make: () => HTMLElement }[]} */
+    const wanted = [];
+    const camTrack = on?.camTrack;
+    if (camTrack) {
+      wanted.push({ key: `mine:${camTrack.id}`, make: () => {
         const v = /** @type {HTMLVideoElement} */ (el("video", { autoplay: true, playsinline: true, muted: true }));
-        v.srcObject = new MediaStream([on.camTrack]);
-        made.push(el("figure", { class: "voice-tile mine", "data-user": me?.username || "" }, v, el("figcaption", { text: t("voice.you") })));
-      }
-      for (const m of others) {
-        const v = /** @type {HTMLVideoElement} */ (el("video", { autoplay: true, playsinline: true, muted: true }));
-        const view = on?.views[m.camera_line ?? 0];
-        if (view) v.srcObject = view;
-        made.push(el("figure", { class: "voice-tile", "data-user": m.user, "data-id": m.user_id }, v, el("figcaption", { text: m.user })));
-      }
-      tiles.replaceChildren(...made);
-      tiles.hidden = made.length === 0;
+        v.srcObject = new MediaStream([camTrack]);
+        return el("figure", { class: "voice-tile mine", "data-user": me?.username || "" }, v, el("figcaption", { text: t("voice.you") }));
+      } });
     }
+    for (const m of others) {
+      const view = on?.views[m.camera_line ?? 0] || null;
+      wanted.push({ key: `${m.user_id}:${m.camera_line}:${view ? view.id : ""}`, make: () => {
+        const v = /** @type {HTMLVideoElement} */ (el("video", { autoplay: true, playsinline: true, muted: true }));
+        if (view) v.srcObject = view;
+        return el("figure", { class: "voice-tile", "data-user": m.user, "data-id": m.user_id }, v, el("figcaption", { text: m.user }));
+      } });
+    }
+    const keys = new Set(wanted.map((w) => w.key));
+    for (const [k, f] of tileEls) if (!keys.has(k)) { f.remove(); tileEls.delete(k); }
+    for (const w of wanted) {
+      if (!tileEls.has(w.key)) { const f = w.make(); tileEls.set(w.key, f); tiles.append(f); }
+    }
+    const mine = camTrack ? tileEls.get(`mine:${camTrack.id}`) : undefined;
+    if (mine && tiles.firstChild !== mine) tiles.prepend(mine);
+    tiles.hidden = tileEls.size === 0;
     for (const m of members) {
       const tile = tiles.querySelector(`figure[data-id="${CSS.escape(m.user_id)}"]`);
       if (tile) tile.classList.toggle("speaking", m.speaking);
@@ -209,7 +218,6 @@ export function voicePanel(socket, { slug, moderate, signal }) {
       const lit = !!on?.camTrack;
       camera.setAttribute("aria-pressed", String(lit));
       camera.textContent = lit ? t("voice.cameraOff") : t("voice.cameraOn");
-      tilesShown = "";
       renderTiles();
     }
   };
@@ -261,7 +269,7 @@ export function voicePanel(socket, { slug, moderate, signal }) {
         const i = recv.indexOf(ev.transceiver);
         if (i >= 0) { audio[i].srcObject = new MediaStream([ev.track]); audio[i].play().catch(() => {}); }
         const c = seen.indexOf(ev.transceiver);
-        if (c >= 0) { views[c] = new MediaStream([ev.track]); tilesShown = ""; renderTiles(); }
+        if (c >= 0) { views[c] = new MediaStream([ev.track]); renderTiles(); }
       });
       on = { pc, stream, session: "", recv, audio, cam, seen, views, camTrack: null, restart: async () => {} };
       const mine = on;
