@@ -1092,11 +1092,11 @@ impl Core {
         }
         for (room, from, user_id, data) in &voice {
             if let Some(line) = self.line_for(now, room, *user_id) {
-                self.forward_voice(now, room, from, line, data);
+                self.forward_voice(now, room, from, MediaKind::Audio, line, data);
             }
         }
         for (room, from, line, data) in &cameras {
-            self.forward_camera(now, room, from, *line, data);
+            self.forward_voice(now, room, from, MediaKind::Video, *line, data);
         }
         for (room, line) in camera_keyframes {
             for p in self.peers.iter_mut().filter(|p| p.room == room) {
@@ -1294,12 +1294,15 @@ impl Core {
         Some(line)
     }
 
-    /// A voice member's audio to every other member of the room, on `line`.
+    /// A voice member's microphone (audio) or camera (video) to every other member of the
+    /// room, on their `line`-th receiving m-line of that kind (the first of each kind is the
+    /// member's own sending one).
     fn forward_voice(
         &mut self,
         now: Instant,
         room: &str,
         from: &str,
+        kind: MediaKind,
         line: usize,
         data: &MediaData,
     ) {
@@ -1309,7 +1312,7 @@ impl Core {
             let Some(mid) = v
                 .mids
                 .iter()
-                .filter(|(_, k)| *k == MediaKind::Audio)
+                .filter(|(_, k)| *k == kind)
                 .nth(1 + line)
                 .map(|(m, _)| *m)
             else {
@@ -1345,31 +1348,6 @@ impl Core {
             .find(|p| p.room == room && p.role == Role::Publisher && p.connected)
         {
             request_keyframe(p, now);
-        }
-    }
-
-    /// A voice member's camera to every other member of the room, on camera line `line`.
-    fn forward_camera(
-        &mut self,
-        now: Instant,
-        room: &str,
-        from: &str,
-        line: usize,
-        data: &MediaData,
-    ) {
-        for v in self.peers.iter_mut().filter(|p| {
-            p.room == room && p.talker.is_some() && p.id != from && p.connected && p.rtc.is_alive()
-        }) {
-            let Some(mid) = v
-                .mids
-                .iter()
-                .filter(|(_, k)| *k == MediaKind::Video)
-                .nth(1 + line)
-                .map(|(m, _)| *m)
-            else {
-                continue;
-            };
-            write_frame(v, mid, now, data);
         }
     }
 
