@@ -694,14 +694,30 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
     no_files_left(&app, &id).await;
     drop(app);
 
-    // A video may not process for longer than the limit.
-    let app = spawn_with(b, &["--video-timeout-s", "2", "--video-ladder", ladder]).await;
+    // A video may not process for longer than the limit. Its transcoder reads the input at
+    // its frame rate (ffmpeg's `-re`), so 60 s of video takes a minute on any machine.
+    let slow = std::env::temp_dir().join(format!("moim-slow-ffmpeg-{}", std::process::id()));
+    std::fs::write(&slow, "#!/bin/sh\nexec ffmpeg -re \"$@\"\n").unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = spawn_with(
+        b,
+        &[
+            "--video-timeout-s",
+            "2",
+            "--video-ladder",
+            ladder,
+            "--ffmpeg",
+            slow.to_str().unwrap(),
+        ],
+    )
+    .await;
     let ara = app.signup("ara").await;
     let id = upload(&app, &ara, "long.mkv").await;
     let v = settled(&ara, &id).await;
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error"], "processing took longer than 2 seconds");
     no_files_left(&app, &id).await;
+    let _ = std::fs::remove_file(&slow);
 }
 
 async fn a_member_renames_shares_downloads_and_deletes_videos(b: Backend) {
