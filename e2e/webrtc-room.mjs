@@ -1,6 +1,7 @@
 // Going live from the browser in a room: the owner opens "Go live", picks the (fake) camera and
 // goes live from the page; a viewer on the room page sees the LIVE badge and the real-time
-// player decode the picture; the owner stops and the viewer's real-time player goes. Also the
+// player decode the picture; the page sends its camera as three simulcast layers and LL-HLS
+// carries the largest; the owner stops and the viewer's real-time player goes. Also the
 // Korean panel at phone size. Screenshots: the owner's panel live, the viewer's page.
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
 import { chromium } from "playwright-core";
@@ -26,6 +27,16 @@ async function open(name, opts = {}) {
 }
 
 const owner = await open("owner");
+// The page's peer connections, for their stats.
+await owner.addInitScript(() => {
+  const Real = window.RTCPeerConnection;
+  /** @type {RTCPeerConnection[]} */
+  const made = [];
+  Object.defineProperty(window, "__pcs", { value: made });
+  window.RTCPeerConnection = function (config) { const pc = new Real(config); made.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Real.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Real);
+});
 await owner.goto(`${base}/`);
 await owner.getByRole("button", { name: "Sign up" }).click();
 await owner.locator("#auth-form input[name=username]").fill("caster");
@@ -72,6 +83,20 @@ const tracks = await viewer.evaluate(async () => {
   return r.text();
 });
 check(/avc1\.[0-9a-f]{6},opus/.test(tracks), `H.264 and Opus in the playlist: ${tracks}`);
+// The page sends its camera as three layers; LL-HLS carries the largest of them.
+const sent = await owner.evaluate(async () => {
+  /** @type {number[]} */
+  const widths = [];
+  // @ts-ignore
+  for (const pc of window.__pcs) {
+    (await pc.getStats()).forEach((/** @type {any} */ s) => { if (s.type === "outbound-rtp" && s.kind === "video" && s.frameWidth) widths.push(s.frameWidth); });
+  }
+  return widths.sort((a, b) => a - b);
+});
+check(sent.length === 3, `the camera goes out as three simulcast layers: ${JSON.stringify(sent)}`);
+const hlsWidth = await viewer.evaluate(() => /** @type {HTMLVideoElement} */ (document.querySelector("#player video")).videoWidth);
+check(hlsWidth > sent[1], `LL-HLS carries the largest layer: ${hlsWidth} wide, layers ${JSON.stringify(sent)}`);
+console.log(`layers sent ${JSON.stringify(sent)}; LL-HLS ${hlsWidth} wide`);
 await viewer.screenshot({ path: `${shots}/webrtc-viewer-llhls-desktop.png` });
 // And back to real time.
 await viewer.locator("#mode-switch").click();

@@ -13,10 +13,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use super::simulcast::{LayerId, Layers, View};
 
 /// A peer's handle: random, so a WHIP/WHEP resource URL cannot be guessed.
 pub type PeerId = String;
@@ -26,6 +29,12 @@ pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Keyframe requests to a publisher, at most one per this (viewers joining one after another
 /// each get their picture within a frame or two of connecting).
 const KEYFRAME_EVERY: Duration = Duration::from_millis(300);
+/// A simulcast viewer's bandwidth estimate before its congestion feedback says more: enough for
+/// a middle layer (browsers send about 150, 500 and 1,500–2,500 kbit/s), from which it moves up
+/// within a second or two on a good link, rather than flooding a poor one with the top layer.
+const START_ESTIMATE_KBPS: u64 = 1_000;
+/// A viewer waiting for a layer's keyframe asks again after this long.
+const SWITCH_ASK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a peer does in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,8 +261,15 @@ struct Peer {
     keyframe_wanted: bool,
     /// Viewer: when its own keyframe request (PLI/FIR) was last passed on.
     last_pli: Option<Instant>,
-    /// Publisher: the simulcast layer forwarded (the first seen).
-    rid: Option<str0m::media::Rid>,
+    /// Publisher: the layers of its video (simulcast encodings, or its one stream), the one
+    /// given to the broadcast's HLS and recording (chosen once: the highest, when the rates
+    /// are known), and the layers a keyframe is wanted of.
+    layers: Layers,
+    tap: Option<LayerId>,
+    keyframe_layers: Vec<LayerId>,
+    /// Viewer: its place in the publisher's layers, and whether it estimates its bandwidth
+    /// (it does when the publisher sends simulcast).
+    view: View,
     /// The client's ICE username fragment, from its offer (a PATCH with another is a restart).
     ufrag: String,
     /// WHIP/WHEP: the client's offer, which an ICE restart by trickle fragment is applied to
@@ -387,6 +403,27 @@ impl Core {
             .any(|p| p.room == room && p.role == Role::Publisher)
     }
 
+    /// Whether `room`'s publisher offered simulcast video.
+    fn simulcast(&self, room: &str) -> bool {
+        self.peers.iter().any(|p| {
+            p.room == room
+                && p.role == Role::Publisher
+                && p.rtc.is_alive()
+                && p.offer_sdp
+                    .as_deref()
+                    .is_some_and(|s| s.contains("a=simulcast:"))
+        })
+    }
+
+    /// The layer a viewer is shown now (`Some(None)`: the one stream of a broadcast without
+    /// simulcast; None: nothing yet), and its bandwidth estimate, kbit/s.
+    pub fn viewer_layer(&self, id: &str) -> Option<(Option<LayerId>, Option<u64>)> {
+        self.peers
+            .iter()
+            .find(|p| p.id == id && p.role == Role::Viewer)
+            .map(|p| (p.view.layer, p.view.estimate_kbps))
+    }
+
     /// Viewers of `room`.
     pub fn viewers(&self, room: &str) -> usize {
         self.peers
@@ -509,12 +546,17 @@ impl Core {
         let offered = (offered("audio "), offered("video "));
         // H.264 ahead of VP8: of a publisher offering both, the answer takes H.264, which the
         // broadcast's LL-HLS and recording can carry as it is.
+        // A viewer of a simulcast broadcast estimates its bandwidth (transport-wide congestion
+        // control), which chooses its layer. Others do not: str0m paces what it sends to the
+        // estimate, and a single stream has nothing to choose.
+        let estimate = role == Role::Viewer && self.simulcast(room);
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)
             .enable_vp8(true)
+            .enable_bwe(estimate.then_some(Bitrate::kbps(START_ESTIMATE_KBPS)))
             .build(now);
         for addr in &self.candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
@@ -551,7 +593,10 @@ impl Core {
             last_keyframe_request: None,
             keyframe_wanted: false,
             last_pli: None,
-            rid: None,
+            layers: Layers::new(),
+            tap: None,
+            keyframe_layers: Vec::new(),
+            view: View::default(),
             ufrag,
             offer_sdp: (role != Role::Voice).then(|| sdp.to_string()),
             last_heard: now,
@@ -913,7 +958,12 @@ impl Core {
         let mut media: Vec<(String, MediaKind, MediaData)> = Vec::new();
         let mut voice: Vec<(String, String, i64, MediaData)> = Vec::new();
         let mut voice_news: Vec<String> = Vec::new();
-        let mut keyframes: Vec<String> = Vec::new();
+        // Keyframes wanted of rooms' publishers, by layer.
+        let mut keyframes: Vec<(String, LayerId)> = Vec::new();
+        // Rooms whose publisher's layers changed (viewers choose again), or whose publisher
+        // is new (viewers start again from its keyframe).
+        let mut rechoose: Vec<String> = Vec::new();
+        let mut restarts: Vec<String> = Vec::new();
         let mut cameras: Vec<(String, String, usize, MediaData)> = Vec::new();
         // Rooms whose cameras (one line's, or all) need a keyframe.
         let mut camera_keyframes: Vec<(String, Option<usize>)> = Vec::new();
@@ -956,8 +1006,11 @@ impl Core {
                                 voice_news.push(p.room.clone());
                             }
                             let (audio, video) = p.offered;
-                            if p.role == Role::Publisher && video {
-                                p.last_keyframe = Some(now);
+                            if p.role == Role::Publisher {
+                                restarts.push(p.room.clone());
+                                if video {
+                                    p.last_keyframe = Some(now);
+                                }
                             }
                             self.happenings.push(Happening::Connected {
                                 peer: p.id.clone(),
@@ -967,7 +1020,7 @@ impl Core {
                                 video,
                             });
                             if p.role == Role::Viewer {
-                                keyframes.push(p.room.clone());
+                                p.view.rechoose = true;
                             }
                             // A new member sees the cameras that are on from a keyframe.
                             if p.role == Role::Voice {
@@ -984,25 +1037,42 @@ impl Core {
                             else {
                                 continue;
                             };
-                            // One m-line per kind is forwarded (a viewer has one of each),
-                            // and of simulcast layers the first one seen.
+                            // One m-line per kind is forwarded (a viewer has one of each);
+                            // of its simulcast layers each viewer gets one (`forward`).
                             let first = p.mids.iter().find(|(_, k)| *k == kind).map(|(m, _)| *m);
                             if first != Some(data.mid) {
                                 continue;
                             }
+                            let mut tapped = true;
                             if kind == MediaKind::Video {
-                                if p.rid.is_none() {
-                                    p.rid = data.rid;
-                                }
-                                if data.rid != p.rid {
-                                    continue;
+                                let keyframe = data.is_keyframe();
+                                match p.layers.count(now, data.rid, data.data.len(), keyframe) {
+                                    None => continue, // a layer too many
+                                    Some(true) => rechoose.push(p.room.clone()),
+                                    Some(false) => {}
                                 }
                                 if !data.contiguous {
-                                    keyframes.push(p.room.clone());
+                                    keyframes.push((p.room.clone(), data.rid));
                                 }
-                                if data.is_keyframe() {
+                                // The broadcast's HLS and recording keep one layer: the one
+                                // stream without simulcast, else the highest once the rates
+                                // are measured, from its keyframe on.
+                                if p.tap.is_none()
+                                    && (p.layers.single()
+                                        || (keyframe
+                                            && p.layers.measured()
+                                            && p.layers.top(now) == Some(data.rid)))
+                                {
+                                    p.tap = Some(data.rid);
+                                }
+                                tapped = p.tap == Some(data.rid);
+                                if tapped && keyframe {
                                     p.last_keyframe = Some(now);
                                 }
+                            }
+                            if !tapped {
+                                media.push((p.room.clone(), kind, data));
+                                continue;
                             }
                             self.happenings.push(Happening::Media(Tapped {
                                 room: p.room.clone(),
@@ -1049,6 +1119,12 @@ impl Core {
                             }
                             voice.push((p.room.clone(), p.id.clone(), t.user_id, data));
                         }
+                        Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+                            if p.role == Role::Viewer =>
+                        {
+                            p.view.estimate_kbps = Some(estimate.as_u64() / 1000);
+                            p.view.rechoose = true;
+                        }
                         // A voice member's request for a camera line's keyframe goes to the
                         // member seen on it, throttled as a viewer's are.
                         Event::KeyframeRequest(req)
@@ -1068,14 +1144,17 @@ impl Core {
                             }
                         }
                         // A viewer's own requests are throttled per viewer: one viewer
-                        // cannot make the publisher send keyframes for everyone.
+                        // cannot make the publisher send keyframes for everyone. They are
+                        // for the layer it is shown (or waits for).
                         Event::KeyframeRequest(_)
                             if p.role == Role::Viewer
                                 && p.last_pli
                                     .is_none_or(|t| now.duration_since(t) >= VIEWER_PLI_EVERY) =>
                         {
                             p.last_pli = Some(now);
-                            keyframes.push(p.room.clone());
+                            if let Some(layer) = p.view.layer.or(p.view.want) {
+                                keyframes.push((p.room.clone(), layer));
+                            }
                         }
                         _ => {}
                     },
@@ -1087,6 +1166,18 @@ impl Core {
                 }
             }
         }
+        for room in restarts {
+            for v in self.viewers_mut(&room) {
+                v.view.restart();
+            }
+        }
+        rechoose.dedup();
+        for room in rechoose {
+            for v in self.viewers_mut(&room) {
+                v.view.rechoose = true;
+            }
+        }
+        self.choose_layers(now, &mut keyframes);
         for (room, kind, data) in &media {
             self.forward(now, room, *kind, data);
         }
@@ -1134,7 +1225,12 @@ impl Core {
                 && p.last_keyframe_request
                     .is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
             {
-                keyframes.push(p.room.clone());
+                // The layers asked for before, or the one the broadcast's HLS keeps.
+                let layer = match p.keyframe_layers.first() {
+                    Some(l) if p.keyframe_wanted => *l,
+                    _ => p.tap.or_else(|| p.layers.top(now)).unwrap_or(None),
+                };
+                keyframes.push((p.room.clone(), layer));
             }
         }
         for p in self
@@ -1143,15 +1239,20 @@ impl Core {
             .filter(|p| p.keyframe_wanted && p.connected && p.role == Role::Voice)
         {
             if p.talker.as_ref().is_some_and(|t| t.camera.is_some()) {
-                request_keyframe(p, now);
+                request_keyframe(p, now, None);
             } else {
                 p.keyframe_wanted = false;
+                p.keyframe_layers.clear();
             }
         }
-        keyframes.sort();
-        keyframes.dedup();
-        for room in keyframes {
-            self.ask_keyframe(now, &room);
+        let mut asked: Vec<(String, LayerId)> = Vec::new();
+        for k in keyframes {
+            if !asked.contains(&k) {
+                asked.push(k);
+            }
+        }
+        for (room, layer) in asked {
+            self.ask_keyframe(now, &room, layer);
         }
         // What was written goes out at once, not at the next deadline.
         for p in self
@@ -1318,7 +1419,7 @@ impl Core {
             else {
                 continue;
             };
-            write_frame(v, mid, now, data);
+            write_frame(v, mid, now, data.time, data);
         }
     }
 
@@ -1336,18 +1437,98 @@ impl Core {
             let Some(mid) = v.mids.iter().find(|(_, k)| *k == kind).map(|(m, _)| *m) else {
                 continue;
             };
-            write_frame(v, mid, now, data);
+            let time = match kind {
+                MediaKind::Audio => data.time,
+                // The viewer's layer only, on its own timeline.
+                MediaKind::Video => {
+                    let (t, hz) = (data.time.numer(), data.time.denom());
+                    let Some(t) = v.view.admit(now, data.rid, data.is_keyframe(), t, hz) else {
+                        continue;
+                    };
+                    MediaTime::new(t, data.time.frequency())
+                }
+            };
+            write_frame(v, mid, now, time, data);
         }
     }
 
-    /// Asks the room's publisher for a keyframe, at most once a [`KEYFRAME_EVERY`].
-    fn ask_keyframe(&mut self, now: Instant, room: &str) {
+    fn viewers_mut<'a>(&'a mut self, room: &'a str) -> impl Iterator<Item = &'a mut Peer> + 'a {
+        self.peers
+            .iter_mut()
+            .filter(move |p| p.room == room && p.role == Role::Viewer)
+    }
+
+    /// Chooses the layer of each viewer whose estimate or publisher's layers changed. A
+    /// viewer not shown the layer chosen for it needs that layer's keyframe (asked for when
+    /// the choice is made, and again every [`SWITCH_ASK_EVERY`] while it waits).
+    fn choose_layers(&mut self, now: Instant, keyframes: &mut Vec<(String, LayerId)>) {
+        if !self.peers.iter().any(|p| p.view.rechoose) {
+            return;
+        }
+        let publishers: std::collections::HashMap<String, usize> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.role == Role::Publisher && p.rtc.is_alive())
+            .map(|(i, p)| (p.room.clone(), i))
+            .collect();
+        for i in 0..self.peers.len() {
+            if !std::mem::take(&mut self.peers[i].view.rechoose) || !self.peers[i].connected {
+                continue;
+            }
+            let Some(&pi) = publishers.get(&self.peers[i].room) else {
+                continue;
+            };
+            let (layers, v) = (&self.peers[pi].layers, &self.peers[i].view);
+            let Some(want) = layers.choose(now, v.estimate_kbps, v.layer, v.last_down) else {
+                // No video seen yet: a keyframe is asked for, for when it comes.
+                if layers.is_empty() && v.asked.is_none() {
+                    let v = &mut self.peers[i];
+                    v.view.asked = Some(now);
+                    keyframes.push((v.room.clone(), None));
+                }
+                continue;
+            };
+            let ranked = layers.ranked(now);
+            let top = layers.top_kbps(now);
+            let v = &mut self.peers[i];
+            let changed = v.view.want != Some(want);
+            if changed {
+                tracing::debug!(peer = %short(&v.id), room = %v.room, layer = ?want, estimate_kbps = ?v.view.estimate_kbps, "WebRTC viewer's simulcast layer chosen");
+            }
+            let waits = v
+                .view
+                .set_want(now, want, |l| ranked.iter().position(|r| *r == l));
+            if waits
+                && (changed
+                    || v.view
+                        .asked
+                        .is_none_or(|t| now.duration_since(t) >= SWITCH_ASK_EVERY))
+            {
+                v.view.asked = Some(now);
+                keyframes.push((v.room.clone(), want));
+            }
+            // The estimator probes up to the desired bitrate: the top layer and audio, with
+            // some room, so a viewer whose link allows it finds out.
+            if v.view.estimate_kbps.is_some() && top > 0 {
+                let desired = top * 120 / 100 + 100;
+                if desired.abs_diff(v.view.desired_kbps) * 10 > v.view.desired_kbps {
+                    v.view.desired_kbps = desired;
+                    v.rtc.bwe().set_desired_bitrate(Bitrate::kbps(desired));
+                    v.touched = true;
+                }
+            }
+        }
+    }
+
+    /// Asks the room's publisher for a keyframe of `layer`, at most once a [`KEYFRAME_EVERY`].
+    fn ask_keyframe(&mut self, now: Instant, room: &str, layer: LayerId) {
         if let Some(p) = self
             .peers
             .iter_mut()
             .find(|p| p.room == room && p.role == Role::Publisher && p.connected)
         {
-            request_keyframe(p, now);
+            request_keyframe(p, now, layer);
         }
     }
 
@@ -1425,10 +1606,13 @@ fn check_media(sdp: &str, role: Role) -> Result<(), SfuError> {
     Ok(())
 }
 
-/// Asks a sender (a publisher, a voice member's camera) for a keyframe on its first video
-/// m-line, at most once a [`KEYFRAME_EVERY`]; one asked for inside the window is remembered
-/// and sent when the window ends.
-fn request_keyframe(p: &mut Peer, now: Instant) {
+/// Asks a sender (a publisher, a voice member's camera) for a keyframe of `layer` on its first
+/// video m-line, at most once a [`KEYFRAME_EVERY`]; layers asked for inside the window are
+/// remembered and asked for together when the window ends.
+fn request_keyframe(p: &mut Peer, now: Instant, layer: LayerId) {
+    if !p.keyframe_layers.contains(&layer) {
+        p.keyframe_layers.push(layer);
+    }
     if p.last_keyframe_request
         .is_some_and(|t| now.duration_since(t) < KEYFRAME_EVERY)
     {
@@ -1446,24 +1630,31 @@ fn request_keyframe(p: &mut Peer, now: Instant) {
     // Counted as asked even if str0m cannot send it yet (no video received, so no SSRC to
     // name): the throttle holds, and it is tried again once the throttle allows.
     p.last_keyframe_request = Some(now);
-    let sent = p
-        .rtc
-        .writer(mid)
-        .is_some_and(|mut w| w.request_keyframe(p.rid, KeyframeRequestKind::Pli).is_ok());
-    p.keyframe_wanted = !sent;
+    let mut sent = false;
+    if let Some(mut w) = p.rtc.writer(mid) {
+        p.keyframe_layers
+            .retain(|l| match w.request_keyframe(*l, KeyframeRequestKind::Pli) {
+                Ok(()) => {
+                    sent = true;
+                    false
+                }
+                Err(_) => true,
+            });
+    }
+    p.keyframe_wanted = !p.keyframe_layers.is_empty();
     p.touched |= sent;
 }
 
 /// Writes a forwarded frame to a listener's m-line, with the payload type it negotiated for
 /// that codec (none: skipped); a listener that cannot take it ends.
-fn write_frame(v: &mut Peer, mid: Mid, now: Instant, data: &MediaData) {
+fn write_frame(v: &mut Peer, mid: Mid, now: Instant, time: MediaTime, data: &MediaData) {
     let Some(writer) = v.rtc.writer(mid) else {
         return;
     };
     let Some(pt) = writer.match_params(data.params) else {
         return;
     };
-    if let Err(e) = writer.write(pt, now, data.time, data.data.clone()) {
+    if let Err(e) = writer.write(pt, now, time, data.data.clone()) {
         tracing::info!(peer = %short(&v.id), error = %e, "WebRTC listener ended: could not write");
         v.rtc.disconnect();
     }

@@ -6,6 +6,7 @@
 pub mod core;
 pub mod driver;
 pub mod ice;
+pub mod simulcast;
 
 pub use self::core::{
     Codec, Ending, Happening, Limits, PeerId, Role, SfuError, Tapped, VoiceMember, VOICE_CAMERAS,

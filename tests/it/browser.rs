@@ -372,6 +372,44 @@ async fn chromium_publishes_by_whip_and_two_chromiums_watch_by_whep() {
     .await;
 }
 
+/// A broadcast sent as three simulcast layers, watched by two Chromium pages: the one behind a
+/// 700 kbit/s link (a relay in the script) is shown a smaller layer than the one on a fast link,
+/// and moves up to the full picture when its link opens (e2e/webrtc-simulcast.mjs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_viewer_is_shown_the_simulcast_layer_its_link_carries() {
+    let Some((chromium, e2e)) = browser_setup(false) else {
+        return;
+    };
+    // moim's socket on 127.0.0.1; the relay on 127.0.0.2 at the same port, named in the slow
+    // viewer's answer instead of moim's.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let app = spawn_with(Backend::Sqlite, &["--webrtc-listen", &listen]).await;
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (s, k) = owner.client.get("/api/v1/rooms/stage/stream-key").await;
+    assert_eq!(s, 200);
+    let key = k["stream_key"].as_str().unwrap().to_string();
+    run_script(
+        &e2e,
+        "webrtc-simulcast.mjs",
+        &app,
+        &chromium,
+        &[
+            ("MOIM_SLUG", "stage"),
+            ("MOIM_STREAM_KEY", &key),
+            ("MOIM_MEDIA", &listen),
+            ("MOIM_RELAY_LISTEN", &format!("127.0.0.2:{port}")),
+        ],
+        "WEBRTC-SIMULCAST-OK",
+    )
+    .await;
+}
+
 /// Three members talk in a room's voice chat (fake microphones): each hears the others, mute
 /// silences one for the rest, the owner removes one (e2e/voice.mjs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,13 +650,18 @@ async fn run_script(
         .expect("start node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains(marker),
-        "{script} failed: {:?}; screenshots in {shots}; server log in {}\n{}",
-        out.status,
-        app.data_dir.join("server.log").display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !(out.status.success() && stdout.contains(marker)) {
+        // The server's log goes with the test's data directory: its end is shown here.
+        let log = std::fs::read_to_string(app.data_dir.join("server.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(80).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "{script} failed: {:?}; screenshots in {shots}\n{}\n--- the end of the server's log ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail.join("\n")
+        );
+    }
 }
 
 /// A tile server on loopback: every `/{z}/{x}/{y}.png` is the same grid picture. Returns its

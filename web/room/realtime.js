@@ -79,6 +79,20 @@ function preferH264(tr) {
 }
 
 /**
+ * The simulcast layers a browser broadcast is sent as: moim gives each real-time viewer the best
+ * one its connection carries (a phone on a weak network gets the quarter-size picture rather
+ * than stalling), and keeps the top one for the recording and LL-HLS. A shared screen is sent
+ * as two (text is unreadable at a quarter).
+ * @param {string} source
+ * @returns {RTCRtpEncodingParameters[]}
+ */
+function layers(source) {
+  const full = { rid: "f", maxBitrate: 2_500_000 };
+  const half = { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 600_000 };
+  return source === "screen" ? [half, full] : [{ rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 }, half, full];
+}
+
+/**
  * The owner's "Go live from this browser" controls.
  * @param {string} slug @param {AbortSignal} signal
  */
@@ -124,8 +138,8 @@ export function browserBroadcast(slug, signal) {
       mine.pc = pc;
       left();
       for (const track of stream.getTracks()) {
-        const tr = pc.addTransceiver(track, { direction: "sendonly" });
-        if (track.kind === "video") preferH264(tr);
+        if (track.kind === "video") preferH264(pc.addTransceiver(track, { direction: "sendonly", sendEncodings: layers(source.value) }));
+        else pc.addTransceiver(track, { direction: "sendonly" });
       }
       mine.session = await negotiate(pc, `/api/v1/rooms/${encodeURIComponent(slug)}/whip`, { authorization: `Bearer ${key}` });
       left();

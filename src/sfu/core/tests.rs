@@ -2,11 +2,14 @@
 //! browser's peer connection speaks to) publish and watch through `Core`, datagrams carried by
 //! hand between made-up addresses, time advanced a millisecond a step. No socket, no sleep.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -27,10 +30,65 @@ struct Client {
     /// What it received, by m-line.
     by_mid: Vec<(Mid, Vec<u8>)>,
     keyframe_requests: usize,
+    /// The layers keyframes were asked of (a simulcast publisher's requests name one).
+    keyframes_asked: Vec<Option<Rid>>,
+    /// Video frames received: (first two bytes, keyframe or after a gap, RTP time).
+    video_in: Vec<([u8; 2], bool, u64)>,
     connected: bool,
     /// Datagrams from this client are dropped while this says so.
     cut: bool,
+    /// Its downlink, when it is a bottleneck.
+    down: Option<Link>,
 }
+
+/// A bottleneck on the way to a client: `kbps`, and a router queue holding at most
+/// [`Link::QUEUE`] of sending time (more is dropped, as a full router queue drops).
+struct Link {
+    kbps: u64,
+    busy_until: Instant,
+    queue: VecDeque<(Instant, Datagram)>,
+    dropped: usize,
+}
+
+impl Link {
+    const QUEUE: Duration = Duration::from_millis(150);
+
+    fn new(now: Instant, kbps: u64) -> Link {
+        Link {
+            kbps,
+            busy_until: now,
+            queue: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, now: Instant, d: Datagram) {
+        let start = self.busy_until.max(now);
+        if start.duration_since(now) > Link::QUEUE {
+            self.dropped += 1;
+            return;
+        }
+        let micros = (d.contents.len() as u64 + 28) * 8 * 1000 / self.kbps;
+        self.busy_until = start + Duration::from_micros(micros);
+        self.queue.push_back((self.busy_until, d));
+    }
+
+    fn due(&mut self, now: Instant) -> Vec<Datagram> {
+        let mut out = Vec::new();
+        while self.queue.front().is_some_and(|(t, _)| *t <= now) {
+            out.push(self.queue.pop_front().unwrap().1);
+        }
+        out
+    }
+}
+
+/// The simulcast layers of [`Client::simulcast_publisher`]: rid, kbit/s at 30 frames a
+/// second, and where its RTP clock starts (each encoding has its own).
+const LAYERS: [(&str, u64, u64); 3] = [
+    ("q", 100, 0),
+    ("h", 400, 1_000_000),
+    ("f", 1_500, 3_000_000),
+];
 
 impl Client {
     fn new(now: Instant, addr: &str, role: Role) -> (Client, String, SdpPendingOffer) {
@@ -58,10 +116,61 @@ impl Client {
             got: Vec::new(),
             by_mid: Vec::new(),
             keyframe_requests: 0,
+            keyframes_asked: Vec::new(),
+            video_in: Vec::new(),
             connected: false,
             cut: false,
+            down: None,
         };
         (client, offer.to_sdp_string(), pending)
+    }
+
+    /// A publisher whose video is three simulcast layers ([`LAYERS`]).
+    fn simulcast_publisher(now: Instant, addr: &str) -> (Client, String, SdpPendingOffer) {
+        let (mut c, _, _) = Client::new(now, addr, Role::Viewer);
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(c.addr, "udp").unwrap());
+        let mut simulcast = Simulcast::new();
+        for (rid, _, _) in LAYERS {
+            simulcast.add_send_layer(SimulcastLayer::new(rid));
+        }
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video = api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
+        let (offer, pending) = api.apply().unwrap();
+        c.rtc = rtc;
+        c.audio = Some(audio);
+        c.video = Some(video);
+        (c, offer.to_sdp_string(), pending)
+    }
+
+    /// Writes frame `n` of each simulcast layer: a keyframe where one was asked of the layer
+    /// (or `n` is 0). Byte 0 is VP8's keyframe flag, byte 1 the layer.
+    fn send_layers(&mut self, now: Instant, n: u64) {
+        let mid = self.video.unwrap();
+        for (i, (rid, kbps, base)) in LAYERS.iter().enumerate() {
+            let rid = Rid::from(*rid);
+            let asked = self.keyframes_asked.contains(&Some(rid));
+            let key = n == 0 || asked;
+            self.keyframes_asked.retain(|r| *r != Some(rid));
+            let mut frame = vec![0x55u8; (*kbps * 1000 / 8 / 30) as usize];
+            frame[0] = if key { 0x00 } else { 0x01 };
+            frame[1] = i as u8;
+            let writer = self.rtc.writer(mid).expect("a sending m-line").rid(rid);
+            let pt = writer.payload_params().next().unwrap().pt();
+            let time = MediaTime::new(base + n * 3000, Frequency::NINETY_KHZ);
+            writer.write(pt, now, time, frame).unwrap();
+        }
     }
 
     fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
@@ -167,10 +276,18 @@ impl Net {
                             } else {
                                 MediaKind::Video
                             };
+                            if kind == MediaKind::Video && d.data.len() >= 2 {
+                                let head = [d.data[0], d.data[1]];
+                                let fresh = d.is_keyframe() || !d.contiguous;
+                                c.video_in.push((head, fresh, d.time.numer()));
+                            }
                             c.got.push((kind, d.data.to_vec()));
                             c.by_mid.push((d.mid, d.data.to_vec()));
                         }
-                        Event::KeyframeRequest(_) => c.keyframe_requests += 1,
+                        Event::KeyframeRequest(r) => {
+                            c.keyframe_requests += 1;
+                            c.keyframes_asked.push(r.rid);
+                        }
                         _ => {}
                     },
                 }
@@ -186,7 +303,20 @@ impl Net {
         }
         let mut out = Vec::new();
         self.core.poll(now, &mut out);
+        // Through the bottlenecks: what is due comes out, what is new joins the queue.
+        let mut arrived = Vec::new();
+        for c in &mut self.clients {
+            if let Some(link) = c.down.as_mut() {
+                arrived.extend(link.due(now));
+            }
+        }
         for d in out {
+            match self.clients.iter_mut().find(|c| c.addr == d.destination) {
+                Some(c) if c.down.is_some() => c.down.as_mut().unwrap().push(now, d),
+                _ => arrived.push(d),
+            }
+        }
+        for d in arrived {
             if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.destination) {
                 if c.cut || !c.rtc.is_alive() {
                     continue;
@@ -633,8 +763,11 @@ fn voice_client(
         got: Vec::new(),
         by_mid: Vec::new(),
         keyframe_requests: 0,
+        keyframes_asked: Vec::new(),
+        video_in: Vec::new(),
         connected: false,
         cut: false,
+        down: None,
     };
     (client, offer.to_sdp_string(), pending, recv)
 }
@@ -1070,8 +1203,11 @@ fn camera_client(now: Instant, addr: &str) -> (Client, String, SdpPendingOffer, 
         got: Vec::new(),
         by_mid: Vec::new(),
         keyframe_requests: 0,
+        keyframes_asked: Vec::new(),
+        video_in: Vec::new(),
         connected: false,
         cut: false,
+        down: None,
     };
     (client, offer.to_sdp_string(), pending, tiles)
 }
@@ -1248,4 +1384,127 @@ fn viewers_joining_in_one_window_are_counted_before_their_cost_shows() {
         net.join("room", Role::Viewer, "10.0.6.14:1000").err(),
         Some(SfuError::ForwardFull(0))
     );
+}
+
+/// The layer (byte 1 of the frame) a viewer was shown over its last `n` frames, if one only.
+fn shown(c: &Client, n: usize) -> Option<u8> {
+    let last: Vec<u8> = c
+        .video_in
+        .iter()
+        .rev()
+        .take(n)
+        .map(|(h, _, _)| h[1])
+        .collect();
+    (last.len() == n && last.iter().all(|l| *l == last[0])).then(|| last[0])
+}
+
+/// What a viewer was shown holds together: it starts at a keyframe, moves to another layer
+/// only at one of that layer's keyframes (or where frames were lost on its link, the keyframe
+/// among them), and its RTP time only goes forward.
+fn one_stream(c: &Client) -> usize {
+    let v = &c.video_in;
+    assert!(v[0].1, "the first frame shown is a keyframe");
+    let mut moves = 0;
+    for w in v.windows(2) {
+        if w[1].0[1] != w[0].0[1] {
+            moves += 1;
+            let around: Vec<_> = v.iter().skip_while(|x| x.2 < w[0].2).take(5).collect();
+            assert!(
+                w[1].1,
+                "a move to layer {} at a keyframe: {around:?}",
+                w[1].0[1]
+            );
+        }
+        assert!(w[1].2 > w[0].2, "RTP time goes forward: {:?}", w);
+    }
+    moves
+}
+
+#[test]
+fn each_viewer_gets_the_simulcast_layer_its_link_carries_and_moves_as_it_changes() {
+    let mut net = Net::new();
+    net.core.limits.max_send_kbps = 50_000;
+    let (mut c, offer, pending) = Client::simulcast_publisher(net.now, "10.0.0.2:1000");
+    let (_, answer) = net
+        .core
+        .offer(net.now, "room", Role::Publisher, &offer)
+        .unwrap();
+    c.accept(pending, &answer);
+    net.clients.push(c);
+    let p = 0;
+    net.run(300);
+    // Three layers flow before the viewers come.
+    let mut n = 0;
+    let mut stream = |net: &mut Net, ms: u64| {
+        for _ in 0..ms / 33 {
+            let now = net.now;
+            net.clients[p].send_layers(now, n);
+            n += 1;
+            net.run(33);
+        }
+    };
+    stream(&mut net, 1500);
+    // A viewer on a fast link, and one behind 700 kbit/s.
+    let fast = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    let slow = net.join("room", Role::Viewer, "10.0.0.4:1000").unwrap();
+    net.clients[slow].down = Some(Link::new(net.now, 700));
+    stream(&mut net, 12_000);
+    let layer = |net: &Net, i: usize| shown(&net.clients[i], 30);
+    assert_eq!(
+        layer(&net, fast),
+        Some(2),
+        "the fast viewer gets the full layer"
+    );
+    assert_eq!(layer(&net, slow), Some(1), "the slow one the half");
+    // Its link opens up: it moves up.
+    net.clients[slow].down.as_mut().unwrap().kbps = 20_000;
+    stream(&mut net, 12_000);
+    assert_eq!(layer(&net, slow), Some(2), "up once its link allows");
+    // The fast one's link narrows to 300 kbit/s: it moves down to the quarter.
+    net.clients[fast].down = Some(Link::new(net.now, 300));
+    stream(&mut net, 8_000);
+    assert_eq!(layer(&net, fast), Some(0), "down when its link narrows");
+    for v in [fast, slow] {
+        let moves = one_stream(&net.clients[v]);
+        assert!(moves >= 1, "viewer {v} moved");
+    }
+    // Keyframes were asked of the layers a viewer moved to, named by rid.
+    let Some((Some(Some(l)), Some(_))) = net.core.viewer_layer(&net.core.peers[1].id) else {
+        panic!("the viewer has a layer and an estimate");
+    };
+    assert_eq!(l.to_string(), "q");
+}
+
+#[test]
+fn the_broadcasts_hls_keeps_the_highest_layer_of_a_simulcast_publisher() {
+    let mut net = Net::new();
+    net.core.limits.max_send_kbps = 50_000;
+    let (mut c, offer, pending) = Client::simulcast_publisher(net.now, "10.0.0.2:1000");
+    let (_, answer) = net
+        .core
+        .offer(net.now, "room", Role::Publisher, &offer)
+        .unwrap();
+    c.accept(pending, &answer);
+    net.clients.push(c);
+    net.run(300);
+    for n in 0..150 {
+        let now = net.now;
+        net.clients[0].send_layers(now, n);
+        net.run(33);
+    }
+    let tapped: Vec<Tapped> = net
+        .core
+        .happenings()
+        .into_iter()
+        .filter_map(|h| match h {
+            Happening::Media(t) if t.codec == Codec::Vp8 => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(tapped.len() > 40, "{} frames tapped", tapped.len());
+    assert!(
+        tapped.iter().all(|t| t.data[1] == 2),
+        "all of the full layer"
+    );
+    assert_eq!(tapped[0].data[0] & 1, 0, "from a keyframe");
 }
