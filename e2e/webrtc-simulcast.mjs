@@ -4,8 +4,8 @@
 // from moim to it only what lies between the half and the full layer's bitrates as the
 // publisher's encoder sends them (a queue of 150 ms, then drops, as a router's). The fast
 // viewer must be shown the full size and the slow one a smaller layer; then the relay's limit
-// is lifted and the slow viewer must move up to the full size, its picture never stopping on
-// the way. Exits non-zero on any failure.
+// is lifted and the slow viewer must move up to the full size, decoding frames every second on
+// the way (no stall while it waits for the new layer's keyframe). Exits non-zero on any failure.
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SLUG, MOIM_STREAM_KEY, MOIM_MEDIA (moim's media socket,
 // ip:port, the address its answers name), MOIM_RELAY_LISTEN (ip:port for the relay).
 import { chromium } from "playwright-core";
@@ -170,14 +170,19 @@ async function shown(p) {
  * being the width the publisher's top layer has now (its encoder may scale every layer down
  * when the machine is busy).
  */
-async function settles(name, p, ok, what, seconds) {
+async function settles(name, p, ok, what, seconds, flowing = false) {
   let since = 0;
   let last = await shown(p);
+  const history = [last.decoded];
   for (let i = 0; i < seconds * 4; i++) {
     await sleep(250);
     const now = await shown(p);
     const top = Math.max(0, ...Object.values(await publisherLayers()));
     check(now.decoded >= last.decoded, `${name}: frames decoded only grow`);
+    history.push(now.decoded);
+    if (flowing && history.length > 4) {
+      check(now.decoded > history[history.length - 5], `${name}: frames decoded in every second (${history.slice(-5)})`);
+    }
     if (ok(now.width, top) && now.decoded > last.decoded) since++;
     else since = 0;
     last = now;
@@ -197,8 +202,9 @@ check(backs.size === 1, "the slow viewer's media came through the relay");
 // The slow viewer's link opens up: it is moved up, its picture going on meanwhile.
 limit = 0;
 const before = await shown(slow);
-const c = await settles("slow", slow, (w, top) => w === top, "the top layer once the link allows", 40);
+const c = await settles("slow", slow, (w, top) => w === top, "the top layer once the link allows", 40, true);
 check(c.keyframes > before.keyframes, "the move up came at a keyframe");
+check(c.freezes === before.freezes, `no freeze on the way up (${before.freezes} before, ${c.freezes} after)`);
 console.log(`slow viewer moved up to ${c.width} wide; ${c.keyframes} keyframes decoded in all`);
 
 await browser.close();

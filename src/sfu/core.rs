@@ -262,13 +262,13 @@ struct Peer {
     /// Viewer: when its own keyframe request (PLI/FIR) was last passed on.
     last_pli: Option<Instant>,
     /// Publisher: the layers of its video (simulcast encodings, or its one stream), the one
-    /// given to the broadcast's HLS and recording (chosen once: the highest, when the rates
-    /// are known), and the layers a keyframe is wanted of.
+    /// given to the broadcast's HLS and recording (the top one, its timestamps continued
+    /// across moves), and the layers a keyframe is wanted of.
     layers: Layers,
-    tap: Option<LayerId>,
+    tap: View,
     keyframe_layers: Vec<LayerId>,
-    /// Viewer: its place in the publisher's layers, and whether it estimates its bandwidth
-    /// (it does when the publisher sends simulcast).
+    /// Viewer: its place in the publisher's layers (with a bandwidth estimate when the
+    /// publisher sent simulcast as it joined).
     view: View,
     /// The client's ICE username fragment, from its offer (a PATCH with another is a restart).
     ufrag: String,
@@ -594,9 +594,9 @@ impl Core {
             keyframe_wanted: false,
             last_pli: None,
             layers: Layers::new(),
-            tap: None,
+            tap: View::default(),
             keyframe_layers: Vec::new(),
-            view: View::default(),
+            view: View::new(estimate.then_some(START_ESTIMATE_KBPS)),
             ufrag,
             offer_sdp: (role != Role::Voice).then(|| sdp.to_string()),
             last_heard: now,
@@ -964,6 +964,8 @@ impl Core {
         // is new (viewers start again from its keyframe).
         let mut rechoose: Vec<String> = Vec::new();
         let mut restarts: Vec<String> = Vec::new();
+        // Layers a frame came after lost packets on: a keyframe is asked of those in use.
+        let mut gaps: Vec<(String, LayerId)> = Vec::new();
         let mut cameras: Vec<(String, String, usize, MediaData)> = Vec::new();
         // Rooms whose cameras (one line's, or all) need a keyframe.
         let mut camera_keyframes: Vec<(String, Option<usize>)> = Vec::new();
@@ -1043,37 +1045,47 @@ impl Core {
                             if first != Some(data.mid) {
                                 continue;
                             }
-                            let mut tapped = true;
+                            let mut tap_time = Some(data.time.numer());
                             if kind == MediaKind::Video {
                                 let keyframe = data.is_keyframe();
-                                match p.layers.count(now, data.rid, data.data.len(), keyframe) {
+                                match p.layers.count(now, data.rid, data.data.len()) {
                                     None => continue, // a layer too many
                                     Some(true) => rechoose.push(p.room.clone()),
                                     Some(false) => {}
                                 }
                                 if !data.contiguous {
-                                    keyframes.push((p.room.clone(), data.rid));
+                                    gaps.push((p.room.clone(), data.rid));
                                 }
-                                // The broadcast's HLS and recording keep one layer: the one
-                                // stream without simulcast, else the highest once the rates
-                                // are measured, from its keyframe on.
-                                if p.tap.is_none()
-                                    && (p.layers.single()
-                                        || (keyframe
-                                            && p.layers.measured()
-                                            && p.layers.top(now) == Some(data.rid)))
-                                {
-                                    p.tap = Some(data.rid);
+                                // The broadcast's HLS and recording get one layer at a time:
+                                // the one stream without simulcast; else the top layer once
+                                // it has been the top for a window (for two, to move to
+                                // another), or the top at once when the one they get stops.
+                                // They move at the new layer's keyframe with the timestamps
+                                // continued (a new resolution makes a new init segment).
+                                let shown = p.tap.layer;
+                                let steady =
+                                    p.layers.steady_top(if shown.is_some() { 2 } else { 1 });
+                                let lost = shown
+                                    .filter(|l| !p.layers.is_live(*l))
+                                    .and_then(|_| p.layers.top(now));
+                                if let Some(want) = steady.or(lost) {
+                                    if p.tap.want != Some(want) {
+                                        p.tap.want = Some(want);
+                                        if shown != Some(want) {
+                                            keyframes.push((p.room.clone(), want));
+                                        }
+                                    }
                                 }
-                                tapped = p.tap == Some(data.rid);
-                                if tapped && keyframe {
+                                let (t, hz) = (data.time.numer(), data.time.denom());
+                                tap_time = p.tap.admit(now, data.rid, keyframe, t, hz);
+                                if tap_time.is_some() && keyframe {
                                     p.last_keyframe = Some(now);
                                 }
                             }
-                            if !tapped {
+                            let Some(rtp_time) = tap_time else {
                                 media.push((p.room.clone(), kind, data));
                                 continue;
-                            }
+                            };
                             self.happenings.push(Happening::Media(Tapped {
                                 room: p.room.clone(),
                                 peer: p.id.clone(),
@@ -1083,7 +1095,7 @@ impl Core {
                                     str0m::format::Codec::Vp8 => Codec::Vp8,
                                     _ => Codec::Other,
                                 },
-                                rtp_time: data.time.numer(),
+                                rtp_time,
                                 hz: data.time.denom(),
                                 arrived: data.network_time,
                                 data: data.data.clone(),
@@ -1177,6 +1189,19 @@ impl Core {
                 v.view.rechoose = true;
             }
         }
+        for (room, layer) in gaps {
+            let used = self.peers.iter().any(|p| {
+                p.room == room
+                    && match p.role {
+                        Role::Publisher => p.tap.layer == Some(layer) || p.tap.want == Some(layer),
+                        Role::Viewer => p.view.layer == Some(layer) || p.view.want == Some(layer),
+                        Role::Voice => false,
+                    }
+            });
+            if used {
+                keyframes.push((room, layer));
+            }
+        }
         self.choose_layers(now, &mut keyframes);
         for (room, kind, data) in &media {
             self.forward(now, room, *kind, data);
@@ -1225,10 +1250,10 @@ impl Core {
                 && p.last_keyframe_request
                     .is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
             {
-                // The layers asked for before, or the one the broadcast's HLS keeps.
+                // The layers asked for before, or the one the broadcast's HLS gets.
                 let layer = match p.keyframe_layers.first() {
                     Some(l) if p.keyframe_wanted => *l,
-                    _ => p.tap.or_else(|| p.layers.top(now)).unwrap_or(None),
+                    _ => p.tap.want.or_else(|| p.layers.top(now)).unwrap_or(None),
                 };
                 keyframes.push((p.room.clone(), layer));
             }
@@ -1245,14 +1270,17 @@ impl Core {
                 p.keyframe_layers.clear();
             }
         }
-        let mut asked: Vec<(String, LayerId)> = Vec::new();
-        for k in keyframes {
-            if !asked.contains(&k) {
-                asked.push(k);
+        // Per room, the layers asked for go out together.
+        let mut asked: Vec<(String, Vec<LayerId>)> = Vec::new();
+        for (room, layer) in keyframes {
+            match asked.iter_mut().find(|(r, _)| *r == room) {
+                Some((_, layers)) if layers.contains(&layer) => {}
+                Some((_, layers)) => layers.push(layer),
+                None => asked.push((room, vec![layer])),
             }
         }
-        for (room, layer) in asked {
-            self.ask_keyframe(now, &room, layer);
+        for (room, layers) in asked {
+            self.ask_keyframe(now, &room, &layers);
         }
         // What was written goes out at once, not at the next deadline.
         for p in self
@@ -1465,20 +1493,25 @@ impl Core {
         if !self.peers.iter().any(|p| p.view.rechoose) {
             return;
         }
-        let publishers: std::collections::HashMap<String, usize> = self
+        // Each room's publisher, its layers in order and its top layer's rate.
+        let publishers: std::collections::HashMap<String, (usize, Vec<LayerId>, u64)> = self
             .peers
             .iter()
             .enumerate()
             .filter(|(_, p)| p.role == Role::Publisher && p.rtc.is_alive())
-            .map(|(i, p)| (p.room.clone(), i))
+            .map(|(i, p)| {
+                let ranked = p.layers.ranked(now);
+                (p.room.clone(), (i, ranked, p.layers.top_kbps(now)))
+            })
             .collect();
         for i in 0..self.peers.len() {
             if !std::mem::take(&mut self.peers[i].view.rechoose) || !self.peers[i].connected {
                 continue;
             }
-            let Some(&pi) = publishers.get(&self.peers[i].room) else {
+            let Some((pi, ranked, top)) = publishers.get(&self.peers[i].room) else {
                 continue;
             };
+            let (pi, top) = (*pi, *top);
             let (layers, v) = (&self.peers[pi].layers, &self.peers[i].view);
             let Some(want) = layers.choose(now, v.estimate_kbps, v.layer, v.last_down) else {
                 // No video seen yet: a keyframe is asked for, for when it comes.
@@ -1489,8 +1522,6 @@ impl Core {
                 }
                 continue;
             };
-            let ranked = layers.ranked(now);
-            let top = layers.top_kbps(now);
             let v = &mut self.peers[i];
             let changed = v.view.want != Some(want);
             if changed {
@@ -1521,14 +1552,22 @@ impl Core {
         }
     }
 
-    /// Asks the room's publisher for a keyframe of `layer`, at most once a [`KEYFRAME_EVERY`].
-    fn ask_keyframe(&mut self, now: Instant, room: &str, layer: LayerId) {
+    /// Asks the room's publisher for a keyframe of each of `layers` (together), at most once a
+    /// [`KEYFRAME_EVERY`].
+    fn ask_keyframe(&mut self, now: Instant, room: &str, layers: &[LayerId]) {
         if let Some(p) = self
             .peers
             .iter_mut()
             .find(|p| p.room == room && p.role == Role::Publisher && p.connected)
         {
-            request_keyframe(p, now, layer);
+            for l in layers {
+                if !p.keyframe_layers.contains(l) {
+                    p.keyframe_layers.push(*l);
+                }
+            }
+            if let Some(first) = layers.first() {
+                request_keyframe(p, now, *first);
+            }
         }
     }
 

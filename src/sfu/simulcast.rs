@@ -36,17 +36,29 @@ pub struct Layer {
     pub rid: LayerId,
     /// Bytes in the current window.
     bytes: u64,
-    /// The last whole window's rate, kbit/s (None before one has passed).
-    kbps: Option<u64>,
-    /// When its last keyframe came.
-    pub last_keyframe: Option<Instant>,
+    /// The rates of the last two whole windows, kbit/s, newest first (None: not measured). A
+    /// layer's rate is their mean: a publisher asked for a keyframe every two seconds has one
+    /// in every other window, and one window alone would make the rate swing by it.
+    windows: [Option<u64>; 2],
+    first_frame: Instant,
+    last_frame: Instant,
+    /// Sent nothing for [`STOPPED`]: left out of the choice until it sends again.
+    stopped: bool,
 }
+
+/// A layer that has sent nothing for this long is taken as stopped (a browser drops its top
+/// layer when its own uplink or CPU is short); as long as str0m's own "paused" wait, and
+/// longer than a still screen share's frame interval.
+pub const STOPPED: Duration = Duration::from_millis(1500);
 
 /// A publisher's video layers.
 #[derive(Debug)]
 pub struct Layers {
     list: Vec<Layer>,
     window_start: Option<Instant>,
+    /// The top layer at the end of the last window, and for how many windows running it was.
+    top: Option<LayerId>,
+    top_windows: u32,
 }
 
 impl Default for Layers {
@@ -60,29 +72,44 @@ impl Layers {
         Layers {
             list: Vec::new(),
             window_start: None,
+            top: None,
+            top_windows: 0,
         }
     }
 
-    /// Counts a frame of layer `rid`: true when the layers' rates changed (a layer was seen
-    /// for the first time, or a window ended), so viewers' choices are looked at again; None
-    /// when the layer is one too many.
-    pub fn count(
-        &mut self,
-        now: Instant,
-        rid: LayerId,
-        bytes: usize,
-        keyframe: bool,
-    ) -> Option<bool> {
+    /// Counts a frame of layer `rid`: true when the layers changed (one was seen for the first
+    /// time, stopped or started again, or a window ended), so viewers' choices are looked at
+    /// again; None when the layer is one too many.
+    pub fn count(&mut self, now: Instant, rid: LayerId, bytes: usize) -> Option<bool> {
         let start = *self.window_start.get_or_insert(now);
         let mut changed = false;
-        if now.duration_since(start) >= LAYER_WINDOW {
-            let ms = now.duration_since(start).as_millis().max(1) as u64;
+        let elapsed = now.duration_since(start);
+        if elapsed >= LAYER_WINDOW {
+            // A window with a pause in it says nothing of the rates: it is dropped.
+            if elapsed < 2 * LAYER_WINDOW {
+                let ms = elapsed.as_millis().max(1) as u64;
+                for l in &mut self.list {
+                    l.windows = [Some(l.bytes * 8 / ms), l.windows[0]];
+                }
+                let top = self.top(now);
+                if top == self.top {
+                    self.top_windows += 1;
+                } else {
+                    self.top = top;
+                    self.top_windows = 1;
+                }
+            }
             for l in &mut self.list {
-                l.kbps = Some(l.bytes * 8 / ms);
                 l.bytes = 0;
             }
             self.window_start = Some(now);
             changed = true;
+        }
+        for l in &mut self.list {
+            if !l.stopped && now.duration_since(l.last_frame) >= STOPPED {
+                l.stopped = true;
+                changed = true;
+            }
         }
         let i = match self.list.iter().position(|l| l.rid == rid) {
             Some(i) => i,
@@ -90,8 +117,10 @@ impl Layers {
                 self.list.push(Layer {
                     rid,
                     bytes: 0,
-                    kbps: None,
-                    last_keyframe: None,
+                    windows: [None, None],
+                    first_frame: now,
+                    last_frame: now,
+                    stopped: false,
                 });
                 changed = true;
                 self.list.len() - 1
@@ -100,15 +129,12 @@ impl Layers {
         };
         let l = &mut self.list[i];
         l.bytes += bytes as u64;
-        if keyframe {
-            l.last_keyframe = Some(now);
+        l.last_frame = now;
+        if l.stopped {
+            l.stopped = false;
+            changed = true;
         }
         Some(changed)
-    }
-
-    /// Whether a whole window has been measured (rates are known, not guessed).
-    pub fn measured(&self) -> bool {
-        self.list.iter().any(|l| l.kbps.is_some())
     }
 
     /// Whether there is one layer and it has no rid (the publisher does not simulcast).
@@ -120,16 +146,22 @@ impl Layers {
         self.list.is_empty()
     }
 
-    /// A layer's rate, kbit/s: the last whole window's, or, before one has passed, what came
-    /// so far.
+    /// Whether `rid` is a layer sending now.
+    pub fn is_live(&self, rid: LayerId) -> bool {
+        self.list.iter().any(|l| l.rid == rid && !l.stopped)
+    }
+
+    /// A layer's rate, kbit/s: the mean of its last two whole windows, or, before one has
+    /// passed, what came since its first frame.
     fn kbps(&self, l: &Layer, now: Instant) -> u64 {
-        match l.kbps {
-            Some(k) => k,
-            None => {
-                let ms = self
+        match l.windows {
+            [Some(a), Some(b)] => (a + b) / 2,
+            [Some(a), None] => a,
+            _ => {
+                let since = self
                     .window_start
-                    .map_or(1, |s| now.duration_since(s).as_millis().max(1) as u64);
-                l.bytes * 8 / ms
+                    .map_or(l.first_frame, |s| s.max(l.first_frame));
+                l.bytes * 8 / now.duration_since(since).as_millis().max(1) as u64
             }
         }
     }
@@ -139,6 +171,7 @@ impl Layers {
         let mut live: Vec<(u64, LayerId)> = self
             .list
             .iter()
+            .filter(|l| !l.stopped)
             .map(|l| (self.kbps(l, now), l.rid))
             .filter(|(k, _)| *k > 0)
             .collect();
@@ -156,6 +189,15 @@ impl Layers {
         self.live(now).pop().map(|(_, rid)| rid)
     }
 
+    /// The top layer once it has been the top at the end of `windows` windows running (the
+    /// one stream of a publisher without simulcast at once).
+    pub fn steady_top(&self, windows: u32) -> Option<LayerId> {
+        if self.single() {
+            return Some(None);
+        }
+        self.top.filter(|_| self.top_windows >= windows)
+    }
+
     /// The highest layer's rate, kbit/s.
     pub fn top_kbps(&self, now: Instant) -> u64 {
         self.live(now).last().map_or(0, |(k, _)| *k)
@@ -164,8 +206,9 @@ impl Layers {
     /// The layer a viewer should get. With an estimate (kbit/s): it moves up to the highest
     /// layer within [`UP_PERCENT`] of it (not within [`HOLD_AFTER_DOWN`] of moving down), and
     /// moves down when its layer takes more than the estimate, to the highest that fits (the
-    /// lowest if none does); in between it stays. Without one (a client that sends no
-    /// congestion feedback): the highest layer. A layer that stopped sending is left.
+    /// lowest if none does); in between it stays. Without one (a viewer with no estimator: it
+    /// joined while the broadcast was not simulcast): the highest layer. A layer that stopped
+    /// sending is left.
     pub fn choose(
         &self,
         now: Instant,
@@ -219,6 +262,15 @@ pub struct View {
 }
 
 impl View {
+    /// A viewer's view; with an estimator, `estimate_kbps` is its estimate until the first one
+    /// measured.
+    pub fn new(estimate_kbps: Option<u64>) -> View {
+        View {
+            estimate_kbps,
+            ..View::default()
+        }
+    }
+
     /// Takes a new choice: true when it is not the layer shown (a keyframe of it is needed).
     pub fn set_want(
         &mut self,
@@ -269,8 +321,9 @@ impl View {
         Some(out)
     }
 
-    /// The publisher changed: what it is shown starts again from a keyframe of the new one,
-    /// its timestamps continuing from the last frame shown.
+    /// The publisher changed: it is shown the new one's layer once chosen (from that layer's
+    /// keyframe, or at once for a single stream), its timestamps continuing from the last
+    /// frame shown.
     pub fn restart(&mut self) {
         self.layer = None;
         self.want = None;
@@ -291,14 +344,12 @@ mod tests {
         let mut layers = Layers::new();
         let mut t = now;
         for _ in 0..=30 {
-            layers.count(t, rid("q"), 100_000 / 8 / 30, false).unwrap();
-            layers.count(t, rid("h"), 400_000 / 8 / 30, false).unwrap();
-            layers
-                .count(t, rid("f"), 1_500_000 / 8 / 30, false)
-                .unwrap();
+            layers.count(t, rid("q"), 100_000 / 8 / 30).unwrap();
+            layers.count(t, rid("h"), 400_000 / 8 / 30).unwrap();
+            layers.count(t, rid("f"), 1_500_000 / 8 / 30).unwrap();
             t += Duration::from_millis(34);
         }
-        assert!(layers.measured());
+        assert_eq!(layers.steady_top(1), Some(rid("f")));
         (layers, t)
     }
 
@@ -319,10 +370,10 @@ mod tests {
         let mut layers = Layers::new();
         let now = Instant::now();
         for r in ["a", "b", "c", "d"] {
-            assert_eq!(layers.count(now, rid(r), 10, false), Some(true));
+            assert_eq!(layers.count(now, rid(r), 10), Some(true));
         }
-        assert_eq!(layers.count(now, rid("e"), 10, false), None);
-        assert_eq!(layers.count(now, rid("a"), 10, false), Some(false));
+        assert_eq!(layers.count(now, rid("e"), 10), None);
+        assert_eq!(layers.count(now, rid("a"), 10), Some(false));
     }
 
     #[test]
@@ -372,10 +423,11 @@ mod tests {
     #[test]
     fn a_layer_that_stops_sending_is_left() {
         let (mut layers, mut t) = three(Instant::now());
-        // "f" stops (a browser drops its top layer when its own uplink or CPU is short).
-        for _ in 0..=30 {
-            layers.count(t, rid("q"), 100_000 / 8 / 30, false).unwrap();
-            layers.count(t, rid("h"), 400_000 / 8 / 30, false).unwrap();
+        // "f" stops (a browser drops its top layer when its own uplink or CPU is short): it is
+        // left once it has sent nothing for 1.5 s.
+        for _ in 0..=45 {
+            layers.count(t, rid("q"), 100_000 / 8 / 30).unwrap();
+            layers.count(t, rid("h"), 400_000 / 8 / 30).unwrap();
             t += Duration::from_millis(34);
         }
         assert_eq!(layers.top(t), Some(rid("h")));
@@ -384,6 +436,60 @@ mod tests {
             Some(rid("h"))
         );
         assert_eq!(layers.choose(t, None, Some(rid("f")), None), Some(rid("h")));
+    }
+
+    #[test]
+    fn rates_are_the_mean_of_two_windows_and_a_pause_is_not_one() {
+        let mut layers = Layers::new();
+        let mut t = Instant::now();
+        // 400 kbit/s, with a keyframe of 25 KB (200 kbit) in every other second.
+        for i in 0..=120u64 {
+            let key = if i % 60 == 0 { 25_000 } else { 0 };
+            layers.count(t, rid("h"), 400_000 / 8 / 30 + key).unwrap();
+            t += Duration::from_millis(1000 / 30 + 1);
+        }
+        let k = layers.live(t)[0].0;
+        assert!(
+            (450..=560).contains(&k),
+            "{k} kbit/s: the keyframe spread over two windows"
+        );
+        // Five seconds without a frame, then one: that window is not taken for a rate.
+        t += Duration::from_secs(5);
+        assert_eq!(
+            layers.count(t, rid("h"), 100),
+            Some(true),
+            "a stopped layer starts again"
+        );
+        let after = layers.live(t)[0].0;
+        assert_eq!(after, k);
+    }
+
+    #[test]
+    fn the_top_is_steady_once_it_has_been_the_top_for_whole_windows() {
+        let mut layers = Layers::new();
+        let mut t = Instant::now();
+        assert_eq!(layers.steady_top(1), None);
+        // "h" alone for a window, then "f" joins above it.
+        for i in 0..=62u64 {
+            layers.count(t, rid("h"), 400_000 / 8 / 30).unwrap();
+            if i >= 31 {
+                layers.count(t, rid("f"), 1_500_000 / 8 / 30).unwrap();
+            }
+            t += Duration::from_millis(34);
+        }
+        assert_eq!(layers.top(t), Some(rid("f")));
+        assert_eq!(layers.steady_top(1), Some(rid("f")));
+        assert_eq!(layers.steady_top(2), None, "the top for one window only");
+        for _ in 0..=30 {
+            layers.count(t, rid("h"), 400_000 / 8 / 30).unwrap();
+            layers.count(t, rid("f"), 1_500_000 / 8 / 30).unwrap();
+            t += Duration::from_millis(34);
+        }
+        assert_eq!(layers.steady_top(2), Some(rid("f")));
+        // Without simulcast, its one stream at once.
+        let mut single = Layers::new();
+        single.count(t, None, 1000).unwrap();
+        assert_eq!(single.steady_top(2), Some(None));
     }
 
     #[test]

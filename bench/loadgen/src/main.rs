@@ -16,6 +16,7 @@ mod rtc_peer;
 mod server;
 mod voice;
 mod webrtc;
+mod wrtc;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -63,6 +64,9 @@ enum Cmd {
     Voice(voice::VoiceOpts),
     /// Forwarding cost: one WHIP publisher to 1, 50, 200 WHEP viewers (str0m clients).
     Forward(forward::ForwardOpts),
+    /// Forwarding with real libwebrtc clients (`@roamhq/wrtc`) through moim and Janus's
+    /// VideoRoom: the SFUs' CPU per forwarded stream, packet loss, frames decoded.
+    Wrtc(wrtc::WrtcOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -276,6 +280,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Forward(fo) => {
             let (_, bin) = root_and_moim(fo.moim_bin.as_deref())?;
             return runtime()?.block_on(forward::run(fo, bin));
+        }
+        Cmd::Wrtc(wo) => {
+            let (root, bin) = root_and_moim(wo.moim_bin.as_deref())?;
+            return runtime()?.block_on(wrtc::run(wo, bin, root));
         }
         Cmd::Voice(vo) => {
             let (_, bin) = root_and_moim(vo.moim_bin.as_deref())?;

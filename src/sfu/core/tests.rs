@@ -32,8 +32,8 @@ struct Client {
     keyframe_requests: usize,
     /// The layers keyframes were asked of (a simulcast publisher's requests name one).
     keyframes_asked: Vec<Option<Rid>>,
-    /// Video frames received: (first two bytes, keyframe or after a gap, RTP time).
-    video_in: Vec<([u8; 2], bool, u64)>,
+    /// Video frames received.
+    video_in: Vec<Seen>,
     connected: bool,
     /// Datagrams from this client are dropped while this says so.
     cut: bool,
@@ -82,12 +82,25 @@ impl Link {
     }
 }
 
-/// The simulcast layers of [`Client::simulcast_publisher`]: rid, kbit/s at 30 frames a
-/// second, and where its RTP clock starts (each encoding has its own).
+/// A video frame as a client received it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// Byte 1 of the frame: the layer's rid, `q`, `h` or `f`, for a simulcast publisher's.
+    layer: u8,
+    keyframe: bool,
+    /// It came after frames missing (lost on the client's link).
+    gap: bool,
+    rtp_time: u64,
+    arrived: Instant,
+}
+
+/// The simulcast layers of [`Client::simulcast_publisher`], in its offer's order (which is not
+/// their order by size): rid, kbit/s at 30 frames a second, and where its RTP clock starts
+/// (each encoding has its own).
 const LAYERS: [(&str, u64, u64); 3] = [
+    ("f", 1_500, 3_000_000),
     ("q", 100, 0),
     ("h", 400, 1_000_000),
-    ("f", 1_500, 3_000_000),
 ];
 
 impl Client {
@@ -154,18 +167,18 @@ impl Client {
         (c, offer.to_sdp_string(), pending)
     }
 
-    /// Writes frame `n` of each simulcast layer: a keyframe where one was asked of the layer
-    /// (or `n` is 0). Byte 0 is VP8's keyframe flag, byte 1 the layer.
-    fn send_layers(&mut self, now: Instant, n: u64) {
+    /// Writes frame `n` of each simulcast layer in `rids`: a keyframe where one was asked of
+    /// the layer (or `n` is 0). Byte 0 is VP8's keyframe flag, byte 1 the rid.
+    fn send_layers(&mut self, now: Instant, n: u64, rids: &str) {
         let mid = self.video.unwrap();
-        for (i, (rid, kbps, base)) in LAYERS.iter().enumerate() {
-            let rid = Rid::from(*rid);
+        for (name, kbps, base) in LAYERS.iter().filter(|(r, _, _)| rids.contains(r)) {
+            let rid = Rid::from(*name);
             let asked = self.keyframes_asked.contains(&Some(rid));
             let key = n == 0 || asked;
             self.keyframes_asked.retain(|r| *r != Some(rid));
             let mut frame = vec![0x55u8; (*kbps * 1000 / 8 / 30) as usize];
             frame[0] = if key { 0x00 } else { 0x01 };
-            frame[1] = i as u8;
+            frame[1] = name.as_bytes()[0];
             let writer = self.rtc.writer(mid).expect("a sending m-line").rid(rid);
             let pt = writer.payload_params().next().unwrap().pt();
             let time = MediaTime::new(base + n * 3000, Frequency::NINETY_KHZ);
@@ -277,9 +290,13 @@ impl Net {
                                 MediaKind::Video
                             };
                             if kind == MediaKind::Video && d.data.len() >= 2 {
-                                let head = [d.data[0], d.data[1]];
-                                let fresh = d.is_keyframe() || !d.contiguous;
-                                c.video_in.push((head, fresh, d.time.numer()));
+                                c.video_in.push(Seen {
+                                    layer: d.data[1],
+                                    keyframe: d.is_keyframe(),
+                                    gap: !d.contiguous,
+                                    rtp_time: d.time.numer(),
+                                    arrived: d.network_time,
+                                });
                             }
                             c.got.push((kind, d.data.to_vec()));
                             c.by_mid.push((d.mid, d.data.to_vec()));
@@ -1386,36 +1403,34 @@ fn viewers_joining_in_one_window_are_counted_before_their_cost_shows() {
     );
 }
 
-/// The layer (byte 1 of the frame) a viewer was shown over its last `n` frames, if one only.
+/// The layer a viewer was shown over its last `n` frames, if one only.
 fn shown(c: &Client, n: usize) -> Option<u8> {
-    let last: Vec<u8> = c
-        .video_in
-        .iter()
-        .rev()
-        .take(n)
-        .map(|(h, _, _)| h[1])
-        .collect();
+    let last: Vec<u8> = c.video_in.iter().rev().take(n).map(|s| s.layer).collect();
     (last.len() == n && last.iter().all(|l| *l == last[0])).then(|| last[0])
 }
 
-/// What a viewer was shown holds together: it starts at a keyframe, moves to another layer
-/// only at one of that layer's keyframes (or where frames were lost on its link, the keyframe
-/// among them), and its RTP time only goes forward.
-fn one_stream(c: &Client) -> usize {
-    let v = &c.video_in;
-    assert!(v[0].1, "the first frame shown is a keyframe");
+/// What a viewer (or the broadcast's HLS) was shown holds together as one stream: it starts at
+/// a keyframe, moves to another layer only at one of that layer's keyframes (or where frames
+/// were lost on its link, the keyframe among them), and its RTP time goes forward, across a
+/// move by no more than the time between the frames, give or take a link's queue (each
+/// layer's clock starts elsewhere: without the mapping a move would jump by up to 3,000,000
+/// ticks). Returns the moves.
+fn one_stream(v: &[Seen]) -> usize {
+    assert!(v[0].keyframe, "the first frame shown is a keyframe");
     let mut moves = 0;
     for w in v.windows(2) {
-        if w[1].0[1] != w[0].0[1] {
+        let step = w[1].rtp_time as i64 - w[0].rtp_time as i64;
+        assert!(step > 0, "RTP time goes forward: {w:?}");
+        if w[1].layer != w[0].layer {
             moves += 1;
-            let around: Vec<_> = v.iter().skip_while(|x| x.2 < w[0].2).take(5).collect();
+            assert!(w[1].keyframe || w[1].gap, "a move at a keyframe: {w:?}");
+            // (After frames lost, the time of those lost lies between.)
+            let between = w[1].arrived.duration_since(w[0].arrived).as_micros() as i64 * 90 / 1000;
             assert!(
-                w[1].1,
-                "a move to layer {} at a keyframe: {around:?}",
-                w[1].0[1]
+                w[1].gap || step <= between + 13_500,
+                "a move steps by the time between: {w:?}"
             );
         }
-        assert!(w[1].2 > w[0].2, "RTP time goes forward: {:?}", w);
     }
     moves
 }
@@ -1438,7 +1453,7 @@ fn each_viewer_gets_the_simulcast_layer_its_link_carries_and_moves_as_it_changes
     let mut stream = |net: &mut Net, ms: u64| {
         for _ in 0..ms / 33 {
             let now = net.now;
-            net.clients[p].send_layers(now, n);
+            net.clients[p].send_layers(now, n, "qhf");
             n += 1;
             net.run(33);
         }
@@ -1450,33 +1465,42 @@ fn each_viewer_gets_the_simulcast_layer_its_link_carries_and_moves_as_it_changes
     net.clients[slow].down = Some(Link::new(net.now, 700));
     stream(&mut net, 12_000);
     let layer = |net: &Net, i: usize| shown(&net.clients[i], 30);
+    let estimate = |net: &Net, peer: usize| {
+        let (_, estimate) = net.core.viewer_layer(&net.core.peers[peer].id).unwrap();
+        estimate.expect("a simulcast viewer estimates its bandwidth")
+    };
     assert_eq!(
         layer(&net, fast),
-        Some(2),
+        Some(b'f'),
         "the fast viewer gets the full layer"
     );
-    assert_eq!(layer(&net, slow), Some(1), "the slow one the half");
+    assert_eq!(layer(&net, slow), Some(b'h'), "the slow one the half");
+    let e = estimate(&net, 2);
+    assert!(
+        e < 700,
+        "the slow viewer's estimate ({e} kbit/s) found its link"
+    );
     // Its link opens up: it moves up.
     net.clients[slow].down.as_mut().unwrap().kbps = 20_000;
     stream(&mut net, 12_000);
-    assert_eq!(layer(&net, slow), Some(2), "up once its link allows");
+    assert_eq!(layer(&net, slow), Some(b'f'), "up once its link allows");
     // The fast one's link narrows to 300 kbit/s: it moves down to the quarter.
     net.clients[fast].down = Some(Link::new(net.now, 300));
     stream(&mut net, 8_000);
-    assert_eq!(layer(&net, fast), Some(0), "down when its link narrows");
+    assert_eq!(layer(&net, fast), Some(b'q'), "down when its link narrows");
+    let e = estimate(&net, 1);
+    assert!(
+        e < 300,
+        "the fast viewer's estimate ({e} kbit/s) found its narrowed link"
+    );
     for v in [fast, slow] {
-        let moves = one_stream(&net.clients[v]);
+        let moves = one_stream(&net.clients[v].video_in);
         assert!(moves >= 1, "viewer {v} moved");
     }
-    // Keyframes were asked of the layers a viewer moved to, named by rid.
-    let Some((Some(Some(l)), Some(_))) = net.core.viewer_layer(&net.core.peers[1].id) else {
-        panic!("the viewer has a layer and an estimate");
-    };
-    assert_eq!(l.to_string(), "q");
 }
 
 #[test]
-fn the_broadcasts_hls_keeps_the_highest_layer_of_a_simulcast_publisher() {
+fn the_broadcasts_hls_gets_the_top_layer_of_a_simulcast_publisher_as_it_comes_and_goes() {
     let mut net = Net::new();
     net.core.limits.max_send_kbps = 50_000;
     let (mut c, offer, pending) = Client::simulcast_publisher(net.now, "10.0.0.2:1000");
@@ -1487,9 +1511,12 @@ fn the_broadcasts_hls_keeps_the_highest_layer_of_a_simulcast_publisher() {
     c.accept(pending, &answer);
     net.clients.push(c);
     net.run(300);
-    for n in 0..150 {
+    // The quarter and the half at first; the full layer from 3 s (as a browser starts it once
+    // its uplink estimate allows) until 8 s, then the half and the quarter again.
+    for n in 0..390 {
         let now = net.now;
-        net.clients[0].send_layers(now, n);
+        let rids = if (90..240).contains(&n) { "qhf" } else { "qh" };
+        net.clients[0].send_layers(now, n, rids);
         net.run(33);
     }
     let tapped: Vec<Tapped> = net
@@ -1501,10 +1528,74 @@ fn the_broadcasts_hls_keeps_the_highest_layer_of_a_simulcast_publisher() {
             _ => None,
         })
         .collect();
-    assert!(tapped.len() > 40, "{} frames tapped", tapped.len());
+    let seen: Vec<Seen> = tapped
+        .iter()
+        .map(|t| Seen {
+            layer: t.data[1],
+            keyframe: t.data[0] & 1 == 0,
+            gap: false,
+            rtp_time: t.rtp_time,
+            arrived: t.arrived,
+        })
+        .collect();
+    assert_eq!(one_stream(&seen), 2, "up to the full layer and back");
+    let mut runs: Vec<(u8, usize)> = Vec::new();
+    for s in &seen {
+        match runs.last_mut() {
+            Some((l, n)) if *l == s.layer => *n += 1,
+            _ => runs.push((s.layer, 1)),
+        }
+    }
+    let order: Vec<u8> = runs.iter().map(|(l, _)| *l).collect();
+    assert_eq!(order, b"hfh".to_vec(), "{runs:?}");
     assert!(
-        tapped.iter().all(|t| t.data[1] == 2),
-        "all of the full layer"
+        runs.iter().all(|(_, n)| *n > 40),
+        "each for a while: {runs:?}"
     );
-    assert_eq!(tapped[0].data[0] & 1, 0, "from a keyframe");
+}
+
+#[test]
+fn a_viewer_goes_on_from_a_new_publisher_with_its_timestamps_continuing() {
+    let mut net = Net::new();
+    let a = net.join("room", Role::Publisher, "10.0.0.2:1000").unwrap();
+    let v = net.join("room", Role::Viewer, "10.0.0.3:1000").unwrap();
+    net.run(300);
+    // Frames of `who`: a keyframe first; byte 1 says whose.
+    let frame = |n: u64, who: u8| {
+        let mut f = vec![0x55u8; 2000];
+        f[0] = if n == 0 { 0x00 } else { 0x01 };
+        f[1] = who;
+        f
+    };
+    for n in 0..30u64 {
+        let now = net.now;
+        net.clients[a].send(now, MediaKind::Video, n, &frame(n, b'a'));
+        net.run(33);
+    }
+    // The encoder's network goes; it comes back as a new offer (OBS reconnecting), whose RTP
+    // clock starts elsewhere (Client::send puts frame n at n × 3,000 ticks).
+    net.clients[a].cut = true;
+    net.run(3500);
+    let b = net.join("room", Role::Publisher, "10.0.0.5:1000").unwrap();
+    net.run(300);
+    for n in 0..30u64 {
+        let now = net.now;
+        net.clients[b].send(now, MediaKind::Video, 1_000_000 + n, &frame(n, b'b'));
+        net.run(33);
+    }
+    net.run(200);
+    let seen = &net.clients[v].video_in;
+    assert!(
+        seen.iter().filter(|s| s.layer == b'a').count() >= 29,
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().filter(|s| s.layer == b'b').count() >= 29,
+        "{seen:?}"
+    );
+    assert_eq!(
+        one_stream(seen),
+        1,
+        "one move: to the new publisher, its time following on"
+    );
 }
