@@ -4,6 +4,11 @@ use clap::Parser;
 use moim::app::Application;
 use moim::config::{Cli, Command, Config, LogFormat};
 
+/// mimalloc rather than glibc's malloc: forwarding media allocates and frees a buffer per
+/// packet, and with glibc that was a tenth of the SFU's time (`docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {

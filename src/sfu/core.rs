@@ -17,6 +17,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use super::simulcast::{LayerId, Layers, View};
@@ -550,14 +551,27 @@ impl Core {
         // control), which chooses its layer. Others do not: str0m paces what it sends to the
         // estimate, and a single stream has nothing to choose.
         let estimate = role == Role::Viewer && self.simulcast(room);
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)
             .enable_vp8(true)
-            .enable_bwe(estimate.then_some(Bitrate::kbps(START_ESTIMATE_KBPS)))
-            .build(now);
+            .enable_bwe(estimate.then_some(Bitrate::kbps(START_ESTIMATE_KBPS)));
+        // Transport-wide congestion feedback only where it is used: from moim to senders (their
+        // own estimate, which sets their encoder's bitrate) and from viewers it estimates for.
+        // Other viewers' feedback would cost a report to decrypt and apply every few tens of
+        // milliseconds per viewer, for nothing.
+        if role == Role::Viewer && !estimate {
+            let mut exts = ExtensionMap::empty();
+            for (id, e) in ExtensionMap::standard().iter() {
+                if !matches!(e, Extension::TransportSequenceNumber) {
+                    exts.set(id, e.clone());
+                }
+            }
+            config = config.set_extension_map(exts);
+        }
+        let mut rtc = config.build(now);
         for addr in &self.candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
                 rtc.add_local_candidate(c);

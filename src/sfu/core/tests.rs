@@ -216,9 +216,10 @@ struct Net {
     now: Instant,
     core: Core,
     clients: Vec<Client>,
-    /// Drop every n-th datagram from clients to the server (0: none).
+    /// Drop one in n datagrams from clients to the server (0: none).
     drop_every: usize,
-    sent: usize,
+    /// The drop sequence's state.
+    sent: u64,
 }
 
 impl Net {
@@ -311,8 +312,13 @@ impl Net {
             }
         }
         for d in to_server {
-            self.sent += 1;
-            if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
+            // One in `drop_every` at random (a fixed sequence): a strict every n-th can fall on
+            // the same packet's every retransmission.
+            self.sent = self
+                .sent
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            if self.drop_every > 0 && (self.sent >> 33).is_multiple_of(self.drop_every as u64) {
                 continue;
             }
             assert_eq!(d.destination, server);
@@ -1598,4 +1604,30 @@ fn a_viewer_goes_on_from_a_new_publisher_with_its_timestamps_continuing() {
         1,
         "one move: to the new publisher, its time following on"
     );
+}
+
+#[test]
+fn only_senders_and_viewers_of_simulcast_are_asked_for_congestion_feedback() {
+    let mut net = Net::new();
+    let now = net.now;
+    let twcc = "transport-wide-cc";
+    // A single-stream broadcast: its publisher gets moim's feedback, its viewers send none.
+    let (_, offer, _) = Client::new(now, "10.0.0.2:1000", Role::Publisher);
+    let (_, answer) = net.core.offer(now, "one", Role::Publisher, &offer).unwrap();
+    assert!(answer.contains(twcc), "{answer}");
+    let (_, offer, _) = Client::new(now, "10.0.0.3:1000", Role::Viewer);
+    let (_, answer) = net.core.offer(now, "one", Role::Viewer, &offer).unwrap();
+    assert!(!answer.contains(twcc), "{answer}");
+    // A simulcast broadcast: its viewers' feedback is what their layer is chosen from.
+    let (_, offer, _) = Client::simulcast_publisher(now, "10.0.0.4:1000");
+    net.core
+        .offer(now, "many", Role::Publisher, &offer)
+        .unwrap();
+    let (_, offer, _) = Client::new(now, "10.0.0.5:1000", Role::Viewer);
+    let (_, answer) = net.core.offer(now, "many", Role::Viewer, &offer).unwrap();
+    assert!(answer.contains(twcc), "{answer}");
+    // Voice members send too.
+    let (_, offer, _) = Client::new(now, "10.0.0.6:1000", Role::Voice);
+    let (_, answer, _) = net.core.offer_voice(now, "one", 7, "mina", &offer).unwrap();
+    assert!(answer.contains(twcc), "{answer}");
 }
