@@ -1,8 +1,10 @@
 // Voice in a room: three members in three Chromium contexts with fake microphones (a beeping
 // tone) join the room's voice chat; each hears the two others (audio energy measured with an
 // AnalyserNode on what each receiving line plays) and sees them speak; muting one silences it
-// for the others and marks it muted; cameras turned on show as tiles on the others' pages and go
-// when turned off; the owner (a moderator) removes a member, who is told.
+// for the others and marks it muted; push-to-talk (the button held, then the space bar) is heard
+// only while held; a member turned down to nothing plays at volume 0 on that page only; cameras
+// turned on show as tiles on the others' pages and go when turned off; the owner (a moderator)
+// removes a member, who is told.
 // Screenshots of the voice panel, desktop English and phone Korean.
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
 import { chromium } from "playwright-core";
@@ -147,6 +149,36 @@ for (let tries = 0; tries < 20 && !quiet; tries++) {
 check(quiet, `the host hears only bo once ann mutes (before: ${JSON.stringify(before)})`);
 await ann.locator("#voice-mute").click();
 await owner.locator('#voice-members li.voice-member.muted[data-user="ann"]').waitFor({ state: "detached", timeout: T });
+
+// Push to talk: muted again, ann holds the button, then the space bar: heard while held, muted
+// once let go.
+const annMuted = '#voice-members li.voice-member.muted[data-user="ann"]';
+await ann.locator("#voice-mute").click();
+await owner.locator(annMuted).waitFor({ timeout: T });
+await ann.locator("#voice-ptt").dispatchEvent("pointerdown");
+await owner.locator(annMuted).waitFor({ state: "detached", timeout: T });
+let both = false;
+for (let tries = 0; tries < 20 && !both; tries++) both = Object.values(await energies(owner)).filter((v) => v > 0.01).length === 2;
+check(both, "the host hears ann while she holds push-to-talk");
+await ann.locator("#voice-ptt").dispatchEvent("pointerup");
+await owner.locator(annMuted).waitFor({ timeout: T });
+await ann.locator("body").click({ position: { x: 5, y: 5 } });
+await ann.keyboard.down("Space");
+await owner.locator(annMuted).waitFor({ state: "detached", timeout: T });
+await ann.keyboard.up("Space");
+await owner.locator(annMuted).waitFor({ timeout: T });
+check(await ann.locator("#voice-mute").getAttribute("aria-pressed") === "true", "ann is muted again after letting go");
+await ann.locator("#voice-mute").click();
+await owner.locator(annMuted).waitFor({ state: "detached", timeout: T });
+
+// A volume per person: the host turns ann down to nothing; ann's line plays at 0, bo's at 1.
+await owner.locator('#voice-members li[data-user="ann"] input.voice-volume').evaluate((el) => {
+  const input = /** @type {HTMLInputElement} */ (el);
+  input.value = "0";
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+});
+const volumes = await owner.evaluate(() => [...document.querySelectorAll("audio[data-line]")].map((a) => /** @type {HTMLAudioElement} */ (a).volume).sort());
+check(volumes.filter((v) => v === 0).length === 1 && volumes.filter((v) => v === 1).length >= 1, `ann's line at 0, the others at 1: ${JSON.stringify(volumes)}`);
 
 // The host removes bo from voice: bo is told, and the list has two.
 await owner.locator('#voice-members li[data-user="bo"] button', { hasText: "Remove" }).click();
