@@ -6,15 +6,13 @@
 // printed (`VOICE-RECOVERY`).
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_RELAY_LISTEN (ip:port the relay takes datagrams on, the
 // address moim advertises), MOIM_RELAY_TARGET (moim's media socket).
-import { chromium } from "playwright-core";
+import { T, check, launch, member } from "./lib.mjs";
 import dgram from "node:dgram";
 
 const base = process.env.MOIM_URL;
 const [listenIp, listenPort] = (process.env.MOIM_RELAY_LISTEN || "").split(":");
 const [targetIp, targetPort] = (process.env.MOIM_RELAY_TARGET || "").split(":");
 if (!base || !listenPort || !targetPort) throw new Error("MOIM_URL, MOIM_RELAY_LISTEN and MOIM_RELAY_TARGET are needed");
-const T = 30000;
-function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
 
 // The relay: one socket towards moim per client address, so moim sees each client as itself.
 let down = false;
@@ -36,34 +34,7 @@ front.on("message", (msg, from) => {
 });
 await new Promise((ok) => front.bind(Number(listenPort), listenIp, ok));
 
-const browser = await chromium.launch({
-  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"],
-});
-
-async function member(name) {
-  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone"] });
-  const page = await ctx.newPage();
-  page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
-  await page.addInitScript(() => {
-    const Real = window.RTCPeerConnection;
-    /** @type {RTCPeerConnection[]} */
-    const made = [];
-    Object.defineProperty(window, "__pcs", { value: made });
-    window.RTCPeerConnection = function (config) { const pc = new Real(config); made.push(pc); return pc; };
-    window.RTCPeerConnection.prototype = Real.prototype;
-    Object.setPrototypeOf(window.RTCPeerConnection, Real);
-  });
-  await page.goto(`${base}/`);
-  await page.getByRole("button", { name: "Sign up" }).click();
-  await page.locator("#auth-form input[name=username]").fill(name);
-  await page.locator("#auth-form input[name=password]").fill("correct horse battery");
-  await page.locator("#auth-form button[type=submit]").click();
-  await page.locator("#create-room").waitFor({ timeout: T });
-  return page;
-}
+const browser = await launch();
 
 /** Audio packets the page's newest connection has received, and how many connections it made. */
 async function heard(page) {
@@ -96,12 +67,12 @@ async function untilBothHear(pages, limitMs) {
   return Date.now() - start;
 }
 
-const host = await member("host");
+const host = await member(browser, base, "host");
 await host.locator("#create-room input[name=title]").fill("Drop room");
 await host.locator("#create-room input[name=slug]").fill("drop");
 await host.locator("#create-room button[type=submit]").click();
 await host.waitForURL(`${base}/r/drop`, { timeout: T });
-const guest = await member("guest");
+const guest = await member(browser, base, "guest");
 await guest.goto(`${base}/r/drop`);
 const pages = [host, guest];
 for (const p of pages) {

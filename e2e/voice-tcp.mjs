@@ -3,40 +3,11 @@
 // `webrtc_tcp_listen`. Two members join a room's voice chat: each hears the other, and the
 // selected candidate pair is a TCP one.
 // Env: MOIM_URL, MOIM_CHROMIUM.
-import { chromium } from "playwright-core";
+import { T, check, launch, member } from "./lib.mjs";
 
 const base = process.env.MOIM_URL;
 if (!base) throw new Error("MOIM_URL is needed");
-const T = 30000;
-const browser = await chromium.launch({
-  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"],
-});
-function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
-
-async function member(name) {
-  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone"] });
-  const page = await ctx.newPage();
-  page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
-  await page.addInitScript(() => {
-    const Real = window.RTCPeerConnection;
-    /** @type {RTCPeerConnection[]} */
-    const made = [];
-    Object.defineProperty(window, "__pcs", { value: made });
-    window.RTCPeerConnection = function (config) { const pc = new Real(config); made.push(pc); return pc; };
-    window.RTCPeerConnection.prototype = Real.prototype;
-    Object.setPrototypeOf(window.RTCPeerConnection, Real);
-  });
-  await page.goto(`${base}/`);
-  await page.getByRole("button", { name: "Sign up" }).click();
-  await page.locator("#auth-form input[name=username]").fill(name);
-  await page.locator("#auth-form input[name=password]").fill("correct horse battery");
-  await page.locator("#auth-form button[type=submit]").click();
-  await page.locator("#create-room").waitFor({ timeout: T });
-  return page;
-}
+const browser = await launch();
 
 async function path(page) {
   return page.evaluate(async () => {
@@ -54,12 +25,12 @@ async function path(page) {
   });
 }
 
-const host = await member("host");
+const host = await member(browser, base, "host");
 await host.locator("#create-room input[name=title]").fill("TCP room");
 await host.locator("#create-room input[name=slug]").fill("tcp");
 await host.locator("#create-room button[type=submit]").click();
 await host.waitForURL(`${base}/r/tcp`, { timeout: T });
-const guest = await member("guest");
+const guest = await member(browser, base, "guest");
 await guest.goto(`${base}/r/tcp`);
 for (const p of [host, guest]) {
   await p.locator("#voice-join").click();

@@ -3,43 +3,11 @@
 // names (`webrtc_ice_servers`, credentials from `webrtc_turn_secret`), over TCP: each hears
 // the other, and the connection's selected candidate pair is a relayed one.
 // Env: MOIM_URL, MOIM_CHROMIUM.
-import { chromium } from "playwright-core";
+import { T, check, launch, member } from "./lib.mjs";
 
 const base = process.env.MOIM_URL;
 if (!base) throw new Error("MOIM_URL is needed");
-const T = 30000;
-const browser = await chromium.launch({
-  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"],
-});
-function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
-
-async function member(name) {
-  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone"] });
-  const page = await ctx.newPage();
-  page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
-  // Keep each page's peer connections within reach, to read their stats.
-  await page.addInitScript(() => {
-    const Real = window.RTCPeerConnection;
-    /** @type {RTCPeerConnection[]} */
-    const made = [];
-    Object.defineProperty(window, "__pcs", { value: made });
-    // Relayed candidates only: the page's own configuration, from moim, with the one setting
-    // a browser on a network without UDP ends up with.
-    window.RTCPeerConnection = function (config) { const pc = new Real({ ...(config || {}), iceTransportPolicy: "relay" }); made.push(pc); return pc; };
-    window.RTCPeerConnection.prototype = Real.prototype;
-    Object.setPrototypeOf(window.RTCPeerConnection, Real);
-  });
-  await page.goto(`${base}/`);
-  await page.getByRole("button", { name: "Sign up" }).click();
-  await page.locator("#auth-form input[name=username]").fill(name);
-  await page.locator("#auth-form input[name=password]").fill("correct horse battery");
-  await page.locator("#auth-form button[type=submit]").click();
-  await page.locator("#create-room").waitFor({ timeout: T });
-  return page;
-}
+const browser = await launch();
 
 /** The live connection's selected pair, its local candidate, and audio packets received. */
 async function path(page) {
@@ -58,12 +26,12 @@ async function path(page) {
   });
 }
 
-const host = await member("host");
+const host = await member(browser, base, "host", { relayOnly: true });
 await host.locator("#create-room input[name=title]").fill("Relay room");
 await host.locator("#create-room input[name=slug]").fill("relay");
 await host.locator("#create-room button[type=submit]").click();
 await host.waitForURL(`${base}/r/relay`, { timeout: T });
-const guest = await member("guest");
+const guest = await member(browser, base, "guest", { relayOnly: true });
 await guest.goto(`${base}/r/relay`);
 for (const p of [host, guest]) {
   await p.locator("#voice-join").click();

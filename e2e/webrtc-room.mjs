@@ -6,6 +6,7 @@
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { capturePeerConnections } from "./lib.mjs";
 
 const base = process.env.MOIM_URL;
 const shots = process.env.MOIM_SCREENSHOTS || "target/screenshots";
@@ -28,15 +29,7 @@ async function open(name, opts = {}) {
 
 const owner = await open("owner");
 // The page's peer connections, for their stats.
-await owner.addInitScript(() => {
-  const Real = window.RTCPeerConnection;
-  /** @type {RTCPeerConnection[]} */
-  const made = [];
-  Object.defineProperty(window, "__pcs", { value: made });
-  window.RTCPeerConnection = function (config) { const pc = new Real(config); made.push(pc); return pc; };
-  window.RTCPeerConnection.prototype = Real.prototype;
-  Object.setPrototypeOf(window.RTCPeerConnection, Real);
-});
+await capturePeerConnections(owner);
 await owner.goto(`${base}/`);
 await owner.getByRole("button", { name: "Sign up" }).click();
 await owner.locator("#auth-form input[name=username]").fill("caster");

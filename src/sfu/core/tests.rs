@@ -104,7 +104,8 @@ const LAYERS: [(&str, u64, u64); 3] = [
 ];
 
 impl Client {
-    fn new(now: Instant, addr: &str, role: Role) -> (Client, String, SdpPendingOffer) {
+    /// A str0m peer taking Opus and VP8, with a host candidate at `addr`, before its m-lines.
+    fn peer(now: Instant, addr: &str) -> (Rtc, SocketAddr) {
         let addr: SocketAddr = addr.parse().unwrap();
         let mut rtc = Rtc::builder()
             .clear_codecs()
@@ -112,6 +113,29 @@ impl Client {
             .enable_vp8(true)
             .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        (rtc, addr)
+    }
+
+    /// A client of `rtc` that sends on `audio` and `video`, having seen nothing yet.
+    fn around(rtc: Rtc, addr: SocketAddr, audio: Option<Mid>, video: Option<Mid>) -> Client {
+        Client {
+            rtc,
+            addr,
+            audio,
+            video,
+            got: Vec::new(),
+            by_mid: Vec::new(),
+            keyframe_requests: 0,
+            keyframes_asked: Vec::new(),
+            video_in: Vec::new(),
+            connected: false,
+            cut: false,
+            down: None,
+        }
+    }
+
+    fn new(now: Instant, addr: &str, role: Role) -> (Client, String, SdpPendingOffer) {
+        let (mut rtc, addr) = Client::peer(now, addr);
         let dir = match role {
             Role::Publisher => Direction::SendOnly,
             Role::Viewer => Direction::RecvOnly,
@@ -121,32 +145,13 @@ impl Client {
         let audio = api.add_media(MediaKind::Audio, dir, None, None, None);
         let video = api.add_media(MediaKind::Video, dir, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let client = Client {
-            rtc,
-            addr,
-            audio: Some(audio),
-            video: Some(video),
-            got: Vec::new(),
-            by_mid: Vec::new(),
-            keyframe_requests: 0,
-            keyframes_asked: Vec::new(),
-            video_in: Vec::new(),
-            connected: false,
-            cut: false,
-            down: None,
-        };
+        let client = Client::around(rtc, addr, Some(audio), Some(video));
         (client, offer.to_sdp_string(), pending)
     }
 
     /// A publisher whose video is three simulcast layers ([`LAYERS`]).
     fn simulcast_publisher(now: Instant, addr: &str) -> (Client, String, SdpPendingOffer) {
-        let (mut c, _, _) = Client::new(now, addr, Role::Viewer);
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
-        rtc.add_local_candidate(Candidate::host(c.addr, "udp").unwrap());
+        let (mut rtc, addr) = Client::peer(now, addr);
         let mut simulcast = Simulcast::new();
         for (rid, _, _) in LAYERS {
             simulcast.add_send_layer(SimulcastLayer::new(rid));
@@ -161,9 +166,7 @@ impl Client {
             Some(simulcast),
         );
         let (offer, pending) = api.apply().unwrap();
-        c.rtc = rtc;
-        c.audio = Some(audio);
-        c.video = Some(video);
+        let c = Client::around(rtc, addr, Some(audio), Some(video));
         (c, offer.to_sdp_string(), pending)
     }
 
@@ -766,32 +769,14 @@ fn voice_client(
     addr: &str,
     slots: usize,
 ) -> (Client, String, SdpPendingOffer, Vec<Mid>) {
-    let addr: SocketAddr = addr.parse().unwrap();
-    let mut rtc = Rtc::builder()
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(now);
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let (mut rtc, addr) = Client::peer(now, addr);
     let mut api = rtc.sdp_api();
     let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let recv: Vec<Mid> = (0..slots)
         .map(|_| api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None))
         .collect();
     let (offer, pending) = api.apply().unwrap();
-    let client = Client {
-        rtc,
-        addr,
-        audio: Some(mic),
-        video: None,
-        got: Vec::new(),
-        by_mid: Vec::new(),
-        keyframe_requests: 0,
-        keyframes_asked: Vec::new(),
-        video_in: Vec::new(),
-        connected: false,
-        cut: false,
-        down: None,
-    };
+    let client = Client::around(rtc, addr, Some(mic), None);
     (client, offer.to_sdp_string(), pending, recv)
 }
 
@@ -1201,13 +1186,7 @@ fn a_publisher_sending_above_the_bitrate_limit_is_ended() {
 /// A voice client with a camera: its microphone and receiving audio lines, then its camera's
 /// video m-line and one receiving video line per camera tile.
 fn camera_client(now: Instant, addr: &str) -> (Client, String, SdpPendingOffer, Vec<Mid>) {
-    let addr: SocketAddr = addr.parse().unwrap();
-    let mut rtc = Rtc::builder()
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(now);
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let (mut rtc, addr) = Client::peer(now, addr);
     let mut api = rtc.sdp_api();
     let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     for _ in 0..VOICE_LINES {
@@ -1218,20 +1197,7 @@ fn camera_client(now: Instant, addr: &str) -> (Client, String, SdpPendingOffer, 
         .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
         .collect();
     let (offer, pending) = api.apply().unwrap();
-    let client = Client {
-        rtc,
-        addr,
-        audio: Some(mic),
-        video: Some(cam),
-        got: Vec::new(),
-        by_mid: Vec::new(),
-        keyframe_requests: 0,
-        keyframes_asked: Vec::new(),
-        video_in: Vec::new(),
-        connected: false,
-        cut: false,
-        down: None,
-    };
+    let client = Client::around(rtc, addr, Some(mic), Some(cam));
     (client, offer.to_sdp_string(), pending, tiles)
 }
 
