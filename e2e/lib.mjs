@@ -61,3 +61,17 @@ export async function member(browser, base, name, { relayOnly = false } = {}) {
   await page.locator("#create-room").waitFor({ timeout: T });
   return page;
 }
+
+/**
+ * A page of its own context, not signed in, at moim's `base`: its errors and console errors
+ * printed (a page error fails the script).
+ * @param {import("playwright-core").Browser} browser @param {string} base @param {string} name
+ */
+export async function page(browser, base, name) {
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  p.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
+  p.on("console", (m) => { if (m.type() === "error") console.error(`[${name}]`, m.text()); });
+  await p.goto(`${base}/`);
+  return p;
+}

@@ -8,7 +8,7 @@
 // the way (no stall while it waits for the new layer's keyframe). Exits non-zero on any failure.
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SLUG, MOIM_STREAM_KEY, MOIM_MEDIA (moim's media socket,
 // ip:port, the address its answers name), MOIM_RELAY_LISTEN (ip:port for the relay).
-import { chromium } from "playwright-core";
+import { check, launch, page as openPage } from "./lib.mjs";
 import dgram from "node:dgram";
 
 const base = process.env.MOIM_URL;
@@ -19,7 +19,6 @@ const [relayIp, relayPort] = (process.env.MOIM_RELAY_LISTEN || "").split(":");
 if (!base || !slug || !key || !mediaPort || !relayPort) {
   throw new Error("MOIM_URL, MOIM_SLUG, MOIM_STREAM_KEY, MOIM_MEDIA and MOIM_RELAY_LISTEN are needed");
 }
-function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 // The relay: towards the viewer, a link of `limit` kbit/s with a 150 ms queue (0: no limit).
@@ -52,23 +51,9 @@ front.on("message", (msg, from) => {
 });
 await new Promise((ok) => front.bind(Number(relayPort), relayIp, ok));
 
-const browser = await chromium.launch({
-  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
-});
+const browser = await launch();
 
-async function page(name) {
-  const ctx = await browser.newContext();
-  const p = await ctx.newPage();
-  p.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
-  p.on("console", (m) => { if (m.type() === "error") console.error(`[${name}]`, m.text()); });
-  await p.goto(`${base}/`);
-  return p;
-}
-
-const publisher = await page("publisher");
+const publisher = await openPage(browser, base, "publisher");
 await publisher.evaluate(async ({ slug, key }) => {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720, frameRate: 30 } });
   const pc = new RTCPeerConnection();
@@ -133,7 +118,7 @@ const slowKbps = Math.round((half + full) / 2 + 40);
 console.log(`layers: half ${half} kbit/s, full ${full} kbit/s; the slow link carries ${slowKbps} kbit/s`);
 /** A WHEP viewer; `via` rewrites moim's candidate in the answer to the relay's address. */
 async function viewer(name, via) {
-  const p = await page(name);
+  const p = await openPage(browser, base, name);
   await p.evaluate(async ({ slug, via }) => {
     const pc = new RTCPeerConnection();
     pc.addTransceiver("audio", { direction: "recvonly" });

@@ -3,34 +3,16 @@
 // decode video frames and receive audio (getStats inbound-rtp), the publisher's stats show
 // it sending. Exits non-zero on any failure. Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SLUG,
 // MOIM_STREAM_KEY.
-import { chromium } from "playwright-core";
+import { check, launch, page as openPage } from "./lib.mjs";
 
 const base = process.env.MOIM_URL;
 const slug = process.env.MOIM_SLUG;
 const key = process.env.MOIM_STREAM_KEY;
 if (!base || !slug || !key) throw new Error("MOIM_URL, MOIM_SLUG and MOIM_STREAM_KEY are needed");
 
-const browser = await chromium.launch({
-  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
-});
+const browser = await launch();
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-async function page(name) {
-  const ctx = await browser.newContext();
-  const p = await ctx.newPage();
-  p.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
-  p.on("console", (m) => { if (m.type() === "error") console.error(`[${name}]`, m.text()); });
-  await p.goto(`${base}/`);
-  return p;
-}
-
-const publisher = await page("publisher");
+const publisher = await openPage(browser, base, "publisher");
 const started = await publisher.evaluate(async ({ slug, key }) => {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
   const pc = new RTCPeerConnection();
@@ -83,7 +65,7 @@ async function watch(p) {
   }, { slug });
 }
 
-const viewers = await Promise.all([page("viewer 1"), page("viewer 2")]);
+const viewers = await Promise.all([openPage(browser, base, "viewer 1"), openPage(browser, base, "viewer 2")]);
 const seen = await Promise.all(viewers.map(watch));
 for (const [i, s] of seen.entries()) {
   console.log(`viewer ${i + 1}:`, JSON.stringify(s));

@@ -373,8 +373,9 @@ async fn chromium_publishes_by_whip_and_two_chromiums_watch_by_whep() {
 }
 
 /// A broadcast sent as three simulcast layers, watched by two Chromium pages: the one behind a
-/// 700 kbit/s link (a relay in the script) is shown a smaller layer than the one on a fast link,
-/// and moves up to the full picture when its link opens (e2e/webrtc-simulcast.mjs).
+/// link narrower than the full layer (a relay in the script) is shown a smaller layer than the
+/// one on a fast link, and moves up to the full picture when its link opens
+/// (e2e/webrtc-simulcast.mjs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_viewer_is_shown_the_simulcast_layer_its_link_carries() {
     let Some((chromium, e2e)) = browser_setup(false) else {
@@ -382,11 +383,7 @@ async fn each_viewer_is_shown_the_simulcast_layer_its_link_carries() {
     };
     // moim's socket on 127.0.0.1; the relay on 127.0.0.2 at the same port, named in the slow
     // viewer's answer instead of moim's.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let listen = format!("127.0.0.1:{port}");
     let app = spawn_with(Backend::Sqlite, &["--webrtc-listen", &listen]).await;
     let owner = app.signup("streamer").await;
@@ -559,11 +556,7 @@ async fn voice_comes_back_by_itself_after_the_network_drops() {
     };
     // moim's socket on 127.0.0.1, the relay on 127.0.0.2 at the same port: moim advertises the
     // relay, so every datagram goes through it.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let listen = format!("127.0.0.1:{port}");
     let app = spawn_with(
         Backend::Sqlite,
@@ -630,6 +623,16 @@ async fn glass_to_glass_is_measured_through_the_sfu() {
 
 /// Runs `e2e/{script}` against `app` (screenshots to the usual folder) and checks it exited
 /// well and printed `marker`; says where the screenshots and the server log are when not.
+/// A UDP port free on 127.0.0.1 now (for moim's media socket, with a relay at the same port
+/// on another loopback address).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 async fn run_script(
     e2e: &str,
     script: &str,

@@ -254,6 +254,20 @@ impl Net {
         Ok(self.clients.len() - 1)
     }
 
+    /// A simulcast publisher ([`Client::simulcast_publisher`]) joins `room`, its three
+    /// layers allowed past the send limit: its client index.
+    fn simulcast_publisher(&mut self, room: &str, addr: &str) -> usize {
+        self.core.limits.max_send_kbps = 50_000;
+        let (mut c, offer, pending) = Client::simulcast_publisher(self.now, addr);
+        let (_, answer) = self
+            .core
+            .offer(self.now, room, Role::Publisher, &offer)
+            .unwrap();
+        c.accept(pending, &answer);
+        self.clients.push(c);
+        self.clients.len() - 1
+    }
+
     /// Runs `ms` milliseconds of virtual time.
     fn run(&mut self, ms: u64) {
         for _ in 0..ms {
@@ -1410,15 +1424,7 @@ fn one_stream(v: &[Seen]) -> usize {
 #[test]
 fn each_viewer_gets_the_simulcast_layer_its_link_carries_and_moves_as_it_changes() {
     let mut net = Net::new();
-    net.core.limits.max_send_kbps = 50_000;
-    let (mut c, offer, pending) = Client::simulcast_publisher(net.now, "10.0.0.2:1000");
-    let (_, answer) = net
-        .core
-        .offer(net.now, "room", Role::Publisher, &offer)
-        .unwrap();
-    c.accept(pending, &answer);
-    net.clients.push(c);
-    let p = 0;
+    let p = net.simulcast_publisher("room", "10.0.0.2:1000");
     net.run(300);
     // Three layers flow before the viewers come.
     let mut n = 0;
@@ -1474,14 +1480,7 @@ fn each_viewer_gets_the_simulcast_layer_its_link_carries_and_moves_as_it_changes
 #[test]
 fn the_broadcasts_hls_gets_the_top_layer_of_a_simulcast_publisher_as_it_comes_and_goes() {
     let mut net = Net::new();
-    net.core.limits.max_send_kbps = 50_000;
-    let (mut c, offer, pending) = Client::simulcast_publisher(net.now, "10.0.0.2:1000");
-    let (_, answer) = net
-        .core
-        .offer(net.now, "room", Role::Publisher, &offer)
-        .unwrap();
-    c.accept(pending, &answer);
-    net.clients.push(c);
+    net.simulcast_publisher("room", "10.0.0.2:1000");
     net.run(300);
     // The quarter and the half at first; the full layer from 3 s (as a browser starts it once
     // its uplink estimate allows) until 8 s, then the half and the quarter again.
