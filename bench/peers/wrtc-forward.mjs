@@ -53,7 +53,7 @@ async function publisherPc() {
   if (vp8 && tr.setCodecPreferences) tr.setCodecPreferences(vp8);
   const params = tr.sender.getParameters();
   params.encodings = [{ maxBitrate: kbps * 1000 }];
-  await tr.sender.setParameters(params).catch(() => {});
+  await tr.sender.setParameters(params).catch((e) => console.error(`the bitrate cap was not taken: ${e}`));
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   return pc;
@@ -93,6 +93,7 @@ async function janus(path, body) {
   const r = await fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, transaction: `t${++tx}` }) });
   const j = await r.json();
   if (j.janus === "error") throw new Error(`janus ${body.janus}: ${JSON.stringify(j.error)}`);
+  if (j.plugindata?.data?.error) throw new Error(`janus ${body.body?.request}: ${j.plugindata.data.error}`);
   return j;
 }
 /** Events by handle, from one long poll on the session. */
@@ -158,14 +159,17 @@ const { pub, subs } = target === "moim" ? await moim() : await janusRun();
 /** What the subscribers got so far: packets, lost packets, frames decoded. */
 async function got() {
   let packets = 0, lost = 0, decoded = 0, bytes = 0;
+  const codecs = new Set();
   for (const pc of subs) {
-    (await pc.getStats()).forEach((s) => {
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") {
         packets += s.packetsReceived || 0; lost += s.packetsLost || 0; decoded += s.framesDecoded || 0; bytes += s.bytesReceived || 0;
+        if (s.codecId) codecs.add(stats.get(s.codecId)?.mimeType);
       }
     });
   }
-  return { packets, lost, decoded, bytes };
+  return { packets, lost, decoded, bytes, codecs: [...codecs].sort().join(",") };
 }
 async function sent() {
   let bytes = 0, packets = 0, frames = 0;
@@ -185,7 +189,7 @@ const t1 = performance.now();
 const c1 = process.cpuUsage(c0), g1 = await got(), s1 = await sent();
 const secs = (t1 - t0) / 1000;
 console.log(JSON.stringify({
-  target, subscribers: n, seconds: secs,
+  target, subscribers: n, seconds: secs, codecs: g1.codecs,
   publisher_kbps: ((s1.bytes - s0.bytes) * 8) / secs / 1000,
   publisher_packets: s1.packets - s0.packets,
   received_packets: g1.packets - g0.packets,

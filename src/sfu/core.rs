@@ -1077,17 +1077,27 @@ impl Core {
                                 // They move at the new layer's keyframe with the timestamps
                                 // continued (a new resolution makes a new init segment).
                                 let shown = p.tap.layer;
-                                let steady =
-                                    p.layers.steady_top(if shown.is_some() { 2 } else { 1 });
+                                let steady = p
+                                    .layers
+                                    .steady_top(if shown.is_some() { 2 } else { 1 })
+                                    .filter(|l| p.layers.is_live(*l));
                                 let lost = shown
                                     .filter(|l| !p.layers.is_live(*l))
                                     .and_then(|_| p.layers.top(now));
-                                if let Some(want) = steady.or(lost) {
+                                if let Some(want) = lost.or(steady) {
                                     if p.tap.want != Some(want) {
                                         p.tap.want = Some(want);
-                                        if shown != Some(want) {
-                                            keyframes.push((p.room.clone(), want));
-                                        }
+                                        p.tap.asked = None;
+                                    }
+                                }
+                                // Its keyframe is asked for, and again each second it waits.
+                                if let Some(want) = p.tap.want.filter(|w| shown != Some(*w)) {
+                                    if p.tap
+                                        .asked
+                                        .is_none_or(|t| now.duration_since(t) >= SWITCH_ASK_EVERY)
+                                    {
+                                        p.tap.asked = Some(now);
+                                        keyframes.push((p.room.clone(), want));
                                     }
                                 }
                                 let (t, hz) = (data.time.numer(), data.time.denom());
@@ -1574,13 +1584,15 @@ impl Core {
             .iter_mut()
             .find(|p| p.room == room && p.role == Role::Publisher && p.connected)
         {
+            // Only layers it sends (a replaced publisher's rids may not be among them): one it
+            // has no stream for would be retried for ever.
             for l in layers {
-                if !p.keyframe_layers.contains(l) {
+                if !p.keyframe_layers.contains(l) && (p.layers.is_empty() || p.layers.has(*l)) {
                     p.keyframe_layers.push(*l);
                 }
             }
-            if let Some(first) = layers.first() {
-                request_keyframe(p, now, *first);
+            if let Some(first) = p.keyframe_layers.first().copied() {
+                request_keyframe(p, now, first);
             }
         }
     }

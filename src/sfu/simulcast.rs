@@ -146,6 +146,11 @@ impl Layers {
         self.list.is_empty()
     }
 
+    /// Whether `rid` is one of the layers (sending or not).
+    pub fn has(&self, rid: LayerId) -> bool {
+        self.list.iter().any(|l| l.rid == rid)
+    }
+
     /// Whether `rid` is a layer sending now.
     pub fn is_live(&self, rid: LayerId) -> bool {
         self.list.iter().any(|l| l.rid == rid && !l.stopped)

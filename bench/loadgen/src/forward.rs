@@ -196,7 +196,7 @@ pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
         let pids = srv.pids.clone();
         let cpu_of = move || -> u64 {
             pids.iter()
-                .filter_map(|p| crate::server::cpu_ns(*p))
+                .filter_map(|p| crate::server::cpu_us(*p).map(|us| us * 1000))
                 .sum::<u64>()
                 / 1000
         };
@@ -249,7 +249,7 @@ pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
                 }
                 std::thread::sleep(Duration::from_micros(300));
             }
-            let cpu = (cpu_of() - cpu0) as f64 / 1e6 / (seconds as f64 + 0.5);
+            let cpu = cpu_of().saturating_sub(cpu0) as f64 / 1e6 / (seconds as f64 + 0.5);
             let got: u64 = viewers.iter().map(|v| v.peer.frames).sum::<u64>() - got0;
             Ok((viewers.len(), cpu, got, sent))
         })

@@ -149,9 +149,11 @@ fn drive(
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting node")?;
+    // User + system time of the whole process (`/proc/PID/stat`): it keeps the time of threads
+    // that have ended, which a sum over the threads alive at each reading would lose.
     let cpu = || -> u64 {
         pids.iter()
-            .filter_map(|p| crate::server::cpu_ns(*p))
+            .filter_map(|p| crate::server::cpu_us(*p).map(|us| us * 1000))
             .sum::<u64>()
     };
     let out = std::io::BufReader::new(child.stdout.take().expect("piped"));
@@ -165,7 +167,7 @@ fn drive(
                 t0 = Instant::now();
             }
             "WINDOW-END" => {
-                used = cpu() - c0;
+                used = cpu().saturating_sub(c0);
                 secs = t0.elapsed().as_secs_f64();
             }
             l if l.starts_with('{') => report = Some(serde_json::from_str::<serde_json::Value>(l)?),
@@ -176,6 +178,11 @@ fn drive(
     let Some(r) = report.filter(|_| status.success()) else {
         bail!("{target} with {n} subscribers: the clients failed ({status})");
     };
+    // Both SFUs forward the same codec (Janus's room takes VP8 only; moim prefers H.264).
+    let codecs = r["codecs"].as_str().unwrap_or("");
+    if codecs != "video/VP8" {
+        bail!("{target} with {n} subscribers: the clients got {codecs:?}, not VP8 alone");
+    }
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
     let expected = f("frames_sent") * n as f64;
     let packets = f("received_packets") + f("lost_packets");

@@ -1523,6 +1523,14 @@ fn the_broadcasts_hls_gets_the_top_layer_of_a_simulcast_publisher_as_it_comes_an
         runs.iter().all(|(_, n)| *n > 40),
         "each for a while: {runs:?}"
     );
+    // When the full layer stops, HLS is without video for the 1.5 s it takes to count as
+    // stopped and the half layer's keyframe, not longer.
+    let gap = seen
+        .windows(2)
+        .map(|w| w[1].arrived.duration_since(w[0].arrived))
+        .max()
+        .unwrap();
+    assert!(gap < Duration::from_millis(1_900), "{gap:?} without video");
 }
 
 #[test]
