@@ -44,12 +44,13 @@ export async function capturePeerConnections(page, { relayOnly = false } = {}) {
 }
 
 /**
- * A new member: its own context (English, desktop size, the microphone allowed) and page, its
+ * A new member: its own context (English, desktop size, the microphone, or `permissions`,
+ * allowed) and page, its
  * peer connections captured, signed up as `name` on moim at `base`.
  * @param {import("playwright-core").Browser} browser @param {string} base @param {string} name
  */
-export async function member(browser, base, name, { relayOnly = false } = {}) {
-  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone"] });
+export async function member(browser, base, name, { relayOnly = false, permissions = ["microphone"] } = {}) {
+  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions });
   const page = await ctx.newPage();
   page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
   await capturePeerConnections(page, { relayOnly });

@@ -7,34 +7,14 @@
 // removes a member, who is told.
 // Screenshots of the voice panel, desktop English and phone Korean.
 // Env: MOIM_URL, MOIM_CHROMIUM, MOIM_SCREENSHOTS.
-import { chromium } from "playwright-core";
+import { T, check, launch, member } from "./lib.mjs";
 import { mkdirSync } from "node:fs";
 
 const base = process.env.MOIM_URL;
 const shots = process.env.MOIM_SCREENSHOTS || "target/screenshots";
 if (!base) throw new Error("MOIM_URL is needed");
 mkdirSync(shots, { recursive: true });
-const T = 30000;
-const browser = await chromium.launch({
-  executablePath: process.env.MOIM_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"],
-});
-function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
-
-async function member(name, opts = {}) {
-  const ctx = await browser.newContext({ locale: "en-US", viewport: { width: 1280, height: 900 }, permissions: ["microphone", "camera"], ...opts });
-  const page = await ctx.newPage();
-  page.on("pageerror", (e) => { console.error(`[${name}] page error:`, e); process.exitCode = 1; });
-  await page.goto(`${base}/`);
-  await page.getByRole("button", { name: "Sign up" }).click();
-  await page.locator("#auth-form input[name=username]").fill(name);
-  await page.locator("#auth-form input[name=password]").fill("correct horse battery");
-  await page.locator("#auth-form button[type=submit]").click();
-  await page.locator("#create-room").waitFor({ timeout: T });
-  return page;
-}
+const browser = await launch();
 
 /** RMS energy of what each receiving line plays, over 600 ms, by line. */
 async function energies(page) {
@@ -67,13 +47,13 @@ async function energies(page) {
   });
 }
 
-const owner = await member("host");
+const owner = await member(browser, base, "host", { permissions: ["microphone", "camera"] });
 await owner.locator("#create-room input[name=title]").fill("Talk room");
 await owner.locator("#create-room input[name=slug]").fill("talk");
 await owner.locator("#create-room button[type=submit]").click();
 await owner.waitForURL(`${base}/r/talk`, { timeout: T });
-const ann = await member("ann");
-const bo = await member("bo");
+const ann = await member(browser, base, "ann", { permissions: ["microphone", "camera"] });
+const bo = await member(browser, base, "bo", { permissions: ["microphone", "camera"] });
 for (const p of [ann, bo]) await p.goto(`${base}/r/talk`);
 const all = [owner, ann, bo];
 for (const p of all) await p.locator("#voice-members").filter({ hasText: "Nobody is talking yet." }).waitFor({ timeout: T });

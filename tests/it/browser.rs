@@ -356,11 +356,7 @@ async fn chromium_publishes_by_whip_and_two_chromiums_watch_by_whep() {
         return;
     };
     let app = spawn_app(Backend::Sqlite).await;
-    let owner = app.signup("streamer").await;
-    app.room(&owner, "stage").await;
-    let (s, k) = owner.client.get("/api/v1/rooms/stage/stream-key").await;
-    assert_eq!(s, 200);
-    let key = k["stream_key"].as_str().unwrap().to_string();
+    let key = stage_key(&app).await;
     run_script(
         &e2e,
         "webrtc.mjs",
@@ -386,11 +382,7 @@ async fn each_viewer_is_shown_the_simulcast_layer_its_link_carries() {
     let port = free_udp_port();
     let listen = format!("127.0.0.1:{port}");
     let app = spawn_with(Backend::Sqlite, &["--webrtc-listen", &listen]).await;
-    let owner = app.signup("streamer").await;
-    app.room(&owner, "stage").await;
-    let (s, k) = owner.client.get("/api/v1/rooms/stage/stream-key").await;
-    assert_eq!(s, 200);
-    let key = k["stream_key"].as_str().unwrap().to_string();
+    let key = stage_key(&app).await;
     run_script(
         &e2e,
         "webrtc-simulcast.mjs",
@@ -623,6 +615,15 @@ async fn glass_to_glass_is_measured_through_the_sfu() {
 
 /// Runs `e2e/{script}` against `app` (screenshots to the usual folder) and checks it exited
 /// well and printed `marker`; says where the screenshots and the server log are when not.
+/// A streamer's room `stage` on `app`, and its stream key.
+async fn stage_key(app: &crate::helpers::TestApp) -> String {
+    let owner = app.signup("streamer").await;
+    app.room(&owner, "stage").await;
+    let (s, k) = owner.client.get("/api/v1/rooms/stage/stream-key").await;
+    assert_eq!(s, 200);
+    k["stream_key"].as_str().unwrap().to_string()
+}
+
 /// A UDP port free on 127.0.0.1 now (for moim's media socket, with a relay at the same port
 /// on another loopback address).
 fn free_udp_port() -> u16 {

@@ -139,16 +139,19 @@ async fn post(
     Ok(body)
 }
 
+/// `--subscribers`: counts, comma-separated.
+pub fn counts(list: &str) -> anyhow::Result<Vec<usize>> {
+    list.split(',')
+        .map(|s| s.trim().parse().context("--subscribers takes numbers"))
+        .collect()
+}
+
 pub async fn run(o: ForwardOpts, moim_bin: PathBuf) -> anyhow::Result<()> {
     let dir = o.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("moim-bench-forward-{}", std::process::id()))
     });
     std::fs::create_dir_all(&dir)?;
-    let counts: Vec<usize> = o
-        .subscribers
-        .split(',')
-        .map(|s| s.trim().parse().context("--subscribers takes numbers"))
-        .collect::<anyhow::Result<_>>()?;
+    let counts = counts(&o.subscribers)?;
     let mut rows = Vec::new();
     for &n in &counts {
         // A fresh server per count, so each is measured alone.

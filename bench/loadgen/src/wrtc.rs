@@ -220,11 +220,7 @@ pub async fn run(o: WrtcOpts, moim_bin: PathBuf, root: PathBuf) -> anyhow::Resul
             bail!("npm ci in {} failed", peers.display());
         }
     }
-    let counts: Vec<usize> = o
-        .subscribers
-        .split(',')
-        .map(|s| s.trim().parse().context("--subscribers takes numbers"))
-        .collect::<anyhow::Result<_>>()?;
+    let counts = crate::forward::counts(&o.subscribers)?;
     let mut rows = Vec::new();
     for &n in &counts {
         // A fresh server per count and SFU, so each is measured alone.
