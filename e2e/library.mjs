@@ -53,10 +53,22 @@ async function signup(page, name) {
   await page.locator("[data-testid=whoami]").filter({ hasText: name }).waitFor({ timeout: T });
 }
 
-/** Starts the page's video (muted, so autoplay rules allow it) and waits until it is past 1 s. */
+/**
+ * Starts the page's video (muted, so autoplay rules allow it) and waits until it is past 1 s.
+ * A press while the player is still attaching its source is cut short by that load
+ * (`AbortError`), as a viewer's would be: then it presses again.
+ */
 async function plays(page) {
   await page.locator("#video").waitFor({ timeout: T });
-  await page.locator("#video").evaluate((v) => { v.muted = true; return v.play(); });
+  for (let tries = 0; ; tries++) {
+    const started = await page.locator("#video").evaluate(async (v) => {
+      v.muted = true;
+      try { await v.play(); return true; } catch (e) { if (e.name === "AbortError") return false; throw e; }
+    });
+    if (started) break;
+    assert.ok(tries < 50, "play() was interrupted by a new load 50 times");
+    await page.waitForTimeout(100);
+  }
   await page.waitForFunction(() => {
     const v = document.getElementById("video");
     return v && !v.paused && v.readyState >= 2 && v.currentTime > 1;
