@@ -53,7 +53,35 @@ impl Application {
             &config.storage.data_dir,
         )
         .await?;
-        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        // The event path: this node's subscribers (the hub, live, parties, the library, member
+        // inboxes subscribe below), and through Redis the other nodes' when there are any.
+        let events = LocalBroker::new();
+        // This process among the site's nodes (a restart is a new node).
+        let node = rand::random::<u64>();
+        let (broker, broker_stats): (Arc<dyn Broker>, _) = match &config.storage.redis_url {
+            Some(url) => {
+                let site = crate::storage::settings::put_if_absent(
+                    &db.pool,
+                    "site_id",
+                    &crate::auth::random_secret(),
+                )
+                .await
+                .context("loading the site id")?;
+                let stats = Arc::new(crate::cluster::BrokerStats::default());
+                let b = crate::cluster::RedisBroker::start(
+                    url.expose(),
+                    &site[..16.min(site.len())],
+                    node,
+                    events.clone(),
+                    stats.clone(),
+                    shutdown.clone(),
+                )?;
+                (b, Some(stats))
+            }
+            None => (events.clone(), None),
+        };
+        let metrics = Arc::new(Metrics::with_broker(broker_stats));
         let (connections, open_file_limit) = connection_limits(&config);
         let listener = TcpListener::bind(config.http.listen)
             .await
@@ -74,7 +102,6 @@ impl Application {
         let config = Arc::new(config);
         let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
         let plans = Plans::new(db.clone(), config.storage.default_plan.clone());
-        let broker = LocalBroker::new();
         let uploads = Uploads::new(
             db.clone(),
             plans.clone(),
@@ -104,7 +131,6 @@ impl Application {
         let sealer = crate::signin::Sealer::new(signin_key.into_bytes());
         let signin =
             crate::signin::Providers::new(&config.oidc).context("setting up sign-in providers")?;
-        let shutdown = CancellationToken::new();
         let advertise = match &config.webrtc.webrtc_advertise {
             Some(list) => list
                 .split(',')
@@ -287,6 +313,7 @@ impl Application {
             config.chat.room_buffer,
             metrics.clone(),
             Arc::new(live.clone()),
+            node,
         );
         let terms = crate::domain::settings::blocked_terms(&db)
             .await
@@ -295,8 +322,8 @@ impl Application {
             &terms.terms,
             &terms.allowed,
         ));
-        broker.subscribe(Arc::new(hub.clone()));
-        broker.subscribe(Arc::new(live.clone()));
+        events.subscribe(Arc::new(hub.clone()));
+        events.subscribe(Arc::new(live.clone()));
         {
             let sfu = sfu.clone();
             crate::live::rtc::start(
@@ -326,7 +353,7 @@ impl Application {
                 }),
             )
         };
-        broker.subscribe(Arc::new(parties.clone()));
+        events.subscribe(Arc::new(parties.clone()));
         let tools = Tools::detect(&config.library.ffmpeg, &config.library.ffprobe).await;
         if !tools.available() {
             tracing::info!(
@@ -344,9 +371,9 @@ impl Application {
             tools,
             config.storage.data_dir.join("work"),
         );
-        broker.subscribe(Arc::new(library.clone()));
+        events.subscribe(Arc::new(library.clone()));
         let inboxes = crate::realtime::inbox::Inboxes::new();
-        broker.subscribe(inboxes.clone());
+        events.subscribe(inboxes.clone());
         let cut = uploads
             .verify()
             .await
@@ -366,7 +393,6 @@ impl Application {
                 "videos with no processing job were marked failed"
             );
         }
-        let broker: Arc<dyn Broker> = broker;
         let per_min = config.http.login_rate_per_min;
         let rooms = Rooms::new(db.clone(), broker.clone(), Arc::new(hub.clone()));
         let community = crate::domain::community::Community::new(db.clone());
@@ -491,10 +517,16 @@ impl Application {
             writer_stop.clone(),
         ));
         let ticker = tokio::spawn(
-            state
-                .hub
-                .clone()
-                .run_viewer_ticker(Duration::from_secs(1), background.clone()),
+            state.hub.clone().run_viewer_ticker(
+                Duration::from_secs(1),
+                state
+                    .config
+                    .storage
+                    .redis_url
+                    .is_some()
+                    .then(|| state.broker.clone()),
+                background.clone(),
+            ),
         );
 
         let janitor = tokio::spawn(janitor(
@@ -540,14 +572,25 @@ impl Application {
         let live_clock = tokio::spawn(state.live.clone().run_clock());
 
         signal.await;
-        tracing::info!("shutting down: draining connections");
+        let began = tokio::time::Instant::now();
         state.draining.store(true, Ordering::SeqCst);
         processing_stop.cancel();
+        // Readiness is off; everything else goes on for the drain delay, so load balancers
+        // stop sending new work here before the clients that are here are asked to move.
+        let delay = state.config.http.drain_delay();
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_s = delay.as_secs(),
+                "shutting down: not ready, serving on for the drain delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!("shutting down: draining connections");
         state.shutdown.cancel();
         state.hub.restart_all();
         // What shutdown is waiting for, for the log when the grace period cuts it short.
         let stage = parking_lot::Mutex::new("closing WebSocket sessions");
-        let drained = tokio::time::timeout(grace, async {
+        let drained = tokio::time::timeout(grace.saturating_sub(began.elapsed()), async {
             // Readiness stays off for a moment so load balancers notice before the port closes.
             let min_drain = tokio::time::sleep(Duration::from_millis(
                 (grace.as_millis() as u64 / 4).min(1000),

@@ -241,9 +241,18 @@ options! {
         /// Threads running connections (default: one per CPU core).
         #[arg(env = "MOIM_WORKER_THREADS")]
         worker_threads: usize = none;
-        /// Grace period for shutdown, in seconds.
+        /// Grace period for shutdown, in seconds: the longest from SIGTERM to exit.
         #[arg(env = "MOIM_SHUTDOWN_GRACE_S")]
         shutdown_grace_s: u64 = 10, in 1..=3600;
+        /// Seconds after SIGTERM during which `/readyz` says 503 and everything is still served,
+        /// so load balancers stop sending new work before clients are asked to move.
+        #[arg(env = "MOIM_DRAIN_DELAY_S")]
+        drain_delay_s: u64 = 0, in 0..=3600;
+        /// WebSocket clients are told to reconnect at random moments over this many seconds
+        /// (after the drain delay; at most half the grace period), so they do not all arrive
+        /// elsewhere at once.
+        #[arg(env = "MOIM_DRAIN_JITTER_S")]
+        drain_jitter_s: f64 = 1.0;
         /// Log format: `pretty` or `json`.
         #[arg(env = "MOIM_LOG_FORMAT")]
         log_format: LogFormat = { LogFormat::Pretty };
@@ -464,6 +473,10 @@ options! {
         /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
         #[arg(env = "MOIM_DATABASE_URL", hide_env_values = true)]
         database_url: Secret = none;
+        /// `redis://[:password@]host:port[/db]`: the nodes of one site hear each other through
+        /// this Redis; none: one node.
+        #[arg(env = "MOIM_REDIS_URL", hide_env_values = true)]
+        redis_url: Secret = none;
         /// Storage plan of members an admin gave no plan (by name); none: only `max_upload_mib`.
         #[arg(env = "MOIM_DEFAULT_PLAN")]
         default_plan: String = none;
@@ -527,6 +540,19 @@ impl Config {
             );
         }
         config.map.check()?;
+        let h = &config.http;
+        anyhow::ensure!(
+            h.drain_jitter_s.is_finite() && h.drain_jitter_s >= 0.0,
+            "drain_jitter_s must be a non-negative number of seconds"
+        );
+        anyhow::ensure!(
+            h.drain_delay() + h.drain_jitter() < h.shutdown_grace(),
+            "drain_delay_s ({}) plus drain_jitter_s ({}) must be less than shutdown_grace_s ({}): \
+             the drain would not fit in the grace period",
+            h.drain_delay_s,
+            h.drain_jitter().as_secs_f64(),
+            h.shutdown_grace_s
+        );
         if let Some(url) = &config.storage.database_url {
             let u = url.expose();
             anyhow::ensure!(
@@ -543,6 +569,18 @@ impl Config {
 impl HttpConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_s)
+    }
+
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay_s)
+    }
+
+    /// The reconnect window: `drain_jitter_s`, at most half the grace period.
+    pub fn drain_jitter(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.drain_jitter_s
+                .clamp(0.0, self.shutdown_grace_s as f64 / 2.0),
+        )
     }
 
     /// True when cookies must carry `Secure` (served over TLS).
@@ -1194,6 +1232,13 @@ mod tests {
         assert!(bad_log.unwrap_err().to_string().contains("pretty"));
         let err = Config::load(&args(&["--chat-rate-per-s", "NaN"])).unwrap_err();
         assert!(err.to_string().contains("chat_rate_per_s"));
+        // The drain must fit in the grace period; the jitter is held to half of it.
+        let err = Config::load(&args(&["--drain-delay-s", "10"])).unwrap_err();
+        assert!(err.to_string().contains("drain_delay_s (10)"), "{err}");
+        let c = Config::load(&args(&["--shutdown-grace-s", "2", "--drain-jitter-s", "5"])).unwrap();
+        assert_eq!(c.http.drain_jitter(), std::time::Duration::from_secs(1));
+        let c = Config::load(&args(&["--shutdown-grace-s", "30", "--drain-delay-s", "5"])).unwrap();
+        assert_eq!(c.http.drain_delay(), std::time::Duration::from_secs(5));
     }
 
     #[test]
@@ -1208,8 +1253,9 @@ mod tests {
             "postgres://moim:hunter2-secret@db.example/moim"
         );
         let shown = format!(
-            "{c:?} {:?}",
-            args(&["--database-url", "postgres://x:hunter2-secret@h/d"])
+            "{c:?} {:?} {:?}",
+            args(&["--database-url", "postgres://x:hunter2-secret@h/d"]),
+            args(&["--redis-url", "redis://:hunter2-secret@h:6379"])
         );
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"));

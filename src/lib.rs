@@ -17,6 +17,7 @@ macro_rules! source_dir {
 pub mod ai;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

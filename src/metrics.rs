@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -127,6 +128,21 @@ impl Refusal {
     }
 }
 
+/// What the event path between nodes counts (`cluster::RedisBroker`).
+#[derive(Default)]
+pub struct BrokerStats {
+    /// Subscribed to the channel right now.
+    pub up: AtomicBool,
+    pub published: AtomicU64,
+    /// Events not sent to other nodes (Redis unreachable, or the outbox full).
+    pub publish_failed: AtomicU64,
+    pub received: AtomicU64,
+    /// Messages from Redis that could not be read (another version's format, say).
+    pub undecodable: AtomicU64,
+    /// Times the subscription was (re)established after the first.
+    pub reconnects: AtomicU64,
+}
+
 /// Every metric moim exports.
 #[derive(Default)]
 pub struct Metrics {
@@ -136,6 +152,11 @@ pub struct Metrics {
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub fanout: Histogram,
+    /// Chat messages a room's fan-out read from the database because they had not reached it
+    /// (lost between nodes, or late).
+    pub chat_backfilled: AtomicU64,
+    /// The event path between nodes, when there is one.
+    pub broker: Option<Arc<BrokerStats>>,
     /// How far watch-party members' players are from the party's timeline, per report.
     pub party_drift: Histogram,
     /// Bytes read from RTMP publishers.
@@ -149,6 +170,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics of a node that counts its event path between nodes in `broker`.
+    pub fn with_broker(broker: Option<Arc<BrokerStats>>) -> Metrics {
+        Metrics {
+            broker,
+            ..Metrics::default()
+        }
+    }
+
     /// Counts one refusal.
     pub fn refused(&self, why: Refusal) {
         self.refused[why as usize].fetch_add(1, Ordering::Relaxed);
@@ -224,6 +253,50 @@ impl Metrics {
             "WebRTC broadcast frames dropped before its LL-HLS and recording (the task was behind).",
             self.webrtc_frames_dropped.load(Ordering::Relaxed),
         );
+        counter(
+            &mut out,
+            "moim_chat_backfilled_total",
+            "Chat messages a room read from the database because they had not reached it from their node.",
+            self.chat_backfilled.load(Ordering::Relaxed),
+        );
+        if let Some(b) = &self.broker {
+            gauge(
+                &mut out,
+                "moim_broker_up",
+                "1 while this node is subscribed to Redis and hears the other nodes.",
+                b.up.load(Ordering::Relaxed) as i64,
+            );
+            counter(
+                &mut out,
+                "moim_broker_published_total",
+                "Events sent to the other nodes through Redis.",
+                b.published.load(Ordering::Relaxed),
+            );
+            counter(
+                &mut out,
+                "moim_broker_publish_failed_total",
+                "Events not sent to the other nodes (Redis unreachable or too slow).",
+                b.publish_failed.load(Ordering::Relaxed),
+            );
+            counter(
+                &mut out,
+                "moim_broker_received_total",
+                "Events received from the other nodes.",
+                b.received.load(Ordering::Relaxed),
+            );
+            counter(
+                &mut out,
+                "moim_broker_undecodable_total",
+                "Messages on the channel this node could not read.",
+                b.undecodable.load(Ordering::Relaxed),
+            );
+            counter(
+                &mut out,
+                "moim_broker_reconnects_total",
+                "Times the Redis subscription was made again after it was lost.",
+                b.reconnects.load(Ordering::Relaxed),
+            );
+        }
         self.fanout.render(
             "moim_chat_fanout_seconds",
             "Time from broadcast to write, per delivery.",

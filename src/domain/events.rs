@@ -33,6 +33,13 @@ pub enum Event {
     Video { owner_id: i64, video: VideoView },
     /// A video was deleted.
     VideoDeleted { owner_id: i64, id: String },
+    /// How many watch each room loaded on node `node` (sent by each node of a site every
+    /// second while it has any; a node's figures older than a few seconds are forgotten).
+    Presence { node: u64, rooms: Vec<(i64, usize)> },
+    /// This node's link to the other nodes (the Redis subscription) came up again: events may
+    /// have been missed meanwhile, so what subscribers cache is reread. Never sent between
+    /// nodes.
+    Reconnected,
 }
 
 /// What happened in a room.

@@ -158,7 +158,7 @@ pub async fn room_ws(
             return session::drain_final(&io).await;
         }
         let settings = session::Settings {
-            grace: cfg.http.shutdown_grace(),
+            reconnect_jitter: cfg.http.drain_jitter(),
             history_limit: cfg.chat.history_limit,
             resume_limit: cfg.chat.resume_limit,
             max_welcome_bytes: cfg.limits.max_welcome_kib * 1024,

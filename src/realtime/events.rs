@@ -19,6 +19,8 @@ impl Subscriber for Hub {
                     self.set_filter(Filter::with_default_allowlist(terms, allowed));
                 }
                 Event::Room { room_id, event } => self.room_event(*room_id, event).await,
+                Event::Reconnected => self.resync_all().await,
+                Event::Presence { node, rooms } => self.presence(*node, rooms),
                 // A member's own events, not a room's (they reach the member's event stream).
                 Event::Video { .. } | Event::VideoDeleted { .. } => {}
             }

@@ -88,7 +88,10 @@ impl Subscriber for Inboxes {
                         data: json!({ "id": id }).to_string().into(),
                     },
                 ),
-                Event::Room { .. } | Event::BlockedTerms { .. } => {}
+                Event::Room { .. }
+                | Event::BlockedTerms { .. }
+                | Event::Presence { .. }
+                | Event::Reconnected => {}
             }
         })
     }

@@ -88,6 +88,9 @@ pub struct RoomInfo {
     pub moderators: HashSet<i64>,
     /// (user, kind) → expiry in unix ms (`None` = permanent).
     pub sanctions: HashMap<(i64, SanctionKind), Option<i64>>,
+    /// The room's last seq when these facts were read: a room loaded from them delivers the
+    /// messages after it, backfilling from the database what does not reach it otherwise.
+    pub seq_floor: i64,
 }
 
 impl RoomInfo {
@@ -163,10 +166,50 @@ pub enum Paced {
     Full,
 }
 
-/// A room's fan-out task: delivers frames in order until the room is dropped.
-async fn fanout_loop(room: std::sync::Weak<RoomState>, mut rx: mpsc::Receiver<Outgoing>) {
+/// The `seq` of an [`Outgoing`] that carries nothing and asks the fan-out to deliver what the
+/// database holds beyond what it has sent (after the broker reconnects).
+const CATCH_UP: i64 = -1;
+/// Messages a fan-out backfills at once at most; a longer gap sends the room's connections to
+/// resume with `since` instead.
+const MAX_BACKFILL: i64 = 500;
+
+/// A room's fan-out task: delivers frames in order until the room is dropped. Chat messages
+/// leave it exactly once each, in seq order, whatever order they come in and however many
+/// paths bring them (this node's writer, other nodes through the broker): a seq at or below
+/// the last one sent is dropped, and a gap is filled from the database first. `last` starts
+/// at the room's seq before it was loaded here, so nothing committed since is skipped.
+async fn fanout_loop(
+    room: std::sync::Weak<RoomState>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    db: Db,
+    mut last: i64,
+) {
     while let Some(out) = rx.recv().await {
         let Some(room) = room.upgrade() else { break };
+        let upto = if out.seq == CATCH_UP {
+            match storage::messages::last_seq(&db.pool, room.id).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, room = room.slug, "reading the room's last seq failed");
+                    room.lagged_all();
+                    continue;
+                }
+            }
+        } else {
+            out.seq - 1
+        };
+        if out.seq != 0 && upto > last {
+            last = room.backfill(&db, last, upto).await;
+        }
+        if out.seq == CATCH_UP {
+            continue;
+        }
+        if out.seq > 0 {
+            if out.seq <= last {
+                continue;
+            }
+            last = out.seq;
+        }
         room.deliver(&out);
     }
 }
@@ -230,6 +273,59 @@ impl RoomState {
             wire: conn::wire_text(&text),
             at: Instant::now(),
             alt: Some((conn::wire_text(&alt), Arc::new(users))),
+        };
+        let _ = self.fanout.send(out).await;
+    }
+
+    /// Delivers the stored messages with `last < seq <= upto` that did not reach the fan-out
+    /// (lost between nodes, or still on their way); returns the new last seq. A gap longer than
+    /// [`MAX_BACKFILL`], or a database error, sends every connection to resume with `since`.
+    async fn backfill(&self, db: &Db, last: i64, upto: i64) -> i64 {
+        let rows = if upto - last > MAX_BACKFILL {
+            None
+        } else {
+            match storage::messages::newest_between(&db.pool, self.id, last, upto + 1, MAX_BACKFILL)
+                .await
+            {
+                Ok(rows) => Some(rows),
+                Err(e) => {
+                    tracing::warn!(error = %e, room = self.slug, "backfilling the room's chat failed");
+                    None
+                }
+            }
+        };
+        let Some(rows) = rows else {
+            self.lagged_all();
+            return upto;
+        };
+        self.metrics
+            .chat_backfilled
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        for m in &rows {
+            let view = crate::views::MessageView::from(m);
+            self.deliver(&Outgoing {
+                seq: m.seq,
+                wire: conn::wire_text(&protocol::ServerFrame::Message(&view).encode()),
+                at: Instant::now(),
+                alt: None,
+            });
+        }
+        upto
+    }
+
+    /// Sends every connection to resume with `since` (what it missed is too much to send).
+    fn lagged_all(&self) {
+        let frame = protocol::ServerFrame::Reconnect { reason: "lagged" }.encode();
+        self.kick_all(&frame, session::CLOSE_LAGGED);
+    }
+
+    /// Asks the fan-out to deliver whatever the database holds beyond what it has sent.
+    async fn catch_up(&self) {
+        let out = Outgoing {
+            seq: CATCH_UP,
+            wire: bytes::Bytes::new(),
+            at: Instant::now(),
+            alt: None,
         };
         let _ = self.fanout.send(out).await;
     }
@@ -356,6 +452,15 @@ impl RoomState {
         self.kick(|c| c.user_id == Some(user_id), frame, code);
     }
 
+    /// The signed-in users connected here.
+    fn user_ids(&self) -> HashSet<i64> {
+        self.conns
+            .lock()
+            .values()
+            .filter_map(|c| c.user_id)
+            .collect()
+    }
+
     /// Closes every connection (room deleted).
     pub fn kick_all(&self, frame: &str, code: u16) {
         self.kick(|_| true, frame, code);
@@ -405,7 +510,17 @@ struct HubInner {
     realtime: Mutex<std::collections::HashSet<i64>>,
     /// Rooms' voice chat members on this node.
     voice: Mutex<HashMap<i64, Vec<crate::views::VoiceMemberView>>>,
+    /// This node's id among the site's nodes.
+    node: u64,
+    /// Viewers on the other nodes: room → node → (count, when heard).
+    others: Mutex<HashMap<i64, NodeCounts>>,
 }
+
+/// One room's viewers on other nodes: node → (count, when heard).
+type NodeCounts = HashMap<u64, (usize, Instant)>;
+
+/// Another node's viewer counts count this long after they were last heard.
+const PRESENCE_TTL: Duration = Duration::from_secs(3);
 
 impl Hub {
     /// Builds the hub; the returned writer must be driven by [`writer::run`].
@@ -415,6 +530,7 @@ impl Hub {
         room_buffer: usize,
         metrics: Arc<Metrics>,
         streams: Arc<dyn Streams>,
+        node: u64,
     ) -> (Hub, mpsc::Receiver<writer::Pending>) {
         let (tx, rx) = mpsc::channel(4096);
         let hub = Hub {
@@ -430,6 +546,8 @@ impl Hub {
                 streams,
                 realtime: Mutex::new(std::collections::HashSet::new()),
                 voice: Mutex::new(HashMap::new()),
+                node,
+                others: Mutex::new(HashMap::new()),
             }),
         };
         (hub, rx)
@@ -505,6 +623,7 @@ impl Hub {
     /// Reads what the hub caches about a room from the database.
     pub async fn load_info(&self, room: &Room) -> Result<RoomInfo, storage::DbError> {
         let pool = &self.inner.db.pool;
+        let seq_floor = storage::messages::last_seq(pool, room.id).await?;
         let moderators = storage::rooms::moderators(pool, room.id).await?;
         let sanctions = storage::rooms::active_sanctions(pool, room.id, now_ms()).await?;
         Ok(RoomInfo {
@@ -516,7 +635,58 @@ impl Hub {
                 .into_iter()
                 .map(|s| ((s.user_id, s.kind), s.expires_at))
                 .collect(),
+            seq_floor,
         })
+    }
+
+    /// After the broker reconnects: each loaded room rereads its moderation facts (a ban on
+    /// another node meanwhile takes hold here) and delivers the messages it missed.
+    pub async fn resync_all(&self) {
+        let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
+        for room in rooms {
+            match storage::rooms::get_by_id(&self.inner.db.pool, room.id).await {
+                Ok(Some(r)) => match self.load_info(&r).await {
+                    Ok(info) => {
+                        let became_private = info.private && !room.info.read().private;
+                        *room.info.write() = info;
+                        if became_private {
+                            let frame = ServerFrame::Reconnect { reason: "private" }.encode();
+                            room.kick_all(&frame, session::CLOSE_PRIVATE);
+                            continue;
+                        }
+                        let banned: Vec<i64> = {
+                            let info = room.info.read();
+                            let now = now_ms();
+                            room.user_ids()
+                                .into_iter()
+                                .filter(|u| info.sanction(*u, SanctionKind::Ban, now).is_some())
+                                .collect()
+                        };
+                        for u in banned {
+                            let frame = protocol::error_frame(
+                                "banned",
+                                "you are banned from this room",
+                                None,
+                            );
+                            room.kick_user(u, &frame, session::CLOSE_BANNED);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, room = room.slug, "rereading the room failed")
+                    }
+                },
+                Ok(_) => {
+                    let frame =
+                        protocol::error_frame("room_deleted", "this room was deleted", None);
+                    room.kick_all(&frame, session::CLOSE_DELETED);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, room = room.slug, "rereading the room failed")
+                }
+            }
+            room.catch_up().await;
+        }
     }
 
     /// Registers a connection in a room (loading the room if needed). From here on the room's
@@ -537,7 +707,12 @@ impl Hub {
             .or_insert_with(|| {
                 Arc::new_cyclic(|weak| {
                     let (fanout, rx) = mpsc::channel(FANOUT_QUEUE);
-                    tokio::spawn(fanout_loop(weak.clone(), rx));
+                    tokio::spawn(fanout_loop(
+                        weak.clone(),
+                        rx,
+                        self.inner.db.clone(),
+                        info.seq_floor,
+                    ));
                     RoomState {
                         id: room.id,
                         slug: room.slug.clone(),
@@ -592,6 +767,38 @@ impl Hub {
             .fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Another node's viewer counts (see [`Event::Presence`](crate::domain::events::Event)):
+    /// rooms it no longer lists are forgotten for it.
+    pub fn presence(&self, node: u64, rooms: &[(i64, usize)]) {
+        if node == self.inner.node {
+            return;
+        }
+        let now = Instant::now();
+        let mut others = self.inner.others.lock();
+        others.retain(|room, nodes| {
+            if !rooms.iter().any(|(r, _)| r == room) {
+                nodes.remove(&node);
+            }
+            nodes.retain(|_, (_, at)| now.duration_since(*at) < PRESENCE_TTL);
+            !nodes.is_empty()
+        });
+        for (room, count) in rooms {
+            others.entry(*room).or_default().insert(node, (*count, now));
+        }
+    }
+
+    /// Viewers of room `room_id` on the other nodes (as last heard, within [`PRESENCE_TTL`]).
+    fn others_viewers(&self, room_id: i64) -> usize {
+        let now = Instant::now();
+        self.inner.others.lock().get(&room_id).map_or(0, |nodes| {
+            nodes
+                .values()
+                .filter(|(_, at)| now.duration_since(*at) < PRESENCE_TTL)
+                .map(|(n, _)| n)
+                .sum()
+        })
+    }
+
     /// Tells every connected session that the server is restarting.
     pub fn restart_all(&self) {
         let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
@@ -603,22 +810,45 @@ impl Hub {
     }
 
     /// Sends coalesced viewer counts (at most once per tick, only when changed) until cancelled.
-    pub async fn run_viewer_ticker(self, every: Duration, stop: CancellationToken) {
+    /// With `broker` (several nodes), also tells the other nodes this node's counts each tick
+    /// and adds theirs to what rooms are shown.
+    pub async fn run_viewer_ticker(
+        self,
+        every: Duration,
+        broker: Option<Arc<dyn crate::domain::events::Broker>>,
+        stop: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reported = false;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
             let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
-            for room in rooms {
+            let mut here = Vec::with_capacity(rooms.len());
+            for room in &rooms {
                 let stream_only = self
                     .inner
                     .streams
                     .stream_only_viewers(&room.slug, &|| room.clients());
                 room.extra_viewers.store(stream_only, Ordering::Relaxed);
-                let count = room.viewers();
+                here.push((room.id, room.viewers()));
+            }
+            if let Some(b) = &broker {
+                // Once more after the last room empties, so the others forget it at once.
+                if !here.is_empty() || reported {
+                    reported = !here.is_empty();
+                    b.publish(crate::domain::events::Event::Presence {
+                        node: self.inner.node,
+                        rooms: here.clone(),
+                    })
+                    .await;
+                }
+            }
+            for (room, (_, local)) in rooms.into_iter().zip(here) {
+                let count = local + self.others_viewers(room.id);
                 if room.viewers_sent.swap(count, Ordering::Relaxed) != count {
                     room.broadcast(0, ServerFrame::Viewers { count }.encode())
                         .await;
@@ -664,10 +894,11 @@ impl crate::domain::RoomChat for Hub {
 impl Presence for Hub {
     fn viewers(&self, room_id: i64, slug: &str) -> usize {
         // A loaded room's count already includes stream-only viewers (set every tick).
-        match self.loaded(room_id) {
+        let here = match self.loaded(room_id) {
             Some(r) => r.viewers(),
             None => self.inner.streams.stream_only_viewers(slug, &HashSet::new),
-        }
+        };
+        here + self.others_viewers(room_id)
     }
 
     fn live(&self, slug: &str) -> Option<LiveView> {

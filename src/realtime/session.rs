@@ -55,7 +55,8 @@ pub struct Opened {
 /// Per-server settings every session uses.
 #[derive(Clone)]
 pub struct Settings {
-    pub grace: Duration,
+    /// At shutdown, clients are told to reconnect at a random moment within this window.
+    pub reconnect_jitter: Duration,
     pub history_limit: usize,
     pub resume_limit: usize,
     /// Most bytes of history one welcome carries; older messages beyond it are left out and
@@ -113,7 +114,7 @@ pub async fn run(
     settings: Settings,
 ) {
     let Settings {
-        grace,
+        reconnect_jitter,
         history_limit,
         resume_limit,
         max_welcome_bytes,
@@ -232,12 +233,24 @@ pub async fn run(
     if shutdown.is_cancelled() {
         signal.raise(super::Signal::RESTART);
     }
+    // Once the server is stopping: the moment this client is told to move, at random within
+    // the reconnect window (so clients do not all arrive elsewhere at once). Until then the
+    // session goes on as before: what the client sends meanwhile is still taken.
+    let mut restart_at: Option<tokio::time::Instant> = None;
     let end = loop {
+        let moving =
+            restart_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
             biased;
-            raised = std::future::poll_fn(|cx| signal.poll_raised(cx)) => {
-                break if raised == super::Signal::RESTART { End::Shutdown } else { End::Kicked };
+            raised = std::future::poll_fn(|cx| signal.poll_raised(cx)), if restart_at.is_none() => {
+                if raised != super::Signal::RESTART {
+                    break End::Kicked;
+                }
+                let max = reconnect_jitter.as_millis() as u64;
+                let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=max));
+                restart_at = Some(tokio::time::Instant::now() + jitter);
             }
+            _ = tokio::time::sleep_until(moving), if restart_at.is_some() => break End::Shutdown,
             work = std::future::poll_fn(|cx| io.poll_work(cx)) => match work {
                 Work::Lagged => break End::Lagged,
                 Work::Gone => break End::Gone,
@@ -334,10 +347,6 @@ pub async fn run(
         End::Shutdown => {
             // Leave the room first: nothing more is queued behind the goodbye.
             drop(member);
-            // Spread reconnects so a restart is not met by every client at the same instant.
-            let max = grace.as_millis().clamp(1, 2000) as u64 / 2;
-            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..=max));
-            tokio::time::sleep(jitter).await;
             let f = ServerFrame::Reconnect { reason: "restart" }.encode();
             let close = wire_close(CLOSE_RESTART, "server restarting");
             finish(&io, false, &[wire_text(&f), close]).await;

@@ -157,8 +157,20 @@ pub async fn after_latest(
     newest_between(ex, room_id, since, i64::MAX, limit).await
 }
 
+/// The room's last seq handed out (0 before its first message).
+pub async fn last_seq(ex: impl Exec<'_>, room_id: i64) -> Result<i64, DbError> {
+    let row = sqlx::query("SELECT last_seq FROM rooms WHERE id = $1")
+        .bind(room_id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("last_seq")?,
+        None => 0,
+    })
+}
+
 /// The newest `limit` visible messages with `after < seq < before`, oldest first.
-async fn newest_between(
+pub async fn newest_between(
     ex: impl Exec<'_>,
     room_id: i64,
     after: i64,

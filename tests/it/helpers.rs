@@ -62,6 +62,10 @@ impl Backend {
             eprintln!("SKIPPED (PostgreSQL): set MOIM_TEST_POSTGRES_URL to run this test against PostgreSQL");
             return None;
         };
+        assert!(
+            !require_all() || std::env::var("MOIM_TEST_REDIS_URL").is_ok(),
+            "MOIM_TEST_REDIS_URL is not set but MOIM_REQUIRE_ALL=1: the PostgreSQL tests run with Redis"
+        );
         let name = format!("moim_test_{}_{}", std::process::id(), unique());
         let opts: sqlx::postgres::PgConnectOptions = admin.parse().expect("valid postgres URL");
         let mut conn = sqlx::ConnectOptions::connect(&opts)
@@ -186,6 +190,12 @@ impl TestApp {
             .stderr(Stdio::from(log));
         if let Backend::Postgres(url) = &self.backend {
             cmd.arg("--database-url").arg(url);
+            // The many-node stack: on PostgreSQL the suite runs with the Redis broker too.
+            if let Ok(redis) = std::env::var("MOIM_TEST_REDIS_URL") {
+                if !self.extra.iter().any(|a| a == "--redis-url") {
+                    cmd.arg("--redis-url").arg(redis);
+                }
+            }
         }
         let mut child = cmd.spawn().expect("start moim");
         let stdout = child.stdout.take().unwrap();
@@ -739,4 +749,248 @@ pub fn strs(list: &Value, field: &str) -> Vec<String> {
         .iter()
         .map(|m| m[field].as_str().expect("a string field").to_string())
         .collect()
+}
+
+/// A Redis server of a test's own on loopback (so the test may stop and restart it), ended
+/// when dropped. None (skipped; a failure under `MOIM_REQUIRE_ALL=1`) without `redis-server`.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                !require_all(),
+                "redis-server is not installed but MOIM_REQUIRE_ALL=1: Redis is required"
+            );
+            eprintln!("SKIPPED (Redis): install redis-server to run this test");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("moim-it-redis-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Redis {
+            child: None,
+            port,
+            dir,
+        };
+        r.resume();
+        Some(r)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (nothing is kept: no persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port, and waits until it answers.
+    pub fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not listen on {}", self.port);
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestApp {
+    /// Another node of the same site: same database, its own data dir and ports.
+    pub async fn node(&self, extra: &[&str]) -> TestApp {
+        spawn_with(self.backend.clone(), extra).await
+    }
+
+    /// The value of one unlabelled metric on `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.anon().text("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+}
+
+impl TestApp {
+    /// Stops the server with SIGTERM, waits for it to exit, and starts it again on the same
+    /// address and database (a node of a rolling deploy). Returns how the old process ended.
+    pub async fn graceful_restart(&mut self) -> std::process::ExitStatus {
+        let mut child = self.sigterm();
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        self.listen = self.host.clone();
+        self.start().await;
+        status
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same address.
+    pub async fn kill9_and_restart(&mut self) {
+        self.kill9();
+        self.listen = self.host.clone();
+        self.start().await;
+    }
+}
+
+/// HAProxy in front of some nodes, on loopback, ended when dropped: health checks on
+/// `/readyz` every 250 ms (down after one failure, up after two successes), `retries 0` and
+/// no redispatch (so neither can hide a failed request), the client address forwarded in
+/// `X-Forwarded-For`, and a stats page for its counters. None (skipped; a failure under
+/// `MOIM_REQUIRE_ALL=1`) without `haproxy`.
+pub struct Haproxy {
+    child: Child,
+    pub port: u16,
+    stats_port: u16,
+    dir: PathBuf,
+}
+
+impl Haproxy {
+    pub fn start(servers: &[&str]) -> Option<Haproxy> {
+        if Command::new("haproxy").arg("-v").output().is_err() {
+            assert!(
+                !require_all(),
+                "haproxy is not installed but MOIM_REQUIRE_ALL=1: HAProxy is required"
+            );
+            eprintln!("SKIPPED (HAProxy): install haproxy to run this test");
+            return None;
+        }
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, stats_port) = (free(), free());
+        let dir = std::env::temp_dir().join(format!(
+            "moim-it-haproxy-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = format!(
+            "global\n  maxconn 4096\n\
+             defaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  \
+             timeout server 60s\n  timeout tunnel 1h\n  retries 0\n  no option redispatch\n\
+             frontend site\n  bind 127.0.0.1:{port}\n  option forwardfor\n  default_backend moim\n\
+             backend moim\n  balance roundrobin\n  option httpchk GET /readyz\n  \
+             http-check expect status 200\n  \
+             default-server inter 250ms fastinter 250ms downinter 250ms fall 1 rise 2\n"
+        );
+        for (i, s) in servers.iter().enumerate() {
+            cfg.push_str(&format!("  server n{} {s} check\n", i + 1));
+        }
+        cfg.push_str(&format!(
+            "listen stats\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  stats uri /stats\n"
+        ));
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let mut child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("haproxy.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("start haproxy");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", stats_port)).is_ok() {
+                return Some(Haproxy {
+                    child,
+                    port,
+                    stats_port,
+                    dir,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "haproxy did not start: {}",
+            std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
+        );
+    }
+
+    /// The stats CSV: one map per proxy/server line (`pxname`, `svname`, `status`, `wretr`, …).
+    pub async fn stats(&self) -> Vec<std::collections::HashMap<String, String>> {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/stats;csv", self.stats_port))
+            .await
+            .expect("haproxy stats")
+            .text()
+            .await
+            .unwrap();
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("# ")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(l.split(',').map(str::to_string))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Whether every server of the backend is up.
+    pub async fn all_up(&self) -> bool {
+        let stats = self.stats().await;
+        let servers: Vec<_> = stats
+            .iter()
+            .filter(|r| r["pxname"] == "moim" && r["svname"] != "BACKEND")
+            .collect();
+        !servers.is_empty() && servers.iter().all(|r| r["status"] == "UP")
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["config", "domain", "limits", "metrics", "storage", "views"],
     ),
     ("library", &["config", "domain", "storage", "views"]),
+    ("cluster", &["domain", "metrics"]),
     (
         "state",
         &[
@@ -45,8 +46,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "app",
         &[
-            "ai", "auth", "config", "domain", "http", "library", "limits", "live", "metrics",
-            "photos", "realtime", "sfu", "signin", "state", "storage", "views",
+            "ai", "auth", "cluster", "config", "domain", "http", "library", "limits", "live",
+            "metrics", "photos", "realtime", "sfu", "signin", "state", "storage", "views",
         ],
     ),
 ];

@@ -2,9 +2,49 @@
 
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, spawn_with, Backend};
 
 backend_tests!(graceful_shutdown, delivered_messages_survive_kill_9);
+
+/// With a drain delay, a node that got SIGTERM says it is not ready but goes on serving
+/// requests and chat until the delay ends; only then are its sockets asked to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_delay_keeps_serving_while_not_ready() {
+    let mut app = spawn_with(
+        Backend::Sqlite,
+        &["--drain-delay-s", "3", "--drain-jitter-s", "0.2"],
+    )
+    .await;
+    let u = app.signup("stayer").await;
+    app.room(&u, "drain").await;
+    let mut ws = app.ws(Some(&u), "drain", None).await;
+    ws.welcome().await;
+    let http = reqwest::Client::new();
+    let ready = app.url("/readyz");
+    let mut child = app.sigterm();
+    crate::helpers::eventually(10, || async {
+        let r = http.get(&ready).send().await.ok()?;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+    // Not ready, still serving: a page, a sign-up and a chat message all go through.
+    let (st, _) = app.anon().get("/api/v1/rooms/drain").await;
+    assert_eq!(st, 200);
+    app.signup("latecomer").await;
+    ws.say("still served").await;
+    let m = ws.expect("message").await;
+    assert_eq!(m["text"], "still served");
+    let (frames, close) = ws.until_close().await;
+    assert!(
+        frames.iter().any(|f| f["type"] == "reconnect"),
+        "{frames:?}"
+    );
+    assert_eq!(u16::from(close.expect("close frame").code), 1012);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
 
 async fn graceful_shutdown(b: Backend) {
     let mut app = spawn_app(b).await;
