@@ -141,6 +141,8 @@ pub struct BrokerStats {
     pub undecodable: AtomicU64,
     /// Times the subscription was (re)established after the first.
     pub reconnects: AtomicU64,
+    /// Times another node's event count skipped (its events were lost on the way).
+    pub missed: AtomicU64,
 }
 
 /// Every metric moim exports.
@@ -289,6 +291,12 @@ impl Metrics {
                 "moim_broker_undecodable_total",
                 "Messages on the channel this node could not read.",
                 b.undecodable.load(Ordering::Relaxed),
+            );
+            counter(
+                &mut out,
+                "moim_broker_missed_total",
+                "Times events from another node were found lost on the way (this node then rereads).",
+                b.missed.load(Ordering::Relaxed),
             );
             counter(
                 &mut out,

@@ -36,10 +36,10 @@ pub enum Event {
     /// How many watch each room loaded on node `node` (sent by each node of a site every
     /// second while it has any; a node's figures older than a few seconds are forgotten).
     Presence { node: u64, rooms: Vec<(i64, usize)> },
-    /// This node's link to the other nodes (the Redis subscription) came up again: events may
-    /// have been missed meanwhile, so what subscribers cache is reread. Never sent between
-    /// nodes.
-    Reconnected,
+    /// Events from other nodes may have been missed (this node's Redis subscription came up
+    /// again, or another node's count skipped): what subscribers cache is reread. Never sent
+    /// between nodes.
+    Resync,
 }
 
 /// What happened in a room.

@@ -19,7 +19,7 @@ impl Subscriber for Hub {
                     self.set_filter(Filter::with_default_allowlist(terms, allowed));
                 }
                 Event::Room { room_id, event } => self.room_event(*room_id, event).await,
-                Event::Reconnected => self.resync_all().await,
+                Event::Resync => self.resync_soon(),
                 Event::Presence { node, rooms } => self.presence(*node, rooms),
                 // A member's own events, not a room's (they reach the member's event stream).
                 Event::Video { .. } | Event::VideoDeleted { .. } => {}
@@ -51,6 +51,16 @@ impl Hub {
         let Some(room) = self.loaded(room_id) else {
             return;
         };
+        if matches!(
+            event,
+            RoomEvent::Updated { .. }
+                | RoomEvent::ModeratorAdded { .. }
+                | RoomEvent::ModeratorRemoved { .. }
+                | RoomEvent::Sanctioned { .. }
+                | RoomEvent::SanctionLifted { .. }
+        ) {
+            room.info_changing();
+        }
         match event {
             RoomEvent::Message { message } => {
                 room.broadcast(message.seq, ServerFrame::Message(message).encode())
@@ -72,7 +82,7 @@ impl Hub {
                     room.kick_all(&frame, CLOSE_PRIVATE);
                     return;
                 }
-                let view = RoomView::new(r, room.viewers(), self.live(&r.slug).as_ref());
+                let view = RoomView::new(r, self.site_viewers(&room), self.live(&r.slug).as_ref());
                 room.broadcast(0, ServerFrame::Room { room: &view }.encode())
                     .await;
             }

@@ -91,7 +91,7 @@ impl Subscriber for Inboxes {
                 Event::Room { .. }
                 | Event::BlockedTerms { .. }
                 | Event::Presence { .. }
-                | Event::Reconnected => {}
+                | Event::Resync => {}
             }
         })
     }

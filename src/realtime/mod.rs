@@ -167,50 +167,94 @@ pub enum Paced {
 }
 
 /// The `seq` of an [`Outgoing`] that carries nothing and asks the fan-out to deliver what the
-/// database holds beyond what it has sent (after the broker reconnects).
+/// database holds beyond what it has sent (after the broker reconnects, or when the database
+/// is ahead of what reached this node).
 const CATCH_UP: i64 = -1;
-/// Messages a fan-out backfills at once at most; a longer gap sends the room's connections to
-/// resume with `since` instead.
-const MAX_BACKFILL: i64 = 500;
+/// Messages a fan-out backfills at once at most (and at most half a connection's queue); a
+/// longer gap sends the room's connections to resume with `since` instead.
+const MAX_BACKFILL: usize = 500;
+/// How long a message that came ahead of a gap waits for the missing ones (usually a publish
+/// away on another node) before they are read from the database. Waiting keeps what the
+/// database does not hold, such as the sender's `nonce`, and spares a read.
+const REORDER_WAIT: Duration = Duration::from_millis(30);
 
 /// A room's fan-out task: delivers frames in order until the room is dropped. Chat messages
 /// leave it exactly once each, in seq order, whatever order they come in and however many
 /// paths bring them (this node's writer, other nodes through the broker): a seq at or below
-/// the last one sent is dropped, and a gap is filled from the database first. `last` starts
-/// at the room's seq before it was loaded here, so nothing committed since is skipped.
+/// the last one sent is dropped, and a gap is waited on for [`REORDER_WAIT`], then filled from
+/// the database. `last` starts at the room's seq before it was loaded here, so nothing
+/// committed since is skipped.
 async fn fanout_loop(
     room: std::sync::Weak<RoomState>,
     mut rx: mpsc::Receiver<Outgoing>,
     db: Db,
     mut last: i64,
+    max_backfill: usize,
 ) {
-    while let Some(out) = rx.recv().await {
-        let Some(room) = room.upgrade() else { break };
-        let upto = if out.seq == CATCH_UP {
-            match storage::messages::last_seq(&db.pool, room.id).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, room = room.slug, "reading the room's last seq failed");
-                    room.lagged_all();
-                    continue;
-                }
-            }
-        } else {
-            out.seq - 1
+    // Frames in arrival order that wait behind a gap.
+    let mut held: std::collections::VecDeque<Outgoing> = std::collections::VecDeque::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let (got, waited) = match deadline {
+            Some(d) => tokio::select! {
+                biased;
+                o = rx.recv() => (Some(o), false),
+                _ = tokio::time::sleep_until(d) => (None, true),
+            },
+            None => (Some(rx.recv().await), false),
         };
-        if out.seq != 0 && upto > last {
-            last = room.backfill(&db, last, upto).await;
+        match got {
+            Some(None) => break,
+            Some(Some(out)) => held.push_back(out),
+            None => {}
         }
-        if out.seq == CATCH_UP {
-            continue;
-        }
-        if out.seq > 0 {
-            if out.seq <= last {
+        let Some(room) = room.upgrade() else { break };
+        let mut fill = waited;
+        while let Some(front) = held.front() {
+            let seq = front.seq;
+            if seq == CATCH_UP {
+                held.pop_front();
+                match storage::messages::last_seq(&db.pool, room.id).await {
+                    Ok(l) if l > last => last = room.backfill(&db, last, l, max_backfill).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, room = room.slug, "reading the room's last seq failed");
+                        room.lagged_all();
+                    }
+                }
                 continue;
             }
-            last = out.seq;
+            if seq > last + 1 {
+                // The next one may be further back in the queue: it goes first.
+                if let Some(i) = held.iter().position(|o| o.seq == last + 1) {
+                    let o = held.remove(i).expect("found");
+                    last = o.seq;
+                    room.deliver(&o);
+                    continue;
+                }
+                if !fill {
+                    break;
+                }
+                last = room.backfill(&db, last, seq - 1, max_backfill).await;
+                fill = false;
+                continue;
+            }
+            let out = held.pop_front().expect("front");
+            if out.seq > 0 {
+                if out.seq <= last {
+                    continue;
+                }
+                last = out.seq;
+            }
+            room.deliver(&out);
         }
-        room.deliver(&out);
+        // Something waits behind a gap: the missing messages get a moment, from the first wait.
+        deadline = match (held.is_empty(), deadline) {
+            (true, _) => None,
+            (false, Some(d)) if !waited => Some(d),
+            (false, _) => Some(tokio::time::Instant::now() + REORDER_WAIT),
+        };
+        room.delivered.store(last, Ordering::Relaxed);
     }
 }
 
@@ -237,6 +281,11 @@ pub struct RoomState {
     pacing: Mutex<HashMap<i64, (Bucket, Option<Instant>)>>,
     /// Where members look on the room's map.
     pub map: Mutex<MapRoom>,
+    /// The last chat seq the fan-out has delivered.
+    delivered: std::sync::atomic::AtomicI64,
+    /// Bumped before every change an event makes to `info`, so a reread of the database does not
+    /// put back what such a change replaced.
+    info_gen: AtomicU64,
 }
 
 impl RoomState {
@@ -278,13 +327,13 @@ impl RoomState {
     }
 
     /// Delivers the stored messages with `last < seq <= upto` that did not reach the fan-out
-    /// (lost between nodes, or still on their way); returns the new last seq. A gap longer than
-    /// [`MAX_BACKFILL`], or a database error, sends every connection to resume with `since`.
-    async fn backfill(&self, db: &Db, last: i64, upto: i64) -> i64 {
-        let rows = if upto - last > MAX_BACKFILL {
+    /// (lost between nodes, or late); returns the new last seq. A gap longer than `max`, or a
+    /// database error, sends every connection to resume with `since`.
+    async fn backfill(&self, db: &Db, last: i64, upto: i64, max: usize) -> i64 {
+        let rows = if upto - last > max as i64 {
             None
         } else {
-            match storage::messages::newest_between(&db.pool, self.id, last, upto + 1, MAX_BACKFILL)
+            match storage::messages::newest_between(&db.pool, self.id, last, upto + 1, max as i64)
                 .await
             {
                 Ok(rows) => Some(rows),
@@ -311,6 +360,11 @@ impl RoomState {
             });
         }
         upto
+    }
+
+    /// Called before an event changes `info` (see `info_gen`).
+    pub(crate) fn info_changing(&self) {
+        self.info_gen.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Sends every connection to resume with `since` (what it missed is too much to send).
@@ -512,6 +566,8 @@ struct HubInner {
     voice: Mutex<HashMap<i64, Vec<crate::views::VoiceMemberView>>>,
     /// This node's id among the site's nodes.
     node: u64,
+    /// Wakes the task that rereads loaded rooms (see [`Hub::resync_soon`]).
+    resync: Arc<tokio::sync::Notify>,
     /// Viewers on the other nodes: room → node → (count, when heard).
     others: Mutex<HashMap<i64, NodeCounts>>,
 }
@@ -548,8 +604,19 @@ impl Hub {
                 voice: Mutex::new(HashMap::new()),
                 node,
                 others: Mutex::new(HashMap::new()),
+                resync: Arc::new(tokio::sync::Notify::new()),
             }),
         };
+        // Rereads run one at a time, off the event path; several asked at once are one.
+        let notified = hub.inner.resync.clone();
+        let weak = Arc::downgrade(&hub.inner);
+        tokio::spawn(async move {
+            loop {
+                notified.notified().await;
+                let Some(inner) = weak.upgrade() else { break };
+                Hub { inner }.resync_all().await;
+            }
+        });
         (hub, rx)
     }
 
@@ -610,7 +677,12 @@ impl Hub {
     /// The room's moderation facts: cached while it is loaded, else read from the database.
     pub async fn room_info(&self, room: &Room) -> Result<RoomInfo, storage::DbError> {
         match self.loaded(room.id) {
-            Some(r) => Ok(r.info.read().clone()),
+            Some(r) => {
+                let mut info = r.info.read().clone();
+                // Should the room unload before this connection joins, a new one starts here.
+                info.seq_floor = r.delivered.load(Ordering::Relaxed);
+                Ok(info)
+            }
             None => self.load_info(room).await,
         }
     }
@@ -639,43 +711,67 @@ impl Hub {
         })
     }
 
+    /// Asks for [`Hub::resync_all`] soon, on its own task (the event path goes on meanwhile).
+    pub fn resync_soon(&self) {
+        self.inner.resync.notify_one();
+    }
+
     /// After the broker reconnects: each loaded room rereads its moderation facts (a ban on
     /// another node meanwhile takes hold here) and delivers the messages it missed.
     pub async fn resync_all(&self) {
+        match crate::domain::settings::blocked_terms(&self.inner.db).await {
+            Ok(t) => self.set_filter(Filter::with_default_allowlist(&t.terms, &t.allowed)),
+            Err(e) => tracing::warn!(error = %e, "rereading the blocked terms failed"),
+        }
         let rooms: Vec<Arc<RoomState>> = self.inner.rooms.lock().values().cloned().collect();
         for room in rooms {
-            match storage::rooms::get_by_id(&self.inner.db.pool, room.id).await {
-                Ok(Some(r)) => match self.load_info(&r).await {
-                    Ok(info) => {
-                        let became_private = info.private && !room.info.read().private;
-                        *room.info.write() = info;
-                        if became_private {
-                            let frame = ServerFrame::Reconnect { reason: "private" }.encode();
-                            room.kick_all(&frame, session::CLOSE_PRIVATE);
-                            continue;
-                        }
-                        let banned: Vec<i64> = {
-                            let info = room.info.read();
-                            let now = now_ms();
-                            room.user_ids()
-                                .into_iter()
-                                .filter(|u| info.sanction(*u, SanctionKind::Ban, now).is_some())
-                                .collect()
-                        };
-                        for u in banned {
-                            let frame = protocol::error_frame(
-                                "banned",
-                                "you are banned from this room",
-                                None,
-                            );
-                            room.kick_user(u, &frame, session::CLOSE_BANNED);
-                        }
+            // Read again should an event change the facts while they are read (its change is
+            // newer than what was read).
+            let mut read = None;
+            for _ in 0..3 {
+                let gen = room.info_gen.load(Ordering::SeqCst);
+                let loaded = match storage::rooms::get_by_id(&self.inner.db.pool, room.id).await {
+                    Ok(Some(r)) => self.load_info(&r).await.map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                let mut info = room.info.write();
+                if room.info_gen.load(Ordering::SeqCst) != gen {
+                    continue;
+                }
+                read = Some(loaded.map(|l| {
+                    l.map(|mut l| {
+                        l.seq_floor = info.seq_floor;
+                        let became_private = l.private && !info.private;
+                        *info = l;
+                        became_private
+                    })
+                }));
+                break;
+            }
+            let Some(read) = read else { continue };
+            match read {
+                Ok(Some(true)) => {
+                    let frame = ServerFrame::Reconnect { reason: "private" }.encode();
+                    room.kick_all(&frame, session::CLOSE_PRIVATE);
+                    continue;
+                }
+                Ok(Some(false)) => {
+                    let banned: Vec<i64> = {
+                        let info = room.info.read();
+                        let now = now_ms();
+                        room.user_ids()
+                            .into_iter()
+                            .filter(|u| info.sanction(*u, SanctionKind::Ban, now).is_some())
+                            .collect()
+                    };
+                    for u in banned {
+                        let frame =
+                            protocol::error_frame("banned", "you are banned from this room", None);
+                        room.kick_user(u, &frame, session::CLOSE_BANNED);
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, room = room.slug, "rereading the room failed")
-                    }
-                },
-                Ok(_) => {
+                }
+                Ok(None) => {
                     let frame =
                         protocol::error_frame("room_deleted", "this room was deleted", None);
                     room.kick_all(&frame, session::CLOSE_DELETED);
@@ -701,6 +797,7 @@ impl Hub {
     ) -> Membership {
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let signal = Arc::new(Signal::default());
+        let floor = info.seq_floor;
         let mut rooms = self.inner.rooms.lock();
         let state = rooms
             .entry(room.id)
@@ -711,7 +808,8 @@ impl Hub {
                         weak.clone(),
                         rx,
                         self.inner.db.clone(),
-                        info.seq_floor,
+                        floor,
+                        MAX_BACKFILL.min(self.inner.room_buffer / 2).max(1),
                     ));
                     RoomState {
                         id: room.id,
@@ -724,6 +822,8 @@ impl Hub {
                         fanout,
                         pacing: Mutex::new(HashMap::new()),
                         map: Mutex::new(MapRoom::default()),
+                        delivered: std::sync::atomic::AtomicI64::new(floor),
+                        info_gen: AtomicU64::new(0),
                     }
                 })
             })
@@ -774,9 +874,10 @@ impl Hub {
             return;
         }
         let now = Instant::now();
+        let listed: HashSet<i64> = rooms.iter().map(|(r, _)| *r).collect();
         let mut others = self.inner.others.lock();
         others.retain(|room, nodes| {
-            if !rooms.iter().any(|(r, _)| r == room) {
+            if !listed.contains(room) {
                 nodes.remove(&node);
             }
             nodes.retain(|_, (_, at)| now.duration_since(*at) < PRESENCE_TTL);
@@ -785,6 +886,11 @@ impl Hub {
         for (room, count) in rooms {
             others.entry(*room).or_default().insert(node, (*count, now));
         }
+    }
+
+    /// Viewers of a loaded room on every node of the site.
+    pub fn site_viewers(&self, room: &RoomState) -> usize {
+        room.viewers() + self.others_viewers(room.id)
     }
 
     /// Viewers of room `room_id` on the other nodes (as last heard, within [`PRESENCE_TTL`]).
@@ -821,6 +927,8 @@ impl Hub {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reported = false;
+        // Rooms the database was ahead of at the last tick: room → its seq then.
+        let mut behind: HashMap<i64, i64> = HashMap::new();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -837,6 +945,34 @@ impl Hub {
                 here.push((room.id, room.viewers()));
             }
             if let Some(b) = &broker {
+                // Rooms whose messages the database has and this node did not hear (an event
+                // lost between nodes with no later one to show the gap) catch up.
+                let ids: Vec<i64> = rooms.iter().map(|r| r.id).collect();
+                let mut next_behind = HashMap::new();
+                for chunk in ids.chunks(500) {
+                    match storage::messages::last_seqs(&self.inner.db.pool, chunk).await {
+                        Ok(seqs) => {
+                            for (id, seq) in seqs {
+                                let Some(room) = rooms.iter().find(|r| r.id == id) else {
+                                    continue;
+                                };
+                                // A message still on its way is not missing: only one the
+                                // database had a tick ago and that has not arrived since.
+                                let delivered = room.delivered.load(Ordering::Relaxed);
+                                if behind.get(&id).is_some_and(|s| *s > delivered) {
+                                    room.catch_up().await;
+                                }
+                                if seq > delivered {
+                                    next_behind.insert(id, seq);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "comparing rooms with the database failed")
+                        }
+                    }
+                }
+                behind = next_behind;
                 // Once more after the last room empties, so the others forget it at once.
                 if !here.is_empty() || reported {
                     reported = !here.is_empty();

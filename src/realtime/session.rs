@@ -191,7 +191,11 @@ pub async fn run(
     let you = user.as_ref().map(UserView::from);
     // Asked after joining, so a broadcast that starts meanwhile is either in the welcome or
     // arrives as a `live` frame.
-    let room_view = RoomView::new(&room, member.room.viewers(), hub.live(&room.slug).as_ref());
+    let room_view = RoomView::new(
+        &room,
+        hub.site_viewers(&member.room),
+        hub.live(&room.slug).as_ref(),
+    );
     let party = parties.view(room.id).await;
     let pin_list = pins.views(room.id).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "loading the room's pins failed");

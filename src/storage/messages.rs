@@ -169,6 +169,26 @@ pub async fn last_seq(ex: impl Exec<'_>, room_id: i64) -> Result<i64, DbError> {
     })
 }
 
+/// Each of `rooms`' last seq handed out, by room id (rooms that are gone are left out).
+pub async fn last_seqs(ex: impl Exec<'_>, rooms: &[i64]) -> Result<Vec<(i64, i64)>, DbError> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=rooms.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, last_seq FROM rooms WHERE id IN ({})",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for id in rooms {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(ex).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("last_seq")?)))
+        .collect()
+}
+
 /// The newest `limit` visible messages with `after < seq < before`, oldest first.
 pub async fn newest_between(
     ex: impl Exec<'_>,

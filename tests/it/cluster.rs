@@ -116,6 +116,16 @@ async fn chat_and_moderation_reach_every_node() {
     }
     let texts: std::collections::HashSet<&str> = seen[0].iter().map(|m| m.1.as_str()).collect();
     assert_eq!(texts.len(), N, "every message once: {:?}", seen[0]);
+    // Through Redis, not the database: each node heard the other's messages as events.
+    for n in [&n1, &n2] {
+        let heard = n.metric("moim_broker_received_total").await;
+        let read = n.metric("moim_chat_backfilled_total").await;
+        assert!(heard >= (N / 2) as f64, "{heard} events heard");
+        assert!(
+            read < (N / 4) as f64,
+            "{read} messages read from the database"
+        );
+    }
 
     // A ban made on node 1 closes the banned member's socket on node 2, and a moderator's
     // delete there reaches sockets on node 2.
@@ -206,6 +216,86 @@ async fn a_redis_outage_loses_nothing() {
     wb.say("after").await;
     assert_eq!(messages(&mut wa, 1).await, [(5, "after".to_string())]);
     assert_eq!(messages(&mut wb, 1).await, [(5, "after".to_string())]);
+}
+
+/// Reads chat messages until one says `text`; the messages before it, as (seq, text).
+async fn until_text(ws: &mut Ws, text: &str) -> Vec<(i64, String)> {
+    let mut got = Vec::new();
+    loop {
+        let m = messages(ws, 1).await.remove(0);
+        let done = m.1 == text;
+        got.push(m);
+        if done {
+            return got;
+        }
+    }
+}
+
+/// Pauses Redis's write commands (PUBLISH among them) for `ms`, as an overloaded or failing-over
+/// Redis would: every node stays subscribed, but what they publish meanwhile times out and is
+/// lost on the way.
+fn pause_publishing(redis: &Redis, ms: u64) {
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            &ms.to_string(),
+            "WRITE",
+        ])
+        .output()
+        .expect("run redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn news_lost_on_the_way_are_caught_up() {
+    let Some((redis, n1, n2)) = two_nodes().await else {
+        return;
+    };
+    let alice = n1.signup("alice").await;
+    let bob = n2.signup("bob").await;
+    let carol = n2.signup("carol").await;
+    n1.room(&alice, "lobby").await;
+    let mut wa = n1.ws(Some(&alice), "lobby", None).await;
+    let mut wb = n2.ws(Some(&bob), "lobby", None).await;
+    let mut wc = n2.ws(Some(&carol), "lobby", None).await;
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        ws.welcome().await;
+    }
+    // A ban whose publish is lost (node 1 gives up on it after two tries of 2 s): node 2 sees
+    // the gap in node 1's count when its next news gets through, and rereads the room.
+    pause_publishing(&redis, 5_000);
+    let (st, body) = alice
+        .client
+        .post("/api/v1/rooms/lobby/bans", json!({"username": "carol"}))
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (frames, close) = wc.until_close().await;
+    assert!(frames.iter().any(|f| f["code"] == "banned"), "{frames:?}");
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(4003));
+    // The last message of a quiet room, lost the same way: it still reaches node 2, from the
+    // database, with nothing sent after it.
+    pause_publishing(&redis, 5_000);
+    wa.say("lost on the way").await;
+    let on_1 = until_text(&mut wa, "lost on the way").await;
+    assert_eq!(until_text(&mut wb, "lost on the way").await, on_1);
+    // (It arrived from the database before node 1 even gave up on its publish.)
+    eventually(15, || async {
+        (n1.metric("moim_broker_publish_failed_total").await >= 2.0).then_some(())
+    })
+    .await;
+    // Node 2 saw the gap in node 1's count once node 1's next news got through.
+    eventually(15, || async {
+        (n2.metric("moim_broker_missed_total").await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        n2.metric("moim_broker_up").await,
+        1.0,
+        "node 2 stayed subscribed"
+    );
 }
 
 /// What one chat client of the rolling-deploy test saw.
