@@ -41,6 +41,8 @@ pub struct Application {
     /// The open-file soft limit in force (after raising it).
     open_file_limit: u64,
     library: Library,
+    /// The event path to the other nodes, when there are any.
+    cluster: Option<Arc<crate::cluster::RedisBroker>>,
 }
 
 impl Application {
@@ -59,28 +61,28 @@ impl Application {
         let events = LocalBroker::new();
         // This process among the site's nodes (a restart is a new node).
         let node = rand::random::<u64>();
-        let (broker, broker_stats): (Arc<dyn Broker>, _) = match &config.storage.redis_url {
-            Some(url) => {
-                let site = crate::storage::settings::put_if_absent(
-                    &db.pool,
-                    "site_id",
-                    &crate::auth::random_secret(),
-                )
-                .await
-                .context("loading the site id")?;
-                let stats = Arc::new(crate::cluster::BrokerStats::default());
-                let b = crate::cluster::RedisBroker::start(
-                    url.expose(),
-                    &site[..16.min(site.len())],
-                    node,
-                    events.clone(),
-                    stats.clone(),
-                    shutdown.clone(),
-                )?;
-                (b, Some(stats))
-            }
-            None => (events.clone(), None),
-        };
+        let (broker, broker_stats, cluster): (Arc<dyn Broker>, _, _) =
+            match &config.storage.redis_url {
+                Some(url) => {
+                    let site = crate::storage::settings::put_if_absent(
+                        &db.pool,
+                        "site_id",
+                        &crate::auth::random_secret(),
+                    )
+                    .await
+                    .context("loading the site id")?;
+                    let stats = Arc::new(crate::cluster::BrokerStats::default());
+                    let b = crate::cluster::RedisBroker::start(
+                        url.expose(),
+                        &site[..16.min(site.len())],
+                        node,
+                        events.clone(),
+                        stats.clone(),
+                    )?;
+                    (b.clone(), Some(stats), Some(b))
+                }
+                None => (events.clone(), None, None),
+            };
         let metrics = Arc::new(Metrics::with_broker(broker_stats));
         let (connections, open_file_limit) = connection_limits(&config);
         let listener = TcpListener::bind(config.http.listen)
@@ -100,7 +102,7 @@ impl Application {
             );
         }
         let config = Arc::new(config);
-        let blobs = local_blobs(&config.storage.data_dir).context("opening the blob store")?;
+        let blobs = open_blobs(&config.storage).context("opening the blob store")?;
         let plans = Plans::new(db.clone(), config.storage.default_plan.clone());
         let uploads = Uploads::new(
             db.clone(),
@@ -478,6 +480,7 @@ impl Application {
             writer_rx,
             open_file_limit,
             library,
+            cluster,
         })
     }
 
@@ -506,6 +509,7 @@ impl Application {
             writer_rx,
             open_file_limit,
             library,
+            cluster,
         } = self;
         let grace = state.config.http.shutdown_grace();
         let background = CancellationToken::new();
@@ -610,6 +614,11 @@ impl Application {
             *stage.lock() = "writing the last chat messages";
             writer_stop.cancel();
             let _ = writer.await;
+            // The other nodes heard this one up to here: what is queued for them goes out.
+            if let Some(c) = &cluster {
+                *stage.lock() = "telling the other nodes the last news";
+                c.close().await;
+            }
         })
         .await;
         let cut_short = drained.is_err().then(|| *stage.lock());
@@ -663,6 +672,34 @@ fn connection_limits(config: &Config) -> (Arc<ConnLimits>, u64) {
 
 /// The local blob store, `{data_dir}/blobs`. Recordings kept before blobs existed (in
 /// `{data_dir}/videos`) are moved in once.
+/// The blob store `--blobs` names: the local directory, or a bucket of an S3-compatible store.
+fn open_blobs(cfg: &crate::config::StorageConfig) -> anyhow::Result<Arc<dyn Blobs>> {
+    if cfg.blobs == "local" {
+        return local_blobs(&cfg.data_dir);
+    }
+    let id = cfg
+        .s3_access_key_id
+        .clone()
+        .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok())
+        .unwrap_or_default();
+    let secret = match &cfg.s3_secret_access_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the S3 secret key file {}", path.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+    };
+    let s3 = crate::storage::s3::S3Config::parse(&cfg.blobs, &id, &secret)
+        .map_err(|e| anyhow::anyhow!("--blobs: {e}"))?;
+    tracing::info!(
+        endpoint = s3.endpoint,
+        bucket = s3.bucket,
+        prefix = s3.prefix,
+        "blobs in S3"
+    );
+    Ok(Arc::new(crate::storage::s3::S3Blobs::new(s3)?))
+}
+
 fn local_blobs(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Blobs>> {
     let root = data_dir.join("blobs");
     let old = data_dir.join("videos");

@@ -473,6 +473,16 @@ options! {
         /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
         #[arg(env = "MOIM_DATABASE_URL", hide_env_values = true)]
         database_url: Secret = none;
+        /// Where blobs (videos, uploads, photos) are kept: `local` (under the data dir) or
+        /// `s3://bucket[/prefix]?endpoint=http(s)://host:port[&region=R]`.
+        #[arg(env = "MOIM_BLOBS")]
+        blobs: String = { "local".to_string() };
+        /// The S3 access key id (else `AWS_ACCESS_KEY_ID`).
+        #[arg(env = "MOIM_S3_ACCESS_KEY_ID")]
+        s3_access_key_id: String = none;
+        /// A file holding the S3 secret access key (else `AWS_SECRET_ACCESS_KEY`); never logged.
+        #[arg(env = "MOIM_S3_SECRET_ACCESS_KEY_FILE")]
+        s3_secret_access_key_file: PathBuf = none;
         /// `redis://[:password@]host:port[/db]`: the nodes of one site hear each other through
         /// this Redis; none: one node.
         #[arg(env = "MOIM_REDIS_URL", hide_env_values = true)]

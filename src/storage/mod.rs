@@ -18,6 +18,7 @@ pub mod plans;
 pub mod posts;
 
 pub mod rooms;
+pub mod s3;
 pub mod settings;
 pub mod shares;
 pub mod uploads;

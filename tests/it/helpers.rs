@@ -47,6 +47,30 @@ pub fn npm_ci(e2e: &str) {
     }
 }
 
+/// A blob store URL in the test S3 bucket (`MOIM_TEST_S3_URL`, `s3://bucket?endpoint=…`)
+/// under a prefix of its own (named after `name`); None (skipped; a failure under
+/// `MOIM_REQUIRE_ALL=1`) when unset. The keys are `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`.
+pub fn s3_url(name: &str) -> Option<String> {
+    let Ok(url) = std::env::var("MOIM_TEST_S3_URL") else {
+        assert!(
+            !require_all(),
+            "MOIM_TEST_S3_URL is not set but MOIM_REQUIRE_ALL=1: the S3 store is required"
+        );
+        eprintln!("SKIPPED (S3): set MOIM_TEST_S3_URL to run this test against an S3 store");
+        return None;
+    };
+    let (bucket, query) = url
+        .split_once('?')
+        .expect("MOIM_TEST_S3_URL has ?endpoint=");
+    Some(format!(
+        "{}/t{}-{}-{name}?{query}",
+        bucket.trim_end_matches('/'),
+        std::process::id(),
+        unique()
+    ))
+}
+
 pub fn require_all() -> bool {
     std::env::var("MOIM_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }
@@ -97,6 +121,9 @@ pub struct TestApp {
     listen: String,
     /// Open-file limits (soft, hard) to start the server under.
     nofile: Option<(u32, u32)>,
+    /// `--blobs` (an S3 bucket under a prefix of this site's own) when not the local store:
+    /// on PostgreSQL the suite keeps its blobs in the test S3 store when there is one.
+    pub blobs: Option<String>,
     child: Option<Child>,
 }
 
@@ -127,7 +154,14 @@ fn unstarted(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> TestApp 
             .as_nanos()
     ));
     std::fs::create_dir_all(&data_dir).unwrap();
+    let blobs = match &backend {
+        Backend::Postgres(_) if !extra.contains(&"--blobs") => {
+            std::env::var("MOIM_TEST_S3_URL").ok().and(s3_url("site"))
+        }
+        _ => None,
+    };
     TestApp {
+        blobs,
         base: String::new(),
         host: String::new(),
         data_dir,
@@ -190,6 +224,9 @@ impl TestApp {
             .stderr(Stdio::from(log));
         if let Backend::Postgres(url) = &self.backend {
             cmd.arg("--database-url").arg(url);
+            if let Some(blobs) = &self.blobs {
+                cmd.arg("--blobs").arg(blobs);
+            }
             // The many-node stack: on PostgreSQL the suite runs with the Redis broker too.
             if let Ok(redis) = std::env::var("MOIM_TEST_REDIS_URL") {
                 if !self.extra.iter().any(|a| a == "--redis-url") {
@@ -831,9 +868,52 @@ impl Drop for Redis {
 }
 
 impl TestApp {
-    /// Another node of the same site: same database, its own data dir and ports.
+    /// Another node of the same site: same database and blob store, its own data dir and
+    /// ports.
     pub async fn node(&self, extra: &[&str]) -> TestApp {
-        spawn_with(self.backend.clone(), extra).await
+        let mut app = unstarted(self.backend.clone(), extra, &[]);
+        app.blobs = self.blobs.clone();
+        app.start().await;
+        app
+    }
+
+    /// The site's blob store, as the server sees it (for tests that look at what is kept, or
+    /// stage what no request can make).
+    pub fn store(&self) -> std::sync::Arc<dyn moim::storage::blobs::Blobs> {
+        use moim::storage::s3::{S3Blobs, S3Config};
+        match &self.blobs {
+            Some(url) => {
+                let id = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
+                let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
+                std::sync::Arc::new(
+                    S3Blobs::new(S3Config::parse(url, &id, &secret).unwrap()).unwrap(),
+                )
+            }
+            None => std::sync::Arc::new(moim::storage::blobs::LocalBlobs::new(
+                self.data_dir.join("blobs"),
+            )),
+        }
+    }
+
+    /// The keys the site keeps under `prefix`, relative to it, and their total size.
+    pub async fn blob_keys(&self, prefix: &str) -> (Vec<String>, u64) {
+        let store = self.store();
+        let mut keys = Vec::new();
+        let mut total = 0;
+        for k in store.list(prefix).await.unwrap() {
+            // The server may delete a blob between the listing and this look at it.
+            match store.get(&k, None).await {
+                Ok(b) => total += b.size,
+                Err(moim::storage::blobs::BlobError::NotFound) => continue,
+                Err(e) => panic!("reading blob {k}: {e}"),
+            }
+            keys.push(k);
+        }
+        let rel = keys
+            .iter()
+            .map(|k| k.strip_prefix(prefix).unwrap_or(k).to_string())
+            .collect();
+        (rel, total)
     }
 
     /// The value of one unlabelled metric on `/metrics`.

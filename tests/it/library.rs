@@ -268,32 +268,14 @@ fn rand_name() -> String {
     format!("{:x}", rand::random::<u64>())
 }
 
-/// The files kept for a video in the local blob store.
-fn files_of(app: &TestApp, id: &str) -> Vec<String> {
-    let dir = app.data_dir.join("blobs/videos").join(id);
-    let mut out = Vec::new();
-    let mut todo = vec![dir.clone()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
+/// The blobs kept for a video, relative to its folder.
+async fn files_of(app: &TestApp, id: &str) -> Vec<String> {
+    app.blob_keys(&format!("videos/{id}/")).await.0
 }
 
-/// The bytes of every file the video keeps on disk.
-fn kept_bytes(app: &TestApp, id: &str) -> u64 {
-    let dir = app.data_dir.join("blobs/videos").join(id);
-    files_of(app, id)
-        .iter()
-        .map(|f| std::fs::metadata(dir.join(f)).unwrap().len())
-        .sum()
+/// The bytes of every blob the video keeps.
+async fn kept_bytes(app: &TestApp, id: &str) -> u64 {
+    app.blob_keys(&format!("videos/{id}/")).await.1
 }
 
 async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
@@ -315,7 +297,7 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
             return None;
         }
         let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
-        let kept = kept_bytes(&app, &id);
+        let kept = kept_bytes(&app, &id).await;
         (body["video"]["size_bytes"].as_u64() == Some(kept)).then(|| (index, body["video"].clone()))
     })
     .await;
@@ -326,7 +308,7 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     assert_eq!(variants, ["source.m3u8", "144p/index.m3u8"], "{index}");
     assert!(index.contains("RESOLUTION=320x240"), "{index}");
     assert!(index.contains("RESOLUTION=192x144"), "{index}");
-    let files = files_of(&app, &id);
+    let files = files_of(&app, &id).await;
     assert!(!files.iter().any(|f| f.starts_with("1080p/")), "{files:?}");
     // Both play every frame: the source as it came, the new one re-encoded.
     let dir = hls.rsplit_once('/').unwrap().0;
@@ -343,19 +325,27 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     // the count follows what is kept.
     let mut app = app;
     app.kill9();
-    let stray = app.data_dir.join("blobs/videos").join(&id).join("96p");
-    std::fs::create_dir_all(&stray).unwrap();
-    std::fs::write(stray.join("s0.m4s"), vec![7u8; 5000]).unwrap();
+    let stray = format!("videos/{id}/96p/");
+    app.store()
+        .put(
+            &format!("{stray}s0.m4s"),
+            moim::storage::blobs::once(vec![7u8; 5000]),
+        )
+        .await
+        .unwrap();
     app.sql(&format!(
         "INSERT INTO jobs (kind, subject, created_at) VALUES ('video.process', '{id}', 0)"
     ))
     .await;
     app.restart_same_port().await;
-    eventually(60, || async { (!stray.exists()).then_some(()) }).await;
-    let files = files_of(&app, &id);
+    eventually(60, || async {
+        app.blob_keys(&stray).await.0.is_empty().then_some(())
+    })
+    .await;
+    let files = files_of(&app, &id).await;
     assert!(files.contains(&"144p/index.m3u8".to_string()), "{files:?}");
     assert!(files.contains(&"source.m3u8".to_string()), "{files:?}");
-    let kept = kept_bytes(&app, &id);
+    let kept = kept_bytes(&app, &id).await;
     let v = eventually(30, || async {
         let (_, body) = mina.client.get(&format!("/api/v1/videos/{id}")).await;
         (body["video"]["size_bytes"].as_u64() == Some(kept)).then(|| body["video"].clone())
@@ -364,18 +354,17 @@ async fn a_remuxed_video_gains_the_lower_rungs_of_the_ladder(b: Backend) {
     assert_eq!(v["status"], "ready");
 }
 
-/// Waits for every file of the video to go, and its directories with them.
+/// Waits for every blob of the video to go.
 async fn no_files_left(app: &TestApp, id: &str) {
-    let dir = app.data_dir.join("blobs/videos").join(id);
-    eventually(30, || async { (!dir.exists()).then_some(()) }).await;
+    eventually(30, || async {
+        files_of(app, id).await.is_empty().then_some(())
+    })
+    .await;
 }
 
-/// Entries under the uploads' directory: the pieces of unfinished uploads and the directories
-/// that hold them (a discarded upload leaves neither).
-fn uploads_left(app: &TestApp) -> usize {
-    std::fs::read_dir(app.data_dir.join("blobs/uploads"))
-        .map(Iterator::count)
-        .unwrap_or(0)
+/// Blobs of unfinished uploads (a discarded upload leaves none).
+async fn uploads_left(app: &TestApp) -> usize {
+    app.blob_keys("uploads/").await.0.len()
 }
 
 async fn an_h264_mp4_is_remuxed_and_served_privately(b: Backend) {
@@ -405,7 +394,7 @@ async fn an_h264_mp4_is_remuxed_and_served_privately(b: Backend) {
 
     // Remuxed, not re-encoded: three segments (4 s, 4 s, 2 s) of every frame, with the
     // original, a thumbnail and a storyboard beside them.
-    let files = files_of(&app, &id);
+    let files = files_of(&app, &id).await;
     for f in [
         "index.m3u8",
         "init0.mp4",
@@ -432,8 +421,8 @@ async fn an_h264_mp4_is_remuxed_and_served_privately(b: Backend) {
     );
 
     // The upload's pieces are gone; what is kept counts against the plan exactly.
-    assert_eq!(uploads_left(&app), 0);
-    let kept = kept_bytes(&app, &id);
+    assert_eq!(uploads_left(&app).await, 0);
+    let kept = kept_bytes(&app, &id).await;
     assert_eq!(v["size_bytes"].as_u64(), Some(kept));
     let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
     assert_eq!(usage["used_bytes"].as_u64(), Some(kept), "{usage}");
@@ -538,7 +527,7 @@ async fn other_formats_are_transcoded_to_a_ladder(b: Backend) {
     let mov = upload(&app, &mina, "h264.mov").await;
     let v = settled(&mina, &mov).await;
     assert_eq!(v["status"], "ready", "{v}");
-    assert!(files_of(&app, &mov).contains(&"s0.m4s".to_string()));
+    assert!(files_of(&app, &mov).await.contains(&"s0.m4s".to_string()));
 }
 
 async fn files_that_are_not_videos_fail_with_a_reason_and_leave_nothing(b: Backend) {
@@ -568,7 +557,10 @@ async fn files_that_are_not_videos_fail_with_a_reason_and_leave_nothing(b: Backe
             no_files_left(&app, &id).await;
             assert_eq!(v["size_bytes"], 0);
         }
-        eventually(30, || async { (uploads_left(&app) == 0).then_some(()) }).await;
+        eventually(30, || async {
+            (uploads_left(&app).await == 0).then_some(())
+        })
+        .await;
         let (_, usage) = mina.client.clone().get("/api/v1/me/usage").await;
         assert_eq!(usage["used_bytes"], 0, "{usage}");
         // Without ffmpeg, H.264/AAC MP4 still becomes a video (with no pictures).
@@ -674,7 +666,7 @@ async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend
         index.contains("#EXT-X-STREAM-INF").then_some(())
     })
     .await;
-    assert!(!files_of(&app, &id).is_empty());
+    assert!(!files_of(&app, &id).await.is_empty());
     app.kill9();
     let staged = app
         .sql(&format!(

@@ -449,10 +449,7 @@ async fn broadcast_end_to_end(backend: Backend) {
     );
     let id = video["id"].as_str().unwrap();
     // What it keeps on disk counts against the owner's storage, exactly.
-    let on_disk: u64 = std::fs::read_dir(app.data_dir.join("blobs/videos").join(id))
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
+    let on_disk: u64 = app.blob_keys(&format!("videos/{id}/")).await.1;
     assert!(on_disk > 0);
     assert_eq!(video["size_bytes"].as_u64(), Some(on_disk), "{video}");
     let (_, usage) = owner.client.get("/api/v1/me/usage").await;

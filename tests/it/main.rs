@@ -29,6 +29,7 @@ macro_rules! backend_tests {
 
 mod abuse;
 mod accounts;
+mod blobs;
 mod browser;
 mod chat;
 mod cluster;

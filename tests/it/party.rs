@@ -428,12 +428,21 @@ async fn a_private_video_is_seen_through_the_room_only_while_the_party_holds_it(
     app.room(&own, "cinema").await;
     staged(&app, &own, "secret", 60, "private").await;
     // Its files, as processing leaves them.
-    let dir = app.data_dir.join("blobs/videos/secret");
-    std::fs::create_dir_all(&dir).unwrap();
     let playlist = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init0.mp4\"\n#EXTINF:4,\ns0.m4s\n#EXT-X-ENDLIST\n";
-    std::fs::write(dir.join("index.m3u8"), playlist).unwrap();
-    std::fs::write(dir.join("init0.mp4"), b"init").unwrap();
-    std::fs::write(dir.join("s0.m4s"), b"segment").unwrap();
+    let store = app.store();
+    for (name, body) in [
+        ("index.m3u8", playlist.as_bytes()),
+        ("init0.mp4", b"init".as_slice()),
+        ("s0.m4s", b"segment".as_slice()),
+    ] {
+        store
+            .put(
+                &format!("videos/secret/{name}"),
+                moim::storage::blobs::once(body.to_vec()),
+            )
+            .await
+            .unwrap();
+    }
     assert_eq!(app.anon().status("/videos/secret/index.m3u8").await, 404);
     assert_eq!(mina.client.status("/videos/secret/index.m3u8").await, 404);
     assert_eq!(
