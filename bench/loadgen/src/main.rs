@@ -4,6 +4,7 @@
 //! `bench/results/latest.json`. See bench/README.md.
 
 mod client;
+mod cluster;
 mod community;
 mod forward;
 mod hist;
@@ -67,6 +68,9 @@ enum Cmd {
     /// Forwarding with real libwebrtc clients (`@roamhq/wrtc`) through moim and Janus's
     /// VideoRoom: the SFUs' CPU per forwarded stream, packet loss, frames decoded.
     Wrtc(wrtc::WrtcOpts),
+    /// Chat across nodes: scenario A on one node, then dealt round three nodes of one site
+    /// (PostgreSQL, Redis): latency, CPU per delivery per node and Redis's.
+    Cluster(cluster::ClusterOpts),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -284,6 +288,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Wrtc(wo) => {
             let (root, bin) = root_and_moim(wo.moim_bin.as_deref())?;
             return runtime()?.block_on(wrtc::run(wo, bin, root));
+        }
+        Cmd::Cluster(co) => {
+            let nofile = server::raise_nofile();
+            let (_, bin) = root_and_moim(co.moim_bin())?;
+            return runtime()?.block_on(cluster::run(co, bin, nofile));
         }
         Cmd::Voice(vo) => {
             let (_, bin) = root_and_moim(vo.moim_bin.as_deref())?;
@@ -568,16 +577,43 @@ async fn run_one(
     o: &Opts,
 ) -> anyhow::Result<RunResult> {
     let mut srv = Server::start(kind, launch, dir).await?;
-    let result = drive(&mut srv, s, o).await;
+    let result = drive(std::slice::from_mut(&mut srv), &[], s, o).await;
     srv.stop().await;
     let _ = std::fs::remove_dir_all(dir);
     result
 }
 
-async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunResult> {
-    let pid = srv.pid;
-    let token = if srv.kind == Kind::Moim {
-        let setup = MoimSetup::new(srv.port).await?;
+/// Runs scenario `s` against `servers` (several moim nodes of one site: the clients are dealt
+/// round the nodes, publishers too). CPU is the servers' together, and also per process, with
+/// `others` (label, pid: the nodes' Redis, say) counted beside them.
+async fn drive(
+    servers: &mut [Server],
+    others: &[(String, u32)],
+    s: &Scenario,
+    o: &Opts,
+) -> anyhow::Result<RunResult> {
+    let srv_kind = servers[0].kind;
+    let pid = servers[0].pid;
+    let pids: Vec<u32> = servers.iter().map(|v| v.pid).collect();
+    let ports: Vec<u16> = servers.iter().map(|v| v.port).collect();
+    let mut watched: Vec<(String, u32)> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("node {}", i + 1), v.pid))
+        .collect();
+    watched.extend(others.iter().cloned());
+    let cpu_all = |pids: &[u32]| {
+        pids.iter()
+            .map(|p| server::cpu_us(*p).unwrap_or(0))
+            .sum::<u64>()
+    };
+    let sys_all = |pids: &[u32]| {
+        pids.iter()
+            .map(|p| server::cpu_split_us(*p).map_or(0, |c| c.1))
+            .sum::<u64>()
+    };
+    let token = if srv_kind == Kind::Moim {
+        let setup = MoimSetup::new(servers[0].port).await?;
         for r in 0..s.rooms {
             setup.create_room(&room_name(s, r)).await?;
         }
@@ -612,8 +648,8 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
                 }
             });
             let spec = ClientSpec {
-                kind: srv.kind,
-                port: srv.port,
+                kind: srv_kind,
+                port: ports[index % ports.len()],
                 room: room.clone(),
                 room_clients: s.clients_per_room as u64,
                 token: if publisher.is_some() {
@@ -641,7 +677,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
         if done >= total {
             break;
         }
-        if Instant::now() > deadline || !srv.alive() {
+        if Instant::now() > deadline || !servers.iter_mut().all(|v| v.alive()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -649,7 +685,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
     let connect_s = connect_started.elapsed().as_secs_f64();
     let connected = shared.connected.load(Ordering::Relaxed);
     eprintln!("   connected {connected}/{total} in {connect_s:.1} s");
-    if connected == 0 || !srv.alive() {
+    if connected == 0 || !servers.iter_mut().all(|v| v.alive()) {
         let _ = ctl_tx.send(Control {
             schedule: None,
             stop: true,
@@ -658,7 +694,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
         bail!(
             "no usable connections (first error: {}); {}",
             err.unwrap_or_default(),
-            srv.log_tail()
+            servers[0].log_tail()
         );
     }
 
@@ -682,8 +718,12 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
         stop: false,
     });
     tokio::time::sleep_until(start.into()).await;
-    let cpu0 = server::cpu_us(pid).unwrap_or(0);
-    let sys0 = server::cpu_split_us(pid).map_or(0, |c| c.1);
+    let cpu0 = cpu_all(&pids);
+    let sys0 = sys_all(&pids);
+    let each0: Vec<u64> = watched
+        .iter()
+        .map(|(_, p)| server::cpu_us(*p).unwrap_or(0))
+        .collect();
     let self_cpu0 = server::cpu_us(server::self_pid()).unwrap_or(0);
     let machine0 = server::machine_busy_us().unwrap_or(0);
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
@@ -691,7 +731,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
     tokio::time::sleep_until(end.into()).await;
     let window = t0.elapsed().as_secs_f64();
     let delivered_window = shared.delivered.load(Ordering::Relaxed) - delivered0;
-    let cpu_window = server::cpu_us(pid).unwrap_or(0).saturating_sub(cpu0);
+    let cpu_window = cpu_all(&pids).saturating_sub(cpu0);
 
     // Drain: wait (bounded) until everything published has arrived.
     let drain_deadline = Instant::now() + Duration::from_secs_f64(o.drain);
@@ -706,10 +746,18 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let busy = t0.elapsed().as_secs_f64();
-    let cpu_total = server::cpu_us(pid).unwrap_or(0).saturating_sub(cpu0);
-    let cpu_sys = server::cpu_split_us(pid)
-        .map_or(0, |c| c.1)
-        .saturating_sub(sys0);
+    let cpu_total = cpu_all(&pids).saturating_sub(cpu0);
+    let cpu_sys = sys_all(&pids).saturating_sub(sys0);
+    let cpu_by_process: Vec<(String, u64)> = watched
+        .iter()
+        .zip(&each0)
+        .map(|((label, p), c0)| {
+            (
+                label.clone(),
+                server::cpu_us(*p).unwrap_or(0).saturating_sub(*c0),
+            )
+        })
+        .collect();
     let self_cpu = server::cpu_us(server::self_pid())
         .unwrap_or(0)
         .saturating_sub(self_cpu0);
@@ -718,7 +766,7 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
         .saturating_sub(machine0);
     let rss_end = server::status_kb(pid, "VmRSS").unwrap_or(0);
     let rss_peak = server::status_kb(pid, "VmHWM").unwrap_or(0);
-    let alive = srv.alive();
+    let alive = servers.iter_mut().all(|v| v.alive());
 
     let _ = ctl_tx.send(Control {
         schedule: None,
@@ -732,13 +780,21 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
     let expected = shared.expected.load(Ordering::Relaxed);
     let published = shared.published.load(Ordering::Relaxed);
     let first_error = shared.first_error.lock().unwrap().clone();
+    let others_cpu: u64 = cpu_by_process
+        .iter()
+        .skip(servers.len())
+        .map(|(_, c)| *c)
+        .sum();
     Ok(RunResult {
-        server: srv.kind,
+        server: srv_kind,
         scenario: s.id,
         error: if alive {
             None
         } else {
-            Some(format!("server exited during the run; {}", srv.log_tail()))
+            Some(format!(
+                "server exited during the run; {}",
+                servers[0].log_tail()
+            ))
         },
         clients: total,
         connected,
@@ -774,7 +830,8 @@ async fn drive(srv: &mut Server, s: &Scenario, o: &Opts) -> anyhow::Result<RunRe
             f64::NAN
         },
         loadgen_cpu_us: self_cpu,
-        other_cpu_us: machine.saturating_sub(cpu_total + self_cpu),
+        other_cpu_us: machine.saturating_sub(cpu_total + self_cpu + others_cpu),
+        cpu_by_process,
         rss_before_kb: rss_before,
         rss_idle_kb: rss_idle,
         rss_end_kb: rss_end,

@@ -52,6 +52,9 @@ pub struct RunResult {
     pub rss_end_kb: u64,
     pub rss_peak_kb: u64,
     pub rss_per_conn_b: f64,
+    /// CPU per process over the same time as `cpu_us`: each server ("node 1", …) and what was
+    /// watched beside them ("redis").
+    pub cpu_by_process: Vec<(String, u64)>,
     pub first_error: Option<String>,
 }
 
@@ -94,6 +97,7 @@ impl RunResult {
             rss_end_kb: 0,
             rss_peak_kb: 0,
             rss_per_conn_b: f64::NAN,
+            cpu_by_process: Vec::new(),
             first_error: None,
         }
     }
