@@ -617,6 +617,59 @@ async fn working(user: &User, id: &str) {
     .await
 }
 
+/// On several nodes (one PostgreSQL, one S3 store), a video whose node dies mid-transcode is
+/// finished by another node once the dead node's lease runs out, into one result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_finishes_the_video_a_dead_node_was_making() {
+    if fixtures().is_none() {
+        return;
+    }
+    let Some(b) = Backend::postgres().await else {
+        return;
+    };
+    let flags = ["--video-lease-s", "3", "--video-ladder", "144:200"];
+    let mut first = spawn_with(b, &flags).await;
+    if first.blobs.is_none() {
+        assert!(
+            !crate::helpers::require_all(),
+            "the nodes need a shared blob store (MOIM_TEST_S3_URL)"
+        );
+        eprintln!("SKIPPED (S3): nodes share blobs through MOIM_TEST_S3_URL");
+        return;
+    }
+    let mina = first.signup("mina").await;
+    let id = upload(&first, &mina, "long.mkv").await;
+    // The first node has the job (the second starts only now), then dies.
+    working(&mina, &id).await;
+    let second = first.node(&flags).await;
+    first.kill9();
+    let on_second = User {
+        id: mina.id.clone(),
+        cookie: mina.cookie.clone(),
+        client: crate::helpers::Client::with_cookie(&second.base, &mina.cookie),
+    };
+    let v = settled(&on_second, &id).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    // One result: once its jobs (the lower rungs come after it is ready) are done and gone,
+    // what is kept is exactly what the video counts (a second, half-made set of files from
+    // the dead node would show as more).
+    eventually(120, || async {
+        let jobs = second
+            .sql_rows(&format!("SELECT COUNT(*) FROM jobs WHERE subject = '{id}'"))
+            .await;
+        (jobs == ["0"]).then_some(())
+    })
+    .await;
+    assert!(!files_of(&second, &id).await.is_empty());
+    let (_, body) = on_second.client.get(&format!("/api/v1/videos/{id}")).await;
+    assert_eq!(body["video"]["status"], "ready", "{body}");
+    assert_eq!(
+        body["video"]["size_bytes"].as_u64(),
+        Some(kept_bytes(&second, &id).await),
+        "{body}"
+    );
+}
+
 async fn processing_survives_crashes_and_stops_and_never_runs_forever(b: Backend) {
     if fixtures().is_none() {
         return;
