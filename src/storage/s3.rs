@@ -463,11 +463,9 @@ impl S3Blobs {
     }
 }
 
-/// Cuts a body that starts at byte `from` of the blob down to `want`.
+/// Cuts a body that starts at byte `from` of the blob down to `want` (a store that ignored the
+/// range sent more).
 fn trim(body: ByteStream, from: u64, want: Range<u64>) -> ByteStream {
-    if from == want.start {
-        return body.take_while_len(want.end - want.start);
-    }
     let mut pos = from;
     body.filter_map(move |chunk| {
         let out = chunk.map(|c| {
@@ -483,29 +481,6 @@ fn trim(body: ByteStream, from: u64, want: Range<u64>) -> ByteStream {
         })
     })
     .boxed()
-}
-
-trait TakeLen {
-    fn take_while_len(self, n: u64) -> ByteStream;
-}
-
-impl TakeLen for ByteStream {
-    /// The first `n` bytes of the body.
-    fn take_while_len(self, n: u64) -> ByteStream {
-        let mut left = n;
-        self.filter_map(move |chunk| {
-            let out = chunk.map(|c| {
-                let take = (c.len() as u64).min(left) as usize;
-                left -= take as u64;
-                c.slice(..take)
-            });
-            std::future::ready(match out {
-                Ok(c) if c.is_empty() => None,
-                other => Some(other),
-            })
-        })
-        .boxed()
-    }
 }
 
 /// `bytes START-END/SIZE` → (START..END+1, SIZE).

@@ -438,11 +438,7 @@ fn start_turn() -> Option<Turn> {
         eprintln!("SKIPPED (TURN): install coturn to run the TURN relay test");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_tcp_port();
     let log = std::env::temp_dir().join(format!("moim-turn-{}-{port}.log", std::process::id()));
     let child = Command::new(&bin)
         .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])

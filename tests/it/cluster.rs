@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_with, Backend, Haproxy, Redis, TestApp, Ws};
+use crate::helpers::{eventually, spawn_with, Backend, Haproxy, Redis, TestApp, User, Ws};
 
 /// Two nodes on a fresh PostgreSQL database and a Redis of the test's own; None when either
 /// is missing (a failure under `MOIM_REQUIRE_ALL=1`).
@@ -36,6 +36,38 @@ async fn subscribed(n: &TestApp, want: f64) {
         (n.metric("moim_broker_up").await == want).then_some(())
     })
     .await;
+}
+
+/// Alice owns room `lobby` on node 1 and is in it there; Bob and Carol are in it on node 2.
+/// Alice's account and the three welcomed sockets (Alice's, Bob's, Carol's).
+async fn alice_bob_and_carol(n1: &TestApp, n2: &TestApp) -> (User, Ws, Ws, Ws) {
+    let alice = n1.signup("alice").await;
+    let bob = n2.signup("bob").await;
+    let carol = n2.signup("carol").await;
+    n1.room(&alice, "lobby").await;
+    let mut wa = n1.ws(Some(&alice), "lobby", None).await;
+    let mut wb = n2.ws(Some(&bob), "lobby", None).await;
+    let mut wc = n2.ws(Some(&carol), "lobby", None).await;
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        ws.welcome().await;
+    }
+    (alice, wa, wb, wc)
+}
+
+/// `owner` bans `who` from `lobby`.
+async fn ban(owner: &User, who: &str) {
+    let (st, body) = owner
+        .client
+        .post("/api/v1/rooms/lobby/bans", json!({"username": who}))
+        .await;
+    assert_eq!(st, 201, "{body}");
+}
+
+/// The socket is told it is banned and closed with 4003.
+async fn closed_as_banned(ws: &mut Ws) {
+    let (frames, close) = ws.until_close().await;
+    assert!(frames.iter().any(|f| f["code"] == "banned"), "{frames:?}");
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(4003));
 }
 
 /// The next `n` chat messages on a socket (other frames skipped), as (seq, text).
@@ -131,17 +163,8 @@ async fn chat_and_moderation_reach_every_node() {
     // delete there reaches sockets on node 2.
     let mut wc = n2.ws(Some(&carol), "lobby", None).await;
     wc.welcome().await;
-    let (st, body) = alice
-        .client
-        .post("/api/v1/rooms/lobby/bans", json!({"username": "carol"}))
-        .await;
-    assert_eq!(st, 201, "{body}");
-    let (frames, close) = wc.until_close().await;
-    assert!(
-        frames.iter().any(|f| f["code"] == "banned"),
-        "carol is told: {frames:?}"
-    );
-    assert_eq!(close.map(|c| u16::from(c.code)), Some(4003));
+    ban(&alice, "carol").await;
+    closed_as_banned(&mut wc).await;
     let (st, body) = alice.client.delete("/api/v1/rooms/lobby/messages/3").await;
     assert_eq!(st, 204, "{body}");
     let f = loop {
@@ -162,16 +185,7 @@ async fn a_redis_outage_loses_nothing() {
     let Some((mut redis, n1, n2)) = two_nodes().await else {
         return;
     };
-    let alice = n1.signup("alice").await;
-    let bob = n2.signup("bob").await;
-    let carol = n2.signup("carol").await;
-    n1.room(&alice, "lobby").await;
-    let mut wa = n1.ws(Some(&alice), "lobby", None).await;
-    let mut wb = n2.ws(Some(&bob), "lobby", None).await;
-    let mut wc = n2.ws(Some(&carol), "lobby", None).await;
-    for ws in [&mut wa, &mut wb, &mut wc] {
-        ws.welcome().await;
-    }
+    let (alice, mut wa, mut wb, mut wc) = alice_bob_and_carol(&n1, &n2).await;
     wa.say("before").await;
     for ws in [&mut wa, &mut wb, &mut wc] {
         assert_eq!(messages(ws, 1).await, [(1, "before".to_string())]);
@@ -188,11 +202,7 @@ async fn a_redis_outage_loses_nothing() {
     let got = messages(&mut wa, 3).await;
     assert_eq!(got.iter().map(|m| m.0).collect::<Vec<_>>(), [2, 3, 4]);
     // A ban made meanwhile cannot reach node 2 yet.
-    let (st, body) = alice
-        .client
-        .post("/api/v1/rooms/lobby/bans", json!({"username": "carol"}))
-        .await;
-    assert_eq!(st, 201, "{body}");
+    ban(&alice, "carol").await;
 
     redis.resume();
     for n in [&n1, &n2] {
@@ -207,9 +217,7 @@ async fn a_redis_outage_loses_nothing() {
             .map(|s| (s, format!("during {}", s - 2)))
             .collect::<Vec<_>>()
     );
-    let (frames, close) = wc.until_close().await;
-    assert!(frames.iter().any(|f| f["code"] == "banned"), "{frames:?}");
-    assert_eq!(close.map(|c| u16::from(c.code)), Some(4003));
+    closed_as_banned(&mut wc).await;
     assert!(n2.metric("moim_broker_reconnects_total").await >= 1.0);
     assert!(n2.metric("moim_chat_backfilled_total").await >= 3.0);
     // And the nodes hear each other again.
@@ -254,27 +262,12 @@ async fn news_lost_on_the_way_are_caught_up() {
     let Some((redis, n1, n2)) = two_nodes().await else {
         return;
     };
-    let alice = n1.signup("alice").await;
-    let bob = n2.signup("bob").await;
-    let carol = n2.signup("carol").await;
-    n1.room(&alice, "lobby").await;
-    let mut wa = n1.ws(Some(&alice), "lobby", None).await;
-    let mut wb = n2.ws(Some(&bob), "lobby", None).await;
-    let mut wc = n2.ws(Some(&carol), "lobby", None).await;
-    for ws in [&mut wa, &mut wb, &mut wc] {
-        ws.welcome().await;
-    }
+    let (alice, mut wa, mut wb, mut wc) = alice_bob_and_carol(&n1, &n2).await;
     // A ban whose publish is lost (node 1 gives up on it after two tries of 2 s): node 2 sees
     // the gap in node 1's count when its next news gets through, and rereads the room.
     pause_publishing(&redis, 5_000);
-    let (st, body) = alice
-        .client
-        .post("/api/v1/rooms/lobby/bans", json!({"username": "carol"}))
-        .await;
-    assert_eq!(st, 201, "{body}");
-    let (frames, close) = wc.until_close().await;
-    assert!(frames.iter().any(|f| f["code"] == "banned"), "{frames:?}");
-    assert_eq!(close.map(|c| u16::from(c.code)), Some(4003));
+    ban(&alice, "carol").await;
+    closed_as_banned(&mut wc).await;
     // The last message of a quiet room, lost the same way: it still reaches node 2, from the
     // database, with nothing sent after it.
     pause_publishing(&redis, 5_000);

@@ -788,6 +788,26 @@ pub fn strs(list: &Value, field: &str) -> Vec<String> {
         .collect()
 }
 
+/// A loopback TCP port free at the moment of asking.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether something listens on loopback `port` within 5 s (a server just started).
+pub fn listening(port: u16) -> bool {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
 /// A Redis server of a test's own on loopback (so the test may stop and restart it), ended
 /// when dropped. None (skipped; a failure under `MOIM_REQUIRE_ALL=1`) without `redis-server`.
 pub struct Redis {
@@ -810,11 +830,7 @@ impl Redis {
             eprintln!("SKIPPED (Redis): install redis-server to run this test");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_tcp_port();
         let dir =
             std::env::temp_dir().join(format!("moim-it-redis-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -850,13 +866,11 @@ impl Redis {
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not listen on {}", self.port);
+        assert!(
+            listening(self.port),
+            "redis-server did not listen on {}",
+            self.port
+        );
     }
 }
 
@@ -968,14 +982,7 @@ impl Haproxy {
             eprintln!("SKIPPED (HAProxy): install haproxy to run this test");
             return None;
         }
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (port, stats_port) = (free(), free());
+        let (port, stats_port) = (free_tcp_port(), free_tcp_port());
         let dir = std::env::temp_dir().join(format!(
             "moim-it-haproxy-{}-{}",
             std::process::id(),
@@ -1009,16 +1016,13 @@ impl Haproxy {
             ))
             .spawn()
             .expect("start haproxy");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", stats_port)).is_ok() {
-                return Some(Haproxy {
-                    child,
-                    port,
-                    stats_port,
-                    dir,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        if listening(stats_port) {
+            return Some(Haproxy {
+                child,
+                port,
+                stats_port,
+                dir,
+            });
         }
         let _ = child.kill();
         let _ = child.wait();

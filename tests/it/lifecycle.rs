@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, spawn_with, Backend};
+use crate::helpers::{spawn_app, spawn_with, Backend, Ws};
 
 backend_tests!(graceful_shutdown, delivered_messages_survive_kill_9);
 
@@ -21,7 +21,7 @@ async fn the_drain_delay_keeps_serving_while_not_ready() {
     ws.welcome().await;
     let http = reqwest::Client::new();
     let ready = app.url("/readyz");
-    let mut child = app.sigterm();
+    let child = app.sigterm();
     crate::helpers::eventually(10, || async {
         let r = http.get(&ready).send().await.ok()?;
         (r.status() == 503).then_some(())
@@ -34,16 +34,7 @@ async fn the_drain_delay_keeps_serving_while_not_ready() {
     ws.say("still served").await;
     let m = ws.expect("message").await;
     assert_eq!(m["text"], "still served");
-    let (frames, close) = ws.until_close().await;
-    assert!(
-        frames.iter().any(|f| f["type"] == "reconnect"),
-        "{frames:?}"
-    );
-    assert_eq!(u16::from(close.expect("close frame").code), 1012);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    moved_then_exited(ws, child).await;
 }
 
 async fn graceful_shutdown(b: Backend) {
@@ -55,7 +46,7 @@ async fn graceful_shutdown(b: Backend) {
     let http = reqwest::Client::new();
     let ready = app.url("/readyz");
     assert_eq!(http.get(&ready).send().await.unwrap().status(), 200);
-    let mut child = app.sigterm();
+    let child = app.sigterm();
     // Readiness turns off while connections drain.
     let mut saw_503 = false;
     for _ in 0..200 {
@@ -71,6 +62,11 @@ async fn graceful_shutdown(b: Backend) {
         }
     }
     assert!(saw_503, "/readyz never answered 503 while draining");
+    moved_then_exited(ws, child).await;
+}
+
+/// The socket is told to reconnect and closed with 1012, and the server exits 0.
+async fn moved_then_exited(mut ws: Ws, mut child: std::process::Child) {
     let (frames, close) = ws.until_close().await;
     assert!(
         frames.iter().any(|f| f["type"] == "reconnect"),
