@@ -1155,10 +1155,20 @@ impl Core {
                             }
                             voice.push((p.room.clone(), p.id.clone(), t.user_id, data));
                         }
-                        Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
-                            if p.role == Role::Viewer =>
-                        {
-                            p.view.estimate_kbps = Some(estimate.as_u64() / 1000);
+                        Event::EgressBitrateEstimate(BweKind::Twcc {
+                            estimate,
+                            can_probe,
+                        }) if p.role == Role::Viewer => {
+                            let kbps = estimate.as_u64() / 1000;
+                            // Moves of a fifth or more, for reading why a viewer's layer did
+                            // (not) move.
+                            if p.view
+                                .estimate_kbps
+                                .is_none_or(|e| kbps.abs_diff(e) * 5 >= e)
+                            {
+                                tracing::debug!(peer = %short(&p.id), kbps, can_probe, "WebRTC viewer's bandwidth estimate");
+                            }
+                            p.view.estimate_kbps = Some(kbps);
                             p.view.rechoose = true;
                         }
                         // A voice member's request for a camera line's keyframe goes to the
